@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from zkgrid.errors import InvalidArgumentError
+from zkgrid.errors import InvalidArgumentError, ProofFormatError
 from zkp.generators import G, pedersen_h
 from zkp.group import (
     GROUP,
@@ -79,7 +79,7 @@ class Commitment:
     def many_from_bytes(cls, data: bytes) -> list[Commitment]:
         """Decode a concatenation of 33-byte commitments."""
         if len(data) % POINT_BYTES:
-            raise InvalidArgumentError("commitment list length is not a multiple of 33")
+            raise ProofFormatError("commitment list length is not a multiple of 33")
         return [
             cls.from_bytes(data[i : i + POINT_BYTES]) for i in range(0, len(data), POINT_BYTES)
         ]
@@ -96,7 +96,9 @@ def commit_random(value: int) -> tuple[Commitment, Scalar]:
     return commit(value, blinding), blinding
 
 
-def linear_combination(coefficients: Sequence[int], commitments: Sequence[Commitment]) -> Commitment:
+def linear_combination(
+    coefficients: Sequence[int], commitments: Sequence[Commitment]
+) -> Commitment:
     """``sum(c_i * C_i)`` as one multi-scalar multiplication."""
     if len(coefficients) != len(commitments):
         raise InvalidArgumentError("coefficients and commitments differ in length")
