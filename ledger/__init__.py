@@ -1,0 +1,58 @@
+"""ledger: pure RFC 6962 Merkle log maths, entry encoding, signed checkpoints.
+
+No I/O: the storage layer persists perfect nodes and hands them back through a
+:data:`~ledger.merkle.NodeFetcher`; the verifier uses the same functions.
+See docs/notes/ledger.md for the equations.
+"""
+
+from ledger.errors import (
+    CheckpointSignatureError,
+    ConsistencyProofError,
+    InclusionProofError,
+    LedgerArgumentError,
+    LedgerError,
+    LedgerFormatError,
+    NodeFetchError,
+)
+from ledger.merkle import (
+    EMPTY_ROOT,
+    HASH_SIZE,
+    CompactRange,
+    NodeFetcher,
+    NodeId,
+    consistency_proof,
+    consistency_proof_from_leaves,
+    inclusion_proof,
+    inclusion_proof_from_leaves,
+    leaf_hash,
+    node_hash,
+    root,
+    root_at,
+    verify_consistency,
+    verify_inclusion,
+)
+
+__all__ = [
+    "EMPTY_ROOT",
+    "HASH_SIZE",
+    "CheckpointSignatureError",
+    "CompactRange",
+    "ConsistencyProofError",
+    "InclusionProofError",
+    "LedgerArgumentError",
+    "LedgerError",
+    "LedgerFormatError",
+    "NodeFetchError",
+    "NodeFetcher",
+    "NodeId",
+    "consistency_proof",
+    "consistency_proof_from_leaves",
+    "inclusion_proof",
+    "inclusion_proof_from_leaves",
+    "leaf_hash",
+    "node_hash",
+    "root",
+    "root_at",
+    "verify_consistency",
+    "verify_inclusion",
+]
