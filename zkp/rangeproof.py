@@ -1,0 +1,642 @@
+"""Bulletproofs range proofs (Bünz et al. 2018), aggregated, batch-verifiable.
+
+A proof shows that each of m Pedersen commitments ``V_j = v_j*G + gamma_j*H``
+opens to a value in ``[0, 2^n)`` for n in {8, 16, 32, 64}, without revealing
+anything else. m values share one proof: inside, m is padded to the next power
+of two m' with zero values (blinding 0, so their commitments are the identity
+and the verifier simply leaves them out); callers never see the padding.
+
+Equations (docs/notes/rangeproof.md, docs/notes/inner-product.md,
+docs/notes/batch-verification.md) are cited in comments as (R1)...(R6),
+(I1)...(I4) and (B1)...(B3).
+
+Serialised proof, N = n*m', k = log2(N)::
+
+    A S T1 T2 (L_1 R_1) ... (L_k R_k)   points, 33 bytes each (compressed SEC1)
+    tau_x mu t_hat a b                  scalars, 32 bytes each (big-endian, < q)
+
+so a proof is 33*(4 + 2k) + 5*32 bytes: 688 bytes for one 64-bit value.
+
+API::
+
+    bundle = RangeProof.prove(values, bits, blindings=None, context=b"")
+    bundle.proof.verify(bundle.commitments, bits, context=b"")   # raises VerificationError
+    RangeProof.verify_batch([RangeProofStatement(proof, commitments, bits, context), ...])
+    RangeProof.find_invalid(statements) -> list[int]             # bisection
+    RangeProof.from_bytes(data) / proof.to_bytes()
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from zkgrid.errors import (
+    InvalidArgumentError,
+    ProofFormatError,
+    ValueOutOfRangeError,
+    VerificationError,
+)
+from zkp.generators import G, bp_generators, ipa_u, pedersen_h
+from zkp.group import (
+    ORDER,
+    POINT_BYTES,
+    SCALAR_BYTES,
+    Point,
+    Scalar,
+    decode_points,
+    decode_scalar,
+    encode_point,
+    encode_scalar,
+    identity,
+    msm,
+    random_scalar,
+    to_bn,
+    worker_pool,
+)
+from zkp.pedersen import Commitment, commit
+from zkp.transcript import Transcript
+
+PROTOCOL = b"zkgrid/bulletproofs/rangeproof"
+VERSION = 1
+SUPPORTED_BITS = (8, 16, 32, 64)
+#: Upper bound on aggregated values per proof (a day of 15-minute import and
+#: export is 192); keeps a hostile caller from asking for huge generator tables.
+MAX_AGGREGATION = 1024
+
+_FIXED_POINTS = 4  # A, S, T1, T2
+_SCALARS = 5  # tau_x, mu, t_hat, a, b
+
+Rng = Callable[[], Scalar]
+
+q = ORDER
+
+
+def _padded(m: int) -> int:
+    """The next power of two >= m."""
+    return 1 << (m - 1).bit_length()
+
+
+def proof_size(bits: int, count: int) -> int:
+    """Bytes of a proof for ``count`` values of ``bits`` bits."""
+    rounds = (bits * _padded(count)).bit_length() - 1
+    return POINT_BYTES * (_FIXED_POINTS + 2 * rounds) + SCALAR_BYTES * _SCALARS
+
+
+def _check_shape(bits: int, count: int) -> None:
+    if bits not in SUPPORTED_BITS:
+        raise InvalidArgumentError(f"bit width must be one of {SUPPORTED_BITS}, got {bits}")
+    if not 1 <= count <= MAX_AGGREGATION:
+        raise InvalidArgumentError(f"a proof covers 1..{MAX_AGGREGATION} values, got {count}")
+
+
+def _inner(a: Sequence[int], b: Sequence[int]) -> int:
+    return sum(x * y for x, y in zip(a, b, strict=True)) % q
+
+
+def _start_transcript(
+    bits: int, encoded_commitments: Sequence[bytes], context: bytes
+) -> Transcript:
+    t = Transcript(PROTOCOL, VERSION, [(b"n", bits), (b"m", len(encoded_commitments))])
+    t.append(b"context", context)
+    for enc in encoded_commitments:
+        t.append(b"V", enc)
+    return t
+
+
+class RangeProofBundle(NamedTuple):
+    """What the prover gets back: the proof, the commitments and their blindings.
+
+    The blindings (and the values) are the openings: they stay with the prover.
+    """
+
+    proof: RangeProof
+    commitments: list[Commitment]
+    blindings: list[Scalar]
+
+
+@dataclass(frozen=True)
+class RangeProofStatement:
+    """One statement for :meth:`RangeProof.verify_batch`."""
+
+    proof: RangeProof
+    commitments: Sequence[Commitment]
+    bits: int
+    context: bytes = b""
+
+
+@dataclass(frozen=True, eq=False)
+class RangeProof:
+    """An aggregated Bulletproofs range proof (immutable)."""
+
+    A: Point
+    S: Point
+    T1: Point
+    T2: Point
+    L: tuple[Point, ...]
+    R: tuple[Point, ...]
+    tau_x: Scalar
+    mu: Scalar
+    t_hat: Scalar
+    a: Scalar
+    b: Scalar
+    _encoded: bytes = field(default=b"", repr=False)
+
+    # --- serialisation ----------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        if self._encoded:
+            return self._encoded
+        points = [self.A, self.S, self.T1, self.T2]
+        for left, right in zip(self.L, self.R, strict=True):
+            points += [left, right]
+        scalars = [self.tau_x, self.mu, self.t_hat, self.a, self.b]
+        return b"".join(encode_point(p) for p in points) + b"".join(
+            encode_scalar(s) for s in scalars
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> RangeProof:
+        """Strict parse; raises :class:`~zkgrid.errors.ProofFormatError`."""
+        return cls.many_from_bytes([data])[0]
+
+    @classmethod
+    def many_from_bytes(cls, blobs: Sequence[bytes]) -> list[RangeProof]:
+        """Parse many proofs, decompressing their points on all cores."""
+        layouts: list[tuple[int, int]] = []
+        point_blobs: list[bytes] = []
+        for data in blobs:
+            rounds = _rounds_from_length(len(data))
+            n_points = _FIXED_POINTS + 2 * rounds
+            layouts.append((rounds, n_points))
+            point_blobs += [
+                data[i * POINT_BYTES : (i + 1) * POINT_BYTES] for i in range(n_points)
+            ]
+        points = decode_points(point_blobs, "range proof point")
+        proofs = []
+        cursor = 0
+        for data, (rounds, n_points) in zip(blobs, layouts, strict=True):
+            pts = points[cursor : cursor + n_points]
+            cursor += n_points
+            off = n_points * POINT_BYTES
+            scalars = [
+                decode_scalar(data[off + i * SCALAR_BYTES : off + (i + 1) * SCALAR_BYTES],
+                              "range proof scalar")
+                for i in range(_SCALARS)
+            ]
+            proofs.append(
+                cls(
+                    A=pts[0], S=pts[1], T1=pts[2], T2=pts[3],
+                    L=tuple(pts[4::2]), R=tuple(pts[5::2]),
+                    tau_x=scalars[0], mu=scalars[1], t_hat=scalars[2],
+                    a=scalars[3], b=scalars[4],
+                    _encoded=bytes(data),
+                )
+            )
+            if len(proofs[-1].L) != rounds:  # pragma: no cover - layout invariant
+                raise ProofFormatError("range proof: inconsistent layout")
+        return proofs
+
+    @property
+    def rounds(self) -> int:
+        """Number of inner-product rounds, log2(n*m')."""
+        return len(self.L)
+
+    def _point_encodings(self) -> list[bytes]:
+        data = self.to_bytes()
+        n_points = _FIXED_POINTS + 2 * self.rounds
+        return [data[i * POINT_BYTES : (i + 1) * POINT_BYTES] for i in range(n_points)]
+
+    # --- proving -------------------------------------------------------------------
+
+    @classmethod
+    def prove(
+        cls,
+        values: Sequence[int],
+        bits: int,
+        blindings: Sequence[Scalar] | None = None,
+        *,
+        context: bytes = b"",
+        rng: Rng | None = None,
+    ) -> RangeProofBundle:
+        """Commit to ``values`` and prove each lies in ``[0, 2^bits)``.
+
+        ``blindings`` default to fresh random scalars; given ones must be in
+        ``[1, q)``. ``context`` (e.g. meter id and period) is bound into the
+        proof: it verifies only with the same context. ``rng`` is for
+        reproducible test vectors only (see :mod:`zkp.drbg`).
+
+        Raises :class:`~zkgrid.errors.ValueOutOfRangeError` for a value outside
+        the range (the message names its index, never the value).
+        """
+        _check_shape(bits, len(values))
+        for j, v in enumerate(values):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise InvalidArgumentError(f"value {j} is not an integer")
+            if not 0 <= v < 1 << bits:
+                raise ValueOutOfRangeError(f"value {j} is outside [0, 2^{bits})")
+        return cls._prove_unchecked(values, bits, blindings, context=context, rng=rng)
+
+    @classmethod
+    def _prove_unchecked(
+        cls,
+        values: Sequence[int],
+        bits: int,
+        blindings: Sequence[Scalar] | None,
+        *,
+        context: bytes,
+        rng: Rng | None,
+    ) -> RangeProofBundle:
+        """The prover without the range check on ``values``.
+
+        Exists so the soundness tests can push an out-of-range value through;
+        such a proof never verifies, because the bits of ``v mod 2^n`` do not
+        sum to ``v``.
+        """
+        draw: Rng = rng if rng is not None else random_scalar
+        m = len(values)
+        if blindings is None:
+            gammas = [draw() for _ in range(m)]
+        else:
+            if len(blindings) != m:
+                raise InvalidArgumentError("need exactly one blinding per value")
+            gammas = list(blindings)
+            for j, gamma in enumerate(gammas):
+                if not 0 < gamma < q:
+                    raise InvalidArgumentError(f"blinding {j} must be in [1, q)")
+        mp = _padded(m)
+        n = bits
+        N = n * mp
+        g_vec, h_vec = bp_generators(N)
+        H = pedersen_h()
+
+        commitments = [commit(v, gamma) for v, gamma in zip(values, gammas, strict=True)]
+        encoded_v = [c.to_bytes() for c in commitments]
+        t = _start_transcript(bits, encoded_v, context)
+
+        # (R1) bit decomposition, padded with zero values: a_L in {0,1}^N, a_R = a_L - 1.
+        a_L = [(v >> i) & 1 for v in values for i in range(n)] + [0] * (n * (mp - m))
+        a_R = [x - 1 for x in a_L]
+        alpha = draw()
+        rho = draw()
+        s_L = [draw() for _ in range(N)]
+        s_R = [draw() for _ in range(N)]
+        # A = alpha*H + <a_L, G> + <a_R, H>: the bits are 0/1, so additions suffice.
+        A = H.pt_mul(to_bn(alpha))
+        for i in range(N):
+            A = A + g_vec[i] if a_L[i] else A - h_vec[i]
+        S = msm([rho, *s_L, *s_R], [H, *g_vec, *h_vec])
+        t.append_point(b"A", A)
+        t.append_point(b"S", S)
+        y = t.challenge_scalar(b"y")
+        z = t.challenge_scalar(b"z")
+
+        # (R2) l(X) = (a_L - z) + s_L X;  r(X) = y^N o (a_R + z + s_R X) + zeta
+        # with zeta_{jn+i} = z^(2+j) 2^i.
+        y_pow = _powers(y, N)
+        z_pows = _powers(z, mp + 3)
+        two_pow = _powers(2, n)
+        zeta = [z_pows[2 + j] * two_pow[i] % q for j in range(mp) for i in range(n)]
+        l0 = [(x - z) % q for x in a_L]
+        l1 = s_L
+        r0 = [(y_pow[i] * (a_R[i] + z) + zeta[i]) % q for i in range(N)]
+        r1 = [y_pow[i] * s_R[i] % q for i in range(N)]
+        t1 = (_inner(l0, r1) + _inner(l1, r0)) % q
+        t2 = _inner(l1, r1)
+        tau1 = draw()
+        tau2 = draw()
+        T1 = commit(t1, tau1).point
+        T2 = commit(t2, tau2).point
+        t.append_point(b"T1", T1)
+        t.append_point(b"T2", T2)
+        x = t.challenge_scalar(b"x")
+
+        # (R3) evaluations at x and the blinding openings.
+        l_vec = [(l0[i] + l1[i] * x) % q for i in range(N)]
+        r_vec = [(r0[i] + r1[i] * x) % q for i in range(N)]
+        t_hat = _inner(l_vec, r_vec)
+        gammas_padded = gammas + [0] * (mp - m)
+        tau_x = (tau2 * x * x + tau1 * x + sum(
+            z_pows[2 + j] * gammas_padded[j] for j in range(mp))) % q
+        mu = (alpha + rho * x) % q
+        t.append_scalar(b"tau_x", tau_x)
+        t.append_scalar(b"mu", mu)
+        t.append_scalar(b"t_hat", t_hat)
+        w = t.challenge_scalar(b"w")
+
+        L, R, a_final, b_final = _ipa_prove(t, g_vec, h_vec, y, w, l_vec, r_vec)
+        proof = cls(
+            A=A, S=S, T1=T1, T2=T2, L=tuple(L), R=tuple(R),
+            tau_x=tau_x, mu=mu, t_hat=t_hat, a=a_final, b=b_final,
+        )
+        proof = cls(**{**proof.__dict__, "_encoded": proof.to_bytes()})
+        return RangeProofBundle(proof, commitments, gammas)
+
+    # --- verification -----------------------------------------------------------
+
+    def verify(self, commitments: Sequence[Commitment], bits: int, context: bytes = b"") -> None:
+        """Check this proof against ``commitments`` (in order), ``bits`` and ``context``.
+
+        One multi-scalar multiplication (B1). Raises
+        :class:`~zkgrid.errors.VerificationError` if the proof is wrong.
+        """
+        RangeProof.verify_batch([RangeProofStatement(self, commitments, bits, context)])
+
+    @staticmethod
+    def verify_batch(statements: Sequence[RangeProofStatement]) -> None:
+        """Check many proofs (any mix of n and m) in one weighted multi-scalar multiplication (B2).
+
+        Raises :class:`~zkgrid.errors.VerificationError` if any proof is wrong;
+        :meth:`find_invalid` then names which.
+        """
+        if not statements:
+            return
+        prepared = [_prepare(s) for s in statements]
+        if not _batch_holds(prepared):
+            if len(statements) == 1:
+                raise VerificationError("range proof does not verify (B1)")
+            raise VerificationError(f"batch of {len(statements)} range proofs does not verify (B2)")
+
+    @staticmethod
+    def find_invalid(statements: Sequence[RangeProofStatement]) -> list[int]:
+        """Indices of the proofs that do not verify, found by bisection (B3).
+
+        Statements whose shape is wrong (unsupported bit width, a proof made
+        for another number of values) are reported as invalid without a group
+        operation.
+        """
+        bad: list[int] = []
+        prepared: list[tuple[int, _Prepared]] = []
+        for i, s in enumerate(statements):
+            try:
+                prepared.append((i, _prepare(s)))
+            except (VerificationError, InvalidArgumentError):
+                bad.append(i)
+        bad += _bisect(prepared)
+        return sorted(bad)
+
+
+def _rounds_from_length(length: int) -> int:
+    body = length - SCALAR_BYTES * _SCALARS
+    if body <= 0 or body % POINT_BYTES:
+        raise ProofFormatError(f"range proof: {length} bytes is not a valid proof length")
+    n_points = body // POINT_BYTES
+    rounds, odd = divmod(n_points - _FIXED_POINTS, 2)
+    if odd or rounds < 3 or rounds > (64 * MAX_AGGREGATION).bit_length() - 1:
+        raise ProofFormatError(f"range proof: {length} bytes is not a valid proof length")
+    return rounds
+
+
+def _batch_invert(values: Sequence[int]) -> list[int]:
+    """Inverses mod q of non-zero ``values`` with one exponentiation (Montgomery's trick)."""
+    prefix = [1] * (len(values) + 1)
+    for i, v in enumerate(values):
+        prefix[i + 1] = prefix[i] * v % q
+    inv = pow(prefix[-1], -1, q)
+    out = [0] * len(values)
+    for i in range(len(values) - 1, -1, -1):
+        out[i] = inv * prefix[i] % q
+        inv = inv * values[i] % q
+    return out
+
+
+def _powers(base: int, count: int) -> list[int]:
+    out = [1] * count
+    for i in range(1, count):
+        out[i] = out[i - 1] * base % q
+    return out
+
+
+# --- inner product argument --------------------------------------------------------
+
+
+def _ipa_prove(
+    t: Transcript,
+    g_vec: Sequence[Point],
+    h_vec: Sequence[Point],
+    y: Scalar,
+    w: Scalar,
+    a: list[int],
+    b: list[int],
+) -> tuple[list[Point], list[Point], int, int]:
+    """Inner product argument on G and H'_i = y^-i H_i, with Q = w*U (I1)-(I3).
+
+    Folding G' = u^-1 G_lo + u G_hi and H' = u H_lo + u^-1 H_hi costs one
+    scalar multiplication per pair by keeping common factors aside:
+    G_i = g_scale * Gh_i and H'_i = h_scale * y^-i * Hh_i, so
+    Gh'_i = Gh_lo_i + u^2 Gh_hi_i and Hh'_i = Hh_lo_i + (u^-2 y^-half) Hh_hi_i.
+    """
+    U = ipa_u()
+    y_inv = pow(y, -1, q)
+    y_inv_pow = _powers(y_inv, len(a))
+    gh = list(g_vec)
+    hh = list(h_vec)
+    g_scale = 1
+    h_scale = 1
+    L_out: list[Point] = []
+    R_out: list[Point] = []
+    pool = worker_pool()
+    while len(a) > 1:
+        half = len(a) // 2
+        a_lo, a_hi = a[:half], a[half:]
+        b_lo, b_hi = b[:half], b[half:]
+        c_L = _inner(a_lo, b_hi)
+        c_R = _inner(a_hi, b_lo)
+        # (I1) L = <a_lo, G_hi> + <b_hi, H'_lo> + c_L Q;  R = <a_hi, G_lo> + <b_lo, H'_hi> + c_R Q
+        l_scalars = [g_scale * x % q for x in a_lo]
+        l_scalars += [h_scale * y_inv_pow[i] * b_hi[i] % q for i in range(half)]
+        l_scalars.append(w * c_L % q)
+        r_scalars = [g_scale * x % q for x in a_hi]
+        r_scalars += [h_scale * y_inv_pow[half + i] * b_lo[i] % q for i in range(half)]
+        r_scalars.append(w * c_R % q)
+        l_job = pool.submit(msm, l_scalars, [*gh[half:], *hh[:half], U])
+        R_point = msm(r_scalars, [*gh[:half], *hh[half:], U])
+        L_point = l_job.result()
+        L_out.append(L_point)
+        R_out.append(R_point)
+        t.append_point(b"L", L_point)
+        t.append_point(b"R", R_point)
+        u = t.challenge_scalar(b"u")
+        u_inv = pow(u, -1, q)
+        # (I2) fold the witness.
+        a = [(a_lo[i] * u + a_hi[i] * u_inv) % q for i in range(half)]
+        b = [(b_lo[i] * u_inv + b_hi[i] * u) % q for i in range(half)]
+        if half > 1:
+            g_factor = to_bn(u * u)
+            h_factor = to_bn(u_inv * u_inv * y_inv_pow[half])
+            g_job = pool.submit(_fold, gh[:half], gh[half:], g_factor)
+            hh = _fold(hh[:half], hh[half:], h_factor)
+            gh = g_job.result()
+            g_scale = g_scale * u_inv % q
+            h_scale = h_scale * u % q
+    return L_out, R_out, a[0], b[0]
+
+
+def _fold(lo: Sequence[Point], hi: Sequence[Point], factor: object) -> list[Point]:
+    return [lo[i] + hi[i].pt_mul(factor) for i in range(len(lo))]  # type: ignore[arg-type]
+
+
+# --- verification equation ------------------------------------------------------------
+
+
+@dataclass
+class _Prepared:
+    """A statement with its transcript replayed: everything but the random weight."""
+
+    proof: RangeProof
+    points: list[Point]  # V_j..., A, S, T1, T2, L..., R...
+    bits: int
+    padded: int
+    y: int
+    z: int
+    x: int
+    w: int
+    u: list[int]
+
+
+def _prepare(s: RangeProofStatement) -> _Prepared:
+    """Check the statement's shape and replay its Fiat-Shamir transcript."""
+    m = len(s.commitments)
+    _check_shape(s.bits, m)
+    proof = s.proof
+    mp = _padded(m)
+    rounds = (s.bits * mp).bit_length() - 1
+    if proof.rounds != rounds:
+        raise VerificationError(
+            f"range proof has {proof.rounds} rounds; {m} values of {s.bits} bits need {rounds}"
+        )
+    encoded_v = [c.to_bytes() for c in s.commitments]
+    t = _start_transcript(s.bits, encoded_v, s.context)
+    enc = proof._point_encodings()
+    t.append(b"A", enc[0])
+    t.append(b"S", enc[1])
+    y = t.challenge_scalar(b"y")
+    z = t.challenge_scalar(b"z")
+    t.append(b"T1", enc[2])
+    t.append(b"T2", enc[3])
+    x = t.challenge_scalar(b"x")
+    t.append_scalar(b"tau_x", proof.tau_x)
+    t.append_scalar(b"mu", proof.mu)
+    t.append_scalar(b"t_hat", proof.t_hat)
+    w = t.challenge_scalar(b"w")
+    us = []
+    for k in range(rounds):
+        t.append(b"L", enc[4 + 2 * k])
+        t.append(b"R", enc[5 + 2 * k])
+        us.append(t.challenge_scalar(b"u"))
+    points = [c.point for c in s.commitments]
+    points += [proof.A, proof.S, proof.T1, proof.T2, *proof.L, *proof.R]
+    return _Prepared(proof, points, s.bits, mp, y, z, x, w, us)
+
+
+def _s_vector(us: Sequence[int], u_invs: Sequence[int]) -> list[int]:
+    """(I4) s_i = prod_k u_k^(+1 if bit (rounds-1-k) of i is set, else -1).
+
+    Built from the lowest bit up: adding bit b doubles the list, multiplying
+    the new half by u_k^2 with k = rounds-1-b (the u_k^-1 factor becomes u_k).
+    """
+    first = 1
+    for u_inv in u_invs:
+        first = first * u_inv % q
+    s = [first]
+    for u in reversed(us):
+        sq = u * u % q
+        s += [x * sq % q for x in s]
+    return s
+
+
+def _accumulate(
+    p: _Prepared,
+    weight: int,
+    g_acc: list[int],
+    h_acc: list[int],
+    fixed: list[int],
+    scalars: list[int],
+    points: list[Point],
+) -> None:
+    """Add ``weight`` times the single-proof equation (B1) to the batch sums (B2).
+
+    ``fixed`` accumulates the scalars of G, H and U; ``g_acc``/``h_acc`` those
+    of the vector generators; the proof's own points go to ``points``.
+    """
+    proof = p.proof
+    n = p.bits
+    N = n * p.padded
+    y, z, x, w = p.y, p.z, p.x, p.w
+    c = secrets.randbelow(q - 1) + 1  # combines (R4) and (I3) inside one proof
+    y_minus_1 = (y - 1) % q or 1  # y = 1 has probability 1/q; handled below
+    *u_invs, y_inv, y_minus_1_inv = _batch_invert([*p.u, y, y_minus_1])
+    s = _s_vector(p.u, u_invs)
+
+    z2 = z * z % q
+    z_pows = _powers(z, p.padded + 3)
+    # delta(y, z) = (z - z^2) <1, y^N> - sum_j z^(3+j) <1, 2^n>          (R5)
+    y_sum = N if y == 1 else (pow(y, N, q) - 1) * y_minus_1_inv % q
+    sum_2n = (1 << n) - 1
+    delta = ((z - z2) * y_sum - sum_2n * sum(z_pows[3 + j] for j in range(p.padded))) % q
+
+    # (B1) scalars of the shared generators, weighted:
+    #   G_i: -z - a s_i        H_i: z + y^-i (zeta_i - b s_(N-1-i))
+    wa = weight * proof.a % q
+    wz = weight * z % q
+    b = proof.b
+    y_inv_w = [weight] * N  # weight * y^-i
+    for i in range(1, N):
+        y_inv_w[i] = y_inv_w[i - 1] * y_inv % q
+    zeta = [z_pows[2 + j] << bit for j in range(p.padded) for bit in range(n)]
+    g_acc[:N] = [acc - wz - wa * si for acc, si in zip(g_acc[:N], s, strict=True)]
+    h_acc[:N] = [
+        acc + wz + yi * (zi - b * si)
+        for acc, yi, zi, si in zip(h_acc[:N], y_inv_w, zeta, reversed(s), strict=True)
+    ]
+    fixed[0] += weight * c % q * (proof.t_hat - delta)  # G: c (t_hat - delta)
+    fixed[1] += weight * (c * proof.tau_x - proof.mu)  # H: c tau_x - mu
+    fixed[2] += weight * w % q * (proof.t_hat - proof.a * proof.b)  # U: w (t_hat - ab)
+
+    m = len(p.points) - 4 - 2 * len(p.u)
+    wc = weight * c % q
+    scalars += [-wc * z_pows[2 + j] for j in range(m)]  # V_j: -c z^(2+j)
+    scalars += [weight, weight * x, -wc * x, -wc * x % q * x]  # A, S, T1, T2
+    scalars += [weight * u % q * u for u in p.u]  # L_k: u_k^2
+    scalars += [weight * ui % q * ui for ui in u_invs]  # R_k: u_k^-2
+    points += p.points
+
+
+def _batch_holds(prepared: Sequence[_Prepared]) -> bool:
+    """Whether the weighted sum of the equations of ``prepared`` is the identity (B2)."""
+    size = max(p.bits * p.padded for p in prepared)
+    g_acc = [0] * size
+    h_acc = [0] * size
+    fixed = [0, 0, 0]
+    scalars: list[int] = []
+    points: list[Point] = []
+    for p in prepared:
+        weight = 1 if len(prepared) == 1 else secrets.randbelow(q - 1) + 1
+        _accumulate(p, weight, g_acc, h_acc, fixed, scalars, points)
+    g_vec, h_vec = bp_generators(size)
+    all_scalars = [*fixed, *g_acc, *h_acc, *scalars]
+    all_points = [G, pedersen_h(), ipa_u(), *g_vec, *h_vec, *points]
+    return msm(all_scalars, all_points).is_infinite()
+
+
+def _bisect(prepared: list[tuple[int, _Prepared]]) -> list[int]:
+    """(B3) Split a failing batch in halves until the failing proofs are isolated."""
+    if not prepared or _batch_holds([p for _, p in prepared]):
+        return []
+    if len(prepared) == 1:
+        return [prepared[0][0]]
+    mid = len(prepared) // 2
+    return _bisect(prepared[:mid]) + _bisect(prepared[mid:])
+
+
+__all__ = [
+    "MAX_AGGREGATION",
+    "SUPPORTED_BITS",
+    "RangeProof",
+    "RangeProofBundle",
+    "RangeProofStatement",
+    "identity",
+    "proof_size",
+]
