@@ -21,7 +21,8 @@ VECTORS: list[dict[str, Any]] = json.loads(
 def _statement(vector: dict[str, Any]) -> RangeProofStatement:
     proof = RangeProof.from_bytes(bytes.fromhex(vector["proof_hex"]))
     commitments = [Commitment.from_bytes(bytes.fromhex(c)) for c in vector["commitments_hex"]]
-    return RangeProofStatement(proof, commitments, vector["bits"], bytes.fromhex(vector["context_hex"]))
+    context = bytes.fromhex(vector["context_hex"])
+    return RangeProofStatement(proof, commitments, vector["bits"], context)
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
