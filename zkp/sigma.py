@@ -271,6 +271,17 @@ class LinearCombinationClaim(NamedTuple):
     context: bytes = b""
 
 
+def _as_claim(raw: object, index: int) -> LinearCombinationClaim:
+    if isinstance(raw, LinearCombinationClaim):
+        return raw
+    if not isinstance(raw, tuple) or not 4 <= len(raw) <= 6:
+        raise InvalidArgumentError(
+            f"batch item {index}: expected (proof, coefficients, commitments, total"
+            "[, constant[, context]])"
+        )
+    return LinearCombinationClaim(*raw)
+
+
 @dataclass(frozen=True)
 class LinearCombinationProof:
     """``sum_i p_i*C_i`` commits to ``B - k`` (sigma.md, Linear combination).
@@ -393,11 +404,7 @@ class LinearCombinationProof:
         scalars_out: list[Scalar] = []
         points_out: list[Point] = []
         for index, raw in enumerate(items):
-            item = (
-                raw
-                if isinstance(raw, LinearCombinationClaim)
-                else LinearCombinationClaim._make(raw)
-            )
+            item = _as_claim(raw, index)
             if not isinstance(item.proof, cls):
                 raise InvalidArgumentError(f"batch item {index}: not a linear-combination proof")
             scalars, points, k = _linear_statement(
