@@ -246,6 +246,23 @@ def _linear_statement(
     return scalars, points, _check_int(constant, "constant") % ORDER
 
 
+#: (q - 1) / 2: the centred representatives of Z_q are [-HALF_ORDER, HALF_ORDER].
+HALF_ORDER = ORDER // 2
+
+
+def _centred(x: int) -> int:
+    """The representative of ``x mod q`` in ``[-(q-1)/2, (q-1)/2]``."""
+    x %= ORDER
+    return x - ORDER if x > HALF_ORDER else x
+
+
+def _check_total(total: int, constant: int, what: str) -> int:
+    """sigma.md (S2'): ``B - k`` must be centred, so no ``B + q`` claims the same residue."""
+    if not -HALF_ORDER <= total - constant <= HALF_ORDER:
+        raise VerificationError(f"{what}: |B - k| <= (q-1)/2 fails (sigma.md S2')")
+    return total
+
+
 def _linear_transcript(
     scalars: Sequence[Scalar], points: Sequence[Point], k: Scalar, total: int, context: bytes
 ) -> Transcript:
@@ -310,10 +327,12 @@ class LinearCombinationProof:
         *,
         rng: ScalarSource | None = None,
     ) -> tuple[LinearCombinationProof, int]:
-        """Prove the bill; returns the proof and the total ``B = sum_i p_i*v_i + k``.
+        """Prove the bill; returns the proof and the total ``B``.
 
-        ``B`` is computed over the integers from the given values, coefficients and
-        constant. ``rng`` is for deterministic test vectors only.
+        ``B = d + k`` where ``d`` is the centred representative, in
+        ``[-(q-1)/2, (q-1)/2]``, of ``sum_i p_i*v_i mod q``: exactly the integer
+        ``sum_i p_i*v_i + k`` whenever ``|sum_i p_i*v_i| <= (q-1)/2`` (sigma.md, What the
+        bill proof reveals). ``rng`` is for deterministic test vectors only.
         """
         scalars, points, k = _linear_statement(coefficients, commitments, constant)
         context = _check_context(context)
@@ -321,9 +340,8 @@ class LinearCombinationProof:
             raise InvalidArgumentError(
                 "linear combination: values, blindings and commitments differ in length"
             )
-        total = sum(
-            p * _check_int(v, "value") for p, v in zip(coefficients, values, strict=True)
-        ) + _check_int(constant, "constant")
+        combined = sum(p * _check_int(v, "value") for p, v in zip(scalars, values, strict=True))
+        total = _centred(combined) + _check_int(constant, "constant")
         big_r = (
             sum(p * _check_int(r, "blinding") for p, r in zip(scalars, blindings, strict=True))
             % ORDER
@@ -372,7 +390,7 @@ class LinearCombinationProof:
         """
         scalars, points, k = _linear_statement(coefficients, commitments, constant)
         context = _check_context(context)
-        total = _check_int(total, "total")
+        total = _check_total(_check_int(total, "total"), constant, "linear-combination proof")
         h_scalar, g_scalar, c_scalars = self._terms(scalars, points, k, total, context)
         # sigma.md (S2): z*H - A - c*(sum_i p_i*C_i - (B - k)*G) == O
         check = msm(
@@ -411,7 +429,11 @@ class LinearCombinationProof:
                 item.coefficients, item.commitments, item.constant
             )
             context = _check_context(item.context)
-            total = _check_int(item.total, f"batch item {index} total")
+            total = _check_total(
+                _check_int(item.total, f"batch item {index} total"),
+                item.constant,
+                f"linear-combination batch item {index}",
+            )
             h_scalar, g_scalar, c_scalars = item.proof._terms(scalars, points, k, total, context)
             weight = _fresh_scalar(rng, "batch weight")
             h_total += weight * h_scalar

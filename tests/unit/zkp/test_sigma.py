@@ -129,7 +129,7 @@ def test_opening_deterministic_with_test_rng() -> None:
         ([1], 0),
         ([3, 5, 7], 0),
         ([-4, 2, 0, 1], 1_000),
-        ([10**70, -(10**70) + 1, ORDER + 3], -17),
+        ([10**50, -(10**50) + 1, -(2**180)], -17),
         ([25] * 24, 9_999),
     ],
 )
@@ -190,7 +190,7 @@ def test_linear_combination_rejects_wrong_statements() -> None:
     bill = make_bill([3, -7, 11], constant=50)
     proof, total = prove_bill(bill)
     for _name, ps, cs, b, k, ctx in _bad_statements(bill, total):
-        with pytest.raises(VerificationError, match=r"\(sigma.md S2\)"):
+        with pytest.raises(VerificationError, match=r"\(sigma.md S2'?\)"):
             proof.verify(ps, cs, b, k, ctx)
 
 
@@ -217,11 +217,57 @@ def test_coefficients_are_taken_mod_order() -> None:
     proof.verify([3 + ORDER, 5 - ORDER], bill.commitments, total, 0, bill.context)
 
 
-def test_total_may_be_negative_and_huge() -> None:
-    bill = make_bill([-(10**80), 1], constant=-3)
+def test_total_may_be_negative() -> None:
+    bill = make_bill([-(2**180), 1], constant=-3)
     proof, total = prove_bill(bill)
-    assert total < -(10**80)
+    assert total == -(2**180) * bill.values[0] + bill.values[1] - 3
+    assert total < 0
     proof.verify(bill.coefficients, bill.commitments, total, -3, bill.context)
+
+
+def test_total_is_the_centred_representative() -> None:
+    # Coefficients are taken mod q, so ORDER + 3 is 3 and 10**90 is 10**90 mod q; the
+    # total is the centred representative of sum p_i*v_i mod q, plus k.
+    bill = make_bill([ORDER + 3, 10**90], constant=10**100)
+    proof, total = prove_bill(bill)
+    d = total - bill.constant
+    assert -sigma.HALF_ORDER <= d <= sigma.HALF_ORDER
+    assert (d - 3 * bill.values[0] - 10**90 * bill.values[1]) % ORDER == 0
+    proof.verify(bill.coefficients, bill.commitments, total, bill.constant, bill.context)
+    small = make_bill([ORDER + 3])
+    _, small_total = prove_bill(small)
+    assert small_total == 3 * small.values[0]
+
+
+@pytest.mark.parametrize("shift", [ORDER, -ORDER, 5 * ORDER])
+def test_total_shifted_by_multiples_of_the_order_is_rejected(shift: int) -> None:
+    # B + q claims the same residue; the centred-range rule (S2') makes B unique.
+    bill = make_bill([3, 4], constant=7)
+    item = claim(bill)
+    with pytest.raises(VerificationError, match=r"\(sigma.md S2'\)"):
+        item.proof.verify(bill.coefficients, bill.commitments, item.total + shift, 7, bill.context)
+    with pytest.raises(VerificationError, match=r"\(sigma.md S2'\)"):
+        LinearCombinationProof.verify_batch([item._replace(total=item.total + shift)])
+    # shifting the constant along keeps B - k centred but the transcript binds B exactly
+    with pytest.raises(VerificationError, match=r"\(sigma.md S2\)"):
+        item.proof.verify(
+            bill.coefficients, bill.commitments, item.total + shift, 7 + shift, bill.context
+        )
+
+
+def test_centred_range_boundaries() -> None:
+    half = sigma.HALF_ORDER
+    r = random_scalar()
+    for v in (half, -half):
+        c = commit(v, r)
+        proof, total = LinearCombinationProof.prove([1], [c], [v], [r])
+        assert total == v
+        proof.verify([1], [c], total)
+    # half + 1 is -half mod q
+    c = commit(half + 1, r)
+    proof, total = LinearCombinationProof.prove([1], [c], [half + 1], [r])
+    assert total == -half
+    proof.verify([1], [c], total)
 
 
 def test_linear_combination_prover_rejects_wrong_openings() -> None:
