@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Integer, LargeBinary, SmallInteger, Text
+from sqlalchemy import BigInteger, Column, DateTime, Integer, LargeBinary, SmallInteger, Table, Text
 from sqlmodel import Field, SQLModel
 
 # SQLite only makes ``INTEGER PRIMARY KEY`` a rowid alias (the fast clustered key).
@@ -58,9 +58,8 @@ class LedgerCheckpoint(SQLModel, table=True):
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
-TABLES = (
-    LedgerMeta.__table__,
-    LedgerEntry.__table__,
-    LedgerNode.__table__,
-    LedgerCheckpoint.__table__,
-)
+META: Table = SQLModel.metadata.tables["ledger_meta"]
+ENTRIES: Table = SQLModel.metadata.tables["ledger_entries"]
+NODES: Table = SQLModel.metadata.tables["ledger_nodes"]
+CHECKPOINTS: Table = SQLModel.metadata.tables["ledger_checkpoints"]
+TABLES: tuple[Table, ...] = (META, ENTRIES, NODES, CHECKPOINTS)
