@@ -18,7 +18,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -120,3 +120,22 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def durable_ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Like ``ledger_url`` but only backends that outlive the store (reopen, replicas, crashes)."""
     return _backend_url(request, tmp_path)
+
+
+#: Origin line of the test ledgers' checkpoints.
+TEST_LEDGER_ORIGIN = "zkgrid.test/ledger"
+#: Fixed Ed25519 seed of the test ledgers' checkpoint key (also used by subprocesses).
+TEST_LEDGER_KEY_SEED = bytes(range(32))
+
+
+@pytest.fixture(scope="session")
+def ledger_signer() -> Any:
+    """The test ledgers' checkpoint signer (a ``ledger.checkpoint.CheckpointSigner``)."""
+    from ledger.checkpoint import CheckpointSigner
+
+    return CheckpointSigner.from_private_bytes("zkgrid-test", TEST_LEDGER_KEY_SEED)
+
+
+@pytest.fixture(scope="session")
+def ledger_origin() -> str:
+    return TEST_LEDGER_ORIGIN

@@ -40,8 +40,7 @@ _NEXT_ROW_SQLITE = {
         " ORDER BY n.idx DESC LIMIT 1) + 1, 0)"
     ),
     "ledger_checkpoints": (
-        "NEW.size > COALESCE((SELECT size FROM ledger_checkpoints ORDER BY size DESC LIMIT 1),"
-        " -1)"
+        "NEW.size > COALESCE((SELECT size FROM ledger_checkpoints ORDER BY size DESC LIMIT 1), -1)"
     ),
 }
 

@@ -324,15 +324,19 @@ class LedgerStore:
     @staticmethod
     def _last_entry_index(conn: Connection) -> int | None:
         row = conn.execute(
-            _ENTRIES.select().with_only_columns(_ENTRIES.c.idx).order_by(_ENTRIES.c.idx.desc())
+            _ENTRIES.select()
+            .with_only_columns(_ENTRIES.c.idx)
+            .order_by(_ENTRIES.c.idx.desc())
             .limit(1)
         ).first()
         return None if row is None else int(row[0])
 
     def _current_size(self, conn: Connection) -> int:
         row = conn.execute(
-            _CHECKPOINTS.select().with_only_columns(_CHECKPOINTS.c.size)
-            .order_by(_CHECKPOINTS.c.size.desc()).limit(1)
+            _CHECKPOINTS.select()
+            .with_only_columns(_CHECKPOINTS.c.size)
+            .order_by(_CHECKPOINTS.c.size.desc())
+            .limit(1)
         ).first()
         if row is None:
             raise StoreIntegrityError("no checkpoint is stored")
@@ -718,9 +722,7 @@ class LedgerStore:
             stored = self._nodes_completed_in(conn, cursor, stop)
             if stored != built:
                 bad = sorted(set(stored.items()) ^ set(built.items()))[0][0]
-                raise StoreIntegrityError(
-                    f"stored node {bad} does not match the re-hashed entries"
-                )
+                raise StoreIntegrityError(f"stored node {bad} does not match the re-hashed entries")
             expected_nodes += len(built)
             cursor = stop
         if next_cp is not None:
