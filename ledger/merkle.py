@@ -68,15 +68,11 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 # --------------------------------------------------------------------------- helpers
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _check_size_arg(value: object, what: str) -> int:
-    """A non-negative int argument of a *generation* function."""
-    if not _is_int(value) or value < 0:  # type: ignore[operator]
+    """A non-negative int argument of a *generation* function (bool is not an int here)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise LedgerArgumentError(f"{what} must be a non-negative integer")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def _check_hash_arg(value: object, what: str) -> bytes:
@@ -322,11 +318,12 @@ def consistency_proof_from_leaves(size1: int, leaf_hashes: Sequence[bytes]) -> l
 
 
 def _check_verifier_int(value: object, what: str, error: type[Exception]) -> int:
-    if not _is_int(value):
+    """An index or size handed to a verifier: non-int is malformed, negative does not verify."""
+    if isinstance(value, bool) or not isinstance(value, int):
         raise LedgerFormatError(f"{what} must be an integer")
-    if value < 0:  # type: ignore[operator]
+    if value < 0:
         raise error(f"{what} must not be negative")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def verify_inclusion(
