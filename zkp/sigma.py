@@ -373,7 +373,7 @@ class LinearCombinationProof:
         """The challenge-weighted terms of (S2): scalars of H, G and each C_i (A has -1)."""
         transcript = _linear_transcript(scalars, points, k, total, context)
         transcript.append_point(b"A", self.nonce_point)
-        c = transcript.challenge_scalar(b"c")
+        c = transcript.challenge_scalar(b"c")  # sigma.md (T2)
         return self.response, c * (total - k) % ORDER, [(ORDER - c) * p % ORDER for p in scalars]
 
     def verify(
@@ -390,6 +390,7 @@ class LinearCombinationProof:
         """
         scalars, points, k = _linear_statement(coefficients, commitments, constant)
         context = _check_context(context)
+        # sigma.md (S2'): -(q-1)/2 <= B - k <= (q-1)/2
         total = _check_total(_check_int(total, "total"), constant, "linear-combination proof")
         h_scalar, g_scalar, c_scalars = self._terms(scalars, points, k, total, context)
         # sigma.md (S2): z*H - A - c*(sum_i p_i*C_i - (B - k)*G) == O
@@ -429,6 +430,7 @@ class LinearCombinationProof:
                 item.coefficients, item.commitments, item.constant
             )
             context = _check_context(item.context)
+            # sigma.md (S2') for this item
             total = _check_total(
                 _check_int(item.total, f"batch item {index} total"),
                 item.constant,

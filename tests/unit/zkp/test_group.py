@@ -280,3 +280,21 @@ def test_msm_parallel_path_matches_naive_sum(monkeypatch: pytest.MonkeyPatch) ->
     result = msm(scalars, points)
     assert calls
     assert result == _naive(scalars, points)
+
+
+def test_generator_test_vectors_of_notation_md() -> None:
+    g_vec, h_vec = generators.bp_generators(1)
+    vectors = {
+        "H": (
+            generators.pedersen_h(),
+            "028e7350f1b7c55eb9483f5b7ecc7310ad93ecaa3f9feef3dd1b1355f5f7452834",
+        ),
+        "U": (
+            generators.ipa_u(),
+            "028ce83889cf4cbdc0d79cc87bc43584aeeee35fa4835003fe0a23d841d24f47e3",
+        ),
+        "G_0": (g_vec[0], "02cb07183d2a39835b819710d7eef3a32ed615876d10c6be5287cb1cd5ae417211"),
+        "H_0": (h_vec[0], "02ecefb6adb384e4d3a83e9ad97a2dd3f25aeed019c6249de90f5e65d977bccb9e"),
+    }
+    for name, (point, expected) in vectors.items():
+        assert encode_point(point).hex() == expected, name
