@@ -39,6 +39,7 @@ from typing import ClassVar, NamedTuple
 from zkgrid.errors import InvalidArgumentError, ProofFormatError, VerificationError
 from zkp.generators import G, pedersen_h
 from zkp.group import (
+    GROUP,
     ORDER,
     POINT_BYTES,
     SCALAR_BYTES,
@@ -65,6 +66,7 @@ VERSION = 1
 
 __all__ = [
     "EQUALITY_PROTOCOL",
+    "HALF_ORDER",
     "LINEAR_COMBINATION_PROTOCOL",
     "OPENING_PROTOCOL",
     "VERSION",
@@ -131,8 +133,8 @@ def _proof_bytes(data: bytes, name: str, expected: int) -> bytes:
 
 
 def _check_nonce_point(point: Point, name: str) -> None:
-    if not isinstance(point, type(G)) or point.is_infinite():
-        raise InvalidArgumentError(f"{name}: the nonce point must be a non-identity point")
+    if not isinstance(point, Point) or point.group != GROUP or point.is_infinite():
+        raise InvalidArgumentError(f"{name}: the nonce point must be a non-identity P-256 point")
 
 
 def _check_response(z: Scalar, name: str) -> None:
