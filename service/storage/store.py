@@ -35,7 +35,9 @@ Start-up self-check
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -167,9 +169,9 @@ def _make_engine(url: str, *, sqlite_synchronous: str) -> Engine:
         # Let the store emit BEGIN itself (pysqlite's implicit BEGIN is DEFERRED only).
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        if not memory:
-            cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA busy_timeout={int(LOCK_TIMEOUT_S * 1000)}")
+        if not memory:
+            _enable_wal(cur)
         cur.execute("PRAGMA recursive_triggers=ON")
         cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
         cur.close()
@@ -180,6 +182,24 @@ def _make_engine(url: str, *, sqlite_synchronous: str) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _enable_wal(cur: Any) -> None:
+    """Switch a SQLite file to WAL (persistent). Two connections racing to switch a
+    fresh file get "database is locked" without the busy handler: retry."""
+    deadline = time.monotonic() + LOCK_TIMEOUT_S
+    delay = 0.005
+    while True:
+        try:
+            mode = cur.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() == "wal":
+                return
+            cur.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
 
 def _now() -> datetime:
