@@ -145,7 +145,8 @@ def _make_engine(url: str, *, sqlite_synchronous: str) -> Engine:
             url,
             pool_size=5,
             max_overflow=10,
-            pool_pre_ping=True,
+            # No pre-ping (a round trip per checkout): a dropped connection fails one
+            # call with StoreUnavailable and is replaced by the pool.
             connect_args={"connect_timeout": 10, "application_name": "zkgrid-ledger"},
         )
     memory = _is_sqlite_memory(url)
@@ -200,6 +201,10 @@ def _enable_wal(cur: Any) -> None:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
+
+
+class _BeyondSize(Exception):
+    """Internal: a requested tree size is beyond the committed size."""
 
 
 def _now() -> datetime:
@@ -275,8 +280,11 @@ class LedgerStore:
     def _read(self, *, snapshot: bool = False) -> Iterator[Connection]:
         """A read transaction; ``snapshot`` makes several statements see one state."""
         with self._guard(), _db_errors("read"), self._engine.connect() as conn:
-            if snapshot and not self._sqlite:
-                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            if not self._sqlite:
+                # Rows are immutable once committed and sizes only grow, so single
+                # reads need no transaction: one round trip per statement.
+                level = "REPEATABLE READ" if snapshot else "AUTOCOMMIT"
+                conn = conn.execution_options(isolation_level=level)
             with conn.begin():
                 yield conn
 
@@ -366,20 +374,21 @@ class LedgerStore:
         """One bulk primary-key read of the requested perfect nodes."""
         if not ids:
             return {}
-        ph = "?" if self._sqlite else "%s"
-        where = " OR ".join([f"(level = {ph} AND idx = {ph})"] * len(ids))
-        params = tuple(v for nid in ids for v in nid)
-        rows = conn.exec_driver_sql(
-            f"SELECT level, idx, hash FROM ledger_nodes WHERE {where}",  # noqa: S608 -- placeholders
-            params,
-        ).all()
+        if self._sqlite:
+            where = " OR ".join(["(level = ? AND idx = ?)"] * len(ids))
+            rows = conn.exec_driver_sql(
+                f"SELECT level, idx, hash FROM ledger_nodes WHERE {where}",  # noqa: S608 -- placeholders
+                tuple(v for nid in ids for v in nid),
+            ).all()
+        else:
+            # One constant statement (psycopg prepares it after a few uses).
+            rows = conn.exec_driver_sql(
+                "SELECT n.level, n.idx, n.hash FROM ledger_nodes n"
+                " JOIN unnest(%s::smallint[], %s::bigint[]) AS w(level, idx)"
+                " ON n.level = w.level AND n.idx = w.idx",
+                ([level for level, _ in ids], [index for _, index in ids]),
+            ).all()
         return {(int(r[0]), int(r[1])): bytes(r[2]) for r in rows}
-
-    def _fetcher(self, conn: Connection) -> NodeFetcher:
-        def fetch(ids: Sequence[NodeId]) -> Mapping[NodeId, bytes]:
-            return self._fetch_nodes(conn, ids)
-
-        return fetch
 
     def _insert_checkpoint(self, conn: Connection, checkpoint: Checkpoint) -> SignedCheckpoint:
         signed = self._signer.sign(checkpoint)
@@ -533,41 +542,64 @@ class LedgerStore:
             created_at=_as_utc(row.created_at),
         )
 
-    def _checked_size(self, conn: Connection, size: int | None) -> tuple[int, int]:
-        current = self._current_size(conn)
-        wanted = current if size is None else size
-        if not 0 <= wanted <= current:
-            raise EntryNotFound(f"size {wanted} is beyond the ledger's size {current}")
-        return wanted, current
+    def _tree_size(self, conn: Connection, size: int | None, what: str = "size") -> int:
+        if size is None:
+            return self._current_size(conn)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise EntryNotFound(f"{what} must be a non-negative integer")
+        return size
+
+    def _proof(self, conn: Connection, size: int, make: Callable[[NodeFetcher], _T]) -> _T:
+        """Run ``make`` with a fetcher over ``conn``, checking ``size`` exists in the same query.
+
+        Leaf ``size - 1`` is stored iff ``size`` is at most the committed size (entries,
+        nodes and checkpoint commit together), so it is fetched as a probe alongside
+        the proof's nodes: an explicit size costs no extra round trip.
+        """
+        probe: NodeId = (0, size - 1)
+        probed = size == 0
+
+        def fetch(ids: Sequence[NodeId]) -> Mapping[NodeId, bytes]:
+            nonlocal probed
+            got = self._fetch_nodes(conn, ids if probe in ids else [*ids, probe])
+            probed = True
+            if probe not in got:
+                raise _BeyondSize
+            return got
+
+        try:
+            result = make(fetch)
+            if not probed:
+                fetch([])
+        except _BeyondSize:
+            current = self._current_size(conn)
+            raise EntryNotFound(f"size {size} is beyond the ledger's size {current}") from None
+        except NodeFetchError as exc:
+            raise StoreIntegrityError(f"a stored node is missing: {exc}") from exc
+        return result
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
-        """PATH(index, D[0:size]); ``size`` defaults to the current size."""
+        """PATH(index, D[0:size]) (one query); ``size`` defaults to the current size."""
         with self._read() as conn:
-            tree_size, _ = self._checked_size(conn, size)
-            if not 0 <= index < tree_size:
+            tree_size = self._tree_size(conn, size)
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < tree_size:
                 raise EntryNotFound(f"index {index} is outside a tree of size {tree_size}")
-            return self._proof(lambda: inclusion_proof(index, tree_size, self._fetcher(conn)))
+            return self._proof(conn, tree_size, lambda f: inclusion_proof(index, tree_size, f))
 
     def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
-        """PROOF(size1, D[0:size2]); ``size2`` defaults to the current size."""
+        """PROOF(size1, D[0:size2]) (one query); ``size2`` defaults to the current size."""
         with self._read() as conn:
-            second, _ = self._checked_size(conn, size2)
-            if not 0 <= size1 <= second:
-                raise EntryNotFound(f"size1 {size1} is not within [0, {second}]")
-            return self._proof(lambda: consistency_proof(size1, second, self._fetcher(conn)))
+            second = self._tree_size(conn, size2, "size2")
+            first = self._tree_size(conn, size1, "size1")
+            if first > second:
+                raise EntryNotFound(f"size1 {first} is larger than size2 {second}")
+            return self._proof(conn, second, lambda f: consistency_proof(first, second, f))
 
     def root_at(self, size: int) -> bytes:
         """MTH(D[0:size]) for any size up to the current one."""
         with self._read() as conn:
-            tree_size, _ = self._checked_size(conn, size)
-            return self._proof(lambda: root_at(tree_size, self._fetcher(conn)))
-
-    @staticmethod
-    def _proof(make: Callable[[], _T]) -> _T:
-        try:
-            return make()
-        except NodeFetchError as exc:
-            raise StoreIntegrityError(f"a stored node is missing: {exc}") from exc
+            tree_size = self._tree_size(conn, size)
+            return self._proof(conn, tree_size, lambda f: root_at(tree_size, f))
 
     def latest_checkpoint(self) -> SignedCheckpoint:
         with self._read() as conn:
