@@ -1,0 +1,1 @@
+"""Benchmarks: each prints JSON and records its floor in the same run."""
