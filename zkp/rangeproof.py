@@ -7,15 +7,16 @@ of two m' with zero values (blinding 0, so their commitments are the identity
 and the verifier simply leaves them out); callers never see the padding.
 
 Equations (docs/notes/rangeproof.md, docs/notes/inner-product.md,
-docs/notes/batch-verification.md) are cited in comments as (R1)...(R6),
-(I1)...(I4) and (B1)...(B3).
+docs/notes/batch-verification.md) are cited in comments as (R1)...(R7),
+(I1)...(I5) and (B1)...(B4).
 
 Serialised proof, N = n*m', k = log2(N)::
 
     A S T1 T2 (L_1 R_1) ... (L_k R_k)   points, 33 bytes each (compressed SEC1)
     tau_x mu t_hat a b                  scalars, 32 bytes each (big-endian, < q)
 
-so a proof is 33*(4 + 2k) + 5*32 bytes: 688 bytes for one 64-bit value.
+so a proof is 33*(4 + 2k) + 5*32 bytes: 688 bytes for one 64-bit value
+(docs/notes/rangeproof.md, "Proof layout and size").
 
 API::
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -41,6 +43,7 @@ from zkgrid.errors import (
 )
 from zkp.generators import G, bp_generators, ipa_u, pedersen_h
 from zkp.group import (
+    GROUP,
     ORDER,
     POINT_BYTES,
     SCALAR_BYTES,
@@ -99,6 +102,7 @@ def _inner(a: Sequence[int], b: Sequence[int]) -> int:
 def _start_transcript(
     bits: int, encoded_commitments: Sequence[bytes], context: bytes
 ) -> Transcript:
+    # (R7) domain separator with n and m (the real count, not m'), context, V_j.
     t = Transcript(PROTOCOL, VERSION, [(b"n", bits), (b"m", len(encoded_commitments))])
     t.append(b"context", context)
     for enc in encoded_commitments:
@@ -283,12 +287,13 @@ class RangeProof:
         rho = draw()
         s_L = [draw() for _ in range(N)]
         s_R = [draw() for _ in range(N)]
-        # A = alpha*H + <a_L, G> + <a_R, H>: the bits are 0/1, so additions suffice.
+        # (R1) A = alpha*H + <a_L, G> + <a_R, H>: the bits are 0/1, so additions suffice
+        # (bit 1: +G_i, bit 0: -H_i).  S = rho*H + <s_L, G> + <s_R, H>.
         A = H.pt_mul(to_bn(alpha))
         for i in range(N):
             A = A + g_vec[i] if a_L[i] else A - h_vec[i]
         S = msm([rho, *s_L, *s_R], [H, *g_vec, *h_vec])
-        t.append_point(b"A", A)
+        t.append_point(b"A", A)  # (R7) A, S -> y, z
         t.append_point(b"S", S)
         y = t.challenge_scalar(b"y")
         z = t.challenge_scalar(b"z")
@@ -303,17 +308,19 @@ class RangeProof:
         l1 = s_L
         r0 = [(y_pow[i] * (a_R[i] + z) + zeta[i]) % q for i in range(N)]
         r1 = [y_pow[i] * s_R[i] % q for i in range(N)]
+        # (R2) t(X) = <l(X), r(X)> = t0 + t1 X + t2 X^2;  T1 = t1 G + tau1 H, T2 = t2 G + tau2 H.
         t1 = (_inner(l0, r1) + _inner(l1, r0)) % q
         t2 = _inner(l1, r1)
         tau1 = draw()
         tau2 = draw()
         T1 = commit(t1, tau1).point
         T2 = commit(t2, tau2).point
-        t.append_point(b"T1", T1)
+        t.append_point(b"T1", T1)  # (R7) T1, T2 -> x
         t.append_point(b"T2", T2)
         x = t.challenge_scalar(b"x")
 
-        # (R3) evaluations at x and the blinding openings.
+        # (R3) l = l(x), r = r(x), t_hat = <l, r>,
+        # tau_x = tau2 x^2 + tau1 x + sum_j z^(2+j) gamma_j, mu = alpha + rho x.
         l_vec = [(l0[i] + l1[i] * x) % q for i in range(N)]
         r_vec = [(r0[i] + r1[i] * x) % q for i in range(N)]
         t_hat = _inner(l_vec, r_vec)
@@ -321,11 +328,12 @@ class RangeProof:
         tau_x = (tau2 * x * x + tau1 * x + sum(
             z_pows[2 + j] * gammas_padded[j] for j in range(mp))) % q
         mu = (alpha + rho * x) % q
-        t.append_scalar(b"tau_x", tau_x)
+        t.append_scalar(b"tau_x", tau_x)  # (R7) tau_x, mu, t_hat -> w
         t.append_scalar(b"mu", mu)
         t.append_scalar(b"t_hat", t_hat)
         w = t.challenge_scalar(b"w")
 
+        # (R6) the inner product argument on P' = <l, G> + <r, H'> + t_hat Q, Q = w U.
         L, R, a_final, b_final = _ipa_prove(t, g_vec, h_vec, y, w, l_vec, r_vec)
         proof = cls(
             A=A, S=S, T1=T1, T2=T2, L=tuple(L), R=tuple(R),
@@ -390,7 +398,7 @@ def _rounds_from_length(length: int) -> int:
 
 
 def _batch_invert(values: Sequence[int]) -> list[int]:
-    """Inverses mod q of non-zero ``values`` with one exponentiation (Montgomery's trick)."""
+    """Inverses mod q of non-zero ``values`` with one inversion (Montgomery's trick, B4)."""
     prefix = [1] * (len(values) + 1)
     for i, v in enumerate(values):
         prefix[i + 1] = prefix[i] * v % q
@@ -421,12 +429,13 @@ def _ipa_prove(
     a: list[int],
     b: list[int],
 ) -> tuple[list[Point], list[Point], int, int]:
-    """Inner product argument on G and H'_i = y^-i H_i, with Q = w*U (I1)-(I3).
+    """Inner product argument on G and H'_i = y^-i H_i, with Q = w*U (I1), (I2).
 
-    Folding G' = u^-1 G_lo + u G_hi and H' = u H_lo + u^-1 H_hi costs one
-    scalar multiplication per pair by keeping common factors aside:
+    Folding G' = u^-1 G_lo + u G_hi and H' = u H_lo + u^-1 H_hi (I2) costs one
+    scalar multiplication per pair by keeping common factors aside (I5):
     G_i = g_scale * Gh_i and H'_i = h_scale * y^-i * Hh_i, so
     Gh'_i = Gh_lo_i + u^2 Gh_hi_i and Hh'_i = Hh_lo_i + (u^-2 y^-half) Hh_hi_i.
+    The verifier's side is (I3)/(I4), inside (B1).
     """
     U = ipa_u()
     y_inv = pow(y, -1, q)
@@ -445,6 +454,7 @@ def _ipa_prove(
         c_L = _inner(a_lo, b_hi)
         c_R = _inner(a_hi, b_lo)
         # (I1) L = <a_lo, G_hi> + <b_hi, H'_lo> + c_L Q;  R = <a_hi, G_lo> + <b_lo, H'_hi> + c_R Q
+        # as msms over Gh, Hh, U (I5): G_i -> g_scale Gh_i, H'_i -> h_scale y^-i Hh_i.
         l_scalars = [g_scale * x % q for x in a_lo]
         l_scalars += [h_scale * y_inv_pow[i] * b_hi[i] % q for i in range(half)]
         l_scalars.append(w * c_L % q)
@@ -456,14 +466,14 @@ def _ipa_prove(
         L_point = l_job.result()
         L_out.append(L_point)
         R_out.append(R_point)
-        t.append_point(b"L", L_point)
+        t.append_point(b"L", L_point)  # (R7) L, R -> u
         t.append_point(b"R", R_point)
         u = t.challenge_scalar(b"u")
         u_inv = pow(u, -1, q)
-        # (I2) fold the witness.
+        # (I2) fold the witness: a' = u a_lo + u^-1 a_hi, b' = u^-1 b_lo + u b_hi.
         a = [(a_lo[i] * u + a_hi[i] * u_inv) % q for i in range(half)]
         b = [(b_lo[i] * u_inv + b_hi[i] * u) % q for i in range(half)]
-        if half > 1:
+        if half > 1:  # (I2) fold the bases, in the (I5) form; not needed after the last round
             g_factor = to_bn(u * u)
             h_factor = to_bn(u_inv * u_inv * y_inv_pow[half])
             g_job = pool.submit(_fold, gh[:half], gh[half:], g_factor)
@@ -497,7 +507,7 @@ class _Prepared:
 
 
 def _prepare(s: RangeProofStatement) -> _Prepared:
-    """Check the statement's shape and replay its Fiat-Shamir transcript."""
+    """Check the statement's shape and replay its Fiat-Shamir transcript (R7)."""
     m = len(s.commitments)
     _check_shape(s.bits, m)
     proof = s.proof
@@ -565,14 +575,15 @@ def _accumulate(
     n = p.bits
     N = n * p.padded
     y, z, x, w = p.y, p.z, p.x, p.w
-    c = secrets.randbelow(q - 1) + 1  # combines (R4) and (I3) inside one proof
+    c = secrets.randbelow(q - 1) + 1  # (B1) c E_R + E_I: combines (R4) and (R6)/(I3)
     y_minus_1 = (y - 1) % q or 1  # y = 1 has probability 1/q; handled below
-    *u_invs, y_inv, y_minus_1_inv = _batch_invert([*p.u, y, y_minus_1])
+    *u_invs, y_inv, y_minus_1_inv = _batch_invert([*p.u, y, y_minus_1])  # (B4)
     s = _s_vector(p.u, u_invs)
 
     z2 = z * z % q
     z_pows = _powers(z, p.padded + 3)
-    # delta(y, z) = (z - z^2) <1, y^N> - sum_j z^(3+j) <1, 2^n>          (R5)
+    # (R5) delta(y, z) = (z - z^2) <1, y^N> - sum_j z^(3+j) <1, 2^n>, j over all m' blocks;
+    # <1, y^N> = (y^N - 1)/(y - 1), or N if y = 1.
     y_sum = N if y == 1 else (pow(y, N, q) - 1) * y_minus_1_inv % q
     sum_2n = (1 << n) - 1
     delta = ((z - z2) * y_sum - sum_2n * sum(z_pows[3 + j] for j in range(p.padded))) % q
@@ -585,16 +596,18 @@ def _accumulate(
     y_inv_w = [weight] * N  # weight * y^-i
     for i in range(1, N):
         y_inv_w[i] = y_inv_w[i - 1] * y_inv % q
-    zeta = [z_pows[2 + j] << bit for j in range(p.padded) for bit in range(n)]
+    zeta = [z_pows[2 + j] << bit for j in range(p.padded) for bit in range(n)]  # (R2) zeta
     g_acc[:N] = [acc - wz - wa * si for acc, si in zip(g_acc[:N], s, strict=True)]
     h_acc[:N] = [
         acc + wz + yi * (zi - b * si)
         for acc, yi, zi, si in zip(h_acc[:N], y_inv_w, zeta, reversed(s), strict=True)
     ]
+    # (B1) scalars of G, H (from R4 and R6) and U (from I3), weighted (B2):
     fixed[0] += weight * c % q * (proof.t_hat - delta)  # G: c (t_hat - delta)
     fixed[1] += weight * (c * proof.tau_x - proof.mu)  # H: c tau_x - mu
     fixed[2] += weight * w % q * (proof.t_hat - proof.a * proof.b)  # U: w (t_hat - ab)
 
+    # (B1) scalars of the proof's own points; padded V_j = O are absent.
     m = len(p.points) - 4 - 2 * len(p.u)
     wc = weight * c % q
     scalars += [-wc * z_pows[2 + j] for j in range(m)]  # V_j: -c z^(2+j)
@@ -612,13 +625,32 @@ def _batch_holds(prepared: Sequence[_Prepared]) -> bool:
     fixed = [0, 0, 0]
     scalars: list[int] = []
     points: list[Point] = []
+    # The proofs' own points (V_j, A, S, T1, T2, L_k, R_k) go to the worker
+    # threads in chunks while this thread computes the next proofs' scalars:
+    # petlib releases the GIL, so both cores work (docs/notes/batch-verification.md).
+    pool = worker_pool()
+    partial_sums: list[Future[Point]] = []
     for p in prepared:
         weight = 1 if len(prepared) == 1 else secrets.randbelow(q - 1) + 1
         _accumulate(p, weight, g_acc, h_acc, fixed, scalars, points)
+        if len(points) >= _PIPELINE_CHUNK:
+            partial_sums.append(pool.submit(_serial_msm, scalars, points))
+            scalars, points = [], []
     g_vec, h_vec = bp_generators(size)
     all_scalars = [*fixed, *g_acc, *h_acc, *scalars]
     all_points = [G, pedersen_h(), ipa_u(), *g_vec, *h_vec, *points]
-    return msm(all_scalars, all_points).is_infinite()
+    total = msm(all_scalars, all_points)
+    for part in partial_sums:
+        total = total + part.result()
+    return total.is_infinite()
+
+
+#: Points per chunk handed to a worker thread while scalars are still being computed.
+_PIPELINE_CHUNK = 1024
+
+
+def _serial_msm(scalars: Sequence[int], points: Sequence[Point]) -> Point:
+    return GROUP.wsum([to_bn(s) for s in scalars], points)
 
 
 def _bisect(prepared: list[tuple[int, _Prepared]]) -> list[int]:
