@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +128,7 @@ def run(quick: bool) -> dict[str, Any]:
     # single proofs, prove and verify
     for bits in (64, 32):
         bundle = RangeProof.prove([12345], bits)
-        prove_s = _timeit(lambda b=bits: RangeProof.prove([12345], b), reps)
+        prove_s = _timeit(partial(RangeProof.prove, [12345], bits), reps)
         data = bundle.proof.to_bytes()
 
         def verify(
@@ -169,8 +170,8 @@ def run(quick: bool) -> dict[str, Any]:
         statements = _statements(blobs, bits)
         points = batch_points(bits, count, proofs)
         floor = wsum_floor(points, 3)
-        parse_s = _timeit(lambda b=blobs, n=bits: _statements(b, n), 3)
-        verify_s = _timeit(lambda s=statements: RangeProof.verify_batch(s), 3)
+        parse_s = _timeit(partial(_statements, blobs, bits), 3)
+        verify_s = _timeit(partial(RangeProof.verify_batch, statements), 3)
         per = verify_s / proofs
         rows.append(_result(
             f"batch verify {proofs} x ({bits}-bit x{count}), per proof", per, floor / proofs,

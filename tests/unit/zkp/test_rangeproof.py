@@ -82,7 +82,7 @@ def test_prover_refuses_bad_arguments() -> None:
     with pytest.raises(InvalidArgumentError):
         RangeProof.prove([], 8)
     with pytest.raises(InvalidArgumentError):
-        RangeProof.prove([True], 8)  # type: ignore[list-item]
+        RangeProof.prove([True], 8)
     with pytest.raises(InvalidArgumentError):
         RangeProof.prove([1, 2], 8, [5])
     with pytest.raises(InvalidArgumentError):
