@@ -588,7 +588,8 @@ def _accumulate(
     sum_2n = (1 << n) - 1
     delta = ((z - z2) * y_sum - sum_2n * sum(z_pows[3 + j] for j in range(p.padded))) % q
 
-    # (B1) scalars of the shared generators, weighted:
+    # (B1) scalars of the shared generators, weighted: -z and z + y^-i zeta_i from P (R6),
+    # -a s_i and -b y^-i s_i^-1 = -b y^-i s_(N-1-i) from (I3), s from (I4):
     #   G_i: -z - a s_i        H_i: z + y^-i (zeta_i - b s_(N-1-i))
     wa = weight * proof.a % q
     wz = weight * z % q
