@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck bench clean proto
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ typecheck: $(STAMP)
 
 test: $(STAMP) lint typecheck
 	$(VENV)/bin/pytest
+
+# Regenerate zkgrid/settlement/v1 from proto/ (commit the result; tests/unit/test_proto_drift.py
+# fails when the committed code differs from a fresh generation).
+proto: $(STAMP)
+	$(PY) scripts/gen_proto.py
 
 bench: $(STAMP)
 	$(PY) -m bench.rangeproof --json
