@@ -14,12 +14,20 @@ from service.storage.errors import (
     StoreIntegrityError,
     StoreUnavailable,
 )
-from service.storage.store import LedgerStore, StartupCheck, StoredEntry, normalize_url, open_store
+from service.storage.store import (
+    LedgerStore,
+    Precondition,
+    StartupCheck,
+    StoredEntry,
+    normalize_url,
+    open_store,
+)
 
 __all__ = [
     "AppendOnlyViolation",
     "EntryNotFound",
     "LedgerStore",
+    "Precondition",
     "StartupCheck",
     "StorageError",
     "StoreConfigError",

@@ -79,9 +79,18 @@ from service.storage.errors import (
 from service.storage.models import CHECKPOINTS, ENTRIES, META, NODES, TABLES
 from service.storage.schema import APPEND_ONLY_MARKER, SCHEMA_VERSION, install_triggers
 
-__all__ = ["LedgerStore", "StartupCheck", "StoredEntry", "normalize_url", "open_store"]
+__all__ = [
+    "LedgerStore",
+    "Precondition",
+    "StartupCheck",
+    "StoredEntry",
+    "normalize_url",
+    "open_store",
+]
 
 StartupCheck = Literal["full", "quick"]
+#: ``precondition(conn, size)`` of :meth:`LedgerStore.append_batch`: runs under the write lock.
+Precondition = Callable[[Connection, int], None]
 _T = TypeVar("_T")
 
 #: Entries per chunk when streaming (``entries()``, the full self-check).
@@ -405,14 +414,29 @@ class LedgerStore:
 
     # ------------------------------------------------------------------ appends
 
-    def append(self, kind: EntryKind | int, payload: bytes) -> int:
+    def append(
+        self, kind: EntryKind | int, payload: bytes, *, precondition: Precondition | None = None
+    ) -> int:
         """Append one entry; return its index once committed with its nodes and checkpoint."""
-        return self.append_batch([(kind, payload)])[0]
+        return self.append_batch([(kind, payload)], precondition=precondition)[0]
 
-    def append_batch(self, items: Iterable[tuple[EntryKind | int, bytes]]) -> list[int]:
+    def append_batch(
+        self,
+        items: Iterable[tuple[EntryKind | int, bytes]],
+        *,
+        precondition: Precondition | None = None,
+    ) -> list[int]:
         """Append entries atomically (one transaction, one new checkpoint); return their indices.
 
         An empty batch appends nothing, signs nothing and returns ``[]``.
+
+        ``precondition(conn, size)``, when given, runs inside the write transaction,
+        holding the ledger's write lock, after the current size is read and before
+        anything is inserted: ``size`` is the index the first new entry will get. It
+        may read the entries it has not seen yet through ``conn`` (see
+        :meth:`entries_locked`); raising aborts the transaction and nothing is
+        stored. This is how the settlement service checks rules that depend on the
+        log's state without two replicas accepting conflicting entries.
         """
         leaves = [self._leaf(kind, payload) for kind, payload in items]
         if not leaves:
@@ -428,6 +452,8 @@ class LedgerStore:
                 raise StoreIntegrityError(
                     f"the last entry index {last} does not match the last checkpoint size {size}"
                 )
+            if precondition is not None:
+                precondition(conn, size)
             frontier_ids = CompactRange.frontier_ids(size)
             known = self._fetch_nodes(conn, frontier_ids)
             try:
@@ -478,6 +504,24 @@ class LedgerStore:
                 ) from exc
             self._insert_checkpoint(conn, Checkpoint(self._origin, new_size, new_root))
         return list(range(size, new_size))
+
+    def entries_locked(self, conn: Connection, start: int, stop: int) -> list[StoredEntry]:
+        """Entries ``[start, stop)`` read through ``conn`` (for a precondition of
+        :meth:`append_batch`, which must not open another connection: on in-memory
+        SQLite that would deadlock, elsewhere it would not see the locked state)."""
+        if not 0 <= start <= stop:
+            raise EntryNotFound(f"range [{start}, {stop}) is not a valid range")
+        if start == stop:
+            return []
+        rows = conn.execute(
+            _ENTRIES.select()
+            .where(_ENTRIES.c.idx >= start, _ENTRIES.c.idx < stop)
+            .order_by(_ENTRIES.c.idx)
+        ).all()
+        out = [self._entry_from_row(row) for row in rows]
+        if [e.index for e in out] != list(range(start, stop)):
+            raise StoreIntegrityError(f"entries in [{start}, {stop}) are missing")
+        return out
 
     @staticmethod
     def _leaf(kind: EntryKind | int, payload: bytes) -> tuple[EntryKind, bytes, bytes]:
