@@ -124,9 +124,7 @@ class DayReadings:
         for name, series in (("import", self.imports), ("export", self.exports)):
             for i, v in enumerate(series):
                 if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_READING:
-                    raise InvalidArgumentError(
-                        f"{name} reading {i} is not an integer in [0, 2^32)"
-                    )
+                    raise InvalidArgumentError(f"{name} reading {i} is not an integer in [0, 2^32)")
 
     @classmethod
     def from_lists(

@@ -1,0 +1,791 @@
+"""The meter SDK: build, prove, sign and submit a prosumer's batches and bills.
+
+Openings (readings and blindings) never leave this package: requests carry only
+commitments, proofs, signatures and the bill total. Every receipt the service
+returns is checked before it is stored: its leaf hash must be the hash of the
+very record this client sent, and its inclusion proof must verify against the
+checkpoint it comes with (:func:`ledger.merkle.verify_inclusion`); when the
+log's checkpoint key is pinned (``log_key``) the checkpoint's signature is
+verified too.
+
+Transient failures (``UNAVAILABLE``, ``DEADLINE_EXCEEDED``) are retried with
+exponential backoff; submissions are idempotent on the service side (the
+identical batch or bill returns the original receipt), so a retry after a lost
+response is safe.
+
+Typical use::
+
+    home = MeterClient.keygen("~/.zkgrid/meter/m-1", "m-1")      # once
+    client = MeterClient(home, target="127.0.0.1:50051", insecure=True)
+    registration = client.registration_request()                  # the utility submits it
+    receipt = client.submit(client.build_batch(readings))
+    bill = client.prove_bill("2026-11-21")
+    client.submit_bill(bill)
+    client.statement()
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+from google.rpc import error_details_pb2  # type: ignore[import-untyped]
+from grpc_status import rpc_status
+
+from ledger.checkpoint import CheckpointVerifier, SignedCheckpoint, verify_checkpoint
+from ledger.entries import EntryKind, encode_entry
+from ledger.errors import LedgerError
+from ledger.merkle import leaf_hash, verify_inclusion
+from ledger.records import (
+    RANGE_PROOF_BITS,
+    ZERO_HASH,
+    Bill,
+    MeterRegistration,
+    ReadingBatch,
+    Tariff,
+    bill_coefficients,
+    bill_proof_context,
+    reading_proof_context,
+)
+from meter.home import MeterHome
+from meter.openings import OpeningStore, OpeningStoreError, StoredBatch
+from meter.readings import DayReadings
+from zkgrid.errors import InvalidArgumentError, VerificationError, ZkgridError
+from zkgrid.settlement.v1 import (
+    bills_pb2,
+    bills_pb2_grpc,
+    common_pb2,
+    meters_pb2,
+    meters_pb2_grpc,
+    readings_pb2,
+    readings_pb2_grpc,
+    tariffs_pb2,
+    tariffs_pb2_grpc,
+)
+from zkp.pedersen import Commitment
+from zkp.rangeproof import RangeProof
+from zkp.sigma import LinearCombinationProof
+
+__all__ = [
+    "IDENTITY_HEADER",
+    "ROLE_HEADER",
+    "BatchConflictError",
+    "MeterClient",
+    "ReceiptError",
+    "ServiceError",
+    "Statement",
+    "StatementLine",
+    "VerifiedReceipt",
+    "batch_from_pb",
+    "batch_to_pb",
+    "bill_from_pb",
+    "bill_to_pb",
+    "build_batch_in_home",
+    "make_channel",
+    "prove_bill_from_openings",
+    "registration_from_pb",
+    "registration_to_pb",
+    "submit_registration",
+    "tariff_from_pb",
+    "tariff_to_pb",
+    "verify_receipt",
+]
+
+log = logging.getLogger(__name__)
+
+#: Metadata of the service's ``--insecure`` loopback mode (development only).
+ROLE_HEADER = "x-zkgrid-role"
+IDENTITY_HEADER = "x-zkgrid-identity"
+ERROR_DOMAIN = "zkgrid.settlement.v1"
+
+_RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+#: Refusals after which a pending batch can never be accepted as it is: it is discarded.
+_BATCH_FINAL_REFUSALS = frozenset(
+    {
+        "SIGNATURE_INVALID",
+        "INTERVALS_MISMATCH",
+        "CHAIN_BROKEN",
+        "DUPLICATE_PERIOD",
+        "PROOF_MALFORMED",
+        "PROOF_INVALID",
+        "INVALID_ARGUMENT",
+    }
+)
+
+_Resp = TypeVar("_Resp")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ServiceError(ZkgridError):
+    """The service refused a request (or stayed unreachable after the retries).
+
+    ``reason`` is the service's ``google.rpc.ErrorInfo`` reason when it sent one,
+    else the gRPC status code name; ``code`` is the gRPC status code.
+    """
+
+    def __init__(self, code: grpc.StatusCode, reason: str, details: str) -> None:
+        super().__init__(f"{reason}: {details}" if details else reason)
+        self.code = code
+        self.reason = reason
+        self.details = details
+
+    @property
+    def transient(self) -> bool:
+        return self.code in _RETRYABLE
+
+
+class ReceiptError(VerificationError):
+    """A receipt does not prove that our record is in the ledger."""
+
+    reason = "RECEIPT_INVALID"
+
+
+class BatchConflictError(InvalidArgumentError):
+    """The local store already holds a different batch for the period, or one is pending."""
+
+    reason = "DUPLICATE_PERIOD"
+
+
+def _service_error(exc: grpc.RpcError) -> ServiceError:
+    code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
+    details = (exc.details() if isinstance(exc, grpc.Call) else "") or ""
+    reason = code.name if code is not None else "UNKNOWN"
+    if isinstance(exc, grpc.Call):
+        try:
+            status = rpc_status.from_call(exc)
+        except ValueError:
+            status = None
+        if status is not None:
+            for detail in status.details:
+                info = error_details_pb2.ErrorInfo()
+                if detail.Is(info.DESCRIPTOR) and detail.Unpack(info):
+                    reason = info.reason or reason
+                    break
+    return ServiceError(code or grpc.StatusCode.UNKNOWN, reason, details)
+
+
+# --------------------------------------------------------------------------- receipts
+
+
+@dataclass(frozen=True)
+class VerifiedReceipt:
+    """A receipt whose inclusion proof verified (and, with a pinned key, its signature)."""
+
+    ledger_index: int
+    leaf_hash: bytes
+    tree_size: int
+    root_hash: bytes
+    checkpoint: str = field(repr=False)
+    signature_verified: bool
+    raw: bytes = field(repr=False)  #: the serialised common_pb2.Receipt
+
+
+def verify_receipt(
+    receipt: common_pb2.Receipt,
+    kind: EntryKind,
+    payload: bytes,
+    log_key: str | CheckpointVerifier | None = None,
+) -> VerifiedReceipt:
+    """Check that ``receipt`` proves the entry ``(kind, payload)`` is in the ledger.
+
+    The leaf hash must be the RFC 6962 hash of ``encode_entry(kind, payload)``, the
+    inclusion proof must verify against the checkpoint's root and size, and with
+    ``log_key`` the checkpoint must carry a valid signature of that key. Raises
+    :class:`ReceiptError`.
+    """
+    expected_leaf = leaf_hash(encode_entry(kind, payload))
+    if bytes(receipt.leaf_hash) != expected_leaf:
+        raise ReceiptError(f"receipt leaf hash is not the hash of the submitted {kind.name} entry")
+    try:
+        signed = SignedCheckpoint.from_text(receipt.checkpoint)
+        if log_key is not None:
+            verify_checkpoint(signed, log_key)
+        checkpoint = signed.checkpoint
+        if checkpoint.size != receipt.tree_size:
+            raise ReceiptError("receipt tree size differs from its checkpoint's size")
+        verify_inclusion(
+            expected_leaf,
+            receipt.ledger_index,
+            checkpoint.size,
+            [bytes(h) for h in receipt.inclusion_proof],
+            checkpoint.root,
+        )
+    except LedgerError as exc:
+        raise ReceiptError(f"receipt does not verify: {exc}") from None
+    return VerifiedReceipt(
+        ledger_index=receipt.ledger_index,
+        leaf_hash=expected_leaf,
+        tree_size=checkpoint.size,
+        root_hash=checkpoint.root,
+        checkpoint=receipt.checkpoint,
+        signature_verified=log_key is not None,
+        raw=receipt.SerializeToString(deterministic=True),
+    )
+
+
+# --------------------------------------------------------------------------- record <-> message
+
+
+def registration_to_pb(reg: MeterRegistration) -> meters_pb2.MeterRegistration:
+    return meters_pb2.MeterRegistration(
+        meter_id=reg.meter_id,
+        public_key=reg.public_key,
+        interval_minutes=reg.interval_minutes,
+        pop_signature=reg.pop_signature,
+    )
+
+
+def registration_from_pb(msg: meters_pb2.MeterRegistration) -> MeterRegistration:
+    return MeterRegistration(
+        meter_id=msg.meter_id,
+        public_key=bytes(msg.public_key),
+        interval_minutes=msg.interval_minutes,
+        pop_signature=bytes(msg.pop_signature),
+    )
+
+
+def batch_to_pb(batch: ReadingBatch) -> readings_pb2.ReadingBatch:
+    return readings_pb2.ReadingBatch(
+        meter_id=batch.meter_id,
+        period=batch.period,
+        interval_minutes=batch.interval_minutes,
+        sequence=batch.sequence,
+        prev_hash=batch.prev_hash,
+        commitments=list(batch.commitments),
+        range_proof=batch.range_proof,
+        signature=batch.signature,
+    )
+
+
+def batch_from_pb(msg: readings_pb2.ReadingBatch) -> ReadingBatch:
+    return ReadingBatch(
+        meter_id=msg.meter_id,
+        period=msg.period,
+        interval_minutes=msg.interval_minutes,
+        sequence=msg.sequence,
+        prev_hash=bytes(msg.prev_hash),
+        commitments=tuple(bytes(c) for c in msg.commitments),
+        range_proof=bytes(msg.range_proof),
+        signature=bytes(msg.signature),
+    )
+
+
+def tariff_to_pb(tariff: Tariff) -> tariffs_pb2.Tariff:
+    return tariffs_pb2.Tariff(
+        period=tariff.period,
+        interval_minutes=tariff.interval_minutes,
+        currency=tariff.currency,
+        fixed_charge=tariff.fixed_charge,
+        import_price=list(tariff.import_price),
+        export_credit=list(tariff.export_credit),
+    )
+
+
+def tariff_from_pb(msg: tariffs_pb2.Tariff) -> Tariff:
+    return Tariff(
+        period=msg.period,
+        interval_minutes=msg.interval_minutes,
+        currency=msg.currency,
+        fixed_charge=msg.fixed_charge,
+        import_price=tuple(msg.import_price),
+        export_credit=tuple(msg.export_credit),
+    )
+
+
+def bill_to_pb(bill: Bill) -> bills_pb2.Bill:
+    return bills_pb2.Bill(
+        meter_id=bill.meter_id,
+        period=bill.period,
+        batch_hash=bill.batch_hash,
+        tariff_hash=bill.tariff_hash,
+        total=bill.total,
+        proof=bill.proof,
+    )
+
+
+def bill_from_pb(msg: bills_pb2.Bill) -> Bill:
+    return Bill(
+        meter_id=msg.meter_id,
+        period=msg.period,
+        batch_hash=bytes(msg.batch_hash),
+        tariff_hash=bytes(msg.tariff_hash),
+        total=msg.total,
+        proof=bytes(msg.proof),
+    )
+
+
+# --------------------------------------------------------------------------- channels
+
+
+def _is_loopback(target: str) -> bool:
+    host = target
+    if host.startswith("ipv4:") or host.startswith("ipv6:"):
+        host = host.split(":", 1)[1]
+    if host.startswith("["):
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:
+        host = host.rsplit(":", 1)[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def make_channel(
+    target: str,
+    *,
+    insecure: bool = False,
+    ca: str | Path | None = None,
+    cert: str | Path | None = None,
+    key: str | Path | None = None,
+) -> grpc.Channel:
+    """A channel to the service: mTLS (``ca``, ``cert``, ``key``) or, for development on
+    the loopback interface only, plaintext (``insecure``)."""
+    if insecure:
+        if not _is_loopback(target):
+            raise InvalidArgumentError(
+                "--insecure is for the loopback interface only (127.0.0.1, ::1, localhost)"
+            )
+        return grpc.insecure_channel(target)
+    if ca is None:
+        raise InvalidArgumentError("TLS needs --ca (and --cert/--key for mTLS), or --insecure")
+    if (cert is None) != (key is None):
+        raise InvalidArgumentError("--cert and --key go together")
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=Path(ca).read_bytes(),
+        private_key=Path(key).read_bytes() if key is not None else None,
+        certificate_chain=Path(cert).read_bytes() if cert is not None else None,
+    )
+    return grpc.secure_channel(target, credentials)
+
+
+def _stub(factory: Callable[..., Any], channel: grpc.Channel) -> Any:
+    """A generated (untyped) client stub; responses are type-checked by :class:`_Rpc`."""
+    return factory(channel)
+
+
+class _Rpc:
+    """Unary calls with identity metadata, a deadline and retries of transient failures."""
+
+    def __init__(
+        self,
+        channel: grpc.Channel,
+        metadata: Sequence[tuple[str, str]],
+        *,
+        timeout: float,
+        max_attempts: int,
+        initial_backoff: float,
+    ) -> None:
+        self.channel = channel
+        self.metadata = tuple(metadata)
+        self.timeout = timeout
+        self.max_attempts = max(1, max_attempts)
+        self.initial_backoff = initial_backoff
+
+    def __call__(
+        self, method: Callable[..., Any], request: Any, response_type: type[_Resp], what: str
+    ) -> _Resp:
+        delay = self.initial_backoff
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                response = method(request, timeout=self.timeout, metadata=self.metadata)
+                if not isinstance(response, response_type):  # pragma: no cover
+                    raise TypeError(f"{what}: unexpected response type")
+                return response
+            except grpc.RpcError as exc:
+                error = _service_error(exc)
+                if not error.transient or attempt == self.max_attempts:
+                    raise error from None
+                log.info(
+                    "%s: %s (attempt %d of %d), retrying in %.2fs",
+                    what, error.code.name, attempt, self.max_attempts, delay,
+                )  # fmt: skip
+                time.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter only
+                delay = min(delay * 2, 5.0)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def submit_registration(
+    channel: grpc.Channel,
+    registration: MeterRegistration,
+    *,
+    metadata: Sequence[tuple[str, str]] = (),
+    log_key: str | CheckpointVerifier | None = None,
+    timeout: float = 30.0,
+) -> VerifiedReceipt:
+    """The utility's side of registration: submit a meter's registration request."""
+    rpc = _Rpc(channel, metadata, timeout=timeout, max_attempts=6, initial_backoff=0.1)
+    stub = _stub(meters_pb2_grpc.MeterServiceStub, channel)
+    response = rpc(
+        stub.RegisterMeter,
+        meters_pb2.RegisterMeterRequest(registration=registration_to_pb(registration)),
+        meters_pb2.RegisterMeterResponse,
+        "RegisterMeter",
+    )
+    return verify_receipt(
+        response.receipt, EntryKind.METER_REGISTRATION, registration.encode(), log_key
+    )
+
+
+# --------------------------------------------------------------------------- the client
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    bill: Bill
+    receipt: VerifiedReceipt
+
+
+@dataclass(frozen=True)
+class Statement:
+    meter_id: str
+    lines: tuple[StatementLine, ...]
+    total: int
+
+
+def _check_proof_locally(batch: ReadingBatch, commitments: Sequence[Commitment]) -> None:
+    RangeProof.from_bytes(batch.range_proof).verify(
+        commitments, RANGE_PROOF_BITS, batch.proof_context()
+    )
+
+
+class MeterClient:
+    """One meter's SDK over its home (key, opening store) and, optionally, a channel.
+
+    Without a channel (and target) only the offline operations work:
+    :meth:`registration_request` and :meth:`build_batch`.
+    """
+
+    def __init__(
+        self,
+        home: MeterHome | str | Path,
+        channel: grpc.Channel | None = None,
+        *,
+        target: str | None = None,
+        insecure: bool = False,
+        ca: str | Path | None = None,
+        cert: str | Path | None = None,
+        key: str | Path | None = None,
+        log_key: str | CheckpointVerifier | None = None,
+        timeout: float = 30.0,
+        max_attempts: int = 6,
+        initial_backoff: float = 0.1,
+    ) -> None:
+        self.home = home if isinstance(home, MeterHome) else MeterHome.load(home)
+        self.meter_id = self.home.meter_id
+        self.log_key = log_key
+        self._owns_channel = channel is None and target is not None
+        if channel is None and target is not None:
+            channel = make_channel(target, insecure=insecure, ca=ca, cert=cert, key=key)
+        self._channel = channel
+        metadata = [(ROLE_HEADER, "meter"), (IDENTITY_HEADER, self.meter_id)] if insecure else []
+        self._rpc = (
+            _Rpc(
+                channel,
+                metadata,
+                timeout=timeout,
+                max_attempts=max_attempts,
+                initial_backoff=initial_backoff,
+            )
+            if channel is not None
+            else None
+        )
+        self._store: OpeningStore | None = None
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    @staticmethod
+    def keygen(home: str | Path, meter_id: str, interval_minutes: int = 15) -> MeterHome:
+        """Create a meter home with a fresh key (refuses an existing one)."""
+        return MeterHome.create(Path(home).expanduser(), meter_id, interval_minutes)
+
+    @property
+    def store(self) -> OpeningStore:
+        if self._store is None:
+            self._store = self.home.openings()
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        if self._owns_channel and self._channel is not None:
+            self._channel.close()
+
+    def __enter__(self) -> MeterClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def rpc(self) -> _Rpc:
+        if self._rpc is None:
+            raise InvalidArgumentError("this operation needs a service: pass a channel or target")
+        return self._rpc
+
+    @property
+    def channel(self) -> grpc.Channel:
+        return self.rpc.channel
+
+    # --- registration ---------------------------------------------------------------
+
+    def registration_request(self) -> MeterRegistration:
+        """The meter's registration with its proof of possession (the utility submits it)."""
+        return MeterRegistration.create(self.home.key(), self.meter_id, self.home.interval_minutes)
+
+    def meter_status(self) -> meters_pb2.GetMeterResponse:
+        stub = _stub(meters_pb2_grpc.MeterServiceStub, self.channel)
+        return self.rpc(
+            stub.GetMeter,
+            meters_pb2.GetMeterRequest(meter_id=self.meter_id),
+            meters_pb2.GetMeterResponse,
+            "GetMeter",
+        )
+
+    # --- readings -------------------------------------------------------------------
+
+    def build_batch(self, readings: DayReadings) -> ReadingBatch:
+        """Commit, range-prove and sign a period's readings (offline; ~2 s for 192 values).
+
+        The openings and the batch are stored (``pending``) before this returns, so the
+        same period always gets the same batch: calling it again with the identical
+        readings returns the stored batch; different readings raise
+        :class:`BatchConflictError`. A new period needs the previous batch accepted
+        (see :meth:`submit_pending`).
+        """
+        if readings.interval_minutes != self.home.interval_minutes:
+            raise InvalidArgumentError(
+                f"readings use {readings.interval_minutes}-minute intervals, the meter is"
+                f" registered with {self.home.interval_minutes}"
+            )
+        store = self.store
+        values = readings.values()
+        existing = store.batch(readings.period)
+        if existing is not None:
+            if list(existing.values) != values:
+                raise BatchConflictError(
+                    f"a different batch for {readings.period} was already built"
+                    f" ({existing.status}); one batch per period"
+                )
+            return ReadingBatch.decode(existing.batch)
+        head = store.last_batch()
+        if head is not None and head.status == "pending":
+            raise BatchConflictError(
+                f"the batch for {head.period} is not accepted yet: submit it first"
+            )
+        sequence = 0 if head is None else head.sequence + 1
+        prev_hash = ZERO_HASH if head is None else head.batch_hash
+        context = reading_proof_context(self.meter_id, readings.period, sequence)
+        bundle = RangeProof.prove(values, RANGE_PROOF_BITS, context=context)
+        batch = ReadingBatch.create(
+            self.home.key(),
+            meter_id=self.meter_id,
+            period=readings.period,
+            interval_minutes=readings.interval_minutes,
+            sequence=sequence,
+            prev_hash=prev_hash,
+            commitments=[c.to_bytes() for c in bundle.commitments],
+            range_proof=bundle.proof.to_bytes(),
+        )
+        store.add_pending(
+            period=readings.period,
+            sequence=sequence,
+            interval_minutes=readings.interval_minutes,
+            values=values,
+            blindings=bundle.blindings,
+            batch=batch.encode(),
+            batch_hash=batch.batch_hash(),
+        )
+        log.info("built batch %s/%s sequence %d", self.meter_id, readings.period, sequence)
+        return batch
+
+    def submit(self, batch: ReadingBatch) -> VerifiedReceipt:
+        """Submit a batch (retrying transient failures) and verify and store its receipt.
+
+        A refusal after which the batch can never be accepted (bad proof or
+        signature, broken chain, another batch for the period) discards it from
+        the local store so the period can be built again; the error is raised.
+        """
+        if batch.meter_id != self.meter_id:
+            raise InvalidArgumentError("the batch belongs to another meter")
+        stub = _stub(readings_pb2_grpc.ReadingServiceStub, self.channel)
+        try:
+            response = self.rpc(
+                stub.SubmitReadings,
+                readings_pb2.SubmitReadingsRequest(batch=batch_to_pb(batch)),
+                readings_pb2.SubmitReadingsResponse,
+                "SubmitReadings",
+            )
+        except ServiceError as exc:
+            stored = self.store.batch(batch.period)
+            if (
+                exc.reason in _BATCH_FINAL_REFUSALS
+                and stored is not None
+                and stored.status == "pending"
+                and stored.batch == batch.encode()
+            ):
+                self.store.discard_pending(batch.period)
+                log.info(
+                    "batch %s/%s refused (%s): discarded", self.meter_id, batch.period, exc.reason
+                )
+            raise
+        payload = batch.encode()
+        if bytes(response.batch_hash) != batch.batch_hash():
+            raise ReceiptError("the service names another batch hash than the submitted batch's")
+        receipt = verify_receipt(response.receipt, EntryKind.READING_BATCH, payload, self.log_key)
+        stored = self.store.batch(batch.period)
+        if stored is not None and stored.batch == payload:
+            self.store.mark_accepted(batch.period, receipt.raw)
+        return receipt
+
+    def submit_pending(self) -> list[VerifiedReceipt]:
+        """Submit every batch built but not yet accepted (e.g. after a crash), in order."""
+        return [self.submit(ReadingBatch.decode(b.batch)) for b in self.store.pending()]
+
+    def submit_readings(self, readings: DayReadings) -> VerifiedReceipt:
+        """Submit any pending batch, then build (or reuse) and submit this period's batch."""
+        existing = self.store.batch(readings.period)
+        if existing is None or existing.status == "pending":
+            for pending in self.store.pending():
+                if pending.period != readings.period:
+                    self.submit(ReadingBatch.decode(pending.batch))
+        return self.submit(self.build_batch(readings))
+
+    # --- tariffs and bills -------------------------------------------------------------
+
+    def tariff(self, period: str) -> tuple[Tariff, VerifiedReceipt]:
+        """Fetch a period's tariff and check it is the ledger's TARIFF record."""
+        stub = _stub(tariffs_pb2_grpc.TariffServiceStub, self.channel)
+        response = self.rpc(
+            stub.GetTariff,
+            tariffs_pb2.GetTariffRequest(period=period),
+            tariffs_pb2.GetTariffResponse,
+            "GetTariff",
+        )
+        tariff = tariff_from_pb(response.tariff)
+        if tariff.period != period:
+            raise ReceiptError("the service returned the tariff of another period")
+        if bytes(response.tariff_hash) != tariff.tariff_hash():
+            raise ReceiptError("the tariff hash does not match the tariff record")
+        receipt = verify_receipt(response.receipt, EntryKind.TARIFF, tariff.encode(), self.log_key)
+        return tariff, receipt
+
+    def _accepted_batch(self, period: str) -> StoredBatch:
+        stored = self.store.batch(period)
+        if stored is None:
+            raise OpeningStoreError(f"no readings were submitted for {period} from this home")
+        if stored.status != "accepted":
+            raise OpeningStoreError(f"the batch for {period} is not accepted yet: submit it first")
+        return stored
+
+    def prove_bill(self, period: str) -> Bill:
+        """Compute the period's bill from the openings and prove it against the ledger's
+        commitments under the published tariff (stored locally before it is returned)."""
+        stored_bill = self.store.bill(period)
+        if stored_bill is not None:
+            return Bill.decode(stored_bill.bill)
+        stored = self._accepted_batch(period)
+        tariff, _ = self.tariff(period)
+        bill = prove_bill_from_openings(stored, tariff, self.meter_id)
+        self.store.put_bill(period, bill.encode(), bill.total, None)
+        return bill
+
+    def local_bill_total(self, period: str, tariff: Tariff) -> int:
+        """The plaintext bill from the local openings (never sent anywhere)."""
+        stored = self._accepted_batch(period)
+        return tariff.bill_total(stored.imports, stored.exports)
+
+    def submit_bill(self, bill: Bill) -> VerifiedReceipt:
+        """Submit a proven bill (idempotent) and verify and store its receipt."""
+        if bill.meter_id != self.meter_id:
+            raise InvalidArgumentError("the bill belongs to another meter")
+        stub = _stub(bills_pb2_grpc.BillServiceStub, self.channel)
+        response = self.rpc(
+            stub.SubmitBill,
+            bills_pb2.SubmitBillRequest(bill=bill_to_pb(bill)),
+            bills_pb2.SubmitBillResponse,
+            "SubmitBill",
+        )
+        receipt = verify_receipt(response.receipt, EntryKind.BILL, bill.encode(), self.log_key)
+        self.store.put_bill(bill.period, bill.encode(), bill.total, receipt.raw)
+        return receipt
+
+    def settle(self, period: str) -> tuple[Bill, VerifiedReceipt]:
+        """:meth:`prove_bill` then :meth:`submit_bill`."""
+        bill = self.prove_bill(period)
+        return bill, self.submit_bill(bill)
+
+    def statement(self, period: str | None = None) -> Statement:
+        """The meter's bills as the ledger holds them, every receipt verified."""
+        stub = _stub(bills_pb2_grpc.BillServiceStub, self.channel)
+        response = self.rpc(
+            stub.GetStatement,
+            bills_pb2.GetStatementRequest(meter_id=self.meter_id, period=period or ""),
+            bills_pb2.GetStatementResponse,
+            "GetStatement",
+        )
+        lines = []
+        for line in response.lines:
+            bill = bill_from_pb(line.bill)
+            if bill.meter_id != self.meter_id:
+                raise ReceiptError("the statement holds another meter's bill")
+            receipt = verify_receipt(line.receipt, EntryKind.BILL, bill.encode(), self.log_key)
+            lines.append(StatementLine(bill, receipt))
+        total = sum(line.bill.total for line in lines)
+        if total != response.total:
+            raise ReceiptError("the statement total is not the sum of its bills")
+        return Statement(response.meter_id, tuple(lines), total)
+
+
+def prove_bill_from_openings(stored: StoredBatch, tariff: Tariff, meter_id: str) -> Bill:
+    """The bill of a stored batch under ``tariff``: ``B`` from the openings and its proof
+    over the batch's commitments (the ones on the ledger), bound to both hashes."""
+    batch = ReadingBatch.decode(stored.batch)
+    if batch.meter_id != meter_id or batch.period != tariff.period:
+        raise InvalidArgumentError("the tariff or batch belongs to another meter or period")
+    if tariff.interval_minutes != batch.interval_minutes:
+        raise InvalidArgumentError(
+            f"the tariff for {tariff.period} uses {tariff.interval_minutes}-minute intervals,"
+            f" the batch {batch.interval_minutes}"
+        )
+    tariff_hash = tariff.tariff_hash()
+    commitments = [Commitment.from_bytes(c) for c in batch.commitments]
+    proof, total = LinearCombinationProof.prove(
+        bill_coefficients(tariff),
+        commitments,
+        list(stored.values),
+        list(stored.blindings),
+        constant=tariff.fixed_charge,
+        context=bill_proof_context(stored.batch_hash, tariff_hash),
+    )
+    if total != tariff.bill_total(stored.imports, stored.exports):  # pragma: no cover
+        raise VerificationError("bill total differs from the plaintext formula")
+    return Bill(
+        meter_id=meter_id,
+        period=tariff.period,
+        batch_hash=stored.batch_hash,
+        tariff_hash=tariff_hash,
+        total=total,
+        proof=proof.to_bytes(),
+    )
+
+
+def build_batch_in_home(home: str | Path, readings: DayReadings) -> bytes:
+    """Build a batch offline in ``home`` and return its encoding (for process pools)."""
+    client = MeterClient(home)
+    try:
+        return client.build_batch(readings).encode()
+    finally:
+        client.close()

@@ -1,0 +1,370 @@
+"""The prosumer's local opening store: values, blindings and submitted records.
+
+One SQLite file per meter home (``openings.db``), created with mode 0600 in a
+directory with mode 0700; a store (or directory) that group or others can read
+or write is refused with :class:`InsecurePermissionsError`, as is one owned by
+another user. It keeps, per period:
+
+* the openings of the batch: the 2T values ``[import_0, export_0, ...]`` and
+  their blindings (never sent anywhere: only the commitments leave this package);
+* the encoded ``ReadingBatch`` submitted for it, its hash and sequence, whether
+  the service accepted it and the receipt it returned;
+* the bill proven for it and its receipt.
+
+A batch is first stored ``pending`` (before it is sent) so that a crash between
+building and submitting resubmits the identical batch instead of building a
+second one for the same sequence; it becomes ``accepted`` with the receipt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import stat
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from zkgrid.errors import InvalidArgumentError, ZkgridError
+
+__all__ = [
+    "BatchStatus",
+    "InsecurePermissionsError",
+    "OpeningStore",
+    "OpeningStoreError",
+    "StoredBatch",
+    "StoredBill",
+    "check_private_dir",
+    "check_private_file",
+    "ensure_private_dir",
+    "write_private_file",
+]
+
+BatchStatus = Literal["pending", "accepted"]
+_BLINDING_BYTES = 32
+_VALUE = struct.Struct(">I")
+_SCHEMA_VERSION = "1"
+
+
+class OpeningStoreError(ZkgridError):
+    """The local opening store is inconsistent or was asked for something it cannot do."""
+
+    reason = "OPENING_STORE"
+
+
+class InsecurePermissionsError(InvalidArgumentError):
+    """A private file or directory is readable or writable by others (or owned by another user)."""
+
+    reason = "INSECURE_PERMISSIONS"
+
+
+def _check_private(path: Path, kind: str, expected: int) -> None:
+    st = path.stat()
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        raise InsecurePermissionsError(f"{kind} {path} is owned by another user")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077:
+        raise InsecurePermissionsError(
+            f"{kind} {path} has mode {mode:04o}; it must not be accessible to group or others"
+            f" (chmod {expected:o} {path})"
+        )
+
+
+def check_private_dir(path: str | Path) -> None:
+    """Raise :class:`InsecurePermissionsError` unless only the owner can use directory ``path``."""
+    p = Path(path)
+    if not p.is_dir():
+        raise InvalidArgumentError(f"{p} is not a directory")
+    _check_private(p, "directory", 0o700)
+
+
+def check_private_file(path: str | Path) -> None:
+    """Raise :class:`InsecurePermissionsError` unless ``path`` is a file only its owner uses."""
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidArgumentError(f"{p} is not a file")
+    _check_private(p, "file", 0o600)
+
+
+def ensure_private_dir(path: str | Path) -> Path:
+    """Create ``path`` (and parents) with mode 0700 if missing; check it is private."""
+    p = Path(path)
+    if not p.exists():
+        p.mkdir(mode=0o700, parents=True)
+        p.chmod(0o700)  # mkdir's mode is filtered by the umask
+    check_private_dir(p)
+    return p
+
+
+def write_private_file(path: str | Path, data: bytes) -> None:
+    """Create ``path`` with mode 0600 and write ``data``; refuses to overwrite."""
+    p = Path(path)
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _pack_values(values: Sequence[int]) -> bytes:
+    return b"".join(_VALUE.pack(v) for v in values)
+
+
+def _unpack_values(data: bytes) -> tuple[int, ...]:
+    return tuple(v for (v,) in _VALUE.iter_unpack(data))
+
+
+def _pack_blindings(blindings: Sequence[int]) -> bytes:
+    return b"".join(b.to_bytes(_BLINDING_BYTES, "big") for b in blindings)
+
+
+def _unpack_blindings(data: bytes) -> tuple[int, ...]:
+    return tuple(
+        int.from_bytes(data[i : i + _BLINDING_BYTES], "big")
+        for i in range(0, len(data), _BLINDING_BYTES)
+    )
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    """A period's batch as kept locally; ``values``/``blindings`` are hidden from ``repr``."""
+
+    period: str
+    sequence: int
+    interval_minutes: int
+    values: tuple[int, ...] = field(repr=False)
+    blindings: tuple[int, ...] = field(repr=False)
+    batch: bytes = field(repr=False)
+    batch_hash: bytes
+    status: BatchStatus
+    receipt: bytes | None = field(default=None, repr=False)
+
+    @property
+    def imports(self) -> tuple[int, ...]:
+        return self.values[0::2]
+
+    @property
+    def exports(self) -> tuple[int, ...]:
+        return self.values[1::2]
+
+
+@dataclass(frozen=True)
+class StoredBill:
+    period: str
+    bill: bytes = field(repr=False)
+    total: int
+    receipt: bytes | None = field(default=None, repr=False)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (
+    period TEXT PRIMARY KEY,
+    sequence INTEGER NOT NULL UNIQUE,
+    interval_minutes INTEGER NOT NULL,
+    vals BLOB NOT NULL,
+    blindings BLOB NOT NULL,
+    batch BLOB NOT NULL,
+    batch_hash BLOB NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'accepted')),
+    receipt BLOB
+);
+CREATE TABLE IF NOT EXISTS bills (
+    period TEXT PRIMARY KEY,
+    bill BLOB NOT NULL,
+    total INTEGER NOT NULL,
+    receipt BLOB
+);
+"""
+
+_BATCH_COLUMNS = (
+    "period, sequence, interval_minutes, vals, blindings, batch, batch_hash, status, receipt"
+)
+
+
+class OpeningStore:
+    """The SQLite opening store of one meter (see the module docstring)."""
+
+    FILENAME = "openings.db"
+
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        self._path = Path(path)
+        check_private_dir(self._path.parent)
+        if not self._path.exists():
+            if not create:
+                raise OpeningStoreError(f"no opening store at {self._path}")
+            write_private_file(self._path, b"")
+        check_private_file(self._path)
+        self._conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.executescript(_SCHEMA)
+        self._conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (_SCHEMA_VERSION,),
+        )
+        for suffix in ("-journal", "-wal", "-shm"):
+            side = Path(str(self._path) + suffix)
+            if side.exists():
+                side.chmod(0o600)
+
+    @classmethod
+    def in_home(cls, home: str | Path) -> OpeningStore:
+        return cls(Path(home) / cls.FILENAME)
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> OpeningStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    # --- batches ---------------------------------------------------------------------
+
+    @staticmethod
+    def _batch_from_row(row: tuple[Any, ...]) -> StoredBatch:
+        period, seq, minutes, vals, blindings, batch, batch_hash, status, receipt = row
+        return StoredBatch(
+            period=str(period),
+            sequence=int(seq),
+            interval_minutes=int(minutes),
+            values=_unpack_values(bytes(vals)),
+            blindings=_unpack_blindings(bytes(blindings)),
+            batch=bytes(batch),
+            batch_hash=bytes(batch_hash),
+            status="accepted" if status == "accepted" else "pending",
+            receipt=None if receipt is None else bytes(receipt),
+        )
+
+    def batch(self, period: str) -> StoredBatch | None:
+        row = self._conn.execute(
+            f"SELECT {_BATCH_COLUMNS} FROM batches WHERE period = ?",  # noqa: S608
+            (period,),
+        ).fetchone()
+        return None if row is None else self._batch_from_row(row)
+
+    def last_batch(self) -> StoredBatch | None:
+        """The batch with the highest sequence (the chain's head, pending or accepted)."""
+        row = self._conn.execute(
+            f"SELECT {_BATCH_COLUMNS} FROM batches ORDER BY sequence DESC LIMIT 1"  # noqa: S608
+        ).fetchone()
+        return None if row is None else self._batch_from_row(row)
+
+    def batches(self) -> list[StoredBatch]:
+        rows = self._conn.execute(
+            f"SELECT {_BATCH_COLUMNS} FROM batches ORDER BY sequence"  # noqa: S608
+        ).fetchall()
+        return [self._batch_from_row(r) for r in rows]
+
+    def pending(self) -> list[StoredBatch]:
+        return [b for b in self.batches() if b.status == "pending"]
+
+    def add_pending(
+        self,
+        *,
+        period: str,
+        sequence: int,
+        interval_minutes: int,
+        values: Sequence[int],
+        blindings: Sequence[int],
+        batch: bytes,
+        batch_hash: bytes,
+    ) -> StoredBatch:
+        """Store a built batch before sending it; its sequence must extend the local chain."""
+        if len(values) != len(blindings):
+            raise OpeningStoreError("one blinding per value is needed")
+        with self._tx() as conn:
+            if conn.execute("SELECT 1 FROM batches WHERE period = ?", (period,)).fetchone():
+                raise OpeningStoreError(f"a batch for {period} is already stored")
+            (head,) = conn.execute("SELECT MAX(sequence) FROM batches").fetchone()
+            expected = 0 if head is None else int(head) + 1
+            if sequence != expected:
+                raise OpeningStoreError(
+                    f"sequence {sequence} does not extend the local chain (next is {expected})"
+                )
+            conn.execute(
+                f"INSERT INTO batches ({_BATCH_COLUMNS})"  # noqa: S608
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', NULL)",
+                (
+                    period,
+                    sequence,
+                    interval_minutes,
+                    _pack_values(values),
+                    _pack_blindings(blindings),
+                    batch,
+                    batch_hash,
+                ),
+            )
+        stored = self.batch(period)
+        assert stored is not None
+        return stored
+
+    def mark_accepted(self, period: str, receipt: bytes) -> None:
+        with self._tx() as conn:
+            cur = conn.execute(
+                "UPDATE batches SET status = 'accepted', receipt = ? WHERE period = ?",
+                (receipt, period),
+            )
+            if cur.rowcount != 1:
+                raise OpeningStoreError(f"no batch for {period}")
+
+    def discard_pending(self, period: str) -> None:
+        """Forget a pending batch the service refused (only the chain's head can be dropped)."""
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT sequence, status FROM batches WHERE period = ?", (period,)
+            ).fetchone()
+            if row is None:
+                raise OpeningStoreError(f"no batch for {period}")
+            if row[1] != "pending":
+                raise OpeningStoreError(f"the batch for {period} was accepted; it stays")
+            (head,) = conn.execute("SELECT MAX(sequence) FROM batches").fetchone()
+            if row[0] != head:
+                raise OpeningStoreError(f"the batch for {period} is not the chain's head")
+            conn.execute("DELETE FROM batches WHERE period = ?", (period,))
+            conn.execute("DELETE FROM bills WHERE period = ?", (period,))
+
+    # --- bills -----------------------------------------------------------------------
+
+    def bill(self, period: str) -> StoredBill | None:
+        row = self._conn.execute(
+            "SELECT period, bill, total, receipt FROM bills WHERE period = ?", (period,)
+        ).fetchone()
+        if row is None:
+            return None
+        return StoredBill(row[0], row[1], int(row[2]), row[3])
+
+    def put_bill(self, period: str, bill: bytes, total: int, receipt: bytes | None) -> None:
+        """Store a bill (before submission, then again with its receipt)."""
+        with self._tx() as conn:
+            existing = conn.execute("SELECT bill FROM bills WHERE period = ?", (period,)).fetchone()
+            if existing is not None and existing[0] != bill:
+                raise OpeningStoreError(f"a different bill for {period} is already stored")
+            conn.execute(
+                "INSERT INTO bills (period, bill, total, receipt) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (period) DO UPDATE SET receipt = excluded.receipt",
+                (period, bill, total, receipt),
+            )
