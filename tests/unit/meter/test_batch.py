@@ -4,6 +4,7 @@ documented context, the chain links, and the bill proof gives the plaintext form
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,7 @@ def _context(meter_id: str, period: str, sequence: int) -> bytes:
 
 
 @pytest.fixture
-def client(tmp_path: Path):
+def client(tmp_path: Path) -> Iterator[MeterClient]:
     MeterClient.keygen(tmp_path / "home", "meter-7", INTERVAL)
     c = MeterClient(tmp_path / "home")
     yield c

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from meter.openings import (
     InsecurePermissionsError,
     OpeningStore,
     OpeningStoreError,
+    StoredBatch,
     ensure_private_dir,
 )
 
@@ -22,14 +24,21 @@ def _mode(path: Path) -> int:
 
 
 @pytest.fixture
-def store(tmp_path: Path):
+def store(tmp_path: Path) -> Iterator[OpeningStore]:
     home = ensure_private_dir(tmp_path / "home")
     s = OpeningStore.in_home(home)
     yield s
     s.close()
 
 
-def _add(store: OpeningStore, period: str, sequence: int, *, values=(1, 2), blindings=(3, 4)):
+def _add(
+    store: OpeningStore,
+    period: str,
+    sequence: int,
+    *,
+    values: tuple[int, ...] = (1, 2),
+    blindings: tuple[int, ...] = (3, 4),
+) -> StoredBatch:
     return store.add_pending(
         period=period,
         sequence=sequence,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -94,7 +95,9 @@ def test_error_is_invalid_argument_with_reason() -> None:
         (lambda r: [*r[:5], "", *r[5:]], 6, "empty line"),
     ],
 )
-def test_errors_name_the_line(mutate, line: int, words: str) -> None:
+def test_errors_name_the_line(
+    mutate: Callable[[list[str]], list[str]], line: int, words: str
+) -> None:
     err = _error(mutate(_rows()))
     assert err.line == line
     assert f"line {line}" in str(err)
