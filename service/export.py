@@ -1,0 +1,198 @@
+"""``zkgrid ledger export``: write a ledger store's entries and checkpoints to an archive file.
+
+    zkgrid ledger export --db URL --out FILE
+
+The archive (:mod:`ledger.archive`, docs/notes/ledger.md "Export archive")
+holds every stored entry and every stored checkpoint, read in one snapshot
+(SQLite read transaction, PostgreSQL ``REPEATABLE READ``), so a concurrent
+appender cannot tear it. The final checkpoint is the stored one of the largest
+size.
+
+The export copies what is stored *as stored*: it does not run the store's
+self-check, does not need the log's signing key, and does not skip, renumber
+or repair anything (a deleted row is a gap in the indices, a rewritten payload
+is exported rewritten, a malformed checkpoint note is exported as it is). That
+is what makes ``zkgrid audit --archive`` an audit of the database and not of a
+cleaned-up copy: :class:`service.storage.LedgerStore`'s own readers refuse a
+store with gaps or malformed checkpoints, so this module reads the tables
+directly with keyset pagination.
+
+The file is written to a temporary name next to ``FILE`` and renamed when
+complete; exit status 0 on success, 2 with a one-line message otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import Connection, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from ledger.archive import ArchiveTrailer, write_archive
+from service.storage.errors import StoreConfigError
+from service.storage.models import CHECKPOINTS, ENTRIES, META
+from service.storage.store import normalize_url
+from zkgrid.errors import ZkgridError
+
+__all__ = ["ExportError", "ExportResult", "export_ledger", "main"]
+
+_CHUNK = 2_000
+
+
+class ExportError(ZkgridError):
+    """The export could not read the store or write the archive."""
+
+    reason = "EXPORT_FAILED"
+
+
+class ExportResult:
+    __slots__ = ("final_checkpoint", "origin", "path", "trailer")
+
+    def __init__(self, path: Path, origin: str, trailer: ArchiveTrailer) -> None:
+        self.path = path
+        self.origin = origin
+        self.trailer = trailer
+        self.final_checkpoint = trailer.final_checkpoint
+
+
+def _entries(conn: Connection) -> Iterator[tuple[int, int, bytes]]:
+    cursor = -1
+    while True:
+        rows = conn.execute(
+            ENTRIES.select()
+            .with_only_columns(ENTRIES.c.idx, ENTRIES.c.kind, ENTRIES.c.payload)
+            .where(ENTRIES.c.idx > cursor)
+            .order_by(ENTRIES.c.idx)
+            .limit(_CHUNK)
+        ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield int(row.idx), int(row.kind), bytes(row.payload)
+        cursor = int(rows[-1].idx)
+
+
+def _checkpoints(conn: Connection) -> Iterator[tuple[int, str]]:
+    cursor = -1
+    while True:
+        rows = conn.execute(
+            CHECKPOINTS.select()
+            .with_only_columns(CHECKPOINTS.c.size, CHECKPOINTS.c.note)
+            .where(CHECKPOINTS.c.size > cursor)
+            .order_by(CHECKPOINTS.c.size)
+            .limit(_CHUNK)
+        ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield int(row.size), str(row.note)
+        cursor = int(rows[-1].size)
+
+
+def _write(conn: Connection, out: BinaryIO) -> tuple[str, ArchiveTrailer]:
+    meta = conn.execute(META.select().where(META.c.id == 1)).first()
+    if meta is None:
+        raise ExportError("the store has no ledger_meta row (not a zkgrid ledger)")
+    latest = conn.execute(
+        CHECKPOINTS.select()
+        .with_only_columns(CHECKPOINTS.c.note)
+        .order_by(CHECKPOINTS.c.size.desc())
+        .limit(1)
+    ).first()
+    if latest is None:
+        raise ExportError("the store holds no checkpoint")
+    origin = str(meta.origin)
+    # A second connection would see another snapshot: entries and checkpoints are
+    # interleaved from two keyset cursors over the same connection.
+    trailer = write_archive(out, origin, _entries(conn), _checkpoints(conn), str(latest.note))
+    return origin, trailer
+
+
+def export_ledger(url: str, out_path: str | os.PathLike[str]) -> ExportResult:
+    """Export the ledger at ``url`` to ``out_path`` (atomically replaced)."""
+    normalized = normalize_url(url)
+    parsed = make_url(normalized)
+    sqlite = parsed.get_backend_name() == "sqlite"
+    if sqlite:
+        if parsed.database in (None, "", ":memory:"):
+            raise StoreConfigError("an in-memory SQLite ledger cannot be exported")
+        if not Path(parsed.database).is_file():
+            raise ExportError(f"no SQLite ledger at {parsed.database}")
+    engine = create_engine(normalized, poolclass=NullPool)
+    if sqlite:
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: object, _record: object) -> None:
+            dbapi_conn.isolation_level = None  # type: ignore[attr-defined]
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN")  # DEFERRED: the snapshot starts at the first read
+
+    target = Path(out_path)
+    directory = target.parent if str(target.parent) else Path(".")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out, engine.connect() as conn:
+            if not sqlite:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                origin, trailer = _write(conn, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    finally:
+        engine.dispose()
+    return ExportResult(target, origin, trailer)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zkgrid ledger export",
+        description="Write the ledger's entries and signed checkpoints to an archive file"
+        " (for zkgrid audit --archive).",
+    )
+    parser.add_argument("--db", required=True, metavar="URL", help="ledger store URL")
+    parser.add_argument("--out", required=True, metavar="FILE", help="archive file to write")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exc:  # argparse already printed the usage line
+        return 0 if exc.code == 0 else 2
+    try:
+        result = export_ledger(args.db, args.out)
+    except ZkgridError as exc:
+        print(f"zkgrid ledger export: {exc}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"zkgrid ledger export: cannot read the store: {first}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"zkgrid ledger export: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+        return 2
+    t = result.trailer
+    print(
+        f"exported {t.entry_count} entries and {t.checkpoint_count} checkpoints of"
+        f" {result.origin} to {result.path}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
