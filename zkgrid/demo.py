@@ -1,0 +1,469 @@
+"""``zkgrid demo``: a community settles a day of electricity without revealing its readings.
+
+What it does, end to end over real gRPC on the loopback interface:
+
+1. starts an embedded settlement service (``service.server.build_server`` over
+   ``service.settlement.Settlement`` and a SQLite ledger in a temporary
+   directory, insecure loopback mode);
+2. creates a seeded community of prosumers (some with rooftop PV) with
+   realistic 15-minute load and PV profiles (:mod:`zkgrid.community`);
+3. as the utility, registers every meter and publishes a time-of-use tariff
+   with a feed-in credit;
+4. every meter client commits to its day of readings, range-proves them (on a
+   process pool across the cores), signs and submits the batch, then proves
+   and settles its bill; every receipt's inclusion proof is verified against
+   its checkpoint, whose signature is checked with the pinned log key;
+5. as an auditor, re-verifies every bill proof against the commitments and the
+   tariff stored in the ledger;
+6. prints a table (imports and exports are known only to each prosumer's own
+   client: the service only ever saw commitments, proofs and the bill totals),
+   the ledger's size, the final signed checkpoint and the timings.
+
+Exit code 0 when every step verified.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import grpc
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ledger.checkpoint import CheckpointSigner, CheckpointVerifier
+from ledger.entries import EntryKind
+from ledger.records import (
+    RECORD_TYPES,
+    Bill,
+    MeterRegistration,
+    ReadingBatch,
+    Tariff,
+    bill_coefficients,
+)
+from meter.cli import format_money
+from meter.client import (
+    IDENTITY_HEADER,
+    ROLE_HEADER,
+    MeterClient,
+    VerifiedReceipt,
+    build_batch_in_home,
+    submit_registration,
+    tariff_to_pb,
+    verify_receipt,
+)
+from meter.readings import DayReadings
+from zkgrid.community import Prosumer, day_readings, make_community, time_of_use_tariff
+from zkgrid.settlement.v1 import ledger_pb2, ledger_pb2_grpc, tariffs_pb2, tariffs_pb2_grpc
+from zkp.pedersen import Commitment
+from zkp.sigma import LinearCombinationProof
+
+if TYPE_CHECKING:
+    from service.settlement import Settlement
+    from service.storage import LedgerStore
+
+__all__ = [
+    "DemoResult",
+    "EmbeddedService",
+    "community_tariff",
+    "embedded_service",
+    "main",
+    "publish_tariff",
+    "register_meter",
+    "run_demo",
+]
+
+DEFAULT_PERIOD = "2026-04-21"
+ORIGIN = "zkgrid.demo/settlement"
+UTILITY_METADATA = ((ROLE_HEADER, "utility"), (IDENTITY_HEADER, "utility"))
+AUDITOR_METADATA = ((ROLE_HEADER, "auditor"), (IDENTITY_HEADER, "auditor"))
+
+
+@dataclass
+class ProsumerResult:
+    prosumer: Prosumer
+    import_wh: int
+    export_wh: int
+    bill: Bill | None = None
+    batch_receipt: VerifiedReceipt | None = None
+    bill_receipt: VerifiedReceipt | None = None
+    audited: bool = False
+
+
+@dataclass
+class DemoResult:
+    period: str
+    currency: str
+    prosumers: list[ProsumerResult]
+    ledger_entries: int
+    ledger_bytes: int
+    checkpoint: str
+    timings: dict[str, float] = field(default_factory=dict)
+    workdir: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(p.audited and p.bill_receipt is not None for p in self.prosumers)
+
+
+@contextmanager
+def _phase(timings: dict[str, float], name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = time.perf_counter() - start
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description:<34}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def _db_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*") if p.is_file())
+
+
+@dataclass
+class EmbeddedService:
+    """A settlement service running in this process on 127.0.0.1 (insecure loopback)."""
+
+    store: LedgerStore
+    settlement: Settlement
+    server: grpc.Server
+    target: str
+    channel: grpc.Channel
+    signer: CheckpointSigner
+
+    @property
+    def log_key(self) -> CheckpointVerifier:
+        return self.signer.verifier()
+
+
+@contextmanager
+def embedded_service(
+    db_url: str,
+    *,
+    origin: str = ORIGIN,
+    signer: CheckpointSigner | None = None,
+    workers: int = 8,
+    startup_check: Literal["full", "quick"] = "full",
+) -> Iterator[EmbeddedService]:
+    """Open the ledger at ``db_url``, serve it on an ephemeral loopback port, yield, stop."""
+    from service.config import ServiceConfig
+    from service.server import build_server, server_info
+    from service.settlement import Settlement
+    from service.storage import open_store
+
+    signer = signer if signer is not None else CheckpointSigner.generate(origin)
+    store = open_store(db_url, signer, origin, startup_check=startup_check)
+    settlement: Settlement | None = None
+    server: grpc.Server | None = None
+    channel: grpc.Channel | None = None
+    try:
+        settlement = Settlement(store)
+        config = ServiceConfig(db=db_url, listen="127.0.0.1:0", insecure=True, workers=workers)
+        server = build_server(settlement, config, store=store)
+        server.start()
+        target = f"127.0.0.1:{server_info(server).port}"
+        channel = grpc.insecure_channel(target)
+        grpc.channel_ready_future(channel).result(timeout=10)
+        yield EmbeddedService(store, settlement, server, target, channel, signer)
+    finally:
+        if channel is not None:
+            channel.close()
+        if server is not None:
+            server.stop(grace=1).wait()
+        if settlement is not None:
+            settlement.close()
+        store.close()
+
+
+def register_meter(
+    channel: grpc.Channel, registration: MeterRegistration, log_key: CheckpointVerifier | None
+) -> VerifiedReceipt:
+    """The utility registers a meter (its registration request, proof of possession inside)."""
+    return submit_registration(channel, registration, metadata=UTILITY_METADATA, log_key=log_key)
+
+
+def publish_tariff(
+    channel: grpc.Channel, tariff: Tariff, log_key: CheckpointVerifier | None
+) -> VerifiedReceipt:
+    """The utility publishes a period's tariff; the receipt is verified."""
+    stub = tariffs_pb2_grpc.TariffServiceStub(channel)
+    response = stub.PublishTariff(
+        tariffs_pb2.PublishTariffRequest(tariff=tariff_to_pb(tariff)),
+        metadata=UTILITY_METADATA,
+        timeout=30,
+    )
+    return verify_receipt(response.receipt, EntryKind.TARIFF, tariff.encode(), log_key)
+
+
+def community_tariff(period: str, interval_minutes: int) -> Tariff:
+    """The community's time-of-use tariff (:func:`zkgrid.community.time_of_use_tariff`)."""
+    spec = time_of_use_tariff(period, interval_minutes)
+    return Tariff(
+        period=spec.period,
+        interval_minutes=spec.interval_minutes,
+        currency=spec.currency,
+        fixed_charge=spec.fixed_charge,
+        import_price=spec.import_price,
+        export_credit=spec.export_credit,
+    )
+
+
+def run_demo(
+    *,
+    prosumers: int = 20,
+    seed: int = 0,
+    period: str = DEFAULT_PERIOD,
+    interval_minutes: int = 15,
+    workers: int | None = None,
+    workdir: Path,
+    console: Console | None = None,
+    db_url: str | None = None,
+) -> DemoResult:
+    """Run the whole scenario in ``workdir``; returns what happened (raises on failure)."""
+    console = console if console is not None else Console()
+    timings: dict[str, float] = {}
+    workers = workers if workers is not None else max(1, os.cpu_count() or 1)
+    db_path = workdir / "ledger.db"
+    url = db_url if db_url is not None else f"sqlite:///{db_path}"
+    t_start = time.perf_counter()
+    results: list[ProsumerResult] = []
+    clients: dict[str, MeterClient] = {}
+    with embedded_service(url) as service:
+        timings["start service"] = time.perf_counter() - t_start
+        channel = service.channel
+        log_key = service.log_key
+        console.print(
+            f"[bold]zkgrid demo[/]: settlement service on {service.target} (insecure loopback,"
+            f" dev only), {service.store.backend} ledger"
+        )
+        try:
+            community = make_community(prosumers, seed)
+            readings: dict[str, DayReadings] = {}
+            with _phase(timings, "keys + registration"), _progress(console) as progress:
+                task = progress.add_task("meters: keygen + register", total=len(community))
+                for p in community:
+                    home = MeterClient.keygen(
+                        workdir / "meters" / p.meter_id, p.meter_id, interval_minutes
+                    )
+                    client = MeterClient(home, channel, insecure=True, log_key=log_key)
+                    clients[p.meter_id] = client
+                    # The meter hands its registration request to the utility, which submits it.
+                    register_meter(channel, client.registration_request(), log_key)
+                    r = day_readings(p, period, interval_minutes, seed)
+                    readings[p.meter_id] = r
+                    results.append(ProsumerResult(p, r.total_import_wh, r.total_export_wh))
+                    progress.advance(task)
+
+            with _phase(timings, "tariff"):
+                tariff = community_tariff(period, interval_minutes)
+                publish_tariff(channel, tariff, log_key)
+
+            by_id = {r.prosumer.meter_id: r for r in results}
+            with _phase(timings, "prove + submit readings"), _progress(console) as progress:
+                proving = progress.add_task(
+                    f"batches: commit + range-prove ({workers} proc)", total=len(community)
+                )
+                submitting = progress.add_task(
+                    "batches: submit + verify receipt", total=len(community)
+                )
+                ctx = multiprocessing.get_context("spawn")
+                with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                    futures: dict[Future[bytes], str] = {
+                        pool.submit(build_batch_in_home, clients[m].home.path, readings[m]): m
+                        for m in readings
+                    }
+                    for fut in as_completed(futures):
+                        meter_id = futures[fut]
+                        batch = ReadingBatch.decode(fut.result())
+                        progress.advance(proving)
+                        by_id[meter_id].batch_receipt = clients[meter_id].submit(batch)
+                        progress.advance(submitting)
+
+            with _phase(timings, "prove + settle bills"), _progress(console) as progress:
+                task = progress.add_task("bills: prove + submit", total=len(community))
+                for p in community:
+                    bill, receipt = clients[p.meter_id].settle(period)
+                    by_id[p.meter_id].bill = bill
+                    by_id[p.meter_id].bill_receipt = receipt
+                    progress.advance(task)
+
+            with _phase(timings, "audit"):
+                _audit(channel, results)
+                for p in community:  # each prosumer's statement, its receipts verified
+                    statement = clients[p.meter_id].statement(period)
+                    if [line.bill for line in statement.lines] != [by_id[p.meter_id].bill]:
+                        raise RuntimeError(f"the statement of {p.meter_id} lacks its bill")
+
+            checkpoint = service.store.latest_checkpoint().to_text()
+            entries = service.store.size()
+        finally:
+            for client in clients.values():
+                client.close()
+    timings["total"] = time.perf_counter() - t_start
+    return DemoResult(
+        period=period,
+        currency=tariff.currency,
+        prosumers=results,
+        ledger_entries=entries,
+        ledger_bytes=_db_bytes(db_path) if db_url is None else 0,
+        checkpoint=checkpoint,
+        timings=timings,
+        workdir=workdir,
+    )
+
+
+def _audit(channel: grpc.Channel, results: Sequence[ProsumerResult]) -> int:
+    """As an auditor over gRPC: stream the ledger and verify every bill's proof against the
+    batch commitments and the tariff in the ledger. Returns the number of entries read."""
+    stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+    batches: dict[bytes, ReadingBatch] = {}
+    tariffs: dict[bytes, Tariff] = {}
+    bills: list[Bill] = []
+    count = 0
+    for message in stub.StreamEntries(
+        ledger_pb2.StreamEntriesRequest(start_index=0), metadata=AUDITOR_METADATA, timeout=60
+    ):
+        entry = message.entry
+        count += 1
+        kind = EntryKind(entry.kind)
+        if kind not in RECORD_TYPES:
+            continue
+        record = RECORD_TYPES[kind].decode(bytes(entry.payload))
+        if isinstance(record, ReadingBatch):
+            batches[record.batch_hash()] = record
+        elif isinstance(record, Tariff):
+            tariffs[record.tariff_hash()] = record
+        elif isinstance(record, Bill):
+            bills.append(record)
+    audited = {}
+    for bill in bills:
+        batch = batches[bill.batch_hash]
+        tariff = tariffs[bill.tariff_hash]
+        LinearCombinationProof.from_bytes(bill.proof).verify(
+            bill_coefficients(tariff),
+            [Commitment.from_bytes(c) for c in batch.commitments],
+            bill.total,
+            tariff.fixed_charge,
+            bill.proof_context(),
+        )
+        audited[bill.meter_id] = bill
+    for r in results:
+        r.audited = r.bill is not None and audited.get(r.prosumer.meter_id) == r.bill
+    return count
+
+
+def _kwh(wh: int) -> str:
+    return f"{wh / 1000:.2f}"
+
+
+def _report(console: Console, result: DemoResult) -> None:
+    table = Table(
+        title=f"Settlement of {result.period} ({len(result.prosumers)} prosumers)",
+        caption=(
+            "* imported/exported energy is known only to that prosumer's own meter client:"
+            " the service saw commitments, range proofs and the bill total, nothing else"
+        ),
+    )
+    table.add_column("prosumer")
+    table.add_column("meter")
+    table.add_column("solar", justify="right")
+    table.add_column("imported kWh*", justify="right")
+    table.add_column("exported kWh*", justify="right")
+    table.add_column(f"bill ({result.currency})", justify="right")
+    table.add_column("verified", justify="center")
+    for r in result.prosumers:
+        bill = r.bill.total if r.bill is not None else None
+        table.add_row(
+            r.prosumer.name,
+            r.prosumer.meter_id,
+            f"{r.prosumer.pv_kwp:.1f} kWp" if r.prosumer.has_pv else "-",
+            _kwh(r.import_wh),
+            _kwh(r.export_wh),
+            format_money(bill, "").strip() if bill is not None else "-",
+            "[green]✓[/]" if r.audited and r.bill_receipt is not None else "[red]✗[/]",
+        )
+    total = sum(r.bill.total for r in result.prosumers if r.bill is not None)
+    table.add_section()
+    table.add_row(
+        "community", "", "",
+        _kwh(sum(r.import_wh for r in result.prosumers)),
+        _kwh(sum(r.export_wh for r in result.prosumers)),
+        format_money(total, "").strip(), "",
+    )  # fmt: skip
+    console.print(table)
+    size = f"{result.ledger_bytes / 1024:.0f} KiB" if result.ledger_bytes else "n/a"
+    console.print(f"ledger: {result.ledger_entries} entries, database {size}")
+    console.print(Panel(result.checkpoint.rstrip("\n"), title="final signed checkpoint"))
+    phases = "  ".join(f"{k} {v:.1f}s" for k, v in result.timings.items() if k != "total")
+    console.print(f"timings: {phases}  [bold]total {result.timings['total']:.1f}s[/]")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="zkgrid demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--prosumers", type=int, default=20, help="community size (20)")
+    parser.add_argument("--seed", type=int, default=0, help="profile seed (0)")
+    parser.add_argument("--period", default=DEFAULT_PERIOD, help=f"day ({DEFAULT_PERIOD})")
+    parser.add_argument("--interval-minutes", type=int, default=15, help="interval (15)")
+    parser.add_argument("--workers", type=int, help="proving processes (one per core)")
+    parser.add_argument("--keep", type=Path, help="keep the ledger and meter homes here")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    if args.prosumers < 1:
+        parser.error("--prosumers must be at least 1")
+    logging.basicConfig(level=logging.WARNING)
+    console = Console()
+    try:
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if any(args.keep.iterdir()):
+                parser.error(f"--keep {args.keep}: the directory must be empty")
+            result = run_demo(
+                prosumers=args.prosumers, seed=args.seed, period=args.period,
+                interval_minutes=args.interval_minutes, workers=args.workers,
+                workdir=args.keep, console=console,
+            )  # fmt: skip
+        else:
+            with tempfile.TemporaryDirectory(prefix="zkgrid-demo-") as tmp:
+                result = run_demo(
+                    prosumers=args.prosumers, seed=args.seed, period=args.period,
+                    interval_minutes=args.interval_minutes, workers=args.workers,
+                    workdir=Path(tmp), console=console,
+                )  # fmt: skip
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        return 130
+    except Exception as exc:
+        console.print(f"[red]demo failed:[/] {type(exc).__name__}: {exc}")
+        return 1
+    _report(console, result)
+    if not result.ok:
+        console.print("[red]some bills did not verify[/]")
+        return 1
+    console.print("[green]every batch, bill and receipt verified[/]")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
