@@ -44,12 +44,14 @@ class GetStatementRequest(_message.Message):
     def __init__(self, meter_id: _Optional[str] = ..., period: _Optional[str] = ...) -> None: ...
 
 class StatementLine(_message.Message):
-    __slots__ = ("bill", "receipt")
+    __slots__ = ("bill", "receipt", "currency")
     BILL_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
     bill: Bill
     receipt: _common_pb2.Receipt
-    def __init__(self, bill: _Optional[_Union[Bill, _Mapping]] = ..., receipt: _Optional[_Union[_common_pb2.Receipt, _Mapping]] = ...) -> None: ...
+    currency: str
+    def __init__(self, bill: _Optional[_Union[Bill, _Mapping]] = ..., receipt: _Optional[_Union[_common_pb2.Receipt, _Mapping]] = ..., currency: _Optional[str] = ...) -> None: ...
 
 class GetStatementResponse(_message.Message):
     __slots__ = ("meter_id", "lines", "total")

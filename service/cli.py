@@ -1,0 +1,117 @@
+"""``zkgrid serve``: run the settlement gRPC service.
+
+Every flag can also come from an environment variable (the flag wins); see
+:mod:`service.config` for the checks applied before anything is opened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from service.config import (
+    DEFAULT_DB,
+    DEFAULT_LISTEN,
+    DEFAULT_LOG_KEY,
+    DEFAULT_ORIGIN,
+    ENV,
+    ConfigError,
+    ServiceConfig,
+)
+from zkgrid.errors import ZkgridError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zkgrid serve",
+        description=(
+            "Run the zkgrid settlement gRPC service (mutual TLS; roles from the client"
+            " certificate's OU). SIGTERM/SIGINT drain in-flight calls, then exit 0."
+        ),
+        epilog=(
+            "Insecure mode (--insecure) is for development and the demo only: it listens"
+            " on loopback addresses only, and callers name their role and identity in the"
+            " x-zkgrid-role / x-zkgrid-identity metadata."
+        ),
+    )
+
+    def env(name: str) -> str:
+        return f"(env {ENV[name]})"
+
+    parser.add_argument(
+        "--db",
+        help=f"ledger database: sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+        f" (default {DEFAULT_DB}) {env('db')}",
+    )
+    parser.add_argument(
+        "--listen", help=f"HOST:PORT to listen on (default {DEFAULT_LISTEN}) {env('listen')}"
+    )
+    parser.add_argument("--tls-cert", help=f"server certificate chain, PEM {env('tls_cert')}")
+    parser.add_argument("--tls-key", help=f"server private key, PEM {env('tls_key')}")
+    parser.add_argument(
+        "--client-ca",
+        help=f"CA certificate(s) that sign client certificates, PEM {env('client_ca')}",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        default=None,
+        help=f"no TLS; loopback listen addresses only; dev/demo only {env('insecure')}",
+    )
+    parser.add_argument(
+        "--log-key",
+        help="Ed25519 checkpoint signing key, PKCS#8 PEM; created with mode 0600 if missing"
+        f" (default {DEFAULT_LOG_KEY}) {env('log_key')}",
+    )
+    parser.add_argument(
+        "--origin",
+        help=f"the ledger's origin line in checkpoints, also the key name"
+        f" (default {DEFAULT_ORIGIN}) {env('origin')}",
+    )
+    parser.add_argument(
+        "--workers", type=int, help=f"RPC worker threads (default 16) {env('workers')}"
+    )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        help=f"seconds in-flight calls get to finish on shutdown (default 10) {env('grace')}",
+    )
+    parser.add_argument(
+        "--startup-check",
+        choices=["full", "quick"],
+        help="ledger self-check before serving: full re-hashes every entry (O(n)),"
+        f" quick checks the last checkpoint (O(log n)) (default full) {env('startup_check')}",
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    flags = {name: getattr(args, name, None) for name in ENV}
+    try:
+        config = ServiceConfig.from_sources(flags).validate()
+    except ConfigError as exc:
+        print(f"zkgrid serve: {exc}", file=sys.stderr)
+        return 2
+    from service.server import serve
+
+    try:
+        return serve(config)
+    except ZkgridError as exc:
+        # Typed errors name the failed check without secrets (zkgrid/errors.py).
+        print(f"zkgrid serve: {exc.reason}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,256 @@
+"""Configuration of the settlement server (``zkgrid serve``): flags, environment, checks.
+
+Every setting has a command-line flag and an environment variable (the flag
+wins); :meth:`ServiceConfig.validate` refuses inconsistent settings before
+anything is opened:
+
+* either mutual TLS (``--tls-cert``, ``--tls-key`` and ``--client-ca`` all set)
+  or ``--insecure``, never both, never neither;
+* ``--insecure`` only on a loopback listen address (``127.0.0.0/8``, ``::1``,
+  ``localhost``): in insecure mode callers name their own role in metadata.
+
+The checkpoint key (``--log-key``) is an Ed25519 private key in PKCS#8 PEM,
+created with mode 0600 when the file does not exist.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ledger.checkpoint import CheckpointSigner
+from zkgrid.errors import InvalidArgumentError
+
+__all__ = [
+    "DEFAULT_DB",
+    "DEFAULT_LISTEN",
+    "DEFAULT_LOG_KEY",
+    "DEFAULT_ORIGIN",
+    "ENV",
+    "MAX_RECEIVE_BYTES",
+    "ConfigError",
+    "ServiceConfig",
+    "is_loopback",
+    "load_log_key",
+    "split_listen",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DB = "sqlite:///zkgrid-ledger.db"
+DEFAULT_LISTEN = "127.0.0.1:50051"
+DEFAULT_LOG_KEY = "zkgrid-log.key"
+DEFAULT_ORIGIN = "zkgrid.local/settlement"
+#: Largest request accepted (a day of 1-minute readings with its proof is well below it).
+MAX_RECEIVE_BYTES = 8 * 1024 * 1024
+#: Largest response sent.
+MAX_SEND_BYTES = 16 * 1024 * 1024
+
+#: Setting -> environment variable.
+ENV: Mapping[str, str] = {
+    "db": "ZKGRID_DB",
+    "listen": "ZKGRID_LISTEN",
+    "tls_cert": "ZKGRID_TLS_CERT",
+    "tls_key": "ZKGRID_TLS_KEY",
+    "client_ca": "ZKGRID_CLIENT_CA",
+    "insecure": "ZKGRID_INSECURE",
+    "log_key": "ZKGRID_LOG_KEY",
+    "origin": "ZKGRID_ORIGIN",
+    "workers": "ZKGRID_WORKERS",
+    "grace": "ZKGRID_GRACE",
+    "startup_check": "ZKGRID_STARTUP_CHECK",
+}
+
+
+class ConfigError(InvalidArgumentError):
+    """An inconsistent or unusable server configuration."""
+
+    reason = "CONFIG_INVALID"
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``host:port`` (IPv6 as ``[::1]:port``) → ``(host, port)``."""
+    host, sep, port_text = listen.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise ConfigError(f"listen address {listen!r} is not host:port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"listen port {port} is out of range")
+    return host, port
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback IP addresses (never for ``0.0.0.0``, ``[::]``)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _env_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("", "0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{value!r} is not a boolean (use 1/0, true/false)")
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """Everything ``zkgrid serve`` needs; build it with :meth:`from_sources` or directly."""
+
+    db: str = DEFAULT_DB
+    listen: str = DEFAULT_LISTEN
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    client_ca: Path | None = None
+    insecure: bool = False
+    log_key: Path = Path(DEFAULT_LOG_KEY)
+    origin: str = DEFAULT_ORIGIN
+    workers: int = 16
+    grace: float = 10.0
+    startup_check: Literal["full", "quick"] = "full"
+    max_receive_bytes: int = MAX_RECEIVE_BYTES
+    max_send_bytes: int = MAX_SEND_BYTES
+
+    @classmethod
+    def from_sources(
+        cls, flags: Mapping[str, object], environ: Mapping[str, str] | None = None
+    ) -> ServiceConfig:
+        """Flags (``None`` = not given) over environment variables over defaults."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name, var in ENV.items():
+            flag = flags.get(name)
+            if flag is not None and flag is not False:
+                values[name] = flag
+            elif var in env:
+                values[name] = env[var]
+        try:
+            config = cls(
+                db=str(values.get("db", DEFAULT_DB)),
+                listen=str(values.get("listen", DEFAULT_LISTEN)),
+                tls_cert=_path(values.get("tls_cert")),
+                tls_key=_path(values.get("tls_key")),
+                client_ca=_path(values.get("client_ca")),
+                insecure=(
+                    values["insecure"] is True
+                    if not isinstance(values.get("insecure"), str)
+                    else _env_bool(str(values["insecure"]))
+                )
+                if "insecure" in values
+                else False,
+                log_key=Path(str(values.get("log_key", DEFAULT_LOG_KEY))),
+                origin=str(values.get("origin", DEFAULT_ORIGIN)),
+                workers=int(str(values.get("workers", 16))),
+                grace=float(str(values.get("grace", 10.0))),
+                startup_check="quick" if str(values.get("startup_check")) == "quick" else "full",
+            )
+        except ValueError as exc:
+            raise ConfigError(f"bad setting: {exc}") from None
+        if values.get("startup_check") not in (None, "full", "quick"):
+            raise ConfigError("startup check must be 'full' or 'quick'")
+        return config
+
+    @property
+    def host(self) -> str:
+        return split_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return split_listen(self.listen)[1]
+
+    def validate(self) -> ServiceConfig:
+        """Raise :class:`ConfigError` unless the settings are consistent; return self."""
+        host, _port = split_listen(self.listen)
+        tls = (self.tls_cert, self.tls_key, self.client_ca)
+        if self.insecure:
+            if any(p is not None for p in tls):
+                raise ConfigError(
+                    "--insecure cannot be combined with --tls-cert/--tls-key/--client-ca"
+                )
+            if not is_loopback(host):
+                raise ConfigError(
+                    f"--insecure only listens on a loopback address, not {host!r}:"
+                    " callers choose their own role in insecure mode"
+                )
+        elif any(p is None for p in tls):
+            raise ConfigError(
+                "mutual TLS needs --tls-cert, --tls-key and --client-ca"
+                " (or --insecure on a loopback address, for development)"
+            )
+        if not self.origin or any(c.isspace() or c == "+" for c in self.origin):
+            raise ConfigError("--origin must be one word without spaces or '+'")
+        if self.workers < 1:
+            raise ConfigError("workers must be at least 1")
+        if self.grace < 0:
+            raise ConfigError("grace must be non-negative")
+        return self
+
+    def tls_material(self) -> tuple[bytes, bytes, bytes]:
+        """(server key PEM, server certificate chain PEM, client CA PEM) read from disk."""
+        if self.tls_cert is None or self.tls_key is None or self.client_ca is None:
+            raise ConfigError("mutual TLS needs --tls-cert, --tls-key and --client-ca")
+        try:
+            return (
+                self.tls_key.read_bytes(),
+                self.tls_cert.read_bytes(),
+                self.client_ca.read_bytes(),
+            )
+        except OSError as exc:
+            raise ConfigError(f"cannot read TLS material: {exc.strerror}: {exc.filename}") from None
+
+
+def _path(value: object) -> Path | None:
+    return None if value is None or value == "" else Path(str(value))
+
+
+def load_log_key(path: Path, name: str) -> CheckpointSigner:
+    """The Ed25519 checkpoint signer in ``path`` (PKCS#8 PEM), created (mode 0600) if missing."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ConfigError(f"cannot create the log key {path}: {exc.strerror}") from None
+    else:
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        with os.fdopen(fd, "wb") as out:
+            out.write(pem)
+            out.flush()
+            os.fsync(out.fileno())
+        logger.info("created a new checkpoint key in %s", path)
+        return CheckpointSigner(name, key)
+    try:
+        mode = path.stat().st_mode
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the log key {path}: {exc.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        logger.warning("the log key %s is accessible to group/others; chmod 600 it", path)
+    try:
+        loaded = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError):
+        raise ConfigError(f"{path} is not an unencrypted PKCS#8 PEM private key") from None
+    if not isinstance(loaded, Ed25519PrivateKey):
+        raise ConfigError(f"{path} does not hold an Ed25519 key")
+    return CheckpointSigner(name, loaded)

@@ -1,0 +1,285 @@
+"""gRPC servicers of the settlement API: decode → call the domain → encode.
+
+No checks and no error handling here: the domain (``service.settlement``) and
+the store raise typed ``ZkgridError``s, the interceptor
+(:mod:`service.interceptors`) authorizes calls and maps errors to statuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+
+from ledger.checkpoint import SignedCheckpoint
+from service import codec
+from service.auth import Role, current_caller
+from service.settlement import Settlement
+from service.storage import EntryNotFound, LedgerStore
+from zkgrid.errors import InvalidArgumentError
+from zkgrid.settlement.v1 import (
+    bills_pb2,
+    bills_pb2_grpc,
+    ledger_pb2,
+    ledger_pb2_grpc,
+    meters_pb2,
+    meters_pb2_grpc,
+    readings_pb2,
+    readings_pb2_grpc,
+    tariffs_pb2,
+    tariffs_pb2_grpc,
+)
+
+__all__ = [
+    "MAX_INDEX",
+    "BillServicer",
+    "LedgerServicer",
+    "MeterServicer",
+    "ReadingServicer",
+    "TariffServicer",
+    "add_domain_servicers",
+    "make_settlement",
+]
+
+#: Largest index or size the API accepts (the store's integer columns are signed 64-bit).
+MAX_INDEX = 2**63 - 1
+
+
+def _index(value: int, what: str) -> int:
+    if value > MAX_INDEX:
+        raise InvalidArgumentError(f"{what} must be below 2^63")
+    return int(value)
+
+
+class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
+    """LedgerService: checkpoints, entries and proofs, straight from the store."""
+
+    def __init__(self, store: LedgerStore) -> None:
+        self._store = store
+
+    def _checkpoint_at(self, size: int) -> SignedCheckpoint | None:
+        try:
+            return self._store.checkpoint_at(size)
+        except EntryNotFound:
+            return None
+
+    def GetCheckpoint(
+        self, request: ledger_pb2.GetCheckpointRequest, context: grpc.ServicerContext
+    ) -> ledger_pb2.GetCheckpointResponse:
+        if request.HasField("tree_size"):
+            signed = self._store.checkpoint_at(_index(request.tree_size, "tree_size"))
+        else:
+            signed = self._store.latest_checkpoint()
+        return ledger_pb2.GetCheckpointResponse(
+            checkpoint=signed.to_text(),
+            tree_size=signed.checkpoint.size,
+            root_hash=signed.checkpoint.root,
+        )
+
+    def StreamEntries(
+        self, request: ledger_pb2.StreamEntriesRequest, context: grpc.ServicerContext
+    ) -> Iterator[ledger_pb2.StreamEntriesResponse]:
+        start = _index(request.start_index, "start_index")
+        end = _index(request.end_index, "end_index") if request.HasField("end_index") else None
+        for entry in self._store.entries(start, end):
+            if not context.is_active():  # cancelled or past its deadline: stop reading
+                return
+            yield ledger_pb2.StreamEntriesResponse(
+                entry=ledger_pb2.LedgerEntry(
+                    index=entry.index,
+                    kind=f"ENTRY_KIND_{entry.kind.name}",
+                    payload=entry.payload,
+                    leaf_hash=entry.leaf_hash,
+                )
+            )
+
+    def GetInclusionProof(
+        self, request: ledger_pb2.GetInclusionProofRequest, context: grpc.ServicerContext
+    ) -> ledger_pb2.GetInclusionProofResponse:
+        index = _index(request.leaf_index, "leaf_index")
+        signed: SignedCheckpoint | None
+        if request.HasField("tree_size"):
+            size = _index(request.tree_size, "tree_size")
+            hashes = self._store.inclusion_proof(index, size)
+            signed = self._checkpoint_at(size)
+        else:
+            signed = self._store.latest_checkpoint()
+            size = signed.checkpoint.size
+            hashes = self._store.inclusion_proof(index, size)
+        return ledger_pb2.GetInclusionProofResponse(
+            leaf_index=index,
+            tree_size=size,
+            leaf_hash=self._store.entry(index).leaf_hash,
+            hashes=hashes,
+            checkpoint=signed.to_text() if signed is not None else "",
+        )
+
+    def GetConsistencyProof(
+        self, request: ledger_pb2.GetConsistencyProofRequest, context: grpc.ServicerContext
+    ) -> ledger_pb2.GetConsistencyProofResponse:
+        first = _index(request.first_size, "first_size")
+        signed: SignedCheckpoint | None
+        if request.HasField("second_size"):
+            second = _index(request.second_size, "second_size")
+            hashes = self._store.consistency_proof(first, second)
+            signed = self._checkpoint_at(second)
+        else:
+            signed = self._store.latest_checkpoint()
+            second = signed.checkpoint.size
+            hashes = self._store.consistency_proof(first, second)
+        return ledger_pb2.GetConsistencyProofResponse(
+            first_size=first,
+            second_size=second,
+            hashes=hashes,
+            checkpoint=signed.to_text() if signed is not None else "",
+        )
+
+
+def _as_meter() -> str | None:
+    """The acting meter's id when the caller has the meter role (the domain re-checks it)."""
+    caller = current_caller.get()
+    return caller.identity if caller is not None and caller.role is Role.METER else None
+
+
+class MeterServicer(meters_pb2_grpc.MeterServiceServicer):
+    """MeterService over the settlement domain."""
+
+    def __init__(self, settlement: Settlement) -> None:
+        self._settlement = settlement
+
+    def RegisterMeter(
+        self, request: meters_pb2.RegisterMeterRequest, context: grpc.ServicerContext
+    ) -> meters_pb2.RegisterMeterResponse:
+        receipt = self._settlement.register_meter(
+            codec.registration_from_proto(request.registration)
+        )
+        return meters_pb2.RegisterMeterResponse(receipt=codec.receipt_to_proto(receipt))
+
+    def RevokeMeter(
+        self, request: meters_pb2.RevokeMeterRequest, context: grpc.ServicerContext
+    ) -> meters_pb2.RevokeMeterResponse:
+        receipt = self._settlement.revoke_meter(request.meter_id, request.reason)
+        return meters_pb2.RevokeMeterResponse(receipt=codec.receipt_to_proto(receipt))
+
+    def GetMeter(
+        self, request: meters_pb2.GetMeterRequest, context: grpc.ServicerContext
+    ) -> meters_pb2.GetMeterResponse:
+        info = self._settlement.get_meter(request.meter_id)
+        receipt = self._settlement.get_meter_receipt(request.meter_id)
+        return meters_pb2.GetMeterResponse(
+            registration=codec.registration_to_proto(info.registration),
+            status=(
+                meters_pb2.METER_STATUS_REVOKED if info.revoked else meters_pb2.METER_STATUS_ACTIVE
+            ),
+            revocation_reason=info.revocation_reason or "",
+            receipt=codec.receipt_to_proto(receipt),
+            next_sequence=info.next_sequence,
+            last_batch_hash=info.last_batch_hash,
+        )
+
+
+class ReadingServicer(readings_pb2_grpc.ReadingServiceServicer):
+    """ReadingService over the settlement domain."""
+
+    def __init__(self, settlement: Settlement) -> None:
+        self._settlement = settlement
+
+    def SubmitReadings(
+        self, request: readings_pb2.SubmitReadingsRequest, context: grpc.ServicerContext
+    ) -> readings_pb2.SubmitReadingsResponse:
+        batch = codec.reading_batch_from_proto(request.batch)
+        receipt = self._settlement.submit_readings(batch, as_meter=_as_meter())
+        return readings_pb2.SubmitReadingsResponse(
+            receipt=codec.receipt_to_proto(receipt), batch_hash=batch.batch_hash()
+        )
+
+    def GetReceipt(
+        self, request: readings_pb2.GetReceiptRequest, context: grpc.ServicerContext
+    ) -> readings_pb2.GetReceiptResponse:
+        as_meter = _as_meter()
+        receipt = self._settlement.get_receipt(request.meter_id, request.period, as_meter=as_meter)
+        batch = self._settlement.get_batch(request.meter_id, request.period)
+        return readings_pb2.GetReceiptResponse(
+            receipt=codec.receipt_to_proto(receipt), batch_hash=batch.batch_hash()
+        )
+
+
+class TariffServicer(tariffs_pb2_grpc.TariffServiceServicer):
+    """TariffService over the settlement domain."""
+
+    def __init__(self, settlement: Settlement) -> None:
+        self._settlement = settlement
+
+    def PublishTariff(
+        self, request: tariffs_pb2.PublishTariffRequest, context: grpc.ServicerContext
+    ) -> tariffs_pb2.PublishTariffResponse:
+        tariff = codec.tariff_from_proto(request.tariff)
+        receipt = self._settlement.publish_tariff(tariff)
+        return tariffs_pb2.PublishTariffResponse(
+            receipt=codec.receipt_to_proto(receipt), tariff_hash=tariff.tariff_hash()
+        )
+
+    def GetTariff(
+        self, request: tariffs_pb2.GetTariffRequest, context: grpc.ServicerContext
+    ) -> tariffs_pb2.GetTariffResponse:
+        tariff, receipt = self._settlement.get_tariff(request.period)
+        return tariffs_pb2.GetTariffResponse(
+            tariff=codec.tariff_to_proto(tariff),
+            tariff_hash=tariff.tariff_hash(),
+            receipt=codec.receipt_to_proto(receipt),
+        )
+
+
+class BillServicer(bills_pb2_grpc.BillServiceServicer):
+    """BillService over the settlement domain."""
+
+    def __init__(self, settlement: Settlement) -> None:
+        self._settlement = settlement
+
+    def SubmitBill(
+        self, request: bills_pb2.SubmitBillRequest, context: grpc.ServicerContext
+    ) -> bills_pb2.SubmitBillResponse:
+        bill = codec.bill_from_proto(request.bill)
+        receipt = self._settlement.submit_bill(bill, as_meter=_as_meter())
+        return bills_pb2.SubmitBillResponse(receipt=codec.receipt_to_proto(receipt))
+
+    def GetStatement(
+        self, request: bills_pb2.GetStatementRequest, context: grpc.ServicerContext
+    ) -> bills_pb2.GetStatementResponse:
+        statement = self._settlement.get_statement(
+            request.meter_id, request.period or None, as_meter=_as_meter()
+        )
+        return bills_pb2.GetStatementResponse(
+            meter_id=statement.meter_id,
+            lines=[
+                bills_pb2.StatementLine(
+                    bill=codec.bill_to_proto(line.bill),
+                    receipt=codec.receipt_to_proto(line.receipt),
+                    currency=line.currency,
+                )
+                for line in statement.lines
+            ],
+            total=statement.total,
+        )
+
+
+def make_settlement(store: LedgerStore) -> Settlement:
+    """The domain over ``store`` (replays the ledger; owns its proof verifier)."""
+    return Settlement(store)
+
+
+def add_domain_servicers(settlement: Settlement, server: grpc.Server) -> list[str]:
+    """Register the Meter, Reading, Tariff and Bill servicers; return their full names."""
+    meters_pb2_grpc.add_MeterServiceServicer_to_server(MeterServicer(settlement), server)
+    readings_pb2_grpc.add_ReadingServiceServicer_to_server(ReadingServicer(settlement), server)
+    tariffs_pb2_grpc.add_TariffServiceServicer_to_server(TariffServicer(settlement), server)
+    bills_pb2_grpc.add_BillServiceServicer_to_server(BillServicer(settlement), server)
+    return [
+        str(module.DESCRIPTOR.services_by_name[name].full_name)
+        for module, name in (
+            (meters_pb2, "MeterService"),
+            (readings_pb2, "ReadingService"),
+            (tariffs_pb2, "TariffService"),
+            (bills_pb2, "BillService"),
+        )
+    ]

@@ -1,0 +1,247 @@
+"""Roles from certificates and metadata, and the one policy table (settlement-v1.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
+
+from service import pki
+from service.auth import (
+    POLICY,
+    AuthenticationError,
+    Authorizer,
+    Caller,
+    PermissionDeniedError,
+    Role,
+    caller_from_certificate,
+    caller_from_metadata,
+)
+from zkgrid.settlement.v1 import (
+    bills_pb2,
+    ledger_pb2,
+    meters_pb2,
+    readings_pb2,
+    tariffs_pb2,
+)
+
+U, M, A = Role.UTILITY, Role.METER, Role.AUDITOR
+ANY = {U, M, A}
+
+#: The doc's table, written out independently of service.auth.POLICY.
+DOC_TABLE: dict[str, set[Role]] = {
+    "MeterService/RegisterMeter": {U},
+    "MeterService/RevokeMeter": {U},
+    "MeterService/GetMeter": ANY,
+    "ReadingService/SubmitReadings": {M},
+    "ReadingService/GetReceipt": ANY,
+    "TariffService/PublishTariff": {U},
+    "TariffService/GetTariff": ANY,
+    "BillService/SubmitBill": {M},
+    "BillService/GetStatement": ANY,
+    "LedgerService/GetCheckpoint": ANY,
+    "LedgerService/GetInclusionProof": ANY,
+    "LedgerService/GetConsistencyProof": ANY,
+    "LedgerService/StreamEntries": {A, U},
+}
+OWN_ID_ONLY = {
+    "ReadingService/SubmitReadings",
+    "ReadingService/GetReceipt",
+    "BillService/SubmitBill",
+    "BillService/GetStatement",
+}
+
+
+def _full(short: str) -> str:
+    return f"/zkgrid.settlement.v1.{short}"
+
+
+def test_policy_is_the_doc_table_and_covers_every_method() -> None:
+    methods = {
+        f"{service.name}/{method.name}"
+        for module in (meters_pb2, readings_pb2, tariffs_pb2, bills_pb2, ledger_pb2)
+        for service in module.DESCRIPTOR.services_by_name.values()
+        for method in service.methods
+    }
+    assert methods == set(DOC_TABLE)
+    assert {m.removeprefix("/zkgrid.settlement.v1.") for m in POLICY} == set(DOC_TABLE)
+    for short, roles in DOC_TABLE.items():
+        rule = POLICY[_full(short)]
+        assert set(rule.roles) == roles, short
+        assert (rule.meter_id is not None) == (short in OWN_ID_ONLY), short
+
+
+# ----------------------------------------------------------------------------- certificates
+
+
+@pytest.fixture(scope="module")
+def ca() -> pki.Issued:
+    return pki.create_ca()
+
+
+def test_client_certificate_gives_role_and_identity(ca: pki.Issued) -> None:
+    for role, identity in [(M, "meter-0001"), (U, "utility"), (A, "auditor.eu")]:
+        issued = pki.issue_client(ca, role, identity)
+        assert caller_from_certificate(issued.cert_pem) == Caller(role, identity)
+
+
+def _cert(ca: pki.Issued, attributes: list[x509.NameAttribute[Any]]) -> bytes:
+    key = pki.issue_client(ca, M, "x").key
+    now = pki._now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name(attributes))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + pki._VALIDITY)
+        .sign(ca.key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        [x509.NameAttribute(NameOID.COMMON_NAME, "m1")],
+        [
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "meter"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "utility"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "m1"),
+        ],
+        [
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "admin"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "m1"),
+        ],
+        [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "meter")],
+        [
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "meter"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "m 1/../x"),
+        ],
+    ],
+    ids=["no-ou", "two-ous", "unknown-role", "no-cn", "bad-cn"],
+)
+def test_unusable_certificates_are_unauthenticated(
+    ca: pki.Issued, attributes: list[x509.NameAttribute[Any]]
+) -> None:
+    with pytest.raises(AuthenticationError):
+        caller_from_certificate(_cert(ca, attributes))
+
+
+def test_garbage_certificate_is_unauthenticated() -> None:
+    with pytest.raises(AuthenticationError):
+        caller_from_certificate(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+
+
+def test_pki_rejects_unknown_roles_and_bad_identities(ca: pki.Issued) -> None:
+    with pytest.raises(ValueError, match="role"):
+        pki.issue_client(ca, "admin", "x")
+    with pytest.raises(ValueError, match="identity"):
+        pki.issue_client(ca, M, "bad id")
+
+
+# ----------------------------------------------------------------------------- metadata (dev only)
+
+
+def test_metadata_caller() -> None:
+    assert caller_from_metadata({"x-zkgrid-role": "meter", "x-zkgrid-identity": "m1"}) == Caller(
+        M, "m1"
+    )
+    assert caller_from_metadata({"x-zkgrid-role": "utility"}) == Caller(U, "utility")
+    with pytest.raises(AuthenticationError):
+        caller_from_metadata({})
+    with pytest.raises(AuthenticationError):
+        caller_from_metadata({"x-zkgrid-role": "root"})
+
+
+# ----------------------------------------------------------------------------- authorize()
+
+
+class _Ctx:
+    def __init__(self, metadata: dict[str, str] | None = None, pem: bytes | None = None) -> None:
+        # Duck-typed grpc.ServicerContext: only what Authorizer reads.
+        self._metadata = metadata or {}
+        self._pem = pem
+
+    def invocation_metadata(self) -> list[tuple[str, str]]:
+        return list(self._metadata.items())
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return {"x509_pem_cert": [self._pem]} if self._pem else {}
+
+
+def Ctx(metadata: dict[str, str] | None = None, pem: bytes | None = None) -> Any:
+    return _Ctx(metadata, pem)
+
+
+def _md(role: Role, identity: str) -> Any:
+    return _Ctx({"x-zkgrid-role": role.value, "x-zkgrid-identity": identity})
+
+
+SUBMIT = _full("ReadingService/SubmitReadings")
+BILL = _full("BillService/SubmitBill")
+RECEIPT = _full("ReadingService/GetReceipt")
+
+
+def _batch(meter_id: str) -> readings_pb2.SubmitReadingsRequest:
+    return readings_pb2.SubmitReadingsRequest(batch=readings_pb2.ReadingBatch(meter_id=meter_id))
+
+
+def test_meter_acts_only_on_its_own_id() -> None:
+    auth = Authorizer(insecure=True)
+    assert auth.authorize(SUBMIT, _batch("m1"), _md(M, "m1")) == Caller(M, "m1")
+    with pytest.raises(PermissionDeniedError, match="own meter id"):
+        auth.authorize(SUBMIT, _batch("m2"), _md(M, "m1"))
+    bill = bills_pb2.SubmitBillRequest(bill=bills_pb2.Bill(meter_id="m2"))
+    with pytest.raises(PermissionDeniedError):
+        auth.authorize(BILL, bill, _md(M, "m1"))
+    other = readings_pb2.GetReceiptRequest(meter_id="m2", period="2025-01-01")
+    with pytest.raises(PermissionDeniedError):
+        auth.authorize(RECEIPT, other, _md(M, "m1"))
+    # utility and auditor read any meter's receipt; they cannot submit readings
+    assert auth.authorize(RECEIPT, other, _md(A, "auditor")) == Caller(A, "auditor")
+    with pytest.raises(PermissionDeniedError):
+        auth.authorize(SUBMIT, _batch("m1"), _md(U, "m1"))
+
+
+@pytest.mark.parametrize("short", sorted(DOC_TABLE))
+@pytest.mark.parametrize("role", list(Role))
+def test_every_method_and_role(short: str, role: Role) -> None:
+    auth = Authorizer(insecure=True)
+    request: Any = _batch("m1") if short == "ReadingService/SubmitReadings" else None
+    if short == "BillService/SubmitBill":
+        request = bills_pb2.SubmitBillRequest(bill=bills_pb2.Bill(meter_id="m1"))
+    elif short in OWN_ID_ONLY and request is None:
+        request = readings_pb2.GetReceiptRequest(meter_id="m1")
+    if role in DOC_TABLE[short]:
+        assert auth.authorize(_full(short), request, _md(role, "m1")) == Caller(role, "m1")
+    else:
+        with pytest.raises(PermissionDeniedError):
+            auth.authorize(_full(short), request, _md(role, "m1"))
+
+
+def test_health_and_reflection_are_public_and_unknown_methods_denied() -> None:
+    auth = Authorizer(insecure=False)
+    assert auth.authorize("/grpc.health.v1.Health/Check", None, Ctx()) is None
+    assert (
+        auth.authorize(
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", None, Ctx()
+        )
+        is None
+    )
+    with pytest.raises(PermissionDeniedError):
+        auth.authorize("/zkgrid.settlement.v1.MeterService/DeleteEverything", None, _md(U, "u"))
+
+
+def test_tls_mode_ignores_role_metadata(ca: pki.Issued) -> None:
+    auth = Authorizer(insecure=False)
+    with pytest.raises(AuthenticationError):
+        auth.authorize(_full("MeterService/RegisterMeter"), None, _md(U, "utility"))
+    meter = pki.issue_client(ca, M, "m1").cert_pem
+    context = Ctx({"x-zkgrid-role": "utility"}, pem=meter)
+    with pytest.raises(PermissionDeniedError):
+        auth.authorize(_full("MeterService/RegisterMeter"), None, context)

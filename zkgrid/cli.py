@@ -1,0 +1,61 @@
+"""The ``zkgrid`` command: one entry point, subcommands imported only when used.
+
+::
+
+    zkgrid serve ...     run the settlement gRPC service        (service.cli)
+    zkgrid meter ...     the meter: keys, readings, submissions (meter.cli)
+    zkgrid demo ...      end-to-end demonstration               (zkgrid.demo)
+    zkgrid certs ...     development CA and certificates        (service.pki)
+
+Each subcommand module exposes ``main(argv) -> int`` and parses its own flags
+(``zkgrid <command> --help``), so ``zkgrid --help`` stays fast and a missing
+optional part never breaks the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from typing import cast
+
+__all__ = ["COMMANDS", "main"]
+
+#: command -> (module with ``main(argv)``, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("service.cli", "run the settlement gRPC service"),
+    "meter": ("meter.cli", "meter tools: keys, registration, readings, bills"),
+    "demo": ("zkgrid.demo", "run the end-to-end demonstration"),
+    "certs": ("service.pki", "create a development CA and mutual-TLS certificates"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: zkgrid <command> [args...]", "", "commands:"]
+    lines += [f"  {name:<8} {text}" for name, (_, text) in COMMANDS.items()]
+    lines += ["", "Run `zkgrid <command> --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0 if args else 2
+    if args[0] == "--version":
+        from zkgrid import __version__
+
+        print(f"zkgrid {__version__}")
+        return 0
+    command = COMMANDS.get(args[0])
+    if command is None:
+        print(f"zkgrid: unknown command {args[0]!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(command[0])
+    entry = cast(Callable[[list[str]], int | None], module.main)
+    result = entry(args[1:])
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
