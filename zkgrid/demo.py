@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import grpc
+from rich import box
 from rich.console import Console
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -130,7 +131,7 @@ def _phase(timings: dict[str, float], name: str) -> Iterator[None]:
 
 def _progress(console: Console) -> Progress:
     return Progress(
-        TextColumn("{task.description:<34}"),
+        TextColumn("{task.description:<31}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -263,7 +264,7 @@ def run_demo(
             community = make_community(prosumers, seed)
             readings: dict[str, DayReadings] = {}
             with _phase(timings, "keys + registration"), _progress(console) as progress:
-                task = progress.add_task("meters: keygen + register", total=len(community))
+                task = progress.add_task("meters: keygen + registration", total=len(community))
                 for p in community:
                     home = MeterClient.keygen(
                         workdir / "meters" / p.meter_id, p.meter_id, interval_minutes
@@ -284,10 +285,10 @@ def run_demo(
             by_id = {r.prosumer.meter_id: r for r in results}
             with _phase(timings, "prove + submit readings"), _progress(console) as progress:
                 proving = progress.add_task(
-                    f"batches: commit + range-prove ({workers} proc)", total=len(community)
+                    f"readings: prove ({workers} processes)", total=len(community)
                 )
                 submitting = progress.add_task(
-                    "batches: submit + verify receipt", total=len(community)
+                    "readings: submit + check receipt", total=len(community)
                 )
                 ctx = multiprocessing.get_context("spawn")
                 with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
@@ -303,7 +304,7 @@ def run_demo(
                         progress.advance(submitting)
 
             with _phase(timings, "prove + settle bills"), _progress(console) as progress:
-                task = progress.add_task("bills: prove + submit", total=len(community))
+                task = progress.add_task("bills: prove + settle", total=len(community))
                 for p in community:
                     bill, receipt = clients[p.meter_id].settle(period)
                     by_id[p.meter_id].bill = bill
@@ -381,24 +382,24 @@ def _kwh(wh: int) -> str:
 
 def _report(console: Console, result: DemoResult) -> None:
     table = Table(
-        title=f"Settlement of {result.period} ({len(result.prosumers)} prosumers)",
+        title=f"Settlement of {result.period}: {len(result.prosumers)} prosumers",
         caption=(
-            "* imported/exported energy is known only to that prosumer's own meter client:"
-            " the service saw commitments, range proofs and the bill total, nothing else"
+            "* known only to that prosumer's own meter client: the service saw commitments,"
+            " range proofs and the bill total, nothing else"
         ),
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
     )
-    table.add_column("prosumer")
-    table.add_column("meter")
-    table.add_column("solar", justify="right")
-    table.add_column("imported kWh*", justify="right")
-    table.add_column("exported kWh*", justify="right")
-    table.add_column(f"bill ({result.currency})", justify="right")
-    table.add_column("verified", justify="center")
+    table.add_column("prosumer", no_wrap=True)
+    table.add_column("PV", justify="right", no_wrap=True)
+    table.add_column("import kWh*", justify="right", no_wrap=True)
+    table.add_column("export kWh*", justify="right", no_wrap=True)
+    table.add_column(f"bill {result.currency}", justify="right", no_wrap=True)
+    table.add_column("verified", justify="center", no_wrap=True)
     for r in result.prosumers:
         bill = r.bill.total if r.bill is not None else None
         table.add_row(
             r.prosumer.name,
-            r.prosumer.meter_id,
             f"{r.prosumer.pv_kwp:.1f} kWp" if r.prosumer.has_pv else "-",
             _kwh(r.import_wh),
             _kwh(r.export_wh),
@@ -408,7 +409,7 @@ def _report(console: Console, result: DemoResult) -> None:
     total = sum(r.bill.total for r in result.prosumers if r.bill is not None)
     table.add_section()
     table.add_row(
-        "community", "", "",
+        "community", "",
         _kwh(sum(r.import_wh for r in result.prosumers)),
         _kwh(sum(r.export_wh for r in result.prosumers)),
         format_money(total, "").strip(), "",
