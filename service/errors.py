@@ -27,6 +27,7 @@ __all__ = [
     "PermissionDenied",
     "ProofInvalid",
     "ProofMalformed",
+    "ReceiptInvalid",
     "SettlementError",
     "TariffExists",
     "UnknownBatch",
@@ -100,6 +101,12 @@ class ProofInvalid(SettlementError, VerificationError):
     """A well-formed range proof or bill proof that does not verify."""
 
     reason = "PROOF_INVALID"
+
+
+class ReceiptInvalid(SettlementError, VerificationError):
+    """A receipt that does not match its entry or checkpoint."""
+
+    reason = "RECEIPT_INVALID"
 
 
 class TariffExists(SettlementError):

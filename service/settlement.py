@@ -62,6 +62,7 @@ from service.errors import (
     MeterRevoked,
     PermissionDenied,
     ProofMalformed,
+    ReceiptInvalid,
     TariffExists,
     UnknownBatch,
     UnknownMeter,
@@ -109,9 +110,9 @@ class Receipt:
         """
         checkpoint = verify_checkpoint(self.checkpoint, verifier)
         if checkpoint.size != self.tree_size:
-            raise InvalidRequest("receipt tree size differs from its checkpoint's size")
+            raise ReceiptInvalid("receipt tree size differs from its checkpoint's size")
         if entry is not None and entry.leaf_hash() != self.leaf_hash:
-            raise InvalidRequest("receipt leaf hash is not the hash of the entry")
+            raise ReceiptInvalid("receipt leaf hash is not the hash of the entry")
         verify_inclusion(
             self.leaf_hash, self.index, self.tree_size, list(self.inclusion_proof), checkpoint.root
         )
