@@ -247,10 +247,13 @@ class ArchiveReader:
 
     def __init__(self, stream: BinaryIO, *, skip_payloads_below: int = 0) -> None:
         self._in = stream
-        self._skip_below = skip_payloads_below
+        #: May be changed until :meth:`items` starts.
+        self.skip_payloads_below = skip_payloads_below
         self._offset = 0
         self._trailer: ArchiveTrailer | None = None
         self._started = False
+        #: Entries read below ``skip_payloads_below`` (framing checked, not yielded).
+        self.skipped = 0
         try:
             self._seekable = bool(stream.seekable())
         except (AttributeError, OSError):
@@ -323,7 +326,8 @@ class ArchiveReader:
                     )
                 last_index = index
                 entries += 1
-                if index < self._skip_below:
+                if index < self.skip_payloads_below:
+                    self.skipped += 1
                     self._skip(length, f"payload of entry {index}")
                     continue
                 yield ArchiveEntry(index, kind, self._read(length, f"payload of entry {index}"))

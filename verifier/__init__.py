@@ -1,0 +1,22 @@
+"""verifier: the standalone auditor of a zkgrid ledger (GitHub issue 5).
+
+Reads the ledger from an export archive or a running service and checks,
+against a pinned log key, the signed checkpoints, the recomputed Merkle tree,
+consistency with the auditor's previous view, and every settlement record:
+registrations, reading batches (signature, hash chain, range proofs), tariffs
+and bills (bill proofs). Imports :mod:`zkp`, :mod:`ledger` and the generated
+gRPC messages only, never the service. See docs/notes/audit.md.
+"""
+
+from verifier.audit import AuditOptions, Auditor, AuditResult, Figures, Violation
+from verifier.state import AuditorState, StateError
+
+__all__ = [
+    "AuditOptions",
+    "AuditResult",
+    "Auditor",
+    "AuditorState",
+    "Figures",
+    "StateError",
+    "Violation",
+]

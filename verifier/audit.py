@@ -1,0 +1,880 @@
+"""The audit engine: replay a ledger against a pinned log key and report every violation.
+
+One pass over the entries (streamed from a :class:`verifier.sources.LedgerSource`):
+
+* rebuild the Merkle tree leaf by leaf (:class:`ledger.merkle.CompactRange`),
+  compare its root with every checkpoint on the way and with the final one,
+  whose Ed25519 signature must verify under the pinned log key;
+* replay the settlement rules of settlement-v1.md in log order (registration,
+  revocation, the meters' hash chains, duplicates, tariffs, bills) and verify
+  each ECDSA signature;
+* collect the range proofs and bill proofs, then verify them in batches
+  (:meth:`zkp.rangeproof.RangeProof.verify_batch`,
+  :meth:`zkp.sigma.LinearCombinationProof.verify_batch`), bisecting a failing
+  batch to name the bad entries; large audits spread the batches over a
+  ``spawn`` process pool (the scalar work is pure Python).
+
+With an :class:`verifier.state.AuditorState` from a previous clean audit the
+new tree must extend the old one (``LOG_FORK`` otherwise); ``since_last``
+audits only the entries after it. Reason codes are listed in
+docs/notes/audit.md.
+"""
+
+from __future__ import annotations
+
+import hmac
+import multiprocessing
+import os
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ledger.checkpoint import Checkpoint, CheckpointVerifier, verify_checkpoint
+from ledger.entries import ENTRY_FORMAT_VERSION, EntryKind
+from ledger.errors import CheckpointSignatureError, ConsistencyProofError, LedgerFormatError
+from ledger.merkle import EMPTY_ROOT, CompactRange, leaf_hash, verify_consistency
+from ledger.records import (
+    RANGE_PROOF_BITS,
+    ZERO_HASH,
+    Bill,
+    MeterRegistration,
+    MeterRevocation,
+    ReadingBatch,
+    RecordFormatError,
+    SignatureError,
+    Tariff,
+    bill_coefficients,
+    reading_proof_context,
+)
+from verifier.state import AuditorState, MeterView, OpenBatch, period_ordinal
+from zkgrid.errors import InvalidArgumentError, ProofFormatError, VerificationError, ZkgridError
+from zkp.group import decode_points
+from zkp.pedersen import Commitment
+from zkp.rangeproof import RangeProof, RangeProofStatement
+from zkp.sigma import LinearCombinationClaim, LinearCombinationProof
+
+__all__ = [
+    "AuditError",
+    "AuditOptions",
+    "AuditResult",
+    "Auditor",
+    "Figures",
+    "Progress",
+    "SourceCheckpoint",
+    "SourceEntry",
+    "Violation",
+]
+
+_ENTRY_HEADER = ENTRY_FORMAT_VERSION.to_bytes(1, "big")
+#: Below this many batches the proofs are verified in this process (a spawn pool costs ~1.5 s).
+POOL_THRESHOLD = 48
+#: Batches per work unit handed to a pool worker.
+UNIT_CHUNK = 128
+
+
+class AuditError(ZkgridError):
+    """The audit could not run (bad input, unreadable source, unusable state): exit 2."""
+
+    reason = "AUDIT_INPUT"
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One finding: the entry index it concerns (``None`` for the log as a whole), a reason."""
+
+    index: int | None
+    reason: str
+    detail: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"index": self.index, "reason": self.reason, "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEntry:
+    index: int
+    kind: int
+    payload: bytes
+    #: The leaf hash the source claims (gRPC), checked against the recomputed one.
+    leaf_hash: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceCheckpoint:
+    #: The size the source stored this checkpoint under.
+    size: int
+    text: str
+
+
+class LedgerSource(Protocol):
+    """Where the entries come from (:mod:`verifier.sources`)."""
+
+    description: str
+
+    def origin(self) -> str | None: ...
+
+    def early_head(self) -> str | None:
+        """The final checkpoint text when known before streaming (a live service)."""
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes] | None:
+        """RFC 9162 proof between two sizes, or ``None`` when the source cannot serve one."""
+
+    def items(self, start: int) -> Iterable[SourceEntry | SourceCheckpoint]:
+        """Entries with index >= ``start`` and checkpoints, in log order."""
+
+    def skipped(self) -> int:
+        """Entries below ``start`` the source passed over (after :meth:`items`)."""
+
+    def head(self) -> str:
+        """The final checkpoint text (after :meth:`items` is exhausted)."""
+
+
+class Progress(Protocol):
+    def start(self, name: str, total: int | None) -> None: ...
+
+    def advance(self, name: str, amount: int = 1) -> None: ...
+
+
+class _NoProgress:
+    def start(self, name: str, total: int | None) -> None:
+        pass
+
+    def advance(self, name: str, amount: int = 1) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    log_key: CheckpointVerifier
+    since_last: bool = False
+    #: Processes for proof verification; 0 or 1 = in this process; None = one per core.
+    workers: int | None = None
+    #: Fewer batches and bills than this are verified in this process (a pool costs ~1.5 s).
+    pool_threshold: int = POOL_THRESHOLD
+
+
+@dataclass
+class Figures:
+    entries: int = 0
+    meters_registered: int = 0
+    meters_revoked: int = 0
+    meters_total: int = 0
+    tariffs: int = 0
+    batches: int = 0
+    bills: int = 0
+    periods: set[str] = field(default_factory=set)
+    bill_sums: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def entries_per_second(self) -> float:
+        return self.entries / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "entries": self.entries,
+            "meters_registered": self.meters_registered,
+            "meters_revoked": self.meters_revoked,
+            "meters_total": self.meters_total,
+            "periods": len(self.periods),
+            "tariffs": self.tariffs,
+            "batches": self.batches,
+            "bills": self.bills,
+            "bill_sums_micro": dict(sorted(self.bill_sums.items())),
+            "seconds": round(self.seconds, 3),
+            "entries_per_second": round(self.entries_per_second, 1),
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+
+@dataclass
+class AuditResult:
+    source: str
+    mode: str
+    origin: str | None
+    checkpoint: Checkpoint | None
+    previous_size: int | None
+    violations: list[Violation]
+    figures: Figures
+    new_state: AuditorState | None
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def to_json(self) -> dict[str, object]:
+        cp = self.checkpoint
+        return {
+            "ok": self.ok,
+            "source": self.source,
+            "mode": self.mode,
+            "origin": self.origin,
+            "checkpoint": None
+            if cp is None
+            else {"origin": cp.origin, "size": cp.size, "root": cp.root.hex()},
+            "previous_size": self.previous_size,
+            "figures": self.figures.to_json(),
+            "violations": [v.to_json() for v in self.violations],
+        }
+
+
+# --------------------------------------------------------------------------- proof work units
+#
+# A unit is a batch's range proof and/or the bills proven against its commitments,
+# as plain picklable tuples (a worker process decodes them itself).
+
+#: (entry index, context, proof bytes)
+_RangeJob = tuple[int, bytes, bytes]
+#: (entry index, coefficients, total, constant, context, proof bytes)
+_BillJob = tuple[int, tuple[int, ...], int, int, bytes, bytes]
+#: (batch entry index, commitments, range job or None, bill jobs)
+_Unit = tuple[int, tuple[bytes, ...], "_RangeJob | None", list["_BillJob"]]
+_Finding = tuple[int, str, str]
+
+
+def _decode_commitments(units: Sequence[_Unit]) -> tuple[list[list[Commitment] | None], list[int]]:
+    flat = [c for unit in units for c in unit[1]]
+    try:
+        points = decode_points(flat, "commitment")
+    except ProofFormatError:
+        out: list[list[Commitment] | None] = []
+        bad: list[int] = []
+        for i, unit in enumerate(units):
+            try:
+                out.append([Commitment(p) for p in decode_points(unit[1], "commitment")])
+            except ProofFormatError:
+                out.append(None)
+                bad.append(i)
+        return out, bad
+    out = []
+    cursor = 0
+    for unit in units:
+        n = len(unit[1])
+        out.append([Commitment(p) for p in points[cursor : cursor + n]])
+        cursor += n
+    return out, []
+
+
+def _parse_range_proofs(jobs: Sequence[_RangeJob]) -> list[RangeProof | None]:
+    try:
+        return list(RangeProof.many_from_bytes([j[2] for j in jobs]))
+    except ProofFormatError:
+        out: list[RangeProof | None] = []
+        for job in jobs:
+            try:
+                out.append(RangeProof.from_bytes(job[2]))
+            except ProofFormatError:
+                out.append(None)
+        return out
+
+
+def _bills_hold(claims: Sequence[LinearCombinationClaim]) -> bool:
+    try:
+        LinearCombinationProof.verify_batch(claims)
+    except (VerificationError, InvalidArgumentError, ProofFormatError):
+        return False
+    return True
+
+
+def _bisect_bills(claims: list[tuple[int, LinearCombinationClaim]]) -> list[int]:
+    if not claims or _bills_hold([c for _, c in claims]):
+        return []
+    if len(claims) == 1:
+        return [claims[0][0]]
+    mid = len(claims) // 2
+    return _bisect_bills(claims[:mid]) + _bisect_bills(claims[mid:])
+
+
+def verify_units(units: Sequence[_Unit]) -> list[_Finding]:
+    """Verify the proofs of ``units``; return ``(entry index, reason, detail)`` per failure.
+
+    Top-level and pure so that a ``spawn`` pool worker can run it.
+    """
+    findings: list[_Finding] = []
+    commitments, bad_units = _decode_commitments(units)
+    for i in bad_units:
+        unit = units[i]
+        findings.append((unit[0], "PROOF_MALFORMED", "a commitment is not a P-256 point"))
+        for bill in unit[3]:
+            findings.append(
+                (bill[0], "BILL_PROOF_INVALID", f"its batch (entry {unit[0]}) is malformed")
+            )
+    # Range proofs: one batch verification, bisection (find_invalid) on failure.
+    range_items = [
+        (unit[2], coms)
+        for unit, coms in zip(units, commitments, strict=True)
+        if unit[2] is not None and coms is not None
+    ]
+    proofs = _parse_range_proofs([job for job, _ in range_items])
+    statements: list[RangeProofStatement] = []
+    statement_index: list[int] = []
+    for (job, coms), proof in zip(range_items, proofs, strict=True):
+        if proof is None:
+            findings.append((job[0], "PROOF_MALFORMED", "the range proof cannot be parsed"))
+            continue
+        statements.append(RangeProofStatement(proof, coms, RANGE_PROOF_BITS, job[1]))
+        statement_index.append(job[0])
+    if statements:
+        try:
+            RangeProof.verify_batch(statements)
+        except (VerificationError, InvalidArgumentError):
+            for bad in RangeProof.find_invalid(statements):
+                findings.append(
+                    (statement_index[bad], "PROOF_INVALID", "the range proof does not verify")
+                )
+    # Bill proofs: one batch verification, bisection on failure.
+    claims: list[tuple[int, LinearCombinationClaim]] = []
+    for unit, bill_coms in zip(units, commitments, strict=True):
+        if bill_coms is None:
+            continue
+        for index, coefficients, total, constant, context, proof_bytes in unit[3]:
+            try:
+                bill_proof = LinearCombinationProof.from_bytes(proof_bytes)
+            except ProofFormatError:
+                findings.append((index, "BILL_PROOF_MALFORMED", "the bill proof cannot be parsed"))
+                continue
+            claims.append(
+                (
+                    index,
+                    LinearCombinationClaim(
+                        bill_proof, coefficients, bill_coms, total, constant, context
+                    ),
+                )
+            )
+    for index in _bisect_bills(claims):
+        findings.append(
+            (index, "BILL_PROOF_INVALID", "the bill proof does not verify against its batch")
+        )
+    return findings
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+def _raw_leaf_hash(kind: int, payload: bytes) -> bytes:
+    """(L1, L12) leaf hash of an entry, also for a kind this verifier does not know."""
+    return leaf_hash(
+        _ENTRY_HEADER + kind.to_bytes(2, "big") + len(payload).to_bytes(4, "big") + payload
+    )
+
+
+class _Pending:
+    """A batch's unit under construction (its bills attach to it)."""
+
+    __slots__ = ("bills", "commitments", "index", "range_job")
+
+    def __init__(
+        self, index: int, commitments: tuple[bytes, ...], range_job: _RangeJob | None
+    ) -> None:
+        self.index = index
+        self.commitments = commitments
+        self.range_job = range_job
+        self.bills: list[_BillJob] = []
+
+    def unit(self) -> _Unit:
+        return (self.index, self.commitments, self.range_job, self.bills)
+
+
+class Auditor:
+    """One audit run; build it, then :meth:`run`."""
+
+    def __init__(
+        self,
+        source: LedgerSource,
+        options: AuditOptions,
+        state: AuditorState | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self._source = source
+        self._options = options
+        self._key = options.log_key
+        self._state = state
+        self._progress: Progress = progress or _NoProgress()
+        self._violations: list[Violation] = []
+        self._figures = Figures()
+        # domain view (restored from the state for --since-last)
+        self._meters: dict[str, MeterView] = {}
+        self._tariffs: dict[str, tuple[Tariff, bytes]] = {}
+        self._open: dict[bytes, OpenBatch] = {}
+        self._units: list[_Pending] = []
+        self._pending: dict[bytes, _Pending] = {}
+        # tree
+        self._tree = CompactRange.empty()
+        self._last_good = 0
+        self._intermediate_mismatch = False
+        self._root_at_previous: bytes | None = None
+        self._origin: str | None = None
+        self._root_at_checkpoint: tuple[int, bytes] | None = None
+        self._previous: Checkpoint | None = None
+        if state is not None:
+            if state.log_key != self._key.to_text():
+                raise AuditError(
+                    "the state file was written for another log key; pass its key or use"
+                    " another --state"
+                )
+            try:
+                self._previous = verify_checkpoint(state.checkpoint, self._key)
+            except (CheckpointSignatureError, LedgerFormatError) as exc:
+                raise AuditError(f"the state file's checkpoint does not verify: {exc}") from None
+
+    # ------------------------------------------------------------------ findings
+
+    def _flag(self, index: int | None, reason: str, detail: str) -> None:
+        self._violations.append(Violation(index, reason, detail))
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _parse_checkpoint(self, text: str, where: str) -> Checkpoint | None:
+        try:
+            return verify_checkpoint(text, self._key)
+        except CheckpointSignatureError as exc:
+            self._flag(None, "CHECKPOINT_SIGNATURE_INVALID", f"{where}: {exc}")
+        except LedgerFormatError as exc:
+            self._flag(None, "CHECKPOINT_MALFORMED", f"{where}: {exc}")
+        return None
+
+    def _on_checkpoint(self, item: SourceCheckpoint) -> None:
+        """An intermediate checkpoint: signed by the log, and the tree at its size matches it."""
+        state_size = self._previous_size()
+        if self._options.since_last and item.size < state_size:
+            return  # covered by the previous audit
+        cp = self._parse_checkpoint(item.text, f"checkpoint stored at size {item.size}")
+        if cp is None:
+            return
+        if cp.size != item.size:
+            self._flag(
+                None,
+                "CHECKPOINT_MALFORMED",
+                f"the checkpoint stored at size {item.size} signs size {cp.size}",
+            )
+            return
+        self._check_origin(cp, f"checkpoint at size {cp.size}")
+        previous = self._previous
+        if (
+            previous is not None
+            and cp.size == previous.size
+            and not hmac.compare_digest(cp.root, previous.root)
+        ):
+            self._flag(
+                None,
+                "LOG_FORK",
+                f"the log's checkpoint at size {cp.size} differs from the one this auditor"
+                " accepted before: history was rewritten",
+            )
+        if self._tree.size != cp.size:
+            return  # entries are missing: reported as ENTRY_MISSING / ROOT_MISMATCH at the end
+        self._root_at_checkpoint = (cp.size, self._tree.root())
+        if hmac.compare_digest(self._tree.root(), cp.root):
+            if not self._intermediate_mismatch:
+                self._last_good = cp.size
+        elif not self._intermediate_mismatch:
+            self._intermediate_mismatch = True
+            self._flag(
+                self._last_good if self._last_good < cp.size else None,
+                "ROOT_MISMATCH",
+                f"entries [{self._last_good}, {cp.size}) do not hash to the root the log"
+                f" signed at size {cp.size}",
+            )
+
+    def _check_origin(self, cp: Checkpoint, where: str) -> None:
+        if self._origin is not None and cp.origin != self._origin:
+            self._flag(
+                None,
+                "ORIGIN_MISMATCH",
+                f"{where} names origin {cp.origin!r}, expected {self._origin!r}",
+            )
+
+    def _previous_size(self) -> int:
+        return 0 if self._previous is None else self._previous.size
+
+    def _state_checkpoint(self) -> Checkpoint:
+        if self._previous is None:  # pragma: no cover - callers check
+            raise AuditError("no previous checkpoint")
+        return self._previous
+
+    # ------------------------------------------------------------------ entries
+
+    def _on_entry(self, item: SourceEntry, position: int) -> None:
+        if item.index != position:
+            if item.index > position:
+                missing = item.index - position
+                self._flag(
+                    position,
+                    "ENTRY_MISSING",
+                    f"{missing} entr{'y is' if missing == 1 else 'ies are'} missing before"
+                    f" index {item.index}",
+                )
+            else:  # pragma: no cover - sources enforce increasing indices
+                self._flag(item.index, "ENTRY_OUT_OF_ORDER", f"entry {item.index} repeats")
+        lh = _raw_leaf_hash(item.kind, item.payload)
+        if item.leaf_hash is not None and not hmac.compare_digest(lh, item.leaf_hash):
+            self._flag(
+                item.index,
+                "LEAF_HASH_MISMATCH",
+                "the served leaf hash is not the hash of the served entry",
+            )
+        self._tree.append(lh)
+        if self._state is not None and self._tree.size == self._previous_size():
+            self._root_at_previous = self._tree.root()
+        self._figures.entries += 1
+        self._progress.advance("entries")
+        try:
+            kind = EntryKind(item.kind)
+        except ValueError:
+            self._flag(item.index, "ENTRY_MALFORMED", f"unknown entry kind {item.kind}")
+            return
+        try:
+            if kind is EntryKind.METER_REGISTRATION:
+                self._registration(item.index, MeterRegistration.decode(item.payload))
+            elif kind is EntryKind.METER_REVOCATION:
+                self._revocation(item.index, MeterRevocation.decode(item.payload))
+            elif kind is EntryKind.READING_BATCH:
+                self._batch(item.index, ReadingBatch.decode(item.payload))
+            elif kind is EntryKind.TARIFF:
+                self._tariff(item.index, Tariff.decode(item.payload))
+            elif kind is EntryKind.BILL:
+                self._bill(item.index, Bill.decode(item.payload))
+            # WITNESS_KEY / COSIGNATURE: framed and hashed; their rules belong to ledger.witness.
+        except RecordFormatError as exc:
+            self._flag(item.index, "RECORD_MALFORMED", f"{kind.name}: {exc}")
+
+    def _registration(self, index: int, reg: MeterRegistration) -> None:
+        if reg.meter_id in self._meters:
+            self._flag(index, "METER_EXISTS", f"meter {reg.meter_id!r} is already registered")
+            return
+        try:
+            reg.verify_pop()
+        except (SignatureError, RecordFormatError) as exc:
+            self._flag(index, "POP_INVALID", f"meter {reg.meter_id!r}: {exc}")
+        self._meters[reg.meter_id] = MeterView(reg.public_key, reg.interval_minutes)
+        self._figures.meters_registered += 1
+
+    def _revocation(self, index: int, rev: MeterRevocation) -> None:
+        meter = self._meters.get(rev.meter_id)
+        if meter is None:
+            self._flag(index, "UNKNOWN_METER", f"revocation of unregistered meter {rev.meter_id!r}")
+            return
+        if meter.revoked:
+            self._flag(index, "METER_REVOKED", f"meter {rev.meter_id!r} is already revoked")
+            return
+        meter.revoked = True
+        self._figures.meters_revoked += 1
+
+    def _batch(self, index: int, batch: ReadingBatch) -> None:
+        self._figures.batches += 1
+        self._figures.periods.add(batch.period)
+        meter = self._meters.get(batch.meter_id)
+        if meter is None:
+            self._flag(
+                index,
+                "UNKNOWN_METER",
+                f"batch of meter {batch.meter_id!r}, which is not registered",
+            )
+            return
+        who = f"meter {batch.meter_id!r} {batch.period}"
+        if meter.revoked:
+            self._flag(index, "METER_REVOKED", f"{who}: batch after the meter's revocation")
+        try:
+            batch.verify_signature(meter.public_key)
+        except (SignatureError, RecordFormatError) as exc:
+            self._flag(index, "SIGNATURE_INVALID", f"{who}: {exc}")
+        if batch.interval_minutes != meter.interval_minutes:
+            self._flag(
+                index,
+                "INTERVALS_MISMATCH",
+                f"{who}: {batch.interval_minutes}-minute intervals; the meter registered"
+                f" {meter.interval_minutes}",
+            )
+        digest = batch.batch_hash()
+        day = period_ordinal(batch.period)
+        if digest == meter.last_hash or digest in self._open:
+            self._flag(index, "DUPLICATE_BATCH", f"{who}: the same batch appears twice")
+            return  # counted once
+        if day in meter.periods:
+            self._flag(index, "DUPLICATE_PERIOD", f"{who}: a second batch for the period")
+        elif batch.sequence != meter.next_sequence:
+            self._flag(
+                index,
+                "CHAIN_BROKEN",
+                f"{who}: sequence {batch.sequence}, the meter's chain is at {meter.next_sequence}",
+            )
+        elif batch.prev_hash != meter.last_hash:
+            self._flag(
+                index, "CHAIN_BROKEN", f"{who}: prev_hash is not the hash of the meter's last batch"
+            )
+        if batch.sequence == 0 and batch.prev_hash != ZERO_HASH:  # pragma: no cover - decode
+            self._flag(index, "CHAIN_BROKEN", f"{who}: first batch with a non-zero prev_hash")
+        meter.next_sequence = batch.sequence + 1
+        meter.last_hash = digest
+        meter.periods.add(day)
+        context = reading_proof_context(batch.meter_id, batch.period, batch.sequence)
+        pending = _Pending(index, batch.commitments, (index, context, batch.range_proof))
+        self._units.append(pending)
+        self._pending[digest] = pending
+        self._open[digest] = OpenBatch(
+            batch.meter_id, batch.period, batch.interval_minutes, batch.commitments
+        )
+
+    def _tariff(self, index: int, tariff: Tariff) -> None:
+        self._figures.tariffs += 1
+        self._figures.periods.add(tariff.period)
+        if tariff.period in self._tariffs:
+            self._flag(index, "TARIFF_EXISTS", f"a second tariff for {tariff.period}")
+            return
+        self._tariffs[tariff.period] = (tariff, tariff.tariff_hash())
+
+    def _bill(self, index: int, bill: Bill) -> None:
+        self._figures.bills += 1
+        who = f"meter {bill.meter_id!r} {bill.period}"
+        meter = self._meters.get(bill.meter_id)
+        if meter is None:
+            self._flag(index, "UNKNOWN_METER", f"bill of meter {bill.meter_id!r}, not registered")
+            return
+        if meter.revoked:
+            self._flag(index, "METER_REVOKED", f"{who}: bill after the meter's revocation")
+        day = period_ordinal(bill.period)
+        if day in meter.billed:
+            self._flag(index, "BILL_EXISTS", f"{who}: the period is already billed")
+            return  # counted once
+        batch = self._open.get(bill.batch_hash)
+        if batch is None or batch.meter_id != bill.meter_id or batch.period != bill.period:
+            self._flag(index, "UNKNOWN_BATCH", f"{who}: the bill names no batch of this meter")
+            return
+        tariff_entry = self._tariffs.get(bill.period)
+        if tariff_entry is None or tariff_entry[1] != bill.tariff_hash:
+            self._flag(index, "UNKNOWN_TARIFF", f"{who}: the bill names no tariff of the period")
+            return
+        tariff = tariff_entry[0]
+        if tariff.interval_minutes != batch.interval_minutes:
+            self._flag(
+                index,
+                "INTERVALS_MISMATCH",
+                f"{who}: the tariff has {tariff.interval_minutes}-minute intervals, the batch"
+                f" {batch.interval_minutes}",
+            )
+            return
+        meter.billed.add(day)
+        del self._open[bill.batch_hash]
+        self._figures.bill_sums[tariff.currency] = (
+            self._figures.bill_sums.get(tariff.currency, 0) + bill.total
+        )
+        job: _BillJob = (
+            index,
+            tuple(bill_coefficients(tariff)),
+            bill.total,
+            tariff.fixed_charge,
+            bill.proof_context(),
+            bill.proof,
+        )
+        pending = self._pending.get(bill.batch_hash)
+        if pending is None:  # the batch was audited in an earlier run (--since-last)
+            pending = _Pending(-1, batch.commitments, None)
+            self._units.append(pending)
+            self._pending[bill.batch_hash] = pending
+        pending.bills.append(job)
+
+    # ------------------------------------------------------------------ proofs
+
+    def _verify_proofs(self) -> None:
+        units = [p.unit() for p in self._units if p.range_job is not None or p.bills]
+        self._progress.start("proofs", len(units))
+        workers = self._options.workers
+        if workers is None:
+            workers = os.cpu_count() or 1
+        findings: list[_Finding] = []
+        if workers <= 1 or len(units) < self._options.pool_threshold:
+            for start in range(0, len(units), UNIT_CHUNK):
+                chunk = units[start : start + UNIT_CHUNK]
+                findings += verify_units(chunk)
+                self._progress.advance("proofs", len(chunk))
+        else:
+            # Chunks no larger than an equal share per worker, so both cores finish together.
+            size = max(1, min(UNIT_CHUNK, -(-len(units) // workers)))
+            chunks = [units[i : i + size] for i in range(0, len(units), size)]
+            context = multiprocessing.get_context("spawn")  # zkp runs threads: never fork
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                futures: list[tuple[Future[list[_Finding]], int]] = [
+                    (pool.submit(verify_units, chunk), len(chunk)) for chunk in chunks
+                ]
+                for future, n in futures:
+                    findings += future.result()
+                    self._progress.advance("proofs", n)
+        for index, reason, detail in sorted(findings):
+            self._flag(index, reason, detail)
+
+    # ------------------------------------------------------------------ the run
+
+    def _restore(self, state: AuditorState) -> None:
+        cp = self._state_checkpoint()
+        tree = CompactRange(cp.size, state.frontier)
+        if tree.root() != cp.root:
+            raise AuditError("the state file's frontier does not match its checkpoint")
+        self._tree = tree
+        self._last_good = cp.size
+        self._root_at_previous = cp.root
+        self._meters = state.meters
+        self._open = state.open_batches
+        for period, raw in state.tariffs.items():
+            try:
+                tariff = Tariff.decode(raw)
+            except RecordFormatError as exc:
+                raise AuditError(f"the state file holds a malformed tariff: {exc}") from None
+            self._tariffs[period] = (tariff, tariff.tariff_hash())
+
+    def _check_state_head(self, head: Checkpoint) -> None:
+        """The new head must extend the auditor's last accepted checkpoint."""
+        if self._state is None:
+            return
+        previous = self._state_checkpoint()
+        if head.size < previous.size:
+            self._flag(
+                None,
+                "LOG_ROLLBACK",
+                f"the log's checkpoint has size {head.size}, smaller than the size"
+                f" {previous.size} this auditor already accepted",
+            )
+            return
+        proof = self._source.consistency_proof(previous.size, head.size)
+        if proof is not None:
+            try:
+                verify_consistency(previous.size, head.size, proof, previous.root, head.root)
+            except (ConsistencyProofError, LedgerFormatError) as exc:
+                self._flag(
+                    None,
+                    "LOG_FORK",
+                    f"no consistency from the accepted checkpoint at size {previous.size}"
+                    f" to size {head.size}: {exc}",
+                )
+
+    def run(self) -> AuditResult:
+        started = time.perf_counter()
+        timings = self._figures.timings
+        mode = "since-last" if self._options.since_last else "full"
+        if self._options.since_last:
+            if self._state is None:
+                raise AuditError("--since-last needs the state of a previous audit (none found)")
+            self._restore(self._state)
+        if self._state is not None:
+            self._origin = self._state.origin
+        source_origin = self._source.origin()
+        if source_origin is not None:
+            if self._origin is not None and source_origin != self._origin:
+                raise AuditError(
+                    f"the source is the log {source_origin!r}, the state file is for"
+                    f" {self._origin!r}"
+                )
+            self._origin = source_origin
+        start = self._tree.size
+        early = self._source.early_head()
+        head: Checkpoint | None = None
+        if early is not None:
+            head = self._parse_checkpoint(early, "the log's checkpoint")
+            if head is not None:
+                self._check_state_head(head)
+        self._progress.start("entries", None if head is None else max(0, head.size - start))
+        position = start
+        for item in self._source.items(start):
+            if isinstance(item, SourceCheckpoint):
+                self._on_checkpoint(item)
+            else:
+                self._on_entry(item, position)
+                position = item.index + 1
+        if self._options.since_last and self._source.skipped() != start:
+            self._flag(
+                None,
+                "LOG_FORK",
+                f"the source holds {self._source.skipped()} entries below index {start};"
+                f" the accepted checkpoint covers {start}",
+            )
+        timings["replay"] = time.perf_counter() - started
+        if early is None:
+            head = self._parse_checkpoint(self._source.head(), "the log's final checkpoint")
+            if head is not None:
+                self._check_state_head(head)
+        if head is not None:
+            self._check_head(head, position)
+        t0 = time.perf_counter()
+        self._verify_proofs()
+        timings["proofs"] = time.perf_counter() - t0
+        self._figures.seconds = time.perf_counter() - started
+        self._figures.meters_total = len(self._meters)
+        self._violations.sort(key=lambda v: (-1 if v.index is None else v.index, v.reason))
+        new_state = None
+        if head is not None and not self._violations:
+            new_state = AuditorState(
+                origin=head.origin,
+                log_key=self._key.to_text(),
+                checkpoint=self._signed_head_text(early),
+                frontier=list(self._tree.hashes),
+                meters=self._meters,
+                tariffs={p: t.encode() for p, (t, _h) in self._tariffs.items()},
+                open_batches=self._open,
+            )
+        return AuditResult(
+            source=self._source.description,
+            mode=mode,
+            origin=self._origin,
+            checkpoint=head,
+            previous_size=None if self._state is None else self._previous_size(),
+            violations=self._violations,
+            figures=self._figures,
+            new_state=new_state,
+        )
+
+    def _signed_head_text(self, early: str | None) -> str:
+        return early if early is not None else self._source.head()
+
+    def _check_head(self, head: Checkpoint, position: int) -> None:
+        """The final checkpoint against the rebuilt tree and the auditor's previous view."""
+        self._check_origin(head, "the log's final checkpoint")
+        if position > head.size:
+            self._flag(
+                head.size,
+                "ENTRY_NOT_CHECKPOINTED",
+                f"{position - head.size} entries from index {head.size} are not covered by"
+                f" the final checkpoint (size {head.size})",
+            )
+        if self._tree.size < head.size:
+            self._flag(
+                self._tree.size,
+                "ENTRY_MISSING",
+                f"the source holds {self._tree.size} entries; the log signed {head.size}",
+            )
+        else:
+            if self._tree.size == head.size:
+                root: bytes | None = self._tree.root() if self._tree.size else EMPTY_ROOT
+            elif self._root_at_checkpoint is not None and self._root_at_checkpoint[0] == head.size:
+                root = self._root_at_checkpoint[1]
+            else:
+                root = None
+            if root is None:
+                self._flag(
+                    head.size,
+                    "ROOT_MISMATCH",
+                    f"the tree at the final checkpoint's size {head.size} cannot be rebuilt",
+                )
+            elif not hmac.compare_digest(root, head.root):
+                self._flag(
+                    self._last_good if self._last_good < head.size else None,
+                    "ROOT_MISMATCH",
+                    f"the entries do not hash to the root the log signed at size {head.size}"
+                    + (
+                        f"; the tree agrees with the log's checkpoints up to size {self._last_good}"
+                        if self._last_good
+                        else ""
+                    ),
+                )
+        if self._state is not None and head.size >= self._previous_size():
+            previous = self._state_checkpoint()
+            if self._root_at_previous is not None and not hmac.compare_digest(
+                self._root_at_previous, previous.root
+            ):
+                self._flag(
+                    None,
+                    "LOG_FORK",
+                    f"the first {previous.size} entries do not hash to the checkpoint this"
+                    " auditor accepted before: history was rewritten",
+                )

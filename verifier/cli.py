@@ -1,0 +1,169 @@
+"""``zkgrid audit``: audit a zkgrid ledger from an export archive or a running service.
+
+    zkgrid audit (--archive FILE | --target HOST:PORT (--ca F --cert F --key F | --insecure))
+                 (--log-key KEY | --log-key-file FILE)
+                 [--state PATH | --no-state] [--since-last] [--json] [--workers N]
+
+Exit status: 0 when every check holds, 1 when a violation was found, 2 when
+the audit could not run (bad arguments, unreadable or truncated input, a log
+key that cannot be parsed, an unusable state file): one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ledger.checkpoint import CheckpointVerifier, parse_verifier_key
+from ledger.errors import LedgerFormatError
+from verifier.audit import AuditError, AuditOptions, Auditor, AuditResult
+from verifier.state import DEFAULT_STATE_PATH, load_state, save_state
+from zkgrid.errors import ZkgridError
+
+__all__ = ["main"]
+
+PROG = "zkgrid audit"
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, exit 2, no usage dump
+        raise _UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=PROG,
+        description="Audit a zkgrid ledger against the log's pinned checkpoint key.",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--archive", metavar="FILE", help="an archive from `zkgrid ledger export`")
+    src.add_argument("--target", metavar="HOST:PORT", help="a running zkgrid service")
+    p.add_argument("--ca", metavar="FILE", help="CA bundle that signed the service (PEM)")
+    p.add_argument("--cert", metavar="FILE", help="the auditor's client certificate (PEM)")
+    p.add_argument("--key", metavar="FILE", help="the auditor's client key (PEM)")
+    p.add_argument(
+        "--insecure", action="store_true", help="plaintext gRPC (loopback development only)"
+    )
+    key = p.add_mutually_exclusive_group(required=True)
+    key.add_argument("--log-key", metavar="KEY", help="the log's verifier key <name>+<id>+<key>")
+    key.add_argument("--log-key-file", metavar="FILE", help="a file holding the verifier key")
+    state = p.add_mutually_exclusive_group()
+    state.add_argument(
+        "--state",
+        metavar="PATH",
+        help=f"the auditor's state file (default {DEFAULT_STATE_PATH})",
+    )
+    state.add_argument(
+        "--no-state", action="store_true", help="neither read nor write a state file"
+    )
+    p.add_argument(
+        "--since-last",
+        action="store_true",
+        help="audit only the entries after the last clean audit in the state file",
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes for proof verification (default: one per core; 1 = in-process)",
+    )
+    return p
+
+
+def _log_key(args: argparse.Namespace) -> CheckpointVerifier:
+    if args.log_key_file:
+        try:
+            text = Path(args.log_key_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise AuditError(f"cannot read the log key file {args.log_key_file}: {exc}") from None
+    else:
+        text = args.log_key.strip()
+    try:
+        return parse_verifier_key(text)
+    except LedgerFormatError as exc:
+        raise AuditError(f"the log key is not a verifier key: {exc}") from None
+
+
+def _run(args: argparse.Namespace) -> AuditResult:
+    from verifier.sources import ArchiveSource, GrpcSource, TlsFiles
+
+    if args.since_last and args.no_state:
+        raise AuditError("--since-last needs a state file (drop --no-state)")
+    if args.workers is not None and args.workers < 0:
+        raise AuditError("--workers must be >= 0")
+    key = _log_key(args)
+    state_path = None if args.no_state else Path(args.state or DEFAULT_STATE_PATH).expanduser()
+    state = None if state_path is None else load_state(state_path)
+    if args.archive:
+        if args.insecure or args.ca or args.cert or args.key:
+            raise AuditError("TLS flags apply to --target only")
+        source: ArchiveSource | GrpcSource = ArchiveSource(args.archive)
+    else:
+        tls = None
+        if not args.insecure:
+            if not (args.ca and args.cert and args.key):
+                raise AuditError("--target needs --ca, --cert and --key (or --insecure)")
+            tls = TlsFiles(args.ca, args.cert, args.key)
+        source = GrpcSource(args.target, tls=tls, insecure=args.insecure)
+    try:
+        options = AuditOptions(log_key=key, since_last=args.since_last, workers=args.workers)
+        if args.json or not sys.stderr.isatty():
+            result = Auditor(source, options, state).run()
+        else:
+            from rich.console import Console
+
+            from verifier.report import RichProgress
+
+            with RichProgress(Console(stderr=True)) as progress:
+                result = Auditor(source, options, state, progress).run()
+    finally:
+        source.close()
+    if state_path is not None and result.new_state is not None:
+        save_state(state_path, result.new_state)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = _parser().parse_args(args_list)
+    except _UsageError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # --help
+        return 0 if exc.code in (0, None) else 2
+    try:
+        result = _run(args)
+    except ZkgridError as exc:  # AuditError, StateError, ledger format errors
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 2
+    except Exception as exc:  # never a traceback: one line, "could not run"
+        print(f"{PROG}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        from verifier.report import render_json
+
+        render_json(result, sys.stdout)
+    else:
+        from rich.console import Console
+
+        from verifier.report import render_human
+
+        render_human(result, Console())
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,201 @@
+"""Where the auditor reads the ledger from: an export archive, or a running service over gRPC.
+
+Both yield :class:`verifier.audit.SourceEntry` / :class:`verifier.audit.SourceCheckpoint`
+in log order. A source that cannot be read raises :class:`verifier.audit.AuditError`
+(exit 2): a truncated or malformed archive, an unreachable service, a refused
+TLS handshake. What the bytes *say* is the engine's business.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from ledger.archive import ArchiveCheckpoint, ArchiveFormatError, ArchiveReader
+from verifier.audit import AuditError, SourceCheckpoint, SourceEntry
+
+if TYPE_CHECKING:  # pragma: no cover
+    import grpc
+
+__all__ = ["ArchiveSource", "GrpcSource", "TlsFiles", "is_loopback"]
+
+
+class ArchiveSource:
+    """An archive written by ``zkgrid ledger export`` (:mod:`ledger.archive`)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._path = Path(path)
+        self.description = f"archive {self._path}"
+        try:
+            self._file: BinaryIO = self._path.open("rb")
+        except OSError as exc:
+            raise AuditError(f"cannot open the archive {self._path}: {exc.strerror}") from None
+        try:
+            self._reader = ArchiveReader(self._file)
+        except ArchiveFormatError as exc:
+            self._file.close()
+            raise AuditError(f"{self._path}: {exc}") from None
+
+    def close(self) -> None:
+        self._file.close()
+
+    def origin(self) -> str | None:
+        return self._reader.header.origin
+
+    def early_head(self) -> str | None:
+        return None
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes] | None:
+        return None  # the engine rebuilds the tree itself
+
+    def items(self, start: int) -> Iterator[SourceEntry | SourceCheckpoint]:
+        self._reader.skip_payloads_below = start
+        try:
+            for item in self._reader.items():
+                if isinstance(item, ArchiveCheckpoint):
+                    yield SourceCheckpoint(item.size, item.text)
+                else:
+                    yield SourceEntry(item.index, item.kind, item.payload)
+        except ArchiveFormatError as exc:
+            raise AuditError(f"{self._path}: {exc}") from None
+        except OSError as exc:
+            raise AuditError(f"cannot read the archive {self._path}: {exc.strerror}") from None
+
+    def skipped(self) -> int:
+        return self._reader.skipped
+
+    def head(self) -> str:
+        return self._reader.trailer.final_checkpoint
+
+
+class TlsFiles:
+    """The auditor's client credentials: CA bundle, client certificate and key (PEM files)."""
+
+    def __init__(self, ca: str | Path, cert: str | Path, key: str | Path) -> None:
+        try:
+            self.ca = Path(ca).read_bytes()
+            self.cert = Path(cert).read_bytes()
+            self.key = Path(key).read_bytes()
+        except OSError as exc:
+            raise AuditError(f"cannot read a TLS file: {exc.filename}: {exc.strerror}") from None
+
+
+def is_loopback(target: str) -> bool:
+    host = target.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class GrpcSource:
+    """A running service: ``LedgerService`` GetCheckpoint, StreamEntries, GetConsistencyProof.
+
+    ``tls`` is required unless ``insecure`` (plaintext, loopback targets only).
+    The latest checkpoint is fetched once, first; entries are streamed up to its size.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        tls: TlsFiles | None = None,
+        insecure: bool = False,
+        timeout: float = 30.0,
+    ) -> None:
+        import grpc
+
+        from zkgrid.settlement.v1 import ledger_pb2_grpc
+
+        self.description = f"service {target}"
+        self._target = target
+        self._timeout = timeout
+        if insecure:
+            if not is_loopback(target):
+                raise AuditError("--insecure is only allowed for a loopback target")
+            channel = grpc.insecure_channel(target)
+        else:
+            if tls is None:
+                raise AuditError("--target needs --ca, --cert and --key (or --insecure)")
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert
+            )
+            channel = grpc.secure_channel(target, credentials)
+        self._channel: grpc.Channel = channel
+        self._stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        self._head: str | None = None
+        self._head_size = 0
+        self._skipped = 0
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _rpc_error(self, exc: grpc.RpcError, what: str) -> AuditError:
+        code = exc.code() if hasattr(exc, "code") else None
+        details = exc.details() if hasattr(exc, "details") else None
+        name = getattr(code, "name", "UNKNOWN")
+        return AuditError(f"{self._target}: {what} failed: {name}: {details or 'no details'}")
+
+    def origin(self) -> str | None:
+        return None  # the checkpoint names it
+
+    def early_head(self) -> str | None:
+        import grpc
+
+        from zkgrid.settlement.v1 import ledger_pb2
+
+        if self._head is None:
+            try:
+                response = self._stub.GetCheckpoint(
+                    ledger_pb2.GetCheckpointRequest(), timeout=self._timeout
+                )
+            except grpc.RpcError as exc:
+                raise self._rpc_error(exc, "GetCheckpoint") from None
+            self._head = response.checkpoint
+            self._head_size = int(response.tree_size)
+        return self._head
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes] | None:
+        import grpc
+
+        from zkgrid.settlement.v1 import ledger_pb2
+
+        try:
+            response = self._stub.GetConsistencyProof(
+                ledger_pb2.GetConsistencyProofRequest(first_size=first, second_size=second),
+                timeout=self._timeout,
+            )
+        except grpc.RpcError as exc:
+            raise self._rpc_error(exc, "GetConsistencyProof") from None
+        return [bytes(h) for h in response.hashes]
+
+    def items(self, start: int) -> Iterator[SourceEntry | SourceCheckpoint]:
+        import grpc
+
+        from zkgrid.settlement.v1 import ledger_pb2
+
+        if self._head is None:
+            self.early_head()
+        end = self._head_size
+        self._skipped = start
+        if start >= end:
+            return
+        try:
+            stream = self._stub.StreamEntries(
+                ledger_pb2.StreamEntriesRequest(start_index=start, end_index=end)
+            )
+            for message in stream:
+                e = message.entry
+                yield SourceEntry(int(e.index), int(e.kind), bytes(e.payload), bytes(e.leaf_hash))
+        except grpc.RpcError as exc:
+            raise self._rpc_error(exc, "StreamEntries") from None
+
+    def skipped(self) -> int:
+        return self._skipped
+
+    def head(self) -> str:
+        return self._head if self._head is not None else (self.early_head() or "")
