@@ -45,7 +45,7 @@ from meter.client import (
     submit_registration,
 )
 from meter.home import MeterHome, default_home
-from meter.readings import ReadingsFormatError, read_readings_csv
+from meter.readings import ReadingsFormatError, parse_period, read_readings_csv
 from zkgrid.errors import InvalidArgumentError, ProofFormatError, ZkgridError
 
 __all__ = ["format_money", "main"]
@@ -260,6 +260,7 @@ def _submit(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _bill(args: argparse.Namespace, out: TextIO) -> int:
+    parse_period(args.period)
     with _client(args) as client:
         tariff, _ = client.tariff(args.period)
         bill = client.prove_bill(args.period)
@@ -272,6 +273,8 @@ def _bill(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _statement(args: argparse.Namespace, out: TextIO) -> int:
+    if args.period is not None:
+        parse_period(args.period)
     with _client(args) as client:
         statement = client.statement(args.period)
         currency = ""
