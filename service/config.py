@@ -147,13 +147,7 @@ class ServiceConfig:
                 tls_cert=_path(values.get("tls_cert")),
                 tls_key=_path(values.get("tls_key")),
                 client_ca=_path(values.get("client_ca")),
-                insecure=(
-                    values["insecure"] is True
-                    if not isinstance(values.get("insecure"), str)
-                    else _env_bool(str(values["insecure"]))
-                )
-                if "insecure" in values
-                else False,
+                insecure=_insecure(values.get("insecure", False)),
                 log_key=Path(str(values.get("log_key", DEFAULT_LOG_KEY))),
                 origin=str(values.get("origin", DEFAULT_ORIGIN)),
                 workers=int(str(values.get("workers", 16))),
@@ -213,6 +207,11 @@ class ServiceConfig:
             )
         except OSError as exc:
             raise ConfigError(f"cannot read TLS material: {exc.strerror}: {exc.filename}") from None
+
+
+def _insecure(value: object) -> bool:
+    """``--insecure`` (True) or ``ZKGRID_INSECURE`` (text)."""
+    return value if isinstance(value, bool) else _env_bool(str(value))
 
 
 def _path(value: object) -> Path | None:

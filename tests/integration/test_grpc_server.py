@@ -573,3 +573,28 @@ def test_insecure_mode_accepts_loopback(host: str) -> None:
 def test_tls_needs_all_three_files() -> None:
     with pytest.raises(ConfigError, match="mutual TLS"):
         ServiceConfig(listen="0.0.0.0:0", tls_cert=None).validate()
+
+
+def test_settings_come_from_flags_over_environment() -> None:
+    env = {
+        "ZKGRID_DB": "postgresql://u@db/zk",
+        "ZKGRID_LISTEN": "127.0.0.1:6000",
+        "ZKGRID_INSECURE": "true",
+        "ZKGRID_ORIGIN": "env.example/log",
+        "ZKGRID_GRACE": "3.5",
+    }
+    config = ServiceConfig.from_sources({"listen": "localhost:7000", "insecure": None}, env)
+    assert config.db == "postgresql://u@db/zk"
+    assert config.listen == "localhost:7000"
+    assert config.insecure is True
+    assert config.origin == "env.example/log"
+    assert config.grace == 3.5
+    config.validate()
+    with pytest.raises(ConfigError):
+        ServiceConfig.from_sources({}, {"ZKGRID_INSECURE": "maybe"})
+    with pytest.raises(ConfigError):
+        ServiceConfig.from_sources({}, {"ZKGRID_WORKERS": "many"})
+    tls = ServiceConfig.from_sources(
+        {}, {"ZKGRID_TLS_CERT": "s.pem", "ZKGRID_TLS_KEY": "s.key", "ZKGRID_CLIENT_CA": "ca.pem"}
+    )
+    assert tls.validate().insecure is False
