@@ -1,0 +1,174 @@
+"""Privacy: after a demo-like scenario, nothing the service stores, logs or answers holds a
+reading or a blinding.
+
+Searched: the SQLite ledger file and its -wal/-shm/-journal side files, every log record
+of every logger at DEBUG (service and clients, in process), and the serialised bytes of
+every request and response message (and error details) that crossed the channel. For
+each reading: its decimal string bounded by non-digits (readings are drawn from
+[10^6, 2^32) so the search is meaningful); for each blinding: its 32-byte big-endian
+encoding and its decimal string. A positive control checks the same search finds them
+in the meter's own opening store.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import grpc
+import pytest
+
+from ledger.checkpoint import CheckpointSigner
+from ledger.records import Bill
+from meter.client import MeterClient, ServiceError
+from meter.readings import DayReadings
+from zkgrid.demo import community_tariff, embedded_service, publish_tariff, register_meter
+from zkgrid.settlement.v1 import ledger_pb2, ledger_pb2_grpc
+
+INTERVAL = 240
+PERIOD = "2026-11-21"
+METERS = 3
+
+
+class _Recorder(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
+):
+    """Keeps the bytes of every request, response and error detail on the channel."""
+
+    def __init__(self) -> None:
+        self.blobs: list[bytes] = []
+
+    def intercept_unary_unary(
+        self, continuation: Callable[..., Any], details: Any, request: Any
+    ) -> Any:
+        self.blobs.append(request.SerializeToString())
+        outcome = continuation(details, request)
+        try:
+            self.blobs.append(outcome.result().SerializeToString())
+        except grpc.RpcError as exc:
+            self.blobs.append((exc.details() or "").encode())
+            pairs = cast(Sequence[tuple[str, str | bytes]], exc.trailing_metadata() or ())
+            for _key, value in pairs:
+                self.blobs.append(value if isinstance(value, bytes) else value.encode())
+        return outcome
+
+    def intercept_unary_stream(
+        self, continuation: Callable[..., Any], details: Any, request: Any
+    ) -> Any:
+        self.blobs.append(request.SerializeToString())
+        responses = list(continuation(details, request))
+        self.blobs.extend(r.SerializeToString() for r in responses)
+        return iter(responses)
+
+
+def _distinct_readings(rng: random.Random, period: str) -> DayReadings:
+    t = 1440 // INTERVAL
+    return DayReadings.from_lists(
+        period,
+        INTERVAL,
+        [rng.randrange(10**6, 2**32) for _ in range(t)],
+        [rng.randrange(10**6, 2**32) for _ in range(t)],
+    )
+
+
+def _decimal_pattern(value: int) -> re.Pattern[bytes]:
+    return re.compile(rb"(?<![0-9])" + str(value).encode() + rb"(?![0-9])")
+
+
+def _leaks(haystack: bytes, values: list[int], blindings: list[int]) -> list[str]:
+    found = []
+    for v in values:
+        if _decimal_pattern(v).search(haystack):
+            found.append(f"reading {v}")
+    for b in blindings:
+        if b.to_bytes(32, "big") in haystack:
+            found.append("blinding (32-byte big-endian)")
+        if _decimal_pattern(b).search(haystack):
+            found.append("blinding (decimal)")
+    return found
+
+
+def _run_scenario(tmp_path: Path) -> tuple[_Recorder, list[MeterClient]]:
+    rng = random.Random(20261121)
+    signer = CheckpointSigner.generate("zkgrid.test/privacy")
+    recorder = _Recorder()
+    clients = []
+    with embedded_service(f"sqlite:///{tmp_path / 'ledger.db'}", signer=signer) as svc:
+        channel = grpc.intercept_channel(svc.channel, recorder)
+        for i in range(METERS):
+            home = MeterClient.keygen(tmp_path / "meters" / f"p-{i}", f"p-{i}", INTERVAL)
+            client = MeterClient(home, channel, insecure=True, log_key=svc.log_key)
+            register_meter(channel, client.registration_request(), svc.log_key)
+            clients.append(client)
+        publish_tariff(channel, community_tariff(PERIOD, INTERVAL), svc.log_key)
+        for client in clients:
+            readings = _distinct_readings(rng, PERIOD)
+            client.submit(client.build_batch(readings))
+            client.submit(client.build_batch(readings))  # idempotent resubmission
+            bill = client.prove_bill(PERIOD)
+            # A refused (tampered) bill first: its error details must not leak either.
+            tampered = Bill(bill.meter_id, bill.period, bill.batch_hash, bill.tariff_hash,
+                            bill.total + 1, bill.proof)  # fmt: skip
+            with pytest.raises(ServiceError) as info:
+                client.submit_bill(tampered)
+            assert info.value.reason == "PROOF_INVALID"
+            client.submit_bill(bill)
+            client.submit_bill(bill)  # idempotent
+            client.statement()
+            client.meter_status()
+            client.tariff(PERIOD)
+        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        entries = list(
+            stub.StreamEntries(
+                ledger_pb2.StreamEntriesRequest(start_index=0),
+                metadata=(("x-zkgrid-role", "auditor"),),
+            )
+        )
+        assert len(entries) == 1 + 3 * METERS
+    return recorder, clients
+
+
+def _openings(clients: list[MeterClient]) -> tuple[list[int], list[int]]:
+    values: list[int] = []
+    blindings: list[int] = []
+    for client in clients:
+        stored = client.store.batch(PERIOD)
+        assert stored is not None
+        values += stored.values
+        blindings += stored.blindings
+    assert len(values) == METERS * 2 * (1440 // INTERVAL)
+    return values, blindings
+
+
+def test_no_reading_or_blinding_leaves_the_meter(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    recorder, clients = _run_scenario(tmp_path)
+    values, blindings = _openings(clients)
+    for client in clients:
+        client.close()
+
+    # Positive control: the search finds the openings where they do live.
+    own_store = (tmp_path / "meters" / "p-0" / "openings.db").read_bytes()
+    assert _leaks(own_store, values, blindings)
+
+    ledger_files = sorted(tmp_path.glob("ledger.db*"))
+    assert ledger_files
+    for path in ledger_files:
+        assert _leaks(path.read_bytes(), values, blindings) == [], path.name
+
+    assert caplog.records, "no log records captured"
+    log_text = "\n".join(
+        f"{r.name} {r.levelname} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records
+    ).encode()
+    assert _leaks(log_text, values, blindings) == []
+
+    assert len(recorder.blobs) > 30
+    for blob in recorder.blobs:
+        assert _leaks(blob, values, blindings) == []
