@@ -125,7 +125,7 @@ def test_changed_proof_byte_is_named(
 ) -> None:
     built = build_ledger(db_url)
     index = built.batch_index[("meter-002", "2025-03-01")]
-    kind, payload = read_payload(db_url, index)
+    _kind, payload = read_payload(db_url, index)
     batch = ReadingBatch.decode(payload)
     proof = bytearray(batch.range_proof)
     proof[-40] ^= 0x01  # inside the scalars: still parses
@@ -370,7 +370,7 @@ def test_log_key_file_and_process_pool(tmp_path: Path, capsys: pytest.CaptureFix
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     built = build_ledger(url)
     index = built.batch_index[("meter-000", "2025-03-02")]
-    kind, payload = read_payload(url, index)
+    _kind, payload = read_payload(url, index)
     batch = ReadingBatch.decode(payload)
     proof = bytearray(batch.range_proof)
     proof[-40] ^= 0x01
