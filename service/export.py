@@ -170,8 +170,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    # ``zkgrid ledger export ...`` arrives here as ``["export", ...]``.
+    if args_list and args_list[0] == "export":
+        args_list = args_list[1:]
+    elif args_list and not args_list[0].startswith("-"):
+        print(f"zkgrid ledger: unknown subcommand {args_list[0]!r} (try: export)", file=sys.stderr)
+        return 2
     try:
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        args = parser.parse_args(args_list)
     except SystemExit as exc:  # argparse already printed the usage line
         return 0 if exc.code == 0 else 2
     try:

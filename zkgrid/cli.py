@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "meter": ("meter.cli", "meter tools: keys, registration, readings, bills"),
     "demo": ("zkgrid.demo", "run the end-to-end demonstration"),
     "certs": ("service.pki", "create a development CA and mutual-TLS certificates"),
+    "audit": ("verifier.cli", "audit the ledger against the pinned log key"),
+    "ledger": ("service.export", "ledger tools: `ledger export` writes an audit archive"),
 }
 
 
