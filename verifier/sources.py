@@ -21,6 +21,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["ArchiveSource", "GrpcSource", "TlsFiles", "is_loopback"]
 
+#: Insecure (loopback development) servers take the caller's role from this metadata;
+#: with TLS the role is the client certificate's OU and no metadata is sent.
+_DEV_METADATA = (("x-zkgrid-role", "auditor"), ("x-zkgrid-identity", "auditor"))
+
 
 class ArchiveSource:
     """An archive written by ``zkgrid ledger export`` (:mod:`ledger.archive`)."""
@@ -126,6 +130,7 @@ class GrpcSource:
             )
             channel = grpc.secure_channel(target, credentials)
         self._channel: grpc.Channel = channel
+        self._metadata = _DEV_METADATA if insecure else ()
         self._stub = ledger_pb2_grpc.LedgerServiceStub(channel)
         self._head: str | None = None
         self._head_size = 0
@@ -151,7 +156,9 @@ class GrpcSource:
         if self._head is None:
             try:
                 response = self._stub.GetCheckpoint(
-                    ledger_pb2.GetCheckpointRequest(), timeout=self._timeout
+                    ledger_pb2.GetCheckpointRequest(),
+                    timeout=self._timeout,
+                    metadata=self._metadata,
                 )
             except grpc.RpcError as exc:
                 raise self._rpc_error(exc, "GetCheckpoint") from None
@@ -168,6 +175,7 @@ class GrpcSource:
             response = self._stub.GetConsistencyProof(
                 ledger_pb2.GetConsistencyProofRequest(first_size=first, second_size=second),
                 timeout=self._timeout,
+                metadata=self._metadata,
             )
         except grpc.RpcError as exc:
             raise self._rpc_error(exc, "GetConsistencyProof") from None
@@ -186,7 +194,8 @@ class GrpcSource:
             return
         try:
             stream = self._stub.StreamEntries(
-                ledger_pb2.StreamEntriesRequest(start_index=start, end_index=end)
+                ledger_pb2.StreamEntriesRequest(start_index=start, end_index=end),
+                metadata=self._metadata,
             )
             for message in stream:
                 e = message.entry
