@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import os
 import re
@@ -32,6 +33,7 @@ import secrets
 import stat
 import struct
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +84,7 @@ __all__ = [
     "WitnessRegistry",
     "WitnessState",
     "aggregate",
+    "clear_verification_cache",
     "cosign",
     "cosigned_message",
     "validate_witness_name",
@@ -514,9 +517,59 @@ class WitnessKey:
 
 # ----------------------------------------------------------------------------- registration
 
-#: (W2) ``pk || pop`` pairs whose PopVerify succeeded in this process (deterministic, so sound).
-_POP_VERIFIED: set[bytes] = set()
-_POP_LOCK = threading.Lock()
+
+class _VerifiedCache:
+    """A bounded, thread-safe LRU set of digests of checks that succeeded.
+
+    BLS verification is deterministic, so remembering a success is sound; failures
+    are never remembered. Keys are SHA-256 digests of everything the check reads.
+    """
+
+    __slots__ = ("_entries", "_lock", "_max")
+
+    def __init__(self, max_entries: int) -> None:
+        self._entries: OrderedDict[bytes, None] = OrderedDict()
+        self._lock = threading.Lock()
+        self._max = max_entries
+
+    @staticmethod
+    def key(*parts: bytes) -> bytes:
+        h = hashlib.sha256()
+        for part in parts:
+            h.update(_U32.pack(len(part)))
+            h.update(part)
+        return h.digest()
+
+    def seen(self, key: bytes) -> bool:
+        with self._lock:
+            if key not in self._entries:
+                return False
+            self._entries.move_to_end(key)
+            return True
+
+    def add(self, key: bytes) -> None:
+        with self._lock:
+            self._entries[key] = None
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+#: (W2) Registrations whose points and PopVerify passed in this process.
+_POP_VERIFIED = _VerifiedCache(4 * MAX_WITNESSES)
+#: (W4) Cosignatures whose Verify passed: the service checks each on receipt, and
+#: :func:`aggregate` then re-checks them for free.
+_COSIGNATURES_VERIFIED = _VerifiedCache(16 * MAX_WITNESSES)
+
+
+def clear_verification_cache() -> None:
+    """Forget every remembered PopVerify and cosignature Verify (benchmarks, tests)."""
+    _POP_VERIFIED.clear()
+    _COSIGNATURES_VERIFIED.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -565,11 +618,12 @@ class WitnessRegistration:
     def verify(self) -> None:
         """(W1, W2) Check both points and ``PopVerify(pk, pop)``; raise unless they hold.
 
-        Successful checks are remembered for the process (keyed by ``pk || pop``),
-        so a registry rebuilt from the same entries costs no further pairings.
+        Successful checks are remembered for the process (a bounded cache keyed by
+        ``SHA-256(pk, pop)``), so a registry rebuilt from the same entries costs no
+        further pairings.
         """
-        memo = self.public_key + self.proof_of_possession
-        if memo in _POP_VERIFIED:
+        memo = _VerifiedCache.key(self.public_key, self.proof_of_possession)
+        if _POP_VERIFIED.seen(memo):
             return
         public_key = _decode_public_key(self.public_key)
         pop = _decode_signature(self.proof_of_possession, "proof of possession")
@@ -577,8 +631,7 @@ class WitnessRegistration:
             raise PossessionProofError(
                 f"(W2) proof of possession of witness {self.name!r} does not verify"
             )
-        with _POP_LOCK:
-            _POP_VERIFIED.add(memo)
+        _POP_VERIFIED.add(memo)
 
     def to_entry(self) -> Entry:
         return Entry(EntryKind.WITNESS_KEY, self.encode())
@@ -647,7 +700,12 @@ def verify_cosignature(
     cosignature: Cosignature,
 ) -> None:
     """(W4) Raise :class:`CosignatureError` unless ``cosignature`` is the registered
-    witness's signature over this checkpoint (its name must match too)."""
+    witness's signature over this checkpoint (its name must match too).
+
+    Successes are remembered in a bounded per-process cache keyed by
+    ``SHA-256(pk, message, signature)``: verifying a cosignature on receipt makes
+    the later :func:`aggregate` of it free.
+    """
     if not isinstance(registration, WitnessRegistration):
         raise WitnessArgumentError("verify_cosignature() takes a WitnessRegistration")
     if not isinstance(cosignature, Cosignature):
@@ -657,6 +715,9 @@ def verify_cosignature(
         raise CosignatureError(
             f"(W4) cosignature is by {cosignature.name!r}, not {registration.name!r}"
         )
+    memo = _VerifiedCache.key(registration.public_key, message, cosignature.signature)
+    if _COSIGNATURES_VERIFIED.seen(memo):
+        return
     signature = _decode_signature(cosignature.signature, "cosignature")
     public_key = _decode_public_key(registration.public_key)
     if not _BLS.Verify(public_key, message, signature):
@@ -664,6 +725,7 @@ def verify_cosignature(
             f"(W4) cosignature of witness {registration.name!r} does not verify"
             f" for checkpoint size {_checkpoint_of(checkpoint).size}"
         )
+    _COSIGNATURES_VERIFIED.add(memo)
 
 
 # ----------------------------------------------------------------------------- registry

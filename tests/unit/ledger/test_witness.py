@@ -375,10 +375,13 @@ def test_cosignature_round_trip_and_strict_decode(cosigs5: dict[str, Cosignature
 
 def test_cosignature_over_another_root_is_refused(
     registry: WitnessRegistry,
+    signed5: SignedCheckpoint,
     fork5: SignedCheckpoint,
     signed13: SignedCheckpoint,
     cosigs5: dict[str, Cosignature],
 ) -> None:
+    # Remembered as verified for its own checkpoint; the memory is keyed by the message too.
+    registry.verify_cosignature(signed5, cosigs5["auditor"])
     for other in (fork5, signed13):  # 2 Verify
         with pytest.raises(CosignatureError) as info:
             registry.verify_cosignature(other, cosigs5["auditor"])
