@@ -71,7 +71,7 @@ _ENTRY_HEADER = ENTRY_FORMAT_VERSION.to_bytes(1, "big")
 #: Below this many batches the proofs are verified in this process (a spawn pool costs ~1.5 s).
 POOL_THRESHOLD = 48
 #: Batches per work unit handed to a pool worker.
-UNIT_CHUNK = 128
+UNIT_CHUNK = 256
 
 
 class AuditError(ZkgridError):
