@@ -70,6 +70,8 @@ __all__ = [
 _ENTRY_HEADER = ENTRY_FORMAT_VERSION.to_bytes(1, "big")
 #: Below this many batches the proofs are verified in this process (a spawn pool costs ~1.5 s).
 POOL_THRESHOLD = 48
+#: Batches held before their proofs are verified (memory stays bounded on long logs).
+FLUSH_UNITS = 4096
 #: Batches per work unit handed to a pool worker.
 UNIT_CHUNK = 256
 
@@ -153,6 +155,8 @@ class AuditOptions:
     workers: int | None = None
     #: Fewer batches and bills than this are verified in this process (a pool costs ~1.5 s).
     pool_threshold: int = POOL_THRESHOLD
+    #: Batches collected before their proofs are handed to the verifiers (bounds memory).
+    flush_units: int = FLUSH_UNITS
 
 
 @dataclass
@@ -401,6 +405,10 @@ class Auditor:
         self._open: dict[bytes, OpenBatch] = {}
         self._units: list[_Pending] = []
         self._pending: dict[bytes, _Pending] = {}
+        self._pool: ProcessPoolExecutor | None = None
+        self._futures: list[tuple[Future[list[_Finding]], int]] = []
+        self._findings: list[_Finding] = []
+        self._done_inline = 0
         # tree
         self._tree = CompactRange.empty()
         self._last_good = 0
@@ -614,6 +622,8 @@ class Auditor:
         pending = _Pending(index, batch.commitments, (index, context, batch.range_proof))
         self._units.append(pending)
         self._pending[digest] = pending
+        if len(self._units) >= self._options.flush_units:
+            self._flush(final=False)
         self._open[digest] = OpenBatch(
             batch.meter_id, batch.period, batch.interval_minutes, batch.commitments
         )
@@ -678,31 +688,53 @@ class Auditor:
 
     # ------------------------------------------------------------------ proofs
 
-    def _verify_proofs(self) -> None:
-        units = [p.unit() for p in self._units if p.range_job is not None or p.bills]
-        self._progress.start("proofs", len(units))
+    def _workers(self) -> int:
         workers = self._options.workers
-        if workers is None:
-            workers = os.cpu_count() or 1
-        findings: list[_Finding] = []
-        if workers <= 1 or len(units) < self._options.pool_threshold:
+        return (os.cpu_count() or 1) if workers is None else workers
+
+    def _flush(self, *, final: bool) -> None:
+        """Hand the collected units to the verifiers (a pool works while the replay goes on).
+
+        A bill that arrives after its batch's unit was flushed gets a unit of its own,
+        built from the open batch's commitments.
+        """
+        units = [p.unit() for p in self._units if p.range_job is not None or p.bills]
+        self._units = []
+        self._pending = {}
+        if not units:
+            return
+        workers = self._workers()
+        if self._pool is None and (
+            workers <= 1 or (final and len(units) < self._options.pool_threshold)
+        ):
             for start in range(0, len(units), UNIT_CHUNK):
                 chunk = units[start : start + UNIT_CHUNK]
-                findings += verify_units(chunk)
-                self._progress.advance("proofs", len(chunk))
-        else:
-            # Chunks no larger than an equal share per worker, so both cores finish together.
-            size = max(1, min(UNIT_CHUNK, -(-len(units) // workers)))
-            chunks = [units[i : i + size] for i in range(0, len(units), size)]
+                self._findings += verify_units(chunk)
+                self._done_inline += len(chunk)
+            return
+        if self._pool is None:
             context = multiprocessing.get_context("spawn")  # zkp runs threads: never fork
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                futures: list[tuple[Future[list[_Finding]], int]] = [
-                    (pool.submit(verify_units, chunk), len(chunk)) for chunk in chunks
-                ]
-                for future, n in futures:
-                    findings += future.result()
-                    self._progress.advance("proofs", n)
-        for index, reason, detail in sorted(findings):
+            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        # Chunks no larger than an equal share per worker, so the cores finish together.
+        size = max(1, min(UNIT_CHUNK, -(-len(units) // workers)))
+        for i in range(0, len(units), size):
+            chunk = units[i : i + size]
+            self._futures.append((self._pool.submit(verify_units, chunk), len(chunk)))
+
+    def _verify_proofs(self) -> None:
+        try:
+            self._flush(final=True)
+            total = self._done_inline + sum(n for _, n in self._futures)
+            self._progress.start("proofs", total)
+            self._progress.advance("proofs", self._done_inline)
+            for future, n in self._futures:
+                self._findings += future.result()
+                self._progress.advance("proofs", n)
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
+                self._pool = None
+        for index, reason, detail in sorted(self._findings):
             self._flag(index, reason, detail)
 
     # ------------------------------------------------------------------ the run
@@ -750,6 +782,14 @@ class Auditor:
                 )
 
     def run(self) -> AuditResult:
+        try:
+            return self._run()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
+                self._pool = None
+
+    def _run(self) -> AuditResult:
         started = time.perf_counter()
         timings = self._figures.timings
         mode = "since-last" if self._options.since_last else "full"

@@ -380,14 +380,29 @@ def test_log_key_file_and_process_pool(tmp_path: Path, capsys: pytest.CaptureFix
     key_file.write_text(LOG_KEY + "\n")
     from ledger.checkpoint import parse_verifier_key
 
-    source = ArchiveSource(archive)
-    try:
-        options = AuditOptions(log_key=parse_verifier_key(LOG_KEY), workers=2, pool_threshold=0)
-        result = Auditor(source, options).run()
-    finally:
-        source.close()
-    bad = {v.index for v in result.violations if v.reason == "PROOF_INVALID"}
-    assert bad == {index}
+    for workers in (2, 1):
+        # flush_units=2: proofs are handed over while the replay goes on, and bills
+        # arriving after their batch was flushed are verified in units of their own.
+        source = ArchiveSource(archive)
+        try:
+            options = AuditOptions(
+                log_key=parse_verifier_key(LOG_KEY),
+                workers=workers,
+                pool_threshold=0,
+                flush_units=2,
+            )
+            result = Auditor(source, options).run()
+        finally:
+            source.close()
+        found = {(v.index, v.reason) for v in result.violations}
+        assert {i for i, reason in found if reason == "PROOF_INVALID"} == {index}, workers
+        assert found == {
+            (index, "PROOF_INVALID"),
+            (index, "ROOT_MISMATCH"),
+            (index, "SIGNATURE_INVALID"),
+            (built.bill_index[("meter-000", "2025-03-02")], "UNKNOWN_BATCH"),
+        }
+        assert result.figures.bills == 6
     from verifier import cli
 
     capsys.readouterr()
