@@ -68,7 +68,8 @@ __all__ = [
 ]
 
 _ENTRY_HEADER = ENTRY_FORMAT_VERSION.to_bytes(1, "big")
-#: Below this many batches the proofs are verified in this process (a spawn pool costs ~1.5 s).
+#: Below this many batches (a bill counts 1/8) the proofs are verified in this process
+#: (starting a spawn pool costs ~1.5 s).
 POOL_THRESHOLD = 48
 #: Batches held before their proofs are verified (memory stays bounded on long logs).
 FLUSH_UNITS = 4096
@@ -704,8 +705,10 @@ class Auditor:
         if not units:
             return
         workers = self._workers()
+        # A bill proof is ~1/8 of a range proof's work: bills alone rarely pay for a pool.
+        weight = sum(1 for u in units if u[2] is not None) + sum(len(u[3]) for u in units) / 8
         if self._pool is None and (
-            workers <= 1 or (final and len(units) < self._options.pool_threshold)
+            workers <= 1 or (final and weight < self._options.pool_threshold)
         ):
             for start in range(0, len(units), UNIT_CHUNK):
                 chunk = units[start : start + UNIT_CHUNK]
