@@ -60,7 +60,7 @@ def render_human(result: AuditResult, console: Console) -> None:
     cp = result.checkpoint
     table = Table(title=f"zkgrid audit of {result.source} ({result.mode})", show_header=False)
     table.add_column("what", style="bold")
-    table.add_column("value")
+    table.add_column("value", overflow="fold")
     table.add_row("log", result.origin or "?")
     if cp is not None:
         table.add_row("checkpoint", f"size {cp.size}, root {cp.root.hex()}")
