@@ -138,6 +138,10 @@ POLICY: Mapping[str, Rule] = {
     _method("LedgerService", "StreamEntries"): Rule(frozenset({Role.AUDITOR, Role.UTILITY})),
     _method("LedgerService", "GetInclusionProof"): Rule(ANY_ROLE),
     _method("LedgerService", "GetConsistencyProof"): Rule(ANY_ROLE),
+    _method("WitnessService", "RegisterWitness"): Rule(frozenset({Role.UTILITY})),
+    _method("WitnessService", "AddCosignature"): Rule(frozenset({Role.AUDITOR})),
+    _method("WitnessService", "GetCosignedCheckpoint"): Rule(ANY_ROLE),
+    _method("WitnessService", "ListWitnesses"): Rule(ANY_ROLE),
 }
 
 

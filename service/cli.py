@@ -87,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
         f" quick checks the last checkpoint (O(log n)) (default full) {env('startup_check')}",
     )
     parser.add_argument(
+        "--witness-quorum",
+        type=int,
+        metavar="K",
+        help="witnesses whose cosignatures make a checkpoint final (default: a majority of"
+        f" the witnesses registered at that checkpoint) {env('witness_quorum')}",
+    )
+    parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     return parser

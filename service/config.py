@@ -68,6 +68,7 @@ ENV: Mapping[str, str] = {
     "workers": "ZKGRID_WORKERS",
     "grace": "ZKGRID_GRACE",
     "startup_check": "ZKGRID_STARTUP_CHECK",
+    "witness_quorum": "ZKGRID_WITNESS_QUORUM",
 }
 
 
@@ -126,6 +127,9 @@ class ServiceConfig:
     startup_check: Literal["full", "quick"] = "full"
     max_receive_bytes: int = MAX_RECEIVE_BYTES
     max_send_bytes: int = MAX_SEND_BYTES
+    #: Witness quorum threshold k (a checkpoint is final when k registered witnesses co-signed
+    #: it); ``None``: a majority of the witnesses registered at that checkpoint.
+    witness_quorum: int | None = None
 
     @classmethod
     def from_sources(
@@ -153,6 +157,11 @@ class ServiceConfig:
                 workers=int(str(values.get("workers", 16))),
                 grace=float(str(values.get("grace", 10.0))),
                 startup_check="quick" if str(values.get("startup_check")) == "quick" else "full",
+                witness_quorum=(
+                    None
+                    if values.get("witness_quorum") in (None, "")
+                    else int(str(values["witness_quorum"]))
+                ),
             )
         except ValueError as exc:
             raise ConfigError(f"bad setting: {exc}") from None
@@ -193,6 +202,8 @@ class ServiceConfig:
             raise ConfigError("workers must be at least 1")
         if self.grace < 0:
             raise ConfigError("grace must be non-negative")
+        if self.witness_quorum is not None and not 1 <= self.witness_quorum <= 1024:
+            raise ConfigError("--witness-quorum must be in [1, 1024]")
         return self
 
     def tls_material(self) -> tuple[bytes, bytes, bytes]:

@@ -31,9 +31,15 @@ from grpc_reflection.v1alpha import reflection
 from service.auth import Authorizer
 from service.config import ConfigError, ServiceConfig, load_log_key, split_listen
 from service.interceptors import ZkgridInterceptor
-from service.servicers import LedgerServicer, add_domain_servicers, make_settlement
+from service.servicers import (
+    LedgerServicer,
+    add_domain_servicers,
+    add_witness_servicer,
+    make_settlement,
+)
 from service.settlement import Settlement
 from service.storage import LedgerStore, open_store
+from service.witnesses import Witnesses
 from zkgrid.settlement.v1 import ledger_pb2, ledger_pb2_grpc
 
 __all__ = ["ServerInfo", "build_server", "run_until_signal", "serve", "server_info"]
@@ -64,12 +70,19 @@ def _service_name(descriptor_file: Any, name: str) -> str:
 
 
 def build_server(
-    settlement: Settlement | None, config: ServiceConfig, *, store: LedgerStore | None = None
+    settlement: Settlement | None,
+    config: ServiceConfig,
+    *,
+    store: LedgerStore | None = None,
+    witnesses: Witnesses | None = None,
 ) -> grpc.Server:
     """A bound (not started) server for ``settlement`` (the domain) and its ledger store.
 
     ``store`` defaults to ``settlement.store``. ``settlement`` may be ``None``
-    to serve the LedgerService alone (tools and tests).
+    to serve the LedgerService alone (tools and tests). With a settlement the
+    WitnessService is served too, over ``witnesses`` (default: a
+    :class:`~service.witnesses.Witnesses` over the store with
+    ``config.witness_quorum``).
     """
     config.validate()
     ledger_store = store if store is not None else settlement.store if settlement else None
@@ -91,6 +104,9 @@ def build_server(
     services.append(_service_name(ledger_pb2.DESCRIPTOR, "LedgerService"))
     if settlement is not None:
         services.extend(add_domain_servicers(settlement, server))
+        if witnesses is None:
+            witnesses = Witnesses(ledger_store, quorum_threshold=config.witness_quorum)
+        services.append(add_witness_servicer(witnesses, server))
 
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

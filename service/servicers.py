@@ -12,10 +12,12 @@ from collections.abc import Iterator
 import grpc
 
 from ledger.checkpoint import SignedCheckpoint
+from ledger.witness import Cosignature, WitnessRegistration
 from service import codec
 from service.auth import Role, current_caller
 from service.settlement import Settlement
 from service.storage import EntryNotFound, LedgerStore
+from service.witnesses import Witnesses
 from zkgrid.errors import InvalidArgumentError
 from zkgrid.settlement.v1 import (
     bills_pb2,
@@ -28,6 +30,8 @@ from zkgrid.settlement.v1 import (
     readings_pb2_grpc,
     tariffs_pb2,
     tariffs_pb2_grpc,
+    witness_pb2,
+    witness_pb2_grpc,
 )
 
 __all__ = [
@@ -37,7 +41,9 @@ __all__ = [
     "MeterServicer",
     "ReadingServicer",
     "TariffServicer",
+    "WitnessServicer",
     "add_domain_servicers",
+    "add_witness_servicer",
     "make_settlement",
 ]
 
@@ -283,3 +289,75 @@ def add_domain_servicers(settlement: Settlement, server: grpc.Server) -> list[st
             (bills_pb2, "BillService"),
         )
     ]
+
+
+class WitnessServicer(witness_pb2_grpc.WitnessServiceServicer):
+    """WitnessService over :class:`service.witnesses.Witnesses`."""
+
+    def __init__(self, witnesses: Witnesses) -> None:
+        self._witnesses = witnesses
+
+    def RegisterWitness(
+        self, request: witness_pb2.RegisterWitnessRequest, context: grpc.ServicerContext
+    ) -> witness_pb2.RegisterWitnessResponse:
+        registration = WitnessRegistration.decode(bytes(request.registration))
+        receipt = self._witnesses.register(registration)
+        return witness_pb2.RegisterWitnessResponse(receipt=codec.receipt_to_proto(receipt))
+
+    def AddCosignature(
+        self, request: witness_pb2.AddCosignatureRequest, context: grpc.ServicerContext
+    ) -> witness_pb2.AddCosignatureResponse:
+        added = self._witnesses.add_cosignature(
+            Cosignature(request.witness_name, bytes(request.signature)),
+            tree_size=_index(request.tree_size, "tree_size"),
+            root=bytes(request.root_hash),
+            checkpoint=request.checkpoint or None,
+        )
+        return witness_pb2.AddCosignatureResponse(
+            tree_size=added.tree_size,
+            recorded=added.recorded,
+            cosignatures=added.cosignatures,
+            quorum_threshold=added.quorum_threshold,
+        )
+
+    def GetCosignedCheckpoint(
+        self, request: witness_pb2.GetCosignedCheckpointRequest, context: grpc.ServicerContext
+    ) -> witness_pb2.GetCosignedCheckpointResponse:
+        size = _index(request.tree_size, "tree_size") if request.HasField("tree_size") else None
+        view = self._witnesses.cosigned(size)
+        cosigned = view.cosigned
+        return witness_pb2.GetCosignedCheckpointResponse(
+            checkpoint=view.checkpoint.to_text(),
+            tree_size=view.checkpoint.checkpoint.size,
+            root_hash=view.checkpoint.checkpoint.root,
+            aggregate_signature=b"" if cosigned is None else cosigned.aggregate_signature,
+            signers=list(view.signers),
+            quorum_threshold=view.quorum_threshold,
+            quorum_total=view.quorum_total,
+            final=view.final,
+            cosigned_checkpoint=b"" if cosigned is None else cosigned.encode(),
+        )
+
+    def ListWitnesses(
+        self, request: witness_pb2.ListWitnessesRequest, context: grpc.ServicerContext
+    ) -> witness_pb2.ListWitnessesResponse:
+        size = _index(request.tree_size, "tree_size") if request.HasField("tree_size") else None
+        members, tree_size = self._witnesses.members(size)
+        return witness_pb2.ListWitnessesResponse(
+            witnesses=[
+                witness_pb2.Witness(
+                    name=m.registration.name,
+                    public_key=m.registration.public_key,
+                    proof_of_possession=m.registration.proof_of_possession,
+                    ledger_index=m.index,
+                )
+                for m in members
+            ],
+            tree_size=tree_size,
+        )
+
+
+def add_witness_servicer(witnesses: Witnesses, server: grpc.Server) -> str:
+    """Register the WitnessService servicer; return its full name."""
+    witness_pb2_grpc.add_WitnessServiceServicer_to_server(WitnessServicer(witnesses), server)
+    return str(witness_pb2.DESCRIPTOR.services_by_name["WitnessService"].full_name)

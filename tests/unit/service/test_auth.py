@@ -26,6 +26,7 @@ from zkgrid.settlement.v1 import (
     meters_pb2,
     readings_pb2,
     tariffs_pb2,
+    witness_pb2,
 )
 
 U, M, A = Role.UTILITY, Role.METER, Role.AUDITOR
@@ -46,6 +47,10 @@ DOC_TABLE: dict[str, set[Role]] = {
     "LedgerService/GetInclusionProof": ANY,
     "LedgerService/GetConsistencyProof": ANY,
     "LedgerService/StreamEntries": {A, U},
+    "WitnessService/RegisterWitness": {U},
+    "WitnessService/AddCosignature": {A},
+    "WitnessService/GetCosignedCheckpoint": ANY,
+    "WitnessService/ListWitnesses": ANY,
 }
 OWN_ID_ONLY = {
     "ReadingService/SubmitReadings",
@@ -62,7 +67,7 @@ def _full(short: str) -> str:
 def test_policy_is_the_doc_table_and_covers_every_method() -> None:
     methods = {
         f"{service.name}/{method.name}"
-        for module in (meters_pb2, readings_pb2, tariffs_pb2, bills_pb2, ledger_pb2)
+        for module in (meters_pb2, readings_pb2, tariffs_pb2, bills_pb2, ledger_pb2, witness_pb2)
         for service in module.DESCRIPTOR.services_by_name.values()
         for method in service.methods
     }

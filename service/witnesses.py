@@ -1,0 +1,521 @@
+"""Witness co-signing in the service (GitHub issue 5): registry, cosignatures, finality.
+
+The domain behind ``WitnessService`` (docs/notes/witness.md has the scheme, labels ``(Wn)``):
+
+* **Registry** — a projection of the ledger's ``WITNESS_KEY`` entries (each a
+  :class:`ledger.witness.WitnessRegistration`, proof of possession verified). The
+  registry *at a checkpoint* of size ``s`` is the witnesses registered by entries
+  with index ``< s``; it is the one a cosignature of that checkpoint is checked
+  against and whose size is the quorum's ``n``.
+* **Cosignatures** — stored in the append-only table ``witness_cosignatures``
+  (tree size, witness name, 96-byte signature, time received; one row per
+  (size, name)), created through the ledger store's engine next to its tables.
+  A cosignature is accepted only for a checkpoint this service signed (same size
+  and root: ``UNKNOWN_CHECKPOINT`` otherwise), from a registered witness
+  (``UNKNOWN_WITNESS``), and only if it verifies (``COSIGNATURE_INVALID``); the
+  identical cosignature again changes nothing (idempotent).
+* **Publication** — :func:`ledger.witness.aggregate` over the stored cosignatures
+  of a size (each was verified on arrival, and ``ledger.witness`` remembers
+  successful checks, so this costs point additions only) and
+  ``final = verify_finality(registry, cosigned, Quorum(k, n))`` with ``k`` from
+  the configuration (default: a majority, ``n // 2 + 1``) and ``n`` the registry
+  size at that checkpoint. Finality results are cached per aggregate.
+
+No gRPC here: the servicer (:class:`service.servicers.WitnessServicer`) decodes,
+calls this and encodes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    DateTime,
+    Integer,
+    LargeBinary,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlmodel import Field, SQLModel
+
+from ledger.checkpoint import SignedCheckpoint
+from ledger.entries import EntryKind, encode_entry
+from ledger.merkle import HASH_SIZE, leaf_hash
+from ledger.witness import (
+    MAX_WITNESSES,
+    Cosignature,
+    CosignedCheckpoint,
+    DuplicateCosignatureError,
+    FinalityError,
+    Quorum,
+    WitnessError,
+    WitnessRegistration,
+    WitnessRegistry,
+    aggregate,
+    verify_finality,
+)
+from service.settlement import Receipt
+from service.storage import (
+    AppendOnlyViolation,
+    EntryNotFound,
+    LedgerStore,
+    StoredEntry,
+    StoreUnavailable,
+)
+from service.storage.schema import APPEND_ONLY_MARKER
+from zkgrid.errors import InvalidArgumentError, ZkgridError
+
+__all__ = [
+    "COSIGNATURES",
+    "CosignatureAdded",
+    "CosignedView",
+    "RegisteredWitness",
+    "UnknownCheckpoint",
+    "WitnessCosignatureRow",
+    "WitnessExists",
+    "Witnesses",
+    "default_threshold",
+]
+
+#: Largest tree size the store's integer columns hold.
+_MAX_SIZE = 2**63 - 1
+_BIGINT = BigInteger().with_variant(Integer(), "sqlite")
+_PG_INIT_LOCK_KEY = 0x7A6B_7769_746E  # "zkwitn": serialises the table's creation
+
+
+class WitnessExists(ZkgridError):
+    """A registration whose name or public key is already registered."""
+
+    reason = "WITNESS_EXISTS"
+
+
+class UnknownCheckpoint(ZkgridError):
+    """A cosignature for a checkpoint this service did not sign (no such size, or another root)."""
+
+    reason = "UNKNOWN_CHECKPOINT"
+
+
+class _InvalidRequest(InvalidArgumentError):
+    reason = "INVALID_ARGUMENT"
+
+
+class WitnessCosignatureRow(SQLModel, table=True):
+    """One witness's cosignature of the checkpoint of one tree size (append-only)."""
+
+    __tablename__ = "witness_cosignatures"
+
+    tree_size: int = Field(sa_column=Column(_BIGINT, primary_key=True, autoincrement=False))
+    witness_name: str = Field(sa_column=Column(Text, primary_key=True))
+    signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    received_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+COSIGNATURES: Table = SQLModel.metadata.tables["witness_cosignatures"]
+_C = COSIGNATURES.c
+
+_SQLITE_TRIGGERS = [
+    f"CREATE TRIGGER IF NOT EXISTS witness_cosignatures_no_{op.lower()} BEFORE {op} ON"
+    f" witness_cosignatures BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MARKER}: {op} on"
+    " witness_cosignatures refused'); END"
+    for op in ("UPDATE", "DELETE")
+]
+_PG_TRIGGERS = {
+    "witness_cosignatures_no_update_delete": (
+        "CREATE TRIGGER witness_cosignatures_no_update_delete BEFORE UPDATE OR DELETE ON"
+        " witness_cosignatures FOR EACH ROW EXECUTE FUNCTION zkgrid_ledger_refuse()"
+    ),
+    "witness_cosignatures_no_truncate": (
+        "CREATE TRIGGER witness_cosignatures_no_truncate BEFORE TRUNCATE ON"
+        " witness_cosignatures FOR EACH STATEMENT EXECUTE FUNCTION zkgrid_ledger_refuse()"
+    ),
+}
+
+
+def default_threshold(total: int) -> int:
+    """A majority of ``total`` witnesses: ``total // 2 + 1`` (docs/notes/witness.md, section 5)."""
+    return total // 2 + 1
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredWitness:
+    """A registry member and the ledger index of its ``WITNESS_KEY`` entry."""
+
+    registration: WitnessRegistration
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class CosignatureAdded:
+    """What :meth:`Witnesses.add_cosignature` did."""
+
+    tree_size: int
+    recorded: bool  # False: the identical cosignature was already stored
+    cosignatures: int  # now stored for this size
+    quorum_threshold: int
+
+
+@dataclass(frozen=True, slots=True)
+class CosignedView:
+    """A checkpoint as published: its aggregate (``None`` without cosignatures) and finality."""
+
+    checkpoint: SignedCheckpoint
+    cosigned: CosignedCheckpoint | None
+    quorum_threshold: int
+    quorum_total: int
+    final: bool
+
+    @property
+    def signers(self) -> tuple[str, ...]:
+        return () if self.cosigned is None else self.cosigned.signers
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@contextmanager
+def _db_errors(action: str) -> Iterator[None]:
+    try:
+        yield
+    except DBAPIError as exc:
+        if isinstance(exc, IntegrityError):
+            raise
+        text = str(exc.orig) if exc.orig is not None else str(exc)
+        if APPEND_ONLY_MARKER in text:
+            raise AppendOnlyViolation(f"{action}: the database refused a rewrite") from exc
+        if isinstance(exc, OperationalError) or exc.connection_invalidated:
+            raise StoreUnavailable(f"{action}: the database is unavailable") from exc
+        raise
+
+
+class Witnesses:
+    """The witness registry, cosignatures and cosigned checkpoints over a :class:`LedgerStore`.
+
+    ``quorum_threshold``: the ``k`` of ``k of n`` (``None``: a majority of the
+    witnesses registered at each checkpoint). Thread-safe.
+    """
+
+    def __init__(self, store: LedgerStore, *, quorum_threshold: int | None = None) -> None:
+        if quorum_threshold is not None and not 1 <= quorum_threshold <= MAX_WITNESSES:
+            raise _InvalidRequest(f"the witness quorum must be in [1, {MAX_WITNESSES}]")
+        self._store = store
+        self._threshold = quorum_threshold
+        self._sqlite = store.engine.dialect.name == "sqlite"
+        self._lock = threading.Lock()  # guards the projection and caches; never held during I/O
+        self._applied = 0
+        self._members: list[RegisteredWitness] = []
+        self._names: set[str] = set()
+        self._keys: set[bytes] = set()
+        #: Entries that are not a valid, new registration (written behind the service's back).
+        self.anomalies: list[int] = []
+        self._registries: dict[int, WitnessRegistry] = {}
+        self._finality: dict[tuple[int, bytes, tuple[str, ...], int, int], bool] = {}
+        self._create_table()
+        self.catch_up()
+
+    # ------------------------------------------------------------------ storage
+
+    def _guard(self) -> AbstractContextManager[Any]:
+        # In-memory SQLite has one shared connection: use the store's own lock around it.
+        guard = getattr(self._store, "_guard", None)
+        return guard() if callable(guard) else nullcontext()
+
+    @contextmanager
+    def _conn(self, *, write: bool = False) -> Iterator[Connection]:
+        with self._guard(), _db_errors("witness cosignatures"), self._store.engine.connect() as c:
+            if self._sqlite and write:
+                c = c.execution_options(zkgrid_begin="IMMEDIATE")
+            with c.begin():
+                yield c
+
+    def _create_table(self) -> None:
+        with self._conn(write=True) as conn:
+            if not self._sqlite:
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_INIT_LOCK_KEY})")
+            SQLModel.metadata.create_all(conn, tables=[COSIGNATURES])
+            if self._sqlite:
+                for ddl in _SQLITE_TRIGGERS:
+                    conn.exec_driver_sql(ddl)
+                return
+            existing = {
+                row[0]
+                for row in conn.exec_driver_sql(
+                    "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
+                    " AND tgrelid = to_regclass('witness_cosignatures')"
+                )
+            }
+            for name, ddl in _PG_TRIGGERS.items():
+                if name not in existing:
+                    conn.exec_driver_sql(ddl)
+
+    # ------------------------------------------------------------------ registry projection
+
+    def catch_up(self) -> int:
+        """Apply the ledger entries appended since the last catch-up; return the applied size."""
+        self._apply(list(self._store.entries(self._applied)))
+        return self._applied
+
+    def _apply(self, entries: Iterable[StoredEntry]) -> None:
+        for e in entries:
+            registration: WitnessRegistration | None = None
+            if e.kind == EntryKind.WITNESS_KEY:
+                try:
+                    registration = WitnessRegistration.decode(e.payload)  # PoP checked (cached)
+                except WitnessError:
+                    registration = None
+            with self._lock:
+                if e.index != self._applied:
+                    continue
+                self._applied += 1
+                if e.kind != EntryKind.WITNESS_KEY:
+                    continue
+                if (
+                    registration is None
+                    or registration.name in self._names
+                    or registration.public_key in self._keys
+                ):
+                    self.anomalies.append(e.index)
+                    continue
+                self._members.append(RegisteredWitness(registration, e.index))
+                self._names.add(registration.name)
+                self._keys.add(registration.public_key)
+
+    def members(self, tree_size: int | None = None) -> tuple[list[RegisteredWitness], int]:
+        """The witnesses registered in the tree of ``tree_size`` (default: the ledger's
+        size) and that size."""
+        self.catch_up()
+        size = self._store.size() if tree_size is None else tree_size
+        if size > self._store.size():
+            raise EntryNotFound(f"size {size} is beyond the ledger's size {self._store.size()}")
+        with self._lock:
+            return [m for m in self._members if m.index < size], size
+
+    def registry_at(self, tree_size: int) -> WitnessRegistry:
+        """The registry of the checkpoint of ``tree_size`` (entries with index < tree_size)."""
+        members, _ = self.members(tree_size)
+        with self._lock:
+            cached = self._registries.get(len(members))
+        if cached is None:
+            cached = WitnessRegistry(m.registration for m in members)
+            with self._lock:
+                self._registries[len(members)] = cached
+        return cached
+
+    def threshold(self, total: int) -> int:
+        """The quorum threshold ``k`` for ``total`` registered witnesses."""
+        return self._threshold if self._threshold is not None else default_threshold(total)
+
+    # ------------------------------------------------------------------ registration
+
+    def _check_new(self, registration: WitnessRegistration) -> None:
+        """(projection lock held)"""
+        if registration.name in self._names:
+            raise WitnessExists(f"a witness named {registration.name!r} is already registered")
+        if registration.public_key in self._keys:
+            raise WitnessExists("this public key is already registered (under another name)")
+
+    def register(self, registration: WitnessRegistration) -> Receipt:
+        """Append a ``WITNESS_KEY`` entry: PoP verified, new name and key (``WITNESS_EXISTS``)."""
+        if not isinstance(registration, WitnessRegistration):
+            raise _InvalidRequest("register() takes a WitnessRegistration")
+        registration.verify()  # POP_INVALID / WITNESS_MALFORMED
+        self.catch_up()
+        with self._lock:
+            self._check_new(registration)
+        payload = registration.encode()
+
+        def precondition(conn: Connection, size: int) -> None:
+            if self._applied < size:
+                self._apply(self._store.entries_locked(conn, self._applied, size))
+            with self._lock:
+                self._check_new(registration)
+
+        index = self._store.append(EntryKind.WITNESS_KEY, payload, precondition=precondition)
+        self.catch_up()
+        return self._receipt(index, leaf_hash(encode_entry(EntryKind.WITNESS_KEY, payload)))
+
+    def _receipt(self, index: int, lh: bytes) -> Receipt:
+        try:
+            signed = self._store.checkpoint_at(index + 1)
+        except EntryNotFound:  # appended in a batch: use the latest checkpoint
+            signed = self._store.latest_checkpoint()
+        size = signed.checkpoint.size
+        proof = self._store.inclusion_proof(index, size)
+        return Receipt(index, lh, signed.to_text(), size, tuple(proof))
+
+    # ------------------------------------------------------------------ cosignatures
+
+    def _issued(self, tree_size: int, root: bytes, note: str | None) -> SignedCheckpoint:
+        """The checkpoint this service signed at ``tree_size`` with ``root`` (and, given a
+        note, the same origin); ``UNKNOWN_CHECKPOINT`` otherwise."""
+        shown_body: bytes | None = None
+        if note:
+            try:
+                shown = SignedCheckpoint.from_text(note).checkpoint
+            except ZkgridError as exc:
+                raise _InvalidRequest(f"checkpoint: {exc}") from None
+            if tree_size not in (0, shown.size) or (root and root != shown.root):
+                raise _InvalidRequest("tree_size/root_hash disagree with the checkpoint note")
+            tree_size, root, shown_body = shown.size, shown.root, shown.body()
+        elif len(root) != HASH_SIZE:
+            raise _InvalidRequest(f"root_hash must be {HASH_SIZE} bytes (or send the checkpoint)")
+        if not 0 <= tree_size <= _MAX_SIZE:
+            raise UnknownCheckpoint(f"no checkpoint was signed at size {tree_size}")
+        try:
+            stored = self._store.checkpoint_at(tree_size)
+        except EntryNotFound:
+            raise UnknownCheckpoint(f"no checkpoint was signed at size {tree_size}") from None
+        if stored.checkpoint.root != root or (
+            shown_body is not None and stored.checkpoint.body() != shown_body
+        ):
+            raise UnknownCheckpoint(
+                f"the service signed another checkpoint at size {tree_size} (another root)"
+            )
+        return stored
+
+    def _stored_signature(self, conn: Connection, tree_size: int, name: str) -> bytes | None:
+        row = conn.execute(
+            select(_C.signature).where(_C.tree_size == tree_size, _C.witness_name == name)
+        ).first()
+        return None if row is None else bytes(row[0])
+
+    def _count(self, tree_size: int) -> int:
+        with self._conn() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).select_from(COSIGNATURES).where(_C.tree_size == tree_size)
+                ).scalar_one()
+            )
+
+    def add_cosignature(
+        self,
+        cosignature: Cosignature,
+        *,
+        tree_size: int = 0,
+        root: bytes = b"",
+        checkpoint: str | None = None,
+    ) -> CosignatureAdded:
+        """Record ``cosignature`` of the checkpoint named by ``checkpoint`` (a signed note)
+        or by ``tree_size`` and ``root``.
+
+        Refusals, in order: ``INVALID_ARGUMENT`` (inconsistent or malformed naming),
+        ``UNKNOWN_CHECKPOINT``, ``UNKNOWN_WITNESS`` (not registered at that checkpoint),
+        ``COSIGNATURE_INVALID``. The identical cosignature again returns ``recorded=False``.
+        """
+        if not isinstance(cosignature, Cosignature):
+            raise _InvalidRequest("add_cosignature() takes a Cosignature")
+        signed = self._issued(tree_size, bytes(root), checkpoint)
+        size = signed.checkpoint.size
+        registry = self.registry_at(size)
+        registry.get(cosignature.name)  # UNKNOWN_WITNESS, before any pairing
+        k = self.threshold(len(registry))
+        with self._conn() as conn:
+            existing = self._stored_signature(conn, size, cosignature.name)
+        if existing is None:
+            registry.verify_cosignature(signed, cosignature)  # COSIGNATURE_INVALID
+            try:
+                with self._conn(write=True) as conn:
+                    existing = self._stored_signature(conn, size, cosignature.name)
+                    if existing is None:
+                        conn.execute(
+                            insert(COSIGNATURES),
+                            {
+                                "tree_size": size,
+                                "witness_name": cosignature.name,
+                                "signature": cosignature.signature,
+                                "received_at": _now(),
+                            },
+                        )
+                        return CosignatureAdded(size, True, self._count_in(conn, size), k)
+            except IntegrityError:  # a concurrent insert of the same (size, name)
+                with self._conn() as conn:
+                    existing = self._stored_signature(conn, size, cosignature.name)
+        if existing != cosignature.signature:
+            # BLS signatures are deterministic and canonical: this one cannot also verify.
+            raise DuplicateCosignatureError(
+                f"witness {cosignature.name!r} already co-signed size {size} differently"
+            )
+        return CosignatureAdded(size, False, self._count(size), k)
+
+    @staticmethod
+    def _count_in(conn: Connection, tree_size: int) -> int:
+        return int(
+            conn.execute(
+                select(func.count()).select_from(COSIGNATURES).where(_C.tree_size == tree_size)
+            ).scalar_one()
+        )
+
+    def cosignatures(self, tree_size: int) -> list[Cosignature]:
+        """The stored cosignatures of ``tree_size``, by witness name."""
+        with self._conn() as conn:
+            rows = conn.execute(
+                select(_C.witness_name, _C.signature)
+                .where(_C.tree_size == tree_size)
+                .order_by(_C.witness_name)
+            ).all()
+        return [Cosignature(str(r[0]), bytes(r[1])) for r in rows]
+
+    def latest_cosigned_size(self) -> int | None:
+        with self._conn() as conn:
+            value = conn.execute(select(func.max(_C.tree_size))).scalar_one()
+        return None if value is None else int(value)
+
+    # ------------------------------------------------------------------ publication
+
+    def cosigned(self, tree_size: int | None = None) -> CosignedView:
+        """The checkpoint of ``tree_size`` (default: the largest cosigned one, or the latest
+        checkpoint when none is) with the aggregate of its cosignatures and its finality."""
+        if tree_size is None:
+            tree_size = self.latest_cosigned_size()
+        if tree_size is None:
+            signed = self._store.latest_checkpoint()
+        else:
+            if not 0 <= tree_size <= _MAX_SIZE:
+                raise EntryNotFound(f"no checkpoint was signed at size {tree_size}")
+            signed = self._store.checkpoint_at(tree_size)
+        size = signed.checkpoint.size
+        registry = self.registry_at(size)
+        n = len(registry)
+        k = self.threshold(n)
+        cosigs = [c for c in self.cosignatures(size) if c.name in registry]
+        if not cosigs:
+            return CosignedView(signed, None, k, n, False)
+        cosigned = aggregate(registry, signed, cosigs)
+        return CosignedView(signed, cosigned, k, n, self._is_final(registry, cosigned, k, n))
+
+    def _is_final(
+        self, registry: WitnessRegistry, cosigned: CosignedCheckpoint, k: int, n: int
+    ) -> bool:
+        if n == 0 or k > n or len(cosigned.signers) < k:
+            return False
+        memo = (
+            cosigned.checkpoint.checkpoint.size,
+            cosigned.aggregate_signature,
+            cosigned.signers,
+            k,
+            n,
+        )
+        with self._lock:
+            known = self._finality.get(memo)
+        if known is not None:
+            return known
+        try:
+            verify_finality(registry, cosigned, Quorum(k, n))
+            final = True
+        except FinalityError:
+            final = False
+        with self._lock:
+            self._finality[memo] = final
+        return final
