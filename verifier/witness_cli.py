@@ -1,0 +1,211 @@
+"""``zkgrid witness``: witness keys, registration, and the client's finality check.
+
+::
+
+    zkgrid witness keygen --name NAME --out KEYFILE          new BLS key (file mode 0600)
+    zkgrid witness registration --key KEYFILE                 print the WITNESS_KEY record (hex)
+    zkgrid witness register --target HOST:PORT (TLS | --insecure) --registration HEX|@FILE
+                                                              the utility appends it
+    zkgrid witness finality --target HOST:PORT (TLS | --insecure) [--size N]
+                            [--log-key KEY | --log-key-file FILE] [--quorum K]
+
+TLS is ``--ca F --cert F --key F`` (the client certificate names the role: a
+utility certificate for ``register``); ``--insecure`` is plaintext to a loopback
+development server, where the role is sent as metadata. Co-signing itself is
+``zkgrid audit --cosign KEYFILE`` (after a clean audit).
+
+Exit status: 0 done (``finality``: the checkpoint is final), 1 refused or not
+final, 2 could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ledger.checkpoint import CheckpointVerifier, parse_verifier_key
+from ledger.witness import FinalityError, WitnessKey, WitnessRegistration
+from verifier.cosign import CosignError, check_finality, open_channel
+from zkgrid.errors import VerificationError, ZkgridError
+
+__all__ = ["main"]
+
+PROG = "zkgrid witness"
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, exit 2, no usage dump
+        raise _UsageError(message)
+
+
+def _connection_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", required=True, metavar="HOST:PORT", help="the zkgrid service")
+    p.add_argument("--ca", metavar="FILE", help="CA bundle that signed the service (PEM)")
+    p.add_argument("--cert", metavar="FILE", help="client certificate (PEM)")
+    p.add_argument("--key", metavar="FILE", help="client key (PEM)")
+    p.add_argument(
+        "--insecure", action="store_true", help="plaintext gRPC (loopback development only)"
+    )
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default 30)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Witness keys, registration and checkpoint finality.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    keygen = sub.add_parser("keygen", help="generate a witness BLS key (file mode 0600)")
+    keygen.add_argument("--name", required=True, help="the witness's name (no spaces or '+')")
+    keygen.add_argument("--out", required=True, metavar="KEYFILE", help="new key file")
+    reg = sub.add_parser("registration", help="print the WITNESS_KEY record (hex)")
+    reg.add_argument("--key", required=True, metavar="KEYFILE", help="the witness's key file")
+    register = sub.add_parser("register", help="append a registration (utility role)")
+    _connection_flags(register)
+    register.add_argument(
+        "--registration", required=True, metavar="HEX|@FILE", help="the record, or @file with it"
+    )
+    fin = sub.add_parser("finality", help="check a cosigned checkpoint is final")
+    _connection_flags(fin)
+    fin.add_argument("--size", type=int, metavar="N", help="tree size (default: latest cosigned)")
+    log_key = fin.add_mutually_exclusive_group()
+    log_key.add_argument("--log-key", metavar="KEY", help="the log's verifier key")
+    log_key.add_argument("--log-key-file", metavar="FILE", help="a file holding the verifier key")
+    fin.add_argument(
+        "--quorum", type=int, metavar="K", help="signers needed (default: the service's k)"
+    )
+    return p
+
+
+def _log_key(args: argparse.Namespace) -> CheckpointVerifier | None:
+    text: str | None = args.log_key
+    if args.log_key_file:
+        try:
+            text = Path(args.log_key_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CosignError(f"cannot read the log key file {args.log_key_file}: {exc}") from None
+    return None if text is None else parse_verifier_key(text.strip())
+
+
+def _registration_bytes(value: str) -> bytes:
+    text = value
+    if value.startswith("@"):
+        try:
+            text = Path(value[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CosignError(f"cannot read {value[1:]}: {exc}") from None
+    try:
+        return bytes.fromhex(text.strip())
+    except ValueError:
+        raise CosignError("--registration must be hex (as `registration` prints it)") from None
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    key = WitnessKey.generate(args.name)
+    key.save(args.out)
+    print(f"witness {key.name}: public key {key.public_key.hex()}")
+    print(f"key written to {args.out} (mode 0600); next: {PROG} registration --key {args.out}")
+    return 0
+
+
+def _registration(args: argparse.Namespace) -> int:
+    print(WitnessKey.load(args.key).registration().encode().hex())
+    return 0
+
+
+def _register(args: argparse.Namespace) -> int:
+    import grpc
+
+    from zkgrid.settlement.v1 import witness_pb2, witness_pb2_grpc
+
+    payload = _registration_bytes(args.registration)
+    registration = WitnessRegistration.decode(payload)  # checked here too: fail before sending
+    channel, metadata = open_channel(
+        args.target,
+        ca=args.ca,
+        cert=args.cert,
+        key=args.key,
+        insecure=args.insecure,
+        role="utility",
+    )
+    try:
+        response = witness_pb2_grpc.WitnessServiceStub(channel).RegisterWitness(
+            witness_pb2.RegisterWitnessRequest(registration=payload),
+            metadata=metadata,
+            timeout=args.timeout,
+        )
+    except grpc.RpcError as exc:
+        code = exc.code() if hasattr(exc, "code") else None
+        print(f"{PROG}: refused: {getattr(code, 'name', '?')}: {exc.details()}", file=sys.stderr)
+        return (
+            1 if code in (grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.INVALID_ARGUMENT) else 2
+        )
+    finally:
+        channel.close()
+    print(f"registered witness {registration.name} at ledger index {response.receipt.ledger_index}")
+    return 0
+
+
+def _finality(args: argparse.Namespace) -> int:
+    log_key = _log_key(args)
+    channel, metadata = open_channel(
+        args.target,
+        ca=args.ca,
+        cert=args.cert,
+        key=args.key,
+        insecure=args.insecure,
+        role="auditor",
+    )
+    try:
+        report = check_finality(
+            channel,
+            tree_size=args.size,
+            log_key=log_key,
+            threshold=args.quorum,
+            metadata=metadata,
+            timeout=args.timeout,
+        )
+    except (FinalityError, VerificationError) as exc:
+        print(f"{PROG}: NOT FINAL: {exc.reason}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        channel.close()
+    cp = report.checkpoint
+    print(
+        f"final: size {cp.size}, root {cp.root.hex()}, signed by {len(report.signers)} of"
+        f" {report.quorum.total} witnesses (quorum {report.quorum}): {', '.join(report.signers)}"
+        + ("" if log_key is not None else " [log signature not checked: pass --log-key]")
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    except _UsageError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # --help
+        return 0 if exc.code in (0, None) else 2
+    commands = {
+        "keygen": _keygen,
+        "registration": _registration,
+        "register": _register,
+        "finality": _finality,
+    }
+    try:
+        return commands[args.command](args)
+    except ZkgridError as exc:
+        print(f"{PROG}: {exc.reason}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
