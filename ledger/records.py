@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
+from ledger.encoding import CanonicalReader, CanonicalWriter
 from ledger.entries import Entry, EntryKind
 from zkgrid.errors import InvalidArgumentError, ProofFormatError, VerificationError
 
@@ -116,10 +117,8 @@ _METER_ID = re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII)
 _PERIOD = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _CURRENCY = re.compile(r"[A-Z]{3}", re.ASCII)
 
-_U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
-_I64 = struct.Struct(">q")
 
 
 class RecordFormatError(ProofFormatError):
@@ -215,98 +214,6 @@ def _text(value: object, what: str, max_bytes: int) -> str:
 # --------------------------------------------------------------------------- writer / reader
 
 
-class _Writer:
-    __slots__ = ("_parts",)
-
-    def __init__(self) -> None:
-        self._parts: list[bytes] = [bytes([RECORD_VERSION])]
-
-    def u16(self, v: int) -> None:
-        self._parts.append(_U16.pack(v))
-
-    def u32(self, v: int) -> None:
-        self._parts.append(_U32.pack(v))
-
-    def u64(self, v: int) -> None:
-        self._parts.append(_U64.pack(v))
-
-    def i64(self, v: int) -> None:
-        self._parts.append(_I64.pack(v))
-
-    def fixed(self, data: bytes) -> None:
-        self._parts.append(data)
-
-    def blob(self, data: bytes) -> None:
-        self._parts.append(_U32.pack(len(data)))
-        self._parts.append(data)
-
-    def text(self, value: str) -> None:
-        self.blob(value.encode("utf-8"))
-
-    def getvalue(self) -> bytes:
-        return b"".join(self._parts)
-
-
-class _Reader:
-    __slots__ = ("_data", "_pos", "_what")
-
-    def __init__(self, data: object, what: str) -> None:
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise RecordFormatError(f"{what} must be bytes")
-        self._data = bytes(data)
-        self._what = what
-        self._pos = 0
-        version = self._take(1, "record version")[0]
-        if version != RECORD_VERSION:
-            raise RecordFormatError(f"{what}: unknown record version {version}")
-
-    def _take(self, n: int, field: str) -> bytes:
-        end = self._pos + n
-        if end > len(self._data):
-            raise RecordFormatError(f"{self._what}: truncated in {field}")
-        out = self._data[self._pos : end]
-        self._pos = end
-        return out
-
-    def u16(self, field: str) -> int:
-        return int(_U16.unpack(self._take(2, field))[0])
-
-    def u32(self, field: str) -> int:
-        return int(_U32.unpack(self._take(4, field))[0])
-
-    def u64(self, field: str) -> int:
-        return int(_U64.unpack(self._take(8, field))[0])
-
-    def i64(self, field: str) -> int:
-        return int(_I64.unpack(self._take(8, field))[0])
-
-    def fixed(self, n: int, field: str) -> bytes:
-        return self._take(n, field)
-
-    def blob(self, field: str, max_size: int) -> bytes:
-        length = self.u32(field)
-        if length > max_size:
-            raise RecordFormatError(f"{self._what}: {field} is longer than {max_size} bytes")
-        return self._take(length, field)
-
-    def text(self, field: str, max_bytes: int) -> str:
-        raw = self.blob(field, max_bytes)
-        try:
-            return raw.decode("utf-8", errors="strict")
-        except UnicodeDecodeError:
-            raise RecordFormatError(f"{self._what}: {field} is not valid UTF-8") from None
-
-    def count(self, field: str, max_count: int) -> int:
-        n = self.u32(field)
-        if n > max_count:
-            raise RecordFormatError(f"{self._what}: {field} has more than {max_count} items")
-        return n
-
-    def finish(self) -> None:
-        if self._pos != len(self._data):
-            raise RecordFormatError(f"{self._what}: {len(self._data) - self._pos} trailing bytes")
-
-
 # Every u32 length of a text field is bounded before reading it (no huge allocations).
 _MAX_ID_BYTES = 64
 _MAX_PERIOD_BYTES = 10
@@ -330,8 +237,8 @@ class _RecordBase:
         return Entry(self.KIND, self.encode())
 
     @classmethod
-    def _decode_with(cls: type[_R], data: object, parse: Callable[[_Reader], _R]) -> _R:
-        reader = _Reader(data, cls.__name__)
+    def _decode_with(cls: type[_R], data: object, parse: Callable[[CanonicalReader], _R]) -> _R:
+        reader = CanonicalReader(data, cls.__name__, RECORD_VERSION, RecordFormatError)
         record = parse(reader)
         reader.finish()
         return record
@@ -357,8 +264,8 @@ class MeterRegistration(_RecordBase):
         intervals_per_day(self.interval_minutes)
         _bytes(self.pop_signature, "pop signature", max_size=_MAX_DER)
 
-    def _unsigned(self) -> _Writer:
-        w = _Writer()
+    def _unsigned(self) -> CanonicalWriter:
+        w = CanonicalWriter(RECORD_VERSION)
         w.text(self.meter_id)
         w.fixed(self.public_key)
         w.u16(self.interval_minutes)
@@ -375,7 +282,7 @@ class MeterRegistration(_RecordBase):
 
     @classmethod
     def decode(cls, data: bytes) -> MeterRegistration:
-        def parse(r: _Reader) -> MeterRegistration:
+        def parse(r: CanonicalReader) -> MeterRegistration:
             return cls(
                 meter_id=r.text("meter_id", _MAX_ID_BYTES),
                 public_key=r.fixed(POINT_SIZE, "public_key"),
@@ -401,7 +308,7 @@ def pop_message(meter_id: str, public_key: bytes, interval_minutes: int) -> byte
     validate_meter_id(meter_id)
     _point(public_key, "public key")
     intervals_per_day(interval_minutes)
-    w = _Writer()
+    w = CanonicalWriter(RECORD_VERSION)
     w.text(meter_id)
     w.fixed(public_key)
     w.u16(interval_minutes)
@@ -422,14 +329,14 @@ class MeterRevocation(_RecordBase):
         _text(self.reason, "revocation reason", MAX_REASON_BYTES)
 
     def encode(self) -> bytes:
-        w = _Writer()
+        w = CanonicalWriter(RECORD_VERSION)
         w.text(self.meter_id)
         w.text(self.reason)
         return w.getvalue()
 
     @classmethod
     def decode(cls, data: bytes) -> MeterRevocation:
-        def parse(r: _Reader) -> MeterRevocation:
+        def parse(r: CanonicalReader) -> MeterRevocation:
             return cls(
                 meter_id=r.text("meter_id", _MAX_ID_BYTES),
                 reason=r.text("reason", MAX_REASON_BYTES),
@@ -484,8 +391,8 @@ class ReadingBatch(_RecordBase):
         """T, the number of intervals of the period."""
         return len(self.commitments) // 2
 
-    def _unsigned(self) -> _Writer:
-        w = _Writer()
+    def _unsigned(self) -> CanonicalWriter:
+        w = CanonicalWriter(RECORD_VERSION)
         w.text(self.meter_id)
         w.text(self.period)
         w.u16(self.interval_minutes)
@@ -558,7 +465,7 @@ class ReadingBatch(_RecordBase):
 
     @classmethod
     def decode(cls, data: bytes) -> ReadingBatch:
-        def parse(r: _Reader) -> ReadingBatch:
+        def parse(r: CanonicalReader) -> ReadingBatch:
             meter_id = r.text("meter_id", _MAX_ID_BYTES)
             period = r.text("period", _MAX_PERIOD_BYTES)
             interval_minutes = r.u16("interval_minutes")
@@ -614,7 +521,7 @@ class Tariff(_RecordBase):
         return len(self.import_price)
 
     def encode(self) -> bytes:
-        w = _Writer()
+        w = CanonicalWriter(RECORD_VERSION)
         w.text(self.period)
         w.u16(self.interval_minutes)
         w.text(self.currency)
@@ -647,11 +554,11 @@ class Tariff(_RecordBase):
 
     @classmethod
     def decode(cls, data: bytes) -> Tariff:
-        def rates(r: _Reader, name: str) -> tuple[int, ...]:
+        def rates(r: CanonicalReader, name: str) -> tuple[int, ...]:
             count = r.count(name, MINUTES_PER_DAY)
             return tuple(r.u64(name) for _ in range(count))
 
-        def parse(r: _Reader) -> Tariff:
+        def parse(r: CanonicalReader) -> Tariff:
             return cls(
                 period=r.text("period", _MAX_PERIOD_BYTES),
                 interval_minutes=r.u16("interval_minutes"),
@@ -686,7 +593,7 @@ class Bill(_RecordBase):
         _bytes(self.proof, "bill proof", size=BILL_PROOF_SIZE)
 
     def encode(self) -> bytes:
-        w = _Writer()
+        w = CanonicalWriter(RECORD_VERSION)
         w.text(self.meter_id)
         w.text(self.period)
         w.fixed(self.batch_hash)
@@ -700,7 +607,7 @@ class Bill(_RecordBase):
 
     @classmethod
     def decode(cls, data: bytes) -> Bill:
-        def parse(r: _Reader) -> Bill:
+        def parse(r: CanonicalReader) -> Bill:
             return cls(
                 meter_id=r.text("meter_id", _MAX_ID_BYTES),
                 period=r.text("period", _MAX_PERIOD_BYTES),

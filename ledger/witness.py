@@ -52,6 +52,7 @@ from py_ecc.bls.g2_primitives import (
 from py_ecc.optimized_bls12_381.optimized_curve import curve_order, is_inf
 
 from ledger.checkpoint import Checkpoint, CheckpointVerifier, SignedCheckpoint, verify_checkpoint
+from ledger.encoding import CanonicalReader, CanonicalWriter
 from ledger.entries import Entry, EntryKind
 from ledger.errors import LedgerError
 from ledger.merkle import EMPTY_ROOT, HASH_SIZE, verify_consistency
@@ -249,74 +250,6 @@ def _decode_signature(data: bytes, what: str = "signature") -> BLSSignature:
     if not subgroup_check(point):
         raise WitnessFormatError(f"{what} is not in the prime-order subgroup of G2")
     return BLSSignature(raw)
-
-
-class _Writer:
-    __slots__ = ("_parts",)
-
-    def __init__(self) -> None:
-        self._parts: list[bytes] = [bytes([WITNESS_RECORD_VERSION])]
-
-    def fixed(self, data: bytes) -> None:
-        self._parts.append(data)
-
-    def blob(self, data: bytes) -> None:
-        self._parts.append(_U32.pack(len(data)))
-        self._parts.append(data)
-
-    def text(self, value: str) -> None:
-        self.blob(value.encode("utf-8"))
-
-    def count(self, n: int) -> None:
-        self._parts.append(_U32.pack(n))
-
-    def getvalue(self) -> bytes:
-        return b"".join(self._parts)
-
-
-class _Reader:
-    __slots__ = ("_data", "_pos", "_what")
-
-    def __init__(self, data: object, what: str) -> None:
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise WitnessFormatError(f"{what} must be bytes")
-        self._data = bytes(data)
-        self._what = what
-        self._pos = 0
-        version = self._take(1, "version")[0]
-        if version != WITNESS_RECORD_VERSION:
-            raise WitnessFormatError(f"{what}: unknown version {version}")
-
-    def _take(self, n: int, field: str) -> bytes:
-        end = self._pos + n
-        if end > len(self._data):
-            raise WitnessFormatError(f"{self._what}: truncated in {field}")
-        out = self._data[self._pos : end]
-        self._pos = end
-        return out
-
-    def fixed(self, n: int, field: str) -> bytes:
-        return self._take(n, field)
-
-    def u32(self, field: str, max_value: int) -> int:
-        value = int(_U32.unpack(self._take(4, field))[0])
-        if value > max_value:
-            raise WitnessFormatError(f"{self._what}: {field} is larger than {max_value}")
-        return value
-
-    def blob(self, field: str, max_size: int) -> bytes:
-        return self._take(self.u32(field, max_size), field)
-
-    def text(self, field: str, max_bytes: int) -> str:
-        raw = self.blob(field, max_bytes)
-        try:
-            return raw.decode("utf-8", errors="strict")
-        except UnicodeDecodeError:
-            raise WitnessFormatError(f"{self._what}: {field} is not valid UTF-8") from None
-
-    def finish(self) -> None:
-        if self._pos != len(self._data):
-            raise WitnessFormatError(f"{self._what}: {len(self._data) - self._pos} trailing bytes")
 
 
 def _read_small_file(path: Path, what: str) -> str:
@@ -593,7 +526,7 @@ class WitnessRegistration:
         _fixed_bytes(self.proof_of_possession, SIGNATURE_SIZE, "proof of possession")
 
     def encode(self) -> bytes:
-        w = _Writer()
+        w = CanonicalWriter(WITNESS_RECORD_VERSION)
         w.text(self.name)
         w.fixed(self.public_key)
         w.fixed(self.proof_of_possession)
@@ -606,7 +539,9 @@ class WitnessRegistration:
         Raises :class:`WitnessFormatError` (bad version, lengths, UTF-8, name,
         points, trailing bytes) or :class:`PossessionProofError`.
         """
-        r = _Reader(data, "witness registration")
+        r = CanonicalReader(
+            data, "witness registration", WITNESS_RECORD_VERSION, WitnessFormatError
+        )
         name = r.text("name", MAX_NAME_BYTES)
         public_key = r.fixed(PUBLIC_KEY_SIZE, "public key")
         pop = r.fixed(SIGNATURE_SIZE, "proof of possession")
@@ -666,7 +601,7 @@ class Cosignature:
         _fixed_bytes(self.signature, SIGNATURE_SIZE, "cosignature")
 
     def encode(self) -> bytes:
-        w = _Writer()
+        w = CanonicalWriter(WITNESS_RECORD_VERSION)
         w.text(self.name)
         w.fixed(self.signature)
         return w.getvalue()
@@ -674,7 +609,7 @@ class Cosignature:
     @classmethod
     def decode(cls, data: bytes) -> Cosignature:
         """Strict decoding; the signature must be a canonical G2 subgroup point."""
-        r = _Reader(data, "cosignature")
+        r = CanonicalReader(data, "cosignature", WITNESS_RECORD_VERSION, WitnessFormatError)
         name = r.text("name", MAX_NAME_BYTES)
         signature = r.fixed(SIGNATURE_SIZE, "signature")
         r.finish()
@@ -890,7 +825,7 @@ class CosignedCheckpoint:
             previous = key
 
     def encode(self) -> bytes:
-        w = _Writer()
+        w = CanonicalWriter(WITNESS_RECORD_VERSION)
         w.blob(self.checkpoint.to_bytes())
         w.fixed(self.aggregate_signature)
         w.count(len(self.signers))
@@ -903,7 +838,7 @@ class CosignedCheckpoint:
         """Strict decoding: the note is parsed strictly (ledger.md L13, L14), the aggregate
         must be a canonical G2 subgroup point, signers sorted and unique, no trailing bytes.
         Nothing is verified: that is :func:`verify_finality`."""
-        r = _Reader(data, "cosigned checkpoint")
+        r = CanonicalReader(data, "cosigned checkpoint", WITNESS_RECORD_VERSION, WitnessFormatError)
         note = r.blob("signed checkpoint", MAX_NOTE_BYTES)
         signature = r.fixed(SIGNATURE_SIZE, "aggregate signature")
         count = r.u32("signer count", MAX_WITNESSES)
