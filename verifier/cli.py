@@ -76,6 +76,16 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="processes for proof verification (default: one per core; 1 = in-process)",
     )
+    p.add_argument(
+        "--cosign",
+        metavar="KEYFILE",
+        help="after a clean audit of --target, co-sign its checkpoint with this witness key",
+    )
+    p.add_argument(
+        "--witness-state",
+        metavar="PATH",
+        help="the witness's memory for --cosign (default ~/.zkgrid/witness/<name>.json)",
+    )
     return p
 
 
@@ -100,6 +110,8 @@ def _run(args: argparse.Namespace) -> AuditResult:
         raise AuditError("--since-last needs a state file (drop --no-state)")
     if args.workers is not None and args.workers < 0:
         raise AuditError("--workers must be >= 0")
+    if args.cosign and not args.target:
+        raise AuditError("--cosign needs --target (a running service)")
     key = _log_key(args)
     state_path = None if args.no_state else Path(args.state or DEFAULT_STATE_PATH).expanduser()
     state = None if state_path is None else load_state(state_path)
@@ -162,6 +174,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         from verifier.report import render_human
 
         render_human(result, Console())
+    if result.ok and args.cosign and result.new_state is not None:
+        from verifier.cosign import run_audit_cosign
+
+        return run_audit_cosign(
+            keyfile=args.cosign,
+            witness_state=args.witness_state,
+            audited_checkpoint=result.new_state.checkpoint,
+            log_key=_log_key(args),
+            target=args.target,
+            ca=args.ca,
+            cert=args.cert,
+            key=args.key,
+            insecure=args.insecure,
+            prog=PROG,
+        )
     return 0 if result.ok else 1
 
 
