@@ -32,10 +32,11 @@ from zkp.group import (
 class Commitment:
     """A Pedersen commitment: an opaque point with homomorphic arithmetic."""
 
-    __slots__ = ("point",)
+    __slots__ = ("_encoded", "point")
 
-    def __init__(self, point: Point) -> None:
+    def __init__(self, point: Point, encoded: bytes | None = None) -> None:
         self.point = point
+        self._encoded = encoded  # the 33 bytes it was parsed from, kept for transcripts
 
     def __add__(self, other: Commitment) -> Commitment:
         return Commitment(self.point + other.point)
@@ -68,12 +69,14 @@ class Commitment:
 
     def to_bytes(self) -> bytes:
         """33-byte compressed encoding."""
-        return encode_point(self.point)
+        if self._encoded is None:
+            self._encoded = encode_point(self.point)
+        return self._encoded
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Commitment:
         """Strict decoding; raises :class:`~zkgrid.errors.ProofFormatError`."""
-        return cls(decode_point(data, "commitment"))
+        return cls(decode_point(data, "commitment"), bytes(data))
 
     @classmethod
     def many_from_bytes(cls, data: bytes) -> list[Commitment]:

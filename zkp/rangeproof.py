@@ -29,9 +29,10 @@ API::
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -353,16 +354,25 @@ class RangeProof:
         RangeProof.verify_batch([RangeProofStatement(self, commitments, bits, context)])
 
     @staticmethod
-    def verify_batch(statements: Sequence[RangeProofStatement]) -> None:
+    def verify_batch(
+        statements: Sequence[RangeProofStatement], *, executor: Executor | None = None
+    ) -> None:
         """Check many proofs (any mix of n and m) in one weighted multi-scalar multiplication (B2).
+
+        ``executor``: a process pool (made with the ``spawn`` start method) to
+        compute the pure-Python scalar part on other cores, from the proofs'
+        bytes; the multi-scalar multiplication stays here, on threads.
 
         Raises :class:`~zkgrid.errors.VerificationError` if any proof is wrong;
         :meth:`find_invalid` then names which.
         """
         if not statements:
             return
-        prepared = [_prepare(s) for s in statements]
-        if not _batch_holds(prepared):
+        if executor is not None and len(statements) > 1:
+            holds = _batch_holds_in_processes(statements, executor)
+        else:
+            holds = _batch_holds([_prepare(s) for s in statements])
+        if not holds:
             if len(statements) == 1:
                 raise VerificationError("range proof does not verify (B1)")
             raise VerificationError(f"batch of {len(statements)} range proofs does not verify (B2)")
@@ -493,52 +503,105 @@ def _fold(lo: Sequence[Point], hi: Sequence[Point], factor: object) -> list[Poin
 
 @dataclass
 class _Prepared:
-    """A statement with its transcript replayed: everything but the random weight."""
+    """A statement with its transcript replayed: everything but the random weight.
 
-    proof: RangeProof
-    points: list[Point]  # V_j..., A, S, T1, T2, L..., R...
+    ``points`` (V_j..., A, S, T1, T2, L..., R...) is empty when the scalars are
+    computed in a worker process, which never needs the points.
+    """
+
     bits: int
     padded: int
+    m: int
+    tau_x: int
+    mu: int
+    t_hat: int
+    a: int
+    b: int
     y: int
     z: int
     x: int
     w: int
     u: list[int]
+    points: list[Point]
 
 
-def _prepare(s: RangeProofStatement) -> _Prepared:
-    """Check the statement's shape and replay its Fiat-Shamir transcript (R7)."""
-    m = len(s.commitments)
-    _check_shape(s.bits, m)
-    proof = s.proof
-    mp = _padded(m)
-    rounds = (s.bits * mp).bit_length() - 1
-    if proof.rounds != rounds:
+def _check_rounds(bits: int, m: int, rounds: int) -> None:
+    needed = (bits * _padded(m)).bit_length() - 1
+    if rounds != needed:
         raise VerificationError(
-            f"range proof has {proof.rounds} rounds; {m} values of {s.bits} bits need {rounds}"
+            f"range proof has {rounds} rounds; {m} values of {bits} bits need {needed}"
         )
-    encoded_v = [c.to_bytes() for c in s.commitments]
-    t = _start_transcript(s.bits, encoded_v, s.context)
-    enc = proof._point_encodings()
-    t.append(b"A", enc[0])
-    t.append(b"S", enc[1])
+
+
+def _replay(
+    bits: int,
+    encoded_v: Sequence[bytes],
+    context: bytes,
+    point_encodings: Sequence[bytes],
+    scalars: Sequence[int],
+    points: list[Point],
+) -> _Prepared:
+    """Replay the Fiat-Shamir transcript (R7) from the encodings and the proof's scalars."""
+    tau_x, mu, t_hat, a, b = scalars
+    rounds = (len(point_encodings) - _FIXED_POINTS) // 2
+    t = _start_transcript(bits, encoded_v, context)
+    t.append(b"A", point_encodings[0])
+    t.append(b"S", point_encodings[1])
     y = t.challenge_scalar(b"y")
     z = t.challenge_scalar(b"z")
-    t.append(b"T1", enc[2])
-    t.append(b"T2", enc[3])
+    t.append(b"T1", point_encodings[2])
+    t.append(b"T2", point_encodings[3])
     x = t.challenge_scalar(b"x")
-    t.append_scalar(b"tau_x", proof.tau_x)
-    t.append_scalar(b"mu", proof.mu)
-    t.append_scalar(b"t_hat", proof.t_hat)
+    t.append_scalar(b"tau_x", tau_x)
+    t.append_scalar(b"mu", mu)
+    t.append_scalar(b"t_hat", t_hat)
     w = t.challenge_scalar(b"w")
     us = []
     for k in range(rounds):
-        t.append(b"L", enc[4 + 2 * k])
-        t.append(b"R", enc[5 + 2 * k])
+        t.append(b"L", point_encodings[4 + 2 * k])
+        t.append(b"R", point_encodings[5 + 2 * k])
         us.append(t.challenge_scalar(b"u"))
+    m = len(encoded_v)
+    return _Prepared(bits, _padded(m), m, tau_x, mu, t_hat, a, b, y, z, x, w, us, points)
+
+
+def _prepare(s: RangeProofStatement) -> _Prepared:
+    """Check the statement's shape and replay its transcript, in this process."""
+    m = len(s.commitments)
+    _check_shape(s.bits, m)
+    proof = s.proof
+    _check_rounds(s.bits, m, proof.rounds)
     points = [c.point for c in s.commitments]
     points += [proof.A, proof.S, proof.T1, proof.T2, *proof.L, *proof.R]
-    return _Prepared(proof, points, s.bits, mp, y, z, x, w, us)
+    return _replay(
+        s.bits,
+        [c.to_bytes() for c in s.commitments],
+        s.context,
+        proof._point_encodings(),
+        [proof.tau_x, proof.mu, proof.t_hat, proof.a, proof.b],
+        points,
+    )
+
+
+def _prepare_encoded(
+    proof_bytes: bytes, encoded_v: Sequence[bytes], bits: int, context: bytes
+) -> _Prepared:
+    """:func:`_prepare` from bytes, without decompressing a point (worker processes).
+
+    The caller has already parsed the same bytes strictly (points included).
+    """
+    m = len(encoded_v)
+    _check_shape(bits, m)
+    rounds = _rounds_from_length(len(proof_bytes))
+    _check_rounds(bits, m, rounds)
+    n_points = _FIXED_POINTS + 2 * rounds
+    encodings = [proof_bytes[i * POINT_BYTES : (i + 1) * POINT_BYTES] for i in range(n_points)]
+    off = n_points * POINT_BYTES
+    scalars = [
+        decode_scalar(proof_bytes[off + i * SCALAR_BYTES : off + (i + 1) * SCALAR_BYTES])
+        for i in range(_SCALARS)
+    ]
+    return _replay(bits, encoded_v, context, encodings, scalars, [])
 
 
 def _s_vector(us: Sequence[int], u_invs: Sequence[int]) -> list[int]:
@@ -571,7 +634,6 @@ def _accumulate(
     ``fixed`` accumulates the scalars of G, H and U; ``g_acc``/``h_acc`` those
     of the vector generators; the proof's own points go to ``points``.
     """
-    proof = p.proof
     n = p.bits
     N = n * p.padded
     y, z, x, w = p.y, p.z, p.x, p.w
@@ -591,12 +653,14 @@ def _accumulate(
     # (B1) scalars of the shared generators, weighted: -z and z + y^-i zeta_i from P (R6),
     # -a s_i and -b y^-i s_i^-1 = -b y^-i s_(N-1-i) from (I3), s from (I4):
     #   G_i: -z - a s_i        H_i: z + y^-i (zeta_i - b s_(N-1-i))
-    wa = weight * proof.a % q
+    wa = weight * p.a % q
     wz = weight * z % q
-    b = proof.b
-    y_inv_w = [weight] * N  # weight * y^-i
-    for i in range(1, N):
-        y_inv_w[i] = y_inv_w[i - 1] * y_inv % q
+    b = p.b
+    y_inv_w = [weight]  # weight * y^-i, doubled bit by bit like s
+    step = y_inv
+    while len(y_inv_w) < N:
+        y_inv_w += [v * step % q for v in y_inv_w]
+        step = step * step % q
     zeta = [z_pows[2 + j] << bit for j in range(p.padded) for bit in range(n)]  # (R2) zeta
     g_acc[:N] = [acc - wz - wa * si for acc, si in zip(g_acc[:N], s, strict=True)]
     h_acc[:N] = [
@@ -604,14 +668,13 @@ def _accumulate(
         for acc, yi, zi, si in zip(h_acc[:N], y_inv_w, zeta, reversed(s), strict=True)
     ]
     # (B1) scalars of G, H (from R4 and R6) and U (from I3), weighted (B2):
-    fixed[0] += weight * c % q * (proof.t_hat - delta)  # G: c (t_hat - delta)
-    fixed[1] += weight * (c * proof.tau_x - proof.mu)  # H: c tau_x - mu
-    fixed[2] += weight * w % q * (proof.t_hat - proof.a * proof.b)  # U: w (t_hat - ab)
+    fixed[0] += weight * c % q * (p.t_hat - delta)  # G: c (t_hat - delta)
+    fixed[1] += weight * (c * p.tau_x - p.mu)  # H: c tau_x - mu
+    fixed[2] += weight * w % q * (p.t_hat - p.a * b)  # U: w (t_hat - ab)
 
     # (B1) scalars of the proof's own points; padded V_j = O are absent.
-    m = len(p.points) - 4 - 2 * len(p.u)
     wc = weight * c % q
-    scalars += [-wc * z_pows[2 + j] for j in range(m)]  # V_j: -c z^(2+j)
+    scalars += [-wc * z_pows[2 + j] for j in range(p.m)]  # V_j: -c z^(2+j)
     scalars += [weight, weight * x, -wc * x, -wc * x % q * x]  # A, S, T1, T2
     scalars += [weight * u % q * u for u in p.u]  # L_k: u_k^2
     scalars += [weight * ui % q * ui for ui in u_invs]  # R_k: u_k^-2
@@ -643,6 +706,69 @@ def _batch_holds(prepared: Sequence[_Prepared]) -> bool:
     total = msm(all_scalars, all_points)
     for part in partial_sums:
         total = total + part.result()
+    return total.is_infinite()
+
+
+def _accumulate_encoded(
+    items: Sequence[tuple[bytes, Sequence[bytes], int, bytes]], size: int
+) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Worker-process half of (B2): the weighted scalars of many proofs, from bytes.
+
+    Returns the sums for G_i, H_i (``size`` each) and for G, H, U, and the
+    scalars of every proof's own points, in order. Weights are drawn here.
+    """
+    g_acc = [0] * size
+    h_acc = [0] * size
+    fixed = [0, 0, 0]
+    scalars: list[int] = []
+    for proof_bytes, encoded_v, bits, context in items:
+        p = _prepare_encoded(proof_bytes, encoded_v, bits, context)
+        _accumulate(p, secrets.randbelow(q - 1) + 1, g_acc, h_acc, fixed, scalars, [])
+    return g_acc, h_acc, fixed, scalars
+
+
+def _batch_holds_in_processes(
+    statements: Sequence[RangeProofStatement], executor: Executor
+) -> bool:
+    """(B2) with the scalar work of the proofs split across ``executor``'s processes."""
+    for st in statements:
+        m = len(st.commitments)
+        _check_shape(st.bits, m)
+        _check_rounds(st.bits, m, st.proof.rounds)
+    size = max(st.bits * _padded(len(st.commitments)) for st in statements)
+    parts = max(1, min(len(statements), os.cpu_count() or 1))
+    step = -(-len(statements) // parts)
+    jobs = [
+        executor.submit(
+            _accumulate_encoded,
+            [
+                (st.proof.to_bytes(), [c.to_bytes() for c in st.commitments], st.bits, st.context)
+                for st in statements[i : i + step]
+            ],
+            size,
+        )
+        for i in range(0, len(statements), step)
+    ]
+    points: list[Point] = []
+    for st in statements:
+        proof = st.proof
+        points += [c.point for c in st.commitments]
+        points += [proof.A, proof.S, proof.T1, proof.T2, *proof.L, *proof.R]
+    g_acc = [0] * size
+    h_acc = [0] * size
+    fixed = [0, 0, 0]
+    scalars: list[int] = []
+    for job in jobs:
+        g_part, h_part, fixed_part, own = job.result()
+        g_acc = [x + y for x, y in zip(g_acc, g_part, strict=True)]
+        h_acc = [x + y for x, y in zip(h_acc, h_part, strict=True)]
+        fixed = [x + y for x, y in zip(fixed, fixed_part, strict=True)]
+        scalars += own
+    g_vec, h_vec = bp_generators(size)
+    total = msm(
+        [*fixed, *g_acc, *h_acc, *scalars],
+        [G, pedersen_h(), ipa_u(), *g_vec, *h_vec, *points],
+    )
     return total.is_infinite()
 
 

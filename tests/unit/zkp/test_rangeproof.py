@@ -195,3 +195,28 @@ def test_many_from_bytes_parses_a_large_set_on_threads() -> None:
     RangeProof.verify_batch(
         [RangeProofStatement(p, b.commitments, 8) for p, b in zip(parsed, bundles, strict=True)]
     )
+
+
+def test_batch_verification_in_worker_processes() -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    rnd = random.Random(11)
+    statements = []
+    for bits, count in ((8, 3), (16, 1), (32, 5), (64, 2), (8, 1)):
+        values = [rnd.randrange(1 << bits) for _ in range(count)]
+        ctx = b"p%d" % bits
+        bundle = RangeProof.prove(values, bits, context=ctx)
+        statements.append(RangeProofStatement(bundle.proof, bundle.commitments, bits, ctx))
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=2, mp_context=spawn) as pool:
+        RangeProof.verify_batch(statements, executor=pool)
+        moved = list(statements)
+        moved[2] = RangeProofStatement(moved[2].proof, moved[2].commitments, 32, b"other")
+        with pytest.raises(VerificationError):
+            RangeProof.verify_batch(moved, executor=pool)
+        misshaped = list(statements)
+        misshaped[1] = RangeProofStatement(misshaped[1].proof, misshaped[1].commitments, 32)
+        with pytest.raises(VerificationError):
+            RangeProof.verify_batch(misshaped, executor=pool)
+    assert RangeProof.find_invalid(moved) == [2]
