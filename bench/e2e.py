@@ -39,21 +39,17 @@ import json
 import multiprocessing
 import os
 import platform
-import secrets
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
-
+from bench.pg import backend_url, default_pg_admin_url
 from ledger.entries import EntryKind
 from ledger.records import (
     RANGE_PROOF_BITS,
@@ -67,21 +63,16 @@ from ledger.records import (
     bill_proof_context,
     reading_proof_context,
 )
-from meter.client import (
-    IDENTITY_HEADER,
-    ROLE_HEADER,
-    batch_to_pb,
-    bill_to_pb,
-    verify_receipt,
-)
+from meter.client import IDENTITY_HEADER, ROLE_HEADER, verify_receipt
+from service.config import DEFAULT_VERIFY_PROCESSES
 from zkgrid.community import day_readings, make_community
 from zkgrid.demo import community_tariff, embedded_service, publish_tariff, register_meter
+from zkgrid.settlement import convert
 from zkgrid.settlement.v1 import bills_pb2, bills_pb2_grpc, readings_pb2, readings_pb2_grpc
 from zkp.pedersen import Commitment
 from zkp.rangeproof import RangeProof
 from zkp.sigma import LinearCombinationProof
 
-DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_CACHE = Path(".zkgrid/bench-cache")
 PERIOD = "2026-04-21"
 CACHE_VERSION = 1
@@ -183,7 +174,8 @@ def load_or_generate(
     return out
 
 
-def _bill(meter: CachedMeter, tariff: Tariff) -> Bill:
+def cached_bill(meter: CachedMeter, tariff: Tariff) -> Bill:
+    """The bill of a cached meter's batch under ``tariff``: total and proof from its openings."""
     batch_hash = meter.batch.batch_hash()
     proof, total = LinearCombinationProof.prove(
         bill_coefficients(tariff),
@@ -197,26 +189,6 @@ def _bill(meter: CachedMeter, tariff: Tariff) -> Bill:
 
 
 # --------------------------------------------------------------------------- backends
-
-
-@contextmanager
-def _backend_url(backend: str, pg_admin: str, workdir: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{workdir / 'ledger.db'}"
-        return
-    admin_url = make_url(pg_admin)
-    if admin_url.drivername in ("postgresql", "postgres"):
-        admin_url = admin_url.set(drivername="postgresql+psycopg")
-    name = f"zkgrid_bench_{secrets.token_hex(6)}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 def _percentiles_ms(samples: Sequence[float]) -> dict[str, float]:
@@ -237,11 +209,17 @@ def bench_backend(
     concurrency: int,
     pg_admin: str,
     log: Callable[[str], None],
+    verify_processes: int = 0,
 ) -> dict[str, Any]:
     with (
         tempfile.TemporaryDirectory(prefix="zkgrid-bench-e2e-") as tmp,
-        _backend_url(backend, pg_admin, Path(tmp)) as url,
-        embedded_service(url, workers=max(16, concurrency), startup_check="quick") as svc,
+        backend_url(backend, pg_admin, Path(tmp) / "ledger.db") as url,
+        embedded_service(
+            url,
+            workers=max(16, concurrency),
+            startup_check="quick",
+            verify_processes=verify_processes,
+        ) as svc,
     ):
         log(f"{backend}: registering {len(meters)} meters, publishing the tariff")
         t0 = time.perf_counter()
@@ -254,7 +232,7 @@ def bench_backend(
         tariff = community_tariff(PERIOD, interval_minutes)
         publish_tariff(svc.channel, tariff, svc.log_key)
         setup_s = time.perf_counter() - t0
-        bills = [_bill(m, tariff) for m in meters]  # client side, not timed
+        bills = [cached_bill(m, tariff) for m in meters]  # client side, not timed
 
         readings_stub = readings_pb2_grpc.ReadingServiceStub(svc.channel)
         bills_stub = bills_pb2_grpc.BillServiceStub(svc.channel)
@@ -263,7 +241,7 @@ def bench_backend(
         def submit_batch(m: CachedMeter) -> float:
             start = time.perf_counter()
             response = readings_stub.SubmitReadings(
-                readings_pb2.SubmitReadingsRequest(batch=batch_to_pb(m.batch)),
+                readings_pb2.SubmitReadingsRequest(batch=convert.reading_batch_to_proto(m.batch)),
                 metadata=_meter_metadata(m.meter_id),
                 timeout=120,
             )
@@ -273,7 +251,7 @@ def bench_backend(
         def submit_bill(bill: Bill) -> float:
             start = time.perf_counter()
             response = bills_stub.SubmitBill(
-                bills_pb2.SubmitBillRequest(bill=bill_to_pb(bill)),
+                bills_pb2.SubmitBillRequest(bill=convert.bill_to_proto(bill)),
                 metadata=_meter_metadata(bill.meter_id),
                 timeout=120,
             )
@@ -320,12 +298,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--concurrency", type=int, default=32, help="client threads")
+    parser.add_argument(
+        "--verify-processes",
+        type=int,
+        default=DEFAULT_VERIFY_PROCESSES,
+        help="the service's range-proof verification processes (as zkgrid serve)",
+    )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes for the one-off batch generation")  # fmt: skip
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument(
         "--pg-url",
-        default=os.environ.get("ZKGRID_TEST_PG_URL", DEFAULT_PG_ADMIN_URL),
+        default=default_pg_admin_url(),
         help="PostgreSQL admin URL (a scratch database is created and dropped)",
     )
     args = parser.parse_args(argv)
@@ -356,6 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             concurrency=args.concurrency,
             pg_admin=args.pg_url,
             log=log,
+            verify_processes=args.verify_processes,
         )
         log(json.dumps(row))
         results.append(row)

@@ -94,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
         f" the witnesses registered at that checkpoint) {env('witness_quorum')}",
     )
     parser.add_argument(
+        "--verify-processes",
+        type=int,
+        metavar="N",
+        help="worker processes for the pure-Python part of range-proof batch verification"
+        f" (default: one per core when there are several; 0: none) {env('verify_processes')}",
+    )
+    parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     return parser

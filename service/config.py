@@ -69,7 +69,11 @@ ENV: Mapping[str, str] = {
     "grace": "ZKGRID_GRACE",
     "startup_check": "ZKGRID_STARTUP_CHECK",
     "witness_quorum": "ZKGRID_WITNESS_QUORUM",
+    "verify_processes": "ZKGRID_VERIFY_PROCESSES",
 }
+
+#: Worker processes for range-proof verification: one per core when there are several.
+DEFAULT_VERIFY_PROCESSES = (os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 else 0
 
 
 class ConfigError(InvalidArgumentError):
@@ -130,6 +134,8 @@ class ServiceConfig:
     #: Witness quorum threshold k (a checkpoint is final when k registered witnesses co-signed
     #: it); ``None``: a majority of the witnesses registered at that checkpoint.
     witness_quorum: int | None = None
+    #: Processes computing the scalar part of range-proof batches (0: in the server process).
+    verify_processes: int = 0
 
     @classmethod
     def from_sources(
@@ -161,6 +167,9 @@ class ServiceConfig:
                     None
                     if values.get("witness_quorum") in (None, "")
                     else int(str(values["witness_quorum"]))
+                ),
+                verify_processes=int(
+                    str(values.get("verify_processes", DEFAULT_VERIFY_PROCESSES))
                 ),
             )
         except ValueError as exc:
@@ -202,6 +211,8 @@ class ServiceConfig:
             raise ConfigError("workers must be at least 1")
         if self.grace < 0:
             raise ConfigError("grace must be non-negative")
+        if not 0 <= self.verify_processes <= 64:
+            raise ConfigError("--verify-processes must be in [0, 64]")
         if self.witness_quorum is not None and not 1 <= self.witness_quorum <= 1024:
             raise ConfigError("--witness-quorum must be in [1, 1024]")
         return self

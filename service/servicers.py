@@ -19,6 +19,7 @@ from service.settlement import Settlement
 from service.storage import EntryNotFound, LedgerStore
 from service.witnesses import Witnesses
 from zkgrid.errors import InvalidArgumentError
+from zkgrid.settlement import convert
 from zkgrid.settlement.v1 import (
     bills_pb2,
     bills_pb2_grpc,
@@ -157,7 +158,7 @@ class MeterServicer(meters_pb2_grpc.MeterServiceServicer):
         self, request: meters_pb2.RegisterMeterRequest, context: grpc.ServicerContext
     ) -> meters_pb2.RegisterMeterResponse:
         receipt = self._settlement.register_meter(
-            codec.registration_from_proto(request.registration)
+            convert.registration_from_proto(request.registration)
         )
         return meters_pb2.RegisterMeterResponse(receipt=codec.receipt_to_proto(receipt))
 
@@ -173,7 +174,7 @@ class MeterServicer(meters_pb2_grpc.MeterServiceServicer):
         info = self._settlement.get_meter(request.meter_id)
         receipt = self._settlement.get_meter_receipt(request.meter_id)
         return meters_pb2.GetMeterResponse(
-            registration=codec.registration_to_proto(info.registration),
+            registration=convert.registration_to_proto(info.registration),
             status=(
                 meters_pb2.METER_STATUS_REVOKED if info.revoked else meters_pb2.METER_STATUS_ACTIVE
             ),
@@ -193,7 +194,7 @@ class ReadingServicer(readings_pb2_grpc.ReadingServiceServicer):
     def SubmitReadings(
         self, request: readings_pb2.SubmitReadingsRequest, context: grpc.ServicerContext
     ) -> readings_pb2.SubmitReadingsResponse:
-        batch = codec.reading_batch_from_proto(request.batch)
+        batch = convert.reading_batch_from_proto(request.batch)
         receipt = self._settlement.submit_readings(batch, as_meter=_as_meter())
         return readings_pb2.SubmitReadingsResponse(
             receipt=codec.receipt_to_proto(receipt), batch_hash=batch.batch_hash()
@@ -219,7 +220,7 @@ class TariffServicer(tariffs_pb2_grpc.TariffServiceServicer):
     def PublishTariff(
         self, request: tariffs_pb2.PublishTariffRequest, context: grpc.ServicerContext
     ) -> tariffs_pb2.PublishTariffResponse:
-        tariff = codec.tariff_from_proto(request.tariff)
+        tariff = convert.tariff_from_proto(request.tariff)
         receipt = self._settlement.publish_tariff(tariff)
         return tariffs_pb2.PublishTariffResponse(
             receipt=codec.receipt_to_proto(receipt), tariff_hash=tariff.tariff_hash()
@@ -230,7 +231,7 @@ class TariffServicer(tariffs_pb2_grpc.TariffServiceServicer):
     ) -> tariffs_pb2.GetTariffResponse:
         tariff, receipt = self._settlement.get_tariff(request.period)
         return tariffs_pb2.GetTariffResponse(
-            tariff=codec.tariff_to_proto(tariff),
+            tariff=convert.tariff_to_proto(tariff),
             tariff_hash=tariff.tariff_hash(),
             receipt=codec.receipt_to_proto(receipt),
         )
@@ -245,7 +246,7 @@ class BillServicer(bills_pb2_grpc.BillServiceServicer):
     def SubmitBill(
         self, request: bills_pb2.SubmitBillRequest, context: grpc.ServicerContext
     ) -> bills_pb2.SubmitBillResponse:
-        bill = codec.bill_from_proto(request.bill)
+        bill = convert.bill_from_proto(request.bill)
         receipt = self._settlement.submit_bill(bill, as_meter=_as_meter())
         return bills_pb2.SubmitBillResponse(receipt=codec.receipt_to_proto(receipt))
 
@@ -259,7 +260,7 @@ class BillServicer(bills_pb2_grpc.BillServiceServicer):
             meter_id=statement.meter_id,
             lines=[
                 bills_pb2.StatementLine(
-                    bill=codec.bill_to_proto(line.bill),
+                    bill=convert.bill_to_proto(line.bill),
                     receipt=codec.receipt_to_proto(line.receipt),
                     currency=line.currency,
                 )
@@ -269,9 +270,9 @@ class BillServicer(bills_pb2_grpc.BillServiceServicer):
         )
 
 
-def make_settlement(store: LedgerStore) -> Settlement:
+def make_settlement(store: LedgerStore, verify_processes: int = 0) -> Settlement:
     """The domain over ``store`` (replays the ledger; owns its proof verifier)."""
-    return Settlement(store)
+    return Settlement(store, verify_processes=verify_processes)
 
 
 def add_domain_servicers(settlement: Settlement, server: grpc.Server) -> list[str]:

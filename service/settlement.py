@@ -269,13 +269,22 @@ class Settlement:
     """The settlement service's domain over a :class:`LedgerStore`.
 
     Thread-safe. ``verifier`` defaults to a private :class:`ProofVerifier`
-    (closed by :meth:`close`); pass a shared one to batch across services.
+    with ``verify_processes`` worker processes (closed by :meth:`close`); pass a
+    shared one to batch across services.
     """
 
-    def __init__(self, store: LedgerStore, verifier: ProofVerifier | None = None) -> None:
+    def __init__(
+        self,
+        store: LedgerStore,
+        verifier: ProofVerifier | None = None,
+        *,
+        verify_processes: int = 0,
+    ) -> None:
         self._store = store
         self._own_verifier = verifier is None
-        self._verifier = verifier if verifier is not None else ProofVerifier()
+        self._verifier = (
+            verifier if verifier is not None else ProofVerifier(processes=verify_processes)
+        )
         self._state = _Projection()
         self._lock = threading.Lock()  # guards _state; never held during I/O
         self.catch_up()

@@ -17,12 +17,14 @@ queued have been verified; later submissions fail with
 
 from __future__ import annotations
 
+import functools
 import logging
+import multiprocessing
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -207,14 +209,30 @@ class ProofVerifier:
 
     Thread-safe; one background thread per proof type. Use as a context manager
     or call :meth:`close`.
+
+    ``processes`` > 0 computes the pure-Python scalar part of each range-proof
+    batch in that many worker processes (``spawn`` start method), so it runs
+    beside the GIL-bound request threads; the multi-scalar multiplication stays
+    in this process on threads (docs/notes/batch-verification.md).
     """
 
     def __init__(
-        self, *, max_batch: int = DEFAULT_MAX_BATCH, max_wait_s: float = DEFAULT_MAX_WAIT_S
+        self,
+        *,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        max_wait_s: float = DEFAULT_MAX_WAIT_S,
+        processes: int = 0,
     ) -> None:
+        if processes < 0:
+            raise InvalidRequest("processes must be >= 0")
+        self._pool = (
+            ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+            if processes
+            else None
+        )
         self.range_proofs: MicroBatcher[RangeProofStatement] = MicroBatcher(
             "range proof",
-            RangeProof.verify_batch,
+            functools.partial(RangeProof.verify_batch, executor=self._pool),
             _range_find_invalid,
             max_batch=max_batch,
             max_wait_s=max_wait_s,
@@ -242,6 +260,8 @@ class ProofVerifier:
     def close(self) -> None:
         self.range_proofs.close()
         self.bill_proofs.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> ProofVerifier:
         return self

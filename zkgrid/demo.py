@@ -63,11 +63,11 @@ from meter.client import (
     VerifiedReceipt,
     build_batch_in_home,
     submit_registration,
-    tariff_to_pb,
     verify_receipt,
 )
 from meter.readings import DayReadings
 from zkgrid.community import Prosumer, day_readings, make_community, time_of_use_tariff
+from zkgrid.settlement import convert
 from zkgrid.settlement.v1 import ledger_pb2, ledger_pb2_grpc, tariffs_pb2, tariffs_pb2_grpc
 from zkp.pedersen import Commitment
 from zkp.sigma import LinearCombinationProof
@@ -168,6 +168,7 @@ def embedded_service(
     signer: CheckpointSigner | None = None,
     workers: int = 8,
     startup_check: Literal["full", "quick"] = "full",
+    verify_processes: int = 0,
 ) -> Iterator[EmbeddedService]:
     """Open the ledger at ``db_url``, serve it on an ephemeral loopback port, yield, stop."""
     from service.config import ServiceConfig
@@ -181,7 +182,7 @@ def embedded_service(
     server: grpc.Server | None = None
     channel: grpc.Channel | None = None
     try:
-        settlement = Settlement(store)
+        settlement = Settlement(store, verify_processes=verify_processes)
         config = ServiceConfig(db=db_url, listen="127.0.0.1:0", insecure=True, workers=workers)
         server = build_server(settlement, config, store=store)
         server.start()
@@ -212,7 +213,7 @@ def publish_tariff(
     """The utility publishes a period's tariff; the receipt is verified."""
     stub = tariffs_pb2_grpc.TariffServiceStub(channel)
     response = stub.PublishTariff(
-        tariffs_pb2.PublishTariffRequest(tariff=tariff_to_pb(tariff)),
+        tariffs_pb2.PublishTariffRequest(tariff=convert.tariff_to_proto(tariff)),
         metadata=UTILITY_METADATA,
         timeout=30,
     )

@@ -491,6 +491,7 @@ def test_the_api_carries_no_readings_or_blindings() -> None:
         "as_meter",
         "store",
         "verifier",
+        "verify_processes",
     }
     for name, member in inspect.getmembers(Settlement, inspect.isfunction):
         if name.startswith("_") and name != "__init__":

@@ -34,12 +34,13 @@ def _statements(count: int) -> list[tuple[RangeProofStatement, bool]]:
     return out
 
 
-def test_concurrent_submitters_get_exactly_their_result() -> None:
+@pytest.mark.parametrize("processes", [0, 2])
+def test_concurrent_submitters_get_exactly_their_result(processes: int) -> None:
     statements = _statements(24)
     results: dict[int, str] = {}
     lock = threading.Lock()
     barrier = threading.Barrier(len(statements))
-    with ProofVerifier(max_batch=8, max_wait_s=0.02) as verifier:
+    with ProofVerifier(max_batch=8, max_wait_s=0.02, processes=processes) as verifier:
 
         def worker(i: int, statement: RangeProofStatement) -> None:
             barrier.wait()
