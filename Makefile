@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m zkp.demo
+	$(VENV)/bin/zkgrid demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
