@@ -58,6 +58,7 @@ from meter.home import MeterHome
 from meter.openings import OpeningStore, OpeningStoreError, StoredBatch
 from meter.readings import DayReadings
 from zkgrid.errors import InvalidArgumentError, VerificationError, ZkgridError
+from zkgrid.settlement import convert
 from zkgrid.settlement.v1 import (
     bills_pb2,
     bills_pb2_grpc,
@@ -83,18 +84,10 @@ __all__ = [
     "Statement",
     "StatementLine",
     "VerifiedReceipt",
-    "batch_from_pb",
-    "batch_to_pb",
-    "bill_from_pb",
-    "bill_to_pb",
     "build_batch_in_home",
     "make_channel",
     "prove_bill_from_openings",
-    "registration_from_pb",
-    "registration_to_pb",
     "submit_registration",
-    "tariff_from_pb",
-    "tariff_to_pb",
     "verify_receipt",
 ]
 
@@ -232,97 +225,6 @@ def verify_receipt(
     )
 
 
-# --------------------------------------------------------------------------- record <-> message
-
-
-def registration_to_pb(reg: MeterRegistration) -> meters_pb2.MeterRegistration:
-    return meters_pb2.MeterRegistration(
-        meter_id=reg.meter_id,
-        public_key=reg.public_key,
-        interval_minutes=reg.interval_minutes,
-        pop_signature=reg.pop_signature,
-    )
-
-
-def registration_from_pb(msg: meters_pb2.MeterRegistration) -> MeterRegistration:
-    return MeterRegistration(
-        meter_id=msg.meter_id,
-        public_key=bytes(msg.public_key),
-        interval_minutes=msg.interval_minutes,
-        pop_signature=bytes(msg.pop_signature),
-    )
-
-
-def batch_to_pb(batch: ReadingBatch) -> readings_pb2.ReadingBatch:
-    return readings_pb2.ReadingBatch(
-        meter_id=batch.meter_id,
-        period=batch.period,
-        interval_minutes=batch.interval_minutes,
-        sequence=batch.sequence,
-        prev_hash=batch.prev_hash,
-        commitments=list(batch.commitments),
-        range_proof=batch.range_proof,
-        signature=batch.signature,
-    )
-
-
-def batch_from_pb(msg: readings_pb2.ReadingBatch) -> ReadingBatch:
-    return ReadingBatch(
-        meter_id=msg.meter_id,
-        period=msg.period,
-        interval_minutes=msg.interval_minutes,
-        sequence=msg.sequence,
-        prev_hash=bytes(msg.prev_hash),
-        commitments=tuple(bytes(c) for c in msg.commitments),
-        range_proof=bytes(msg.range_proof),
-        signature=bytes(msg.signature),
-    )
-
-
-def tariff_to_pb(tariff: Tariff) -> tariffs_pb2.Tariff:
-    return tariffs_pb2.Tariff(
-        period=tariff.period,
-        interval_minutes=tariff.interval_minutes,
-        currency=tariff.currency,
-        fixed_charge=tariff.fixed_charge,
-        import_price=list(tariff.import_price),
-        export_credit=list(tariff.export_credit),
-    )
-
-
-def tariff_from_pb(msg: tariffs_pb2.Tariff) -> Tariff:
-    return Tariff(
-        period=msg.period,
-        interval_minutes=msg.interval_minutes,
-        currency=msg.currency,
-        fixed_charge=msg.fixed_charge,
-        import_price=tuple(msg.import_price),
-        export_credit=tuple(msg.export_credit),
-    )
-
-
-def bill_to_pb(bill: Bill) -> bills_pb2.Bill:
-    return bills_pb2.Bill(
-        meter_id=bill.meter_id,
-        period=bill.period,
-        batch_hash=bill.batch_hash,
-        tariff_hash=bill.tariff_hash,
-        total=bill.total,
-        proof=bill.proof,
-    )
-
-
-def bill_from_pb(msg: bills_pb2.Bill) -> Bill:
-    return Bill(
-        meter_id=msg.meter_id,
-        period=msg.period,
-        batch_hash=bytes(msg.batch_hash),
-        tariff_hash=bytes(msg.tariff_hash),
-        total=msg.total,
-        proof=bytes(msg.proof),
-    )
-
-
 # --------------------------------------------------------------------------- channels
 
 
@@ -429,7 +331,7 @@ def submit_registration(
     stub = _stub(meters_pb2_grpc.MeterServiceStub, channel)
     response = rpc(
         stub.RegisterMeter,
-        meters_pb2.RegisterMeterRequest(registration=registration_to_pb(registration)),
+        meters_pb2.RegisterMeterRequest(registration=convert.registration_to_proto(registration)),
         meters_pb2.RegisterMeterResponse,
         "RegisterMeter",
     )
@@ -624,7 +526,7 @@ class MeterClient:
         try:
             response = self.rpc(
                 stub.SubmitReadings,
-                readings_pb2.SubmitReadingsRequest(batch=batch_to_pb(batch)),
+                readings_pb2.SubmitReadingsRequest(batch=convert.reading_batch_to_proto(batch)),
                 readings_pb2.SubmitReadingsResponse,
                 "SubmitReadings",
             )
@@ -674,7 +576,7 @@ class MeterClient:
             tariffs_pb2.GetTariffResponse,
             "GetTariff",
         )
-        tariff = tariff_from_pb(response.tariff)
+        tariff = convert.tariff_from_proto(response.tariff)
         if tariff.period != period:
             raise ReceiptError("the service returned the tariff of another period")
         if bytes(response.tariff_hash) != tariff.tariff_hash():
@@ -714,7 +616,7 @@ class MeterClient:
         stub = _stub(bills_pb2_grpc.BillServiceStub, self.channel)
         response = self.rpc(
             stub.SubmitBill,
-            bills_pb2.SubmitBillRequest(bill=bill_to_pb(bill)),
+            bills_pb2.SubmitBillRequest(bill=convert.bill_to_proto(bill)),
             bills_pb2.SubmitBillResponse,
             "SubmitBill",
         )
@@ -738,7 +640,7 @@ class MeterClient:
         )
         lines = []
         for line in response.lines:
-            bill = bill_from_pb(line.bill)
+            bill = convert.bill_from_proto(line.bill)
             if bill.meter_id != self.meter_id:
                 raise ReceiptError("the statement holds another meter's bill")
             receipt = verify_receipt(line.receipt, EntryKind.BILL, bill.encode(), self.log_key)

@@ -6,9 +6,11 @@ depends only on the pinned grpcio-tools version) over
 and ``*_pb2_grpc.py`` under ``zkgrid/settlement/v1/``, typed ``*_pb2_grpc.pyi``
 stubs for the gRPC modules (protoc writes none; these are written here from the
 descriptor set, so mypy sees typed stubs, servicers and ``add_*_to_server``),
-plus the two package ``__init__.py`` files. Generated files are never edited by hand;
-``tests/unit/test_proto_drift.py`` regenerates into a temporary directory and
-fails when the committed files differ.
+plus ``zkgrid/settlement/v1/__init__.py``. The generator owns ``v1/`` only: the
+parent package ``zkgrid/settlement/`` (its ``__init__.py`` and the hand-written
+``convert.py``, records ⇄ messages) is not generated and never touched. Generated
+files are never edited by hand; ``tests/unit/test_proto_drift.py`` regenerates
+into a temporary directory and fails when the committed files differ.
 
 Usage: ``python scripts/gen_proto.py [--out DIR]`` (default: the repository root).
 """
@@ -29,12 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
 PACKAGE_DIR = Path("zkgrid") / "settlement" / "v1"
 #: Directories (relative to the output root) whose content is entirely generated.
-GENERATED_DIRS = (PACKAGE_DIR.parent, PACKAGE_DIR)
+#: Only ``v1/``: the parent ``zkgrid/settlement/`` holds hand-written code (``convert.py``).
+GENERATED_DIRS = (PACKAGE_DIR,)
 
 _INIT_TEXT = {
-    PACKAGE_DIR.parent / "__init__.py": (
-        '"""Generated code of the zkgrid settlement API (scripts/gen_proto.py; do not edit)."""\n'
-    ),
     PACKAGE_DIR / "__init__.py": (
         '"""zkgrid.settlement.v1: protobuf messages and gRPC stubs generated from\n'
         "proto/zkgrid/settlement/v1/*.proto by scripts/gen_proto.py (``make proto``).\n"
@@ -51,7 +51,8 @@ def proto_files() -> list[Path]:
 def generate(out: Path) -> list[Path]:
     """Generate every file into ``out`` (the package tree below it); return their paths.
 
-    Stale generated files under ``out/zkgrid/settlement`` are removed first.
+    Stale generated files under ``out/zkgrid/settlement/v1`` are removed first; the
+    hand-written files of the parent package are left alone.
     """
     from grpc_tools import protoc
 

@@ -1,115 +1,15 @@
-"""Proto messages ⇄ ledger records (``ledger.records``), field by field.
+"""Service-only proto mapping: the domain's :class:`~service.settlement.Receipt`.
 
-Decoding builds the record dataclass, whose constructor validates every field
-and raises ``RecordFormatError`` (reason ``RECORD_MALFORMED`` → INVALID_ARGUMENT);
-a missing sub-message decodes as its empty default and is refused the same way.
+The record ⇄ message conversions (registration, reading batch, tariff, bill) are
+shared with the meter SDK and live in :mod:`zkgrid.settlement.convert`.
 """
 
 from __future__ import annotations
 
-from ledger.records import Bill, MeterRegistration, ReadingBatch, Tariff
 from service.settlement import Receipt
-from zkgrid.settlement.v1 import bills_pb2, common_pb2, meters_pb2, readings_pb2, tariffs_pb2
+from zkgrid.settlement.v1 import common_pb2
 
-__all__ = [
-    "bill_from_proto",
-    "bill_to_proto",
-    "reading_batch_from_proto",
-    "reading_batch_to_proto",
-    "receipt_to_proto",
-    "registration_from_proto",
-    "registration_to_proto",
-    "tariff_from_proto",
-    "tariff_to_proto",
-]
-
-
-def registration_from_proto(msg: meters_pb2.MeterRegistration) -> MeterRegistration:
-    return MeterRegistration(
-        meter_id=msg.meter_id,
-        public_key=bytes(msg.public_key),
-        interval_minutes=int(msg.interval_minutes),
-        pop_signature=bytes(msg.pop_signature),
-    )
-
-
-def registration_to_proto(rec: MeterRegistration) -> meters_pb2.MeterRegistration:
-    return meters_pb2.MeterRegistration(
-        meter_id=rec.meter_id,
-        public_key=rec.public_key,
-        interval_minutes=rec.interval_minutes,
-        pop_signature=rec.pop_signature,
-    )
-
-
-def reading_batch_from_proto(msg: readings_pb2.ReadingBatch) -> ReadingBatch:
-    return ReadingBatch(
-        meter_id=msg.meter_id,
-        period=msg.period,
-        interval_minutes=int(msg.interval_minutes),
-        sequence=int(msg.sequence),
-        prev_hash=bytes(msg.prev_hash),
-        commitments=tuple(bytes(c) for c in msg.commitments),
-        range_proof=bytes(msg.range_proof),
-        signature=bytes(msg.signature),
-    )
-
-
-def reading_batch_to_proto(rec: ReadingBatch) -> readings_pb2.ReadingBatch:
-    return readings_pb2.ReadingBatch(
-        meter_id=rec.meter_id,
-        period=rec.period,
-        interval_minutes=rec.interval_minutes,
-        sequence=rec.sequence,
-        prev_hash=rec.prev_hash,
-        commitments=list(rec.commitments),
-        range_proof=rec.range_proof,
-        signature=rec.signature,
-    )
-
-
-def tariff_from_proto(msg: tariffs_pb2.Tariff) -> Tariff:
-    return Tariff(
-        period=msg.period,
-        interval_minutes=int(msg.interval_minutes),
-        currency=msg.currency,
-        fixed_charge=int(msg.fixed_charge),
-        import_price=tuple(int(p) for p in msg.import_price),
-        export_credit=tuple(int(c) for c in msg.export_credit),
-    )
-
-
-def tariff_to_proto(rec: Tariff) -> tariffs_pb2.Tariff:
-    return tariffs_pb2.Tariff(
-        period=rec.period,
-        interval_minutes=rec.interval_minutes,
-        currency=rec.currency,
-        fixed_charge=rec.fixed_charge,
-        import_price=list(rec.import_price),
-        export_credit=list(rec.export_credit),
-    )
-
-
-def bill_from_proto(msg: bills_pb2.Bill) -> Bill:
-    return Bill(
-        meter_id=msg.meter_id,
-        period=msg.period,
-        batch_hash=bytes(msg.batch_hash),
-        tariff_hash=bytes(msg.tariff_hash),
-        total=int(msg.total),
-        proof=bytes(msg.proof),
-    )
-
-
-def bill_to_proto(rec: Bill) -> bills_pb2.Bill:
-    return bills_pb2.Bill(
-        meter_id=rec.meter_id,
-        period=rec.period,
-        batch_hash=rec.batch_hash,
-        tariff_hash=rec.tariff_hash,
-        total=rec.total,
-        proof=rec.proof,
-    )
+__all__ = ["receipt_to_proto"]
 
 
 def receipt_to_proto(receipt: Receipt) -> common_pb2.Receipt:

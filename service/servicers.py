@@ -345,15 +345,7 @@ class WitnessServicer(witness_pb2_grpc.WitnessServiceServicer):
         size = _index(request.tree_size, "tree_size") if request.HasField("tree_size") else None
         members, tree_size = self._witnesses.members(size)
         return witness_pb2.ListWitnessesResponse(
-            witnesses=[
-                witness_pb2.Witness(
-                    name=m.registration.name,
-                    public_key=m.registration.public_key,
-                    proof_of_possession=m.registration.proof_of_possession,
-                    ledger_index=m.index,
-                )
-                for m in members
-            ],
+            witnesses=[convert.witness_to_proto(m.registration, m.index) for m in members],
             tree_size=tree_size,
         )
 

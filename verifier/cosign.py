@@ -40,6 +40,7 @@ from ledger.witness import (
     verify_finality,
 )
 from zkgrid.errors import ZkgridError
+from zkgrid.settlement import convert
 
 if TYPE_CHECKING:  # pragma: no cover
     import grpc
@@ -301,7 +302,7 @@ def fetch_registry(
         )
         registrations: list[WitnessRegistration] = []
         for w in listed.witnesses:
-            reg = WitnessRegistration(w.name, bytes(w.public_key), bytes(w.proof_of_possession))
+            reg = convert.witness_from_proto(w)
             lh = leaf_hash(encode_entry(EntryKind.WITNESS_KEY, reg.encode()))
             proof = ledger.GetInclusionProof(
                 ledger_pb2.GetInclusionProofRequest(leaf_index=w.ledger_index, tree_size=size),

@@ -17,7 +17,7 @@ import pytest
 from ledger.checkpoint import CheckpointSigner
 from ledger.records import ReadingBatch, Tariff
 from meter import cli as meter_cli
-from meter.client import MeterClient, ServiceError, batch_to_pb
+from meter.client import MeterClient, ServiceError
 from meter.readings import DayReadings, format_readings_csv
 from zkgrid.demo import (
     EmbeddedService,
@@ -26,6 +26,7 @@ from zkgrid.demo import (
     publish_tariff,
     register_meter,
 )
+from zkgrid.settlement import convert
 from zkgrid.settlement.v1 import readings_pb2, readings_pb2_grpc
 from zkp.rangeproof import RangeProof
 
@@ -148,7 +149,7 @@ def test_refusals_are_service_errors_with_reasons(
     stub = readings_pb2_grpc.ReadingServiceStub(svc.channel)
     with pytest.raises(grpc.RpcError) as rpc_info:
         stub.SubmitReadings(
-            readings_pb2.SubmitReadingsRequest(batch=batch_to_pb(other)),
+            readings_pb2.SubmitReadingsRequest(batch=convert.reading_batch_to_proto(other)),
             metadata=(("x-zkgrid-role", "meter"), ("x-zkgrid-identity", "meter-9")),
         )
     assert rpc_info.value.code() == grpc.StatusCode.PERMISSION_DENIED

@@ -20,13 +20,13 @@ from ledger.checkpoint import CheckpointSigner, verify_checkpoint
 from ledger.entries import EntryKind
 from ledger.merkle import verify_consistency, verify_inclusion
 from ledger.records import ReadingBatch
-from service import codec
 from service.cli import main as serve_main
 from service.config import ConfigError, ServiceConfig
 from service.server import build_server, server_info
 from service.settlement import Settlement
 from service.storage import LedgerStore, open_store
 from tests.unit.service.settlement_support import SimMeter, make_tariff
+from zkgrid.settlement import convert
 from zkgrid.settlement.v1 import (
     bills_pb2,
     bills_pb2_grpc,
@@ -56,6 +56,12 @@ class Running:
     store: LedgerStore
     settlement: Settlement
     signer: CheckpointSigner
+    #: The bound address, ``127.0.0.1:<port>`` (for clients that open their own channel).
+    target: str
+
+    @property
+    def port(self) -> int:
+        return int(self.target.rsplit(":", 1)[1])
 
     def md(self, role: str, identity: str | None = None) -> tuple[tuple[str, str], ...]:
         return (("x-zkgrid-role", role), ("x-zkgrid-identity", identity or role))
@@ -86,9 +92,10 @@ def _serve(url: str, signer: CheckpointSigner, origin: str) -> Iterator[Running]
     settlement = Settlement(store)
     server = build_server(settlement, ServiceConfig(listen="127.0.0.1:0", insecure=True))
     server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{server_info(server).port}")
+    target = f"127.0.0.1:{server_info(server).port}"
+    channel = grpc.insecure_channel(target)
     try:
-        yield Running(channel, store, settlement, signer)
+        yield Running(channel, store, settlement, signer, target)
     finally:
         channel.close()
         server.stop(None).wait()
@@ -278,20 +285,20 @@ def test_settlement_flow_over_grpc(running: Running) -> None:
     alice = SimMeter("alice")
     registration = alice.registration()
     reg = run.meters.RegisterMeter(
-        meters_pb2.RegisterMeterRequest(registration=codec.registration_to_proto(registration)),
+        meters_pb2.RegisterMeterRequest(registration=convert.registration_to_proto(registration)),
         metadata=utility,
         timeout=5,
     )
     assert reg.receipt.ledger_index == 0
     tariff = make_tariff(DAY1, 240)
     published = run.tariffs.PublishTariff(
-        tariffs_pb2.PublishTariffRequest(tariff=codec.tariff_to_proto(tariff)),
+        tariffs_pb2.PublishTariffRequest(tariff=convert.tariff_to_proto(tariff)),
         metadata=utility,
         timeout=5,
     )
     assert bytes(published.tariff_hash) == tariff.tariff_hash()
     batch = alice.batch(DAY1)
-    request = readings_pb2.SubmitReadingsRequest(batch=codec.reading_batch_to_proto(batch))
+    request = readings_pb2.SubmitReadingsRequest(batch=convert.reading_batch_to_proto(batch))
     submitted = run.readings.SubmitReadings(request, metadata=meter_md, timeout=10)
     receipt = submitted.receipt
     head = verify_checkpoint(receipt.checkpoint, run.signer.verifier())
@@ -319,7 +326,7 @@ def test_settlement_flow_over_grpc(running: Running) -> None:
     assert bytes(got.batch_hash) == batch.batch_hash()
     bill = alice.bill(DAY1, tariff)
     run.bills.SubmitBill(
-        bills_pb2.SubmitBillRequest(bill=codec.bill_to_proto(bill)), metadata=meter_md, timeout=10
+        bills_pb2.SubmitBillRequest(bill=convert.bill_to_proto(bill)), metadata=meter_md, timeout=10
     )
     statement = run.bills.GetStatement(
         bills_pb2.GetStatementRequest(meter_id="alice"), metadata=meter_md, timeout=5
@@ -327,7 +334,7 @@ def test_settlement_flow_over_grpc(running: Running) -> None:
     assert [line.bill.total for line in statement.lines] == [alice.plaintext_bill(DAY1, tariff)]
     assert statement.total == bill.total
     assert statement.lines[0].currency == "EUR"
-    assert codec.bill_from_proto(statement.lines[0].bill) == bill
+    assert convert.bill_from_proto(statement.lines[0].bill) == bill
     info = run.meters.GetMeter(
         meters_pb2.GetMeterRequest(meter_id="alice"), metadata=meter_md, timeout=5
     )
@@ -335,11 +342,11 @@ def test_settlement_flow_over_grpc(running: Running) -> None:
     assert info.next_sequence == 1
     assert bytes(info.last_batch_hash) == batch.batch_hash()
     assert info.receipt.ledger_index == 0
-    assert codec.registration_from_proto(info.registration) == registration
+    assert convert.registration_from_proto(info.registration) == registration
     fetched = run.tariffs.GetTariff(
         tariffs_pb2.GetTariffRequest(period=DAY1), metadata=meter_md, timeout=5
     )
-    assert codec.tariff_from_proto(fetched.tariff) == tariff
+    assert convert.tariff_from_proto(fetched.tariff) == tariff
     assert bytes(fetched.tariff_hash) == tariff.tariff_hash()
 
 
@@ -359,33 +366,33 @@ def test_every_domain_refusal_maps_to_its_status_and_appends_nothing(running: Ru
         return run.readings.SubmitReadings(request, metadata=md, timeout=10)
 
     def publish(tariff: Any, md: Any = utility) -> object:
-        request = tariffs_pb2.PublishTariffRequest(tariff=codec.tariff_to_proto(tariff))
+        request = tariffs_pb2.PublishTariffRequest(tariff=convert.tariff_to_proto(tariff))
         return run.tariffs.PublishTariff(request, metadata=md, timeout=5)
 
     def submit_bill(bill: Any, md: Any = as_alice) -> object:
         return run.bills.SubmitBill(bills_pb2.SubmitBillRequest(bill=bill), metadata=md, timeout=10)
 
     def proto(batch: Any) -> Any:
-        return codec.reading_batch_to_proto(batch)
+        return convert.reading_batch_to_proto(batch)
 
     good = alice.batch(DAY1)  # alice's chain now expects sequence 1 after it
     refused(run, c.NOT_FOUND, "UNKNOWN_METER", lambda: submit(proto(good)))
 
-    register(codec.registration_to_proto(alice.registration()))
-    register(codec.registration_to_proto(bob.registration()))
+    register(convert.registration_to_proto(alice.registration()))
+    register(convert.registration_to_proto(bob.registration()))
     refused(
         run,
         c.ALREADY_EXISTS,
         "METER_EXISTS",
-        lambda: register(codec.registration_to_proto(alice.registration())),
+        lambda: register(convert.registration_to_proto(alice.registration())),
     )
-    carol = codec.registration_to_proto(SimMeter("carol").registration())
+    carol = convert.registration_to_proto(SimMeter("carol").registration())
     refused(run, c.PERMISSION_DENIED, "PERMISSION_DENIED", lambda: register(carol, as_alice))
-    not_a_point = codec.registration_to_proto(SimMeter("dave").registration())
+    not_a_point = convert.registration_to_proto(SimMeter("dave").registration())
     not_a_point.public_key = b"\x05" * 33
     refused(run, c.INVALID_ARGUMENT, "RECORD_MALFORMED", lambda: register(not_a_point))
-    forged = codec.registration_to_proto(SimMeter("erin").registration())
-    forged.pop_signature = codec.registration_to_proto(
+    forged = convert.registration_to_proto(SimMeter("erin").registration())
+    forged.pop_signature = convert.registration_to_proto(
         SimMeter("erin").registration()
     ).pop_signature
     refused(run, c.INVALID_ARGUMENT, "SIGNATURE_INVALID", lambda: register(forged))
@@ -477,26 +484,28 @@ def test_every_domain_refusal_maps_to_its_status_and_appends_nothing(running: Ru
     refused(run, c.ALREADY_EXISTS, "TARIFF_EXISTS", lambda: publish(make_tariff(DAY1, 240, seed=2)))
 
     bill = alice.bill(DAY1, tariff)
-    wrong_total = codec.bill_to_proto(bill)
+    wrong_total = convert.bill_to_proto(bill)
     wrong_total.total = bill.total + 1
     refused(run, c.INVALID_ARGUMENT, "PROOF_INVALID", lambda: submit_bill(wrong_total))
-    unknown_batch = codec.bill_to_proto(bill)
+    unknown_batch = convert.bill_to_proto(bill)
     unknown_batch.batch_hash = b"\x07" * 32
     refused(run, c.NOT_FOUND, "UNKNOWN_BATCH", lambda: submit_bill(unknown_batch))
-    unknown_tariff = codec.bill_to_proto(bill)
+    unknown_tariff = convert.bill_to_proto(bill)
     unknown_tariff.tariff_hash = b"\x07" * 32
     refused(run, c.NOT_FOUND, "UNKNOWN_TARIFF", lambda: submit_bill(unknown_tariff))
     refused(
         run,
         c.PERMISSION_DENIED,
         "PERMISSION_DENIED",
-        lambda: submit_bill(codec.bill_to_proto(bill), as_bob),
+        lambda: submit_bill(convert.bill_to_proto(bill), as_bob),
     )
-    submit_bill(codec.bill_to_proto(bill))
-    submit_bill(codec.bill_to_proto(bill))  # idempotent
+    submit_bill(convert.bill_to_proto(bill))
+    submit_bill(convert.bill_to_proto(bill))  # idempotent
     another = alice.bill(DAY1, tariff)  # a fresh proof of the same claim: other bytes
     assert another.proof != bill.proof
-    refused(run, c.ALREADY_EXISTS, "BILL_EXISTS", lambda: submit_bill(codec.bill_to_proto(another)))
+    refused(
+        run, c.ALREADY_EXISTS, "BILL_EXISTS", lambda: submit_bill(convert.bill_to_proto(another))
+    )
 
     run.meters.RevokeMeter(
         meters_pb2.RevokeMeterRequest(meter_id="alice", reason="stolen"),

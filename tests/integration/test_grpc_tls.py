@@ -14,13 +14,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from ledger.checkpoint import CheckpointSigner
-from service import codec, pki
+from service import pki
 from service.auth import Role
 from service.config import ServiceConfig
 from service.server import build_server, server_info
 from service.settlement import Settlement
 from service.storage import LedgerStore, open_store
 from tests.unit.service.settlement_support import SimMeter, make_tariff
+from zkgrid.settlement import convert
 from zkgrid.settlement.v1 import (
     ledger_pb2,
     ledger_pb2_grpc,
@@ -99,11 +100,11 @@ def test_roles_from_certificates(server: TlsServer) -> None:
     with server.channel("utility") as utility:
         meters_pb2_grpc.MeterServiceStub(utility).RegisterMeter(
             meters_pb2.RegisterMeterRequest(
-                registration=codec.registration_to_proto(alice.registration())
+                registration=convert.registration_to_proto(alice.registration())
             ),
             timeout=5,
         )
-    tariff = codec.tariff_to_proto(make_tariff(DAY1, 240))
+    tariff = convert.tariff_to_proto(make_tariff(DAY1, 240))
     with server.channel("meter-alice") as channel:
         # a meter certificate cannot publish a tariff
         with pytest.raises(grpc.RpcError) as info:
@@ -124,7 +125,7 @@ def test_roles_from_certificates(server: TlsServer) -> None:
         readings = readings_pb2_grpc.ReadingServiceStub(channel)
         batch = alice.batch(DAY1)
         readings.SubmitReadings(
-            readings_pb2.SubmitReadingsRequest(batch=codec.reading_batch_to_proto(batch)),
+            readings_pb2.SubmitReadingsRequest(batch=convert.reading_batch_to_proto(batch)),
             timeout=10,
         )
         # any role may read checkpoints; only auditors and the utility stream entries
@@ -145,13 +146,13 @@ def test_meter_a_cannot_submit_as_meter_b(server: TlsServer) -> None:
     with server.channel("utility") as utility:
         meters_pb2_grpc.MeterServiceStub(utility).RegisterMeter(
             meters_pb2.RegisterMeterRequest(
-                registration=codec.registration_to_proto(bob.registration())
+                registration=convert.registration_to_proto(bob.registration())
             ),
             timeout=5,
         )
     size = server.store.size()
     request = readings_pb2.SubmitReadingsRequest(
-        batch=codec.reading_batch_to_proto(bob.batch(DAY1))
+        batch=convert.reading_batch_to_proto(bob.batch(DAY1))
     )
     with server.channel("meter-alice") as channel, pytest.raises(grpc.RpcError) as info:
         readings_pb2_grpc.ReadingServiceStub(channel).SubmitReadings(request, timeout=10)

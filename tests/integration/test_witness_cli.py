@@ -42,9 +42,7 @@ def test_witness_cli_and_audit_cosign(tmp_path: Path, capsys: pytest.CaptureFixt
     try:
         targets = {}
         for name, run in (("a", a), ("b", b)):
-            channel_target = run.channel._channel.target().decode()  # type: ignore[attr-defined]
-            target = channel_target.removeprefix("dns:///")
-            targets[name] = target
+            target = targets[name] = run.target
             code, out, err = _run(
                 capsys,
                 "witness",

@@ -46,3 +46,17 @@ def test_generated_modules_import_from_the_package() -> None:
         tariffs_pb2_grpc,
     ):
         assert any(name.endswith("ServiceStub") for name in vars(module))
+
+
+def test_generator_owns_only_v1(tmp_path: Path) -> None:
+    """The hand-written ``zkgrid/settlement/convert.py`` is neither stale output nor overwritten."""
+    gen = _gen_proto()
+    assert Path("zkgrid/settlement/convert.py") not in gen.generated_files(ROOT)
+    assert all(p.parent == Path("zkgrid/settlement/v1") for p in gen.generated_files(ROOT))
+    parent = tmp_path / "zkgrid" / "settlement"
+    parent.mkdir(parents=True)
+    (parent / "convert.py").write_text("# hand-written\n", encoding="utf-8")
+    written = gen.generate(tmp_path)
+    assert (parent / "convert.py").read_text(encoding="utf-8") == "# hand-written\n"
+    assert not (parent / "__init__.py").exists()
+    assert Path("zkgrid/settlement/v1/__init__.py") in written

@@ -1,0 +1,142 @@
+"""Ledger records (``ledger.records``) ⇄ settlement API messages, field by field.
+
+The one hand-written mapping between the record dataclasses and the generated
+``zkgrid.settlement.v1`` messages, shared by the service (``service/servicers.py``),
+the meter SDK (``meter/client.py``), the demo and the benches; it imports only
+:mod:`ledger` and the generated code, so the meter and the verifier can use it
+without importing the service.
+
+Decoding builds the record dataclass, whose constructor validates every field
+and raises ``RecordFormatError`` (reason ``RECORD_MALFORMED`` → INVALID_ARGUMENT
+on the service); a missing sub-message decodes as its empty default and is
+refused the same way.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ledger.records import Bill, MeterRegistration, ReadingBatch, Tariff
+from zkgrid.settlement.v1 import bills_pb2, meters_pb2, readings_pb2, tariffs_pb2, witness_pb2
+
+if TYPE_CHECKING:  # pragma: no cover - ledger.witness (BLS) is imported where it is used
+    from ledger.witness import WitnessRegistration
+
+__all__ = [
+    "bill_from_proto",
+    "bill_to_proto",
+    "reading_batch_from_proto",
+    "reading_batch_to_proto",
+    "registration_from_proto",
+    "registration_to_proto",
+    "tariff_from_proto",
+    "tariff_to_proto",
+    "witness_from_proto",
+    "witness_to_proto",
+]
+
+
+def registration_from_proto(msg: meters_pb2.MeterRegistration) -> MeterRegistration:
+    return MeterRegistration(
+        meter_id=msg.meter_id,
+        public_key=bytes(msg.public_key),
+        interval_minutes=int(msg.interval_minutes),
+        pop_signature=bytes(msg.pop_signature),
+    )
+
+
+def registration_to_proto(rec: MeterRegistration) -> meters_pb2.MeterRegistration:
+    return meters_pb2.MeterRegistration(
+        meter_id=rec.meter_id,
+        public_key=rec.public_key,
+        interval_minutes=rec.interval_minutes,
+        pop_signature=rec.pop_signature,
+    )
+
+
+def reading_batch_from_proto(msg: readings_pb2.ReadingBatch) -> ReadingBatch:
+    return ReadingBatch(
+        meter_id=msg.meter_id,
+        period=msg.period,
+        interval_minutes=int(msg.interval_minutes),
+        sequence=int(msg.sequence),
+        prev_hash=bytes(msg.prev_hash),
+        commitments=tuple(bytes(c) for c in msg.commitments),
+        range_proof=bytes(msg.range_proof),
+        signature=bytes(msg.signature),
+    )
+
+
+def reading_batch_to_proto(rec: ReadingBatch) -> readings_pb2.ReadingBatch:
+    return readings_pb2.ReadingBatch(
+        meter_id=rec.meter_id,
+        period=rec.period,
+        interval_minutes=rec.interval_minutes,
+        sequence=rec.sequence,
+        prev_hash=rec.prev_hash,
+        commitments=list(rec.commitments),
+        range_proof=rec.range_proof,
+        signature=rec.signature,
+    )
+
+
+def tariff_from_proto(msg: tariffs_pb2.Tariff) -> Tariff:
+    return Tariff(
+        period=msg.period,
+        interval_minutes=int(msg.interval_minutes),
+        currency=msg.currency,
+        fixed_charge=int(msg.fixed_charge),
+        import_price=tuple(int(p) for p in msg.import_price),
+        export_credit=tuple(int(c) for c in msg.export_credit),
+    )
+
+
+def tariff_to_proto(rec: Tariff) -> tariffs_pb2.Tariff:
+    return tariffs_pb2.Tariff(
+        period=rec.period,
+        interval_minutes=rec.interval_minutes,
+        currency=rec.currency,
+        fixed_charge=rec.fixed_charge,
+        import_price=list(rec.import_price),
+        export_credit=list(rec.export_credit),
+    )
+
+
+def bill_from_proto(msg: bills_pb2.Bill) -> Bill:
+    return Bill(
+        meter_id=msg.meter_id,
+        period=msg.period,
+        batch_hash=bytes(msg.batch_hash),
+        tariff_hash=bytes(msg.tariff_hash),
+        total=int(msg.total),
+        proof=bytes(msg.proof),
+    )
+
+
+def bill_to_proto(rec: Bill) -> bills_pb2.Bill:
+    return bills_pb2.Bill(
+        meter_id=rec.meter_id,
+        period=rec.period,
+        batch_hash=rec.batch_hash,
+        tariff_hash=rec.tariff_hash,
+        total=rec.total,
+        proof=rec.proof,
+    )
+
+
+def witness_from_proto(msg: witness_pb2.Witness) -> WitnessRegistration:
+    """The registration a listed ``Witness`` carries (fields checked syntactically; its
+    proof of possession is verified by whoever builds a ``WitnessRegistry`` of it)."""
+    from ledger.witness import WitnessRegistration
+
+    return WitnessRegistration(msg.name, bytes(msg.public_key), bytes(msg.proof_of_possession))
+
+
+def witness_to_proto(rec: WitnessRegistration, ledger_index: int) -> witness_pb2.Witness:
+    """A registered witness: its ``WITNESS_KEY`` record and that entry's ledger index."""
+    return witness_pb2.Witness(
+        name=rec.name,
+        public_key=rec.public_key,
+        proof_of_possession=rec.proof_of_possession,
+        ledger_index=ledger_index,
+    )
