@@ -36,7 +36,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.e2e import DEFAULT_CACHE, PERIOD, _bill, load_or_generate
+from bench.e2e import DEFAULT_CACHE, PERIOD, cached_bill, load_or_generate
 from ledger.checkpoint import CheckpointSigner
 from ledger.entries import EntryKind
 from ledger.records import MeterRegistration
@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     meters = load_or_generate(args.meters, args.interval_minutes, args.seed, args.cache, cores, log)
     tariff = community_tariff(PERIOD, args.interval_minutes)
     log("proving bills")
-    bills = [_bill(m, tariff) for m in meters]
+    bills = [cached_bill(m, tariff) for m in meters]
     signer = CheckpointSigner.generate("zkgrid-bench")
 
     with tempfile.TemporaryDirectory(prefix="zkgrid-bench-audit-") as tmp:

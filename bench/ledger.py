@@ -20,25 +20,22 @@ import json
 import os
 import platform
 import random
-import secrets
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
 
+from bench.pg import backend_url, default_pg_admin_url, psycopg_url
 from ledger.checkpoint import CheckpointSigner
 from ledger.entries import EntryKind
 from service.storage import LedgerStore, open_store
 
-DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ORIGIN = "zkgrid.bench/ledger"
 TARGET_BATCHED_SQLITE_PER_S = 5_000
 TARGET_PROOF_MEDIAN_MS = 1.0
@@ -68,26 +65,6 @@ def _time_proofs(
     return inclusion, consistency
 
 
-@contextmanager
-def _backend_url(backend: str, pg_admin: str, workdir: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{workdir / 'bench-ledger.db'}"
-        return
-    admin_url = make_url(pg_admin)
-    if admin_url.drivername in ("postgresql", "postgres"):
-        admin_url = admin_url.set(drivername="postgresql+psycopg")
-    name = f"zkgrid_bench_{secrets.token_hex(4)}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
 def _payload(rng: random.Random, size: int) -> bytes:
     return rng.randbytes(size)
 
@@ -108,7 +85,7 @@ def bench_backend(
     results: list[dict[str, Any]] = []
     with (
         tempfile.TemporaryDirectory(prefix="zkgrid-bench-") as tmp,
-        _backend_url(backend, pg_admin, Path(tmp)) as url,
+        backend_url(backend, pg_admin, Path(tmp) / "bench-ledger.db") as url,
     ):
         store: LedgerStore = open_store(url, signer, ORIGIN)
         try:
@@ -161,10 +138,7 @@ def _machine(pg_admin: str, backends: list[str]) -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
     }
     if "postgres" in backends:
-        url = make_url(pg_admin)
-        if url.drivername in ("postgresql", "postgres"):
-            url = url.set(drivername="postgresql+psycopg")
-        engine = create_engine(url)
+        engine = create_engine(psycopg_url(pg_admin))
         with engine.connect() as conn:
             info["postgresql"] = conn.exec_driver_sql("SHOW server_version").scalar_one()
         engine.dispose()
@@ -183,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-full-check", action="store_true", help="skip verify_integrity(full)")
     parser.add_argument(
         "--pg-url",
-        default=os.environ.get("ZKGRID_TEST_PG_URL", DEFAULT_PG_ADMIN_URL),
+        default=default_pg_admin_url(),
         help="PostgreSQL admin URL (a scratch database is created and dropped)",
     )
     args = parser.parse_args(argv)
