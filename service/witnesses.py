@@ -29,10 +29,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -227,14 +226,13 @@ class Witnesses:
 
     # ------------------------------------------------------------------ storage
 
-    def _guard(self) -> AbstractContextManager[Any]:
-        # In-memory SQLite has one shared connection: use the store's own lock around it.
-        guard = getattr(self._store, "_guard", None)
-        return guard() if callable(guard) else nullcontext()
-
     @contextmanager
     def _conn(self, *, write: bool = False) -> Iterator[Connection]:
-        with self._guard(), _db_errors("witness cosignatures"), self._store.engine.connect() as c:
+        with (
+            self._store.connection_guard(),
+            _db_errors("witness cosignatures"),
+            self._store.engine.connect() as c,
+        ):
             if self._sqlite and write:
                 c = c.execution_options(zkgrid_begin="IMMEDIATE")
             with c.begin():
@@ -393,11 +391,7 @@ class Witnesses:
 
     def _count(self, tree_size: int) -> int:
         with self._conn() as conn:
-            return int(
-                conn.execute(
-                    select(func.count()).select_from(COSIGNATURES).where(_C.tree_size == tree_size)
-                ).scalar_one()
-            )
+            return self._count_in(conn, tree_size)
 
     def add_cosignature(
         self,

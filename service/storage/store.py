@@ -282,13 +282,21 @@ class LedgerStore:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def _guard(self) -> AbstractContextManager[Any]:
+    def connection_guard(self) -> AbstractContextManager[Any]:
+        """Hold this around any use of a connection of :attr:`engine`.
+
+        An in-memory SQLite store has one shared connection, which two threads must
+        not use at once: this is the store's own (re-entrant) lock then, and a no-op
+        context otherwise. The store takes it for its own reads and writes;
+        components that keep their own tables in the store's database
+        (:mod:`service.witnesses`) take it around their connections too.
+        """
         return self._local_lock if self._local_lock is not None else nullcontext()
 
     @contextmanager
     def _read(self, *, snapshot: bool = False) -> Iterator[Connection]:
         """A read transaction; ``snapshot`` makes several statements see one state."""
-        with self._guard(), _db_errors("read"), self._engine.connect() as conn:
+        with self.connection_guard(), _db_errors("read"), self._engine.connect() as conn:
             if not self._sqlite:
                 # Rows are immutable once committed and sizes only grow, so single
                 # reads need no transaction: one round trip per statement.
@@ -300,7 +308,7 @@ class LedgerStore:
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         """A write transaction holding the ledger's write lock from its first statement."""
-        with self._guard(), _db_errors("append"), self._engine.connect() as conn:
+        with self.connection_guard(), _db_errors("append"), self._engine.connect() as conn:
             if self._sqlite:
                 conn = conn.execution_options(zkgrid_begin="IMMEDIATE")
             with conn.begin():
@@ -317,7 +325,7 @@ class LedgerStore:
 
     def _initialise(self) -> None:
         """Create tables, triggers, the meta row and the size-0 checkpoint if missing."""
-        with self._guard(), _db_errors("initialise"), self._engine.connect() as conn:
+        with self.connection_guard(), _db_errors("initialise"), self._engine.connect() as conn:
             if self._sqlite:
                 conn = conn.execution_options(zkgrid_begin="IMMEDIATE")
             with conn.begin():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+from pathlib import Path
+
 import pytest
 
 from ledger.checkpoint import CheckpointSigner
@@ -99,3 +102,15 @@ def test_in_memory_store_round_trip(ledger_signer: CheckpointSigner) -> None:
         entry = store.entry(1)
         assert (entry.kind, entry.payload) == (EntryKind.TARIFF, b"b")
         assert store.latest_checkpoint().checkpoint.size == 2
+
+
+def test_connection_guard_serialises_only_the_shared_in_memory_connection(
+    ledger_signer: CheckpointSigner, tmp_path: Path
+) -> None:
+    with open_store("sqlite://", ledger_signer, "zkgrid.test/guard") as memory:
+        guard = memory.connection_guard()
+        assert guard is memory.connection_guard()  # one lock for every caller
+        with guard, memory.connection_guard():  # re-entrant: the store reads while held
+            assert memory.size() == 0
+    with open_store(f"sqlite:///{tmp_path / 'l.db'}", ledger_signer, "zkgrid.test/guard") as file:
+        assert isinstance(file.connection_guard(), nullcontext)
