@@ -28,17 +28,20 @@ __all__ = ["main"]
 PROG = "zkgrid audit"
 
 
-class _UsageError(Exception):
-    pass
+class UsageError(Exception):
+    """A command line :class:`OneLineParser` refused (the CLIs print it on one line, exit 2)."""
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser that raises :class:`UsageError` instead of printing the usage and
+    exiting (``zkgrid audit`` and ``zkgrid witness``)."""
+
     def error(self, message: str) -> Any:  # one line, exit 2, no usage dump
-        raise _UsageError(message)
+        raise UsageError(message)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = OneLineParser(
         prog=PROG,
         description="Audit a zkgrid ledger against the log's pinned checkpoint key.",
     )
@@ -148,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
         args = _parser().parse_args(args_list)
-    except _UsageError as exc:
+    except UsageError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     except SystemExit as exc:  # --help

@@ -24,25 +24,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from ledger.checkpoint import CheckpointVerifier, parse_verifier_key
 from ledger.witness import FinalityError, WitnessKey, WitnessRegistration
+from verifier.cli import OneLineParser, UsageError
 from verifier.cosign import CosignError, check_finality, open_channel
 from zkgrid.errors import VerificationError, ZkgridError
 
 __all__ = ["main"]
 
 PROG = "zkgrid witness"
-
-
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # one line, exit 2, no usage dump
-        raise _UsageError(message)
 
 
 def _connection_flags(p: argparse.ArgumentParser) -> None:
@@ -57,8 +48,8 @@ def _connection_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Witness keys, registration and checkpoint finality.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = OneLineParser(prog=PROG, description="Witness keys, registration and checkpoint finality.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     keygen = sub.add_parser("keygen", help="generate a witness BLS key (file mode 0600)")
     keygen.add_argument("--name", required=True, help="the witness's name (no spaces or '+')")
     keygen.add_argument("--out", required=True, metavar="KEYFILE", help="new key file")
@@ -186,7 +177,7 @@ def _finality(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    except _UsageError as exc:
+    except UsageError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     except SystemExit as exc:  # --help
