@@ -118,6 +118,18 @@ class Receipt:
         )
 
 
+def receipt_for(store: LedgerStore, index: int, lh: bytes) -> Receipt:
+    """The receipt of entry ``index``: the checkpoint signed at ``index + 1`` (the same
+    for every later request) or, for an entry appended inside a batch, the latest one."""
+    try:
+        signed = store.checkpoint_at(index + 1)
+    except EntryNotFound:
+        signed = store.latest_checkpoint()
+    size = signed.checkpoint.size
+    proof = store.inclusion_proof(index, size)
+    return Receipt(index, lh, signed.to_text(), size, tuple(proof))
+
+
 @dataclass(frozen=True, slots=True)
 class MeterInfo:
     """A registered meter as the ledger knows it."""
@@ -356,13 +368,7 @@ class Settlement:
         return self._receipt(index, lh)
 
     def _receipt(self, index: int, lh: bytes) -> Receipt:
-        try:
-            signed = self._store.checkpoint_at(index + 1)
-        except EntryNotFound:  # appended in a batch: use the latest checkpoint
-            signed = self._store.latest_checkpoint()
-        size = signed.checkpoint.size
-        proof = self._store.inclusion_proof(index, size)
-        return Receipt(index, lh, signed.to_text(), size, tuple(proof))
+        return receipt_for(self._store, index, lh)
 
     # ------------------------------------------------------------------ helpers
 

@@ -65,7 +65,7 @@ from ledger.witness import (
     aggregate,
     verify_finality,
 )
-from service.settlement import Receipt
+from service.settlement import Receipt, receipt_for
 from service.storage import (
     AppendOnlyViolation,
     EntryNotFound,
@@ -345,13 +345,7 @@ class Witnesses:
         return self._receipt(index, leaf_hash(encode_entry(EntryKind.WITNESS_KEY, payload)))
 
     def _receipt(self, index: int, lh: bytes) -> Receipt:
-        try:
-            signed = self._store.checkpoint_at(index + 1)
-        except EntryNotFound:  # appended in a batch: use the latest checkpoint
-            signed = self._store.latest_checkpoint()
-        size = signed.checkpoint.size
-        proof = self._store.inclusion_proof(index, size)
-        return Receipt(index, lh, signed.to_text(), size, tuple(proof))
+        return receipt_for(self._store, index, lh)
 
     # ------------------------------------------------------------------ cosignatures
 
