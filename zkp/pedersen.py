@@ -23,6 +23,7 @@ from zkp.group import (
     Scalar,
     decode_point,
     encode_point,
+    is_identity,
     msm,
     random_scalar,
     to_bn,
@@ -60,10 +61,10 @@ class Commitment:
         return isinstance(other, Commitment) and self.point == other.point
 
     def __hash__(self) -> int:
-        return hash(self.to_bytes()) if not self.point.is_infinite() else 0
+        return hash(self.to_bytes()) if not is_identity(self.point) else 0
 
     def __repr__(self) -> str:
-        if self.point.is_infinite():
+        if is_identity(self.point):
             return "Commitment(identity)"
         return f"Commitment({self.to_bytes().hex()})"
 

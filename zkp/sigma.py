@@ -49,6 +49,7 @@ from zkp.group import (
     decode_scalar,
     encode_point,
     encode_scalar,
+    is_identity,
     msm,
     mul,
     random_scalar,
@@ -104,7 +105,7 @@ def _statement_point(commitment: Commitment, what: str) -> Point:
     """The point of a public commitment; the identity cannot be encoded, so it is refused."""
     if not isinstance(commitment, Commitment):
         raise InvalidArgumentError(f"{what} must be a Commitment")
-    if commitment.point.is_infinite():
+    if is_identity(commitment.point):
         raise InvalidArgumentError(f"{what} is the identity point")
     return commitment.point
 
@@ -133,7 +134,7 @@ def _proof_bytes(data: bytes, name: str, expected: int) -> bytes:
 
 
 def _check_nonce_point(point: Point, name: str) -> None:
-    if not isinstance(point, Point) or point.group != GROUP or point.is_infinite():
+    if not isinstance(point, Point) or point.group != GROUP or is_identity(point):
         raise InvalidArgumentError(f"{name}: the nonce point must be a non-identity P-256 point")
 
 
@@ -208,7 +209,7 @@ class OpeningProof:
             [self.response_value, self.response_blinding, ORDER - 1, ORDER - c],
             [G, pedersen_h(), self.nonce_point, point],
         )
-        if not check.is_infinite():
+        if not is_identity(check):
             raise VerificationError("opening proof: z_v*G + z_r*H == A + c*C fails (sigma.md S1)")
 
     def to_bytes(self) -> bytes:
@@ -353,7 +354,7 @@ class LinearCombinationProof:
             [*scalars, (k - total) % ORDER, (ORDER - big_r) % ORDER],
             [*points, G, pedersen_h()],
         )
-        if not consistency.is_infinite():
+        if not is_identity(consistency):
             raise InvalidArgumentError(
                 "linear-combination proof: the openings do not match the commitments"
             )
@@ -400,7 +401,7 @@ class LinearCombinationProof:
             [h_scalar, ORDER - 1, g_scalar, *c_scalars],
             [pedersen_h(), self.nonce_point, G, *points],
         )
-        if not check.is_infinite():
+        if not is_identity(check):
             raise VerificationError(
                 "linear-combination proof: z*H == A + c*(sum p_i*C_i - (B - k)*G) fails "
                 "(sigma.md S2)"
@@ -453,7 +454,7 @@ class LinearCombinationProof:
             [h_total % ORDER, g_total % ORDER, *scalars_out],
             [pedersen_h(), G, *points_out],
         )
-        if not check.is_infinite():
+        if not is_identity(check):
             raise VerificationError(
                 "linear-combination batch: the weighted sum of (S2) over the batch is not the "
                 "identity (sigma.md S4); at least one proof is invalid"
@@ -521,7 +522,7 @@ class EqualityProof:
         delta = (_check_int(blinding1, "blinding 1") - _check_int(blinding2, "blinding 2")) % ORDER
         # The witness must satisfy the statement: C1 - C2 - (r1 - r2)*H == O.
         consistency = msm([1, ORDER - 1, ORDER - delta], [point1, point2, pedersen_h()])
-        if not consistency.is_infinite():
+        if not is_identity(consistency):
             raise InvalidArgumentError(
                 "equality proof: the commitments do not hide the same value under these blindings"
             )
@@ -547,7 +548,7 @@ class EqualityProof:
             [self.response, ORDER - 1, ORDER - c, c],
             [pedersen_h(), self.nonce_point, point1, point2],
         )
-        if not check.is_infinite():
+        if not is_identity(check):
             raise VerificationError("equality proof: z*H == A + c*(C1 - C2) fails (sigma.md S3)")
 
     def to_bytes(self) -> bytes:

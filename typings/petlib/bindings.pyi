@@ -1,0 +1,4 @@
+from typing import Any
+
+_C: Any
+_FFI: Any
