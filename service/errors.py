@@ -137,3 +137,9 @@ class VerifierClosed(SettlementError):
     """The proof verifier was shut down before it verified the request."""
 
     reason = "UNAVAILABLE"
+
+
+class VerifierFailed(SettlementError):
+    """The proof verifier itself failed (not the proof): the client may retry."""
+
+    reason = "UNAVAILABLE"

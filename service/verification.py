@@ -17,7 +17,6 @@ queued have been verified; later submissions fail with
 
 from __future__ import annotations
 
-import functools
 import logging
 import multiprocessing
 import queue
@@ -25,10 +24,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from service.errors import InvalidRequest, ProofInvalid, VerifierClosed
+from service.errors import InvalidRequest, ProofInvalid, VerifierClosed, VerifierFailed
 from zkgrid.errors import InvalidArgumentError, VerificationError, ZkgridError
 from zkp.rangeproof import RangeProof, RangeProofStatement
 from zkp.sigma import LinearCombinationClaim, LinearCombinationProof
@@ -181,7 +181,10 @@ class MicroBatcher(Generic[_T]):
                     bad = set(range(len(items)))
         except Exception as exc:  # a bug or a resource failure: fail the whole batch
             _log.exception("%s verifier: batch of %d failed unexpectedly", self._name, len(live))
-            error = exc if isinstance(exc, ZkgridError) else ProofInvalid("proof check failed")
+            # Not the proofs' fault: say so (UNAVAILABLE, retryable), never PROOF_INVALID.
+            error = (
+                exc if isinstance(exc, ZkgridError) else VerifierFailed("proof verifier failed")
+            )
             for job in live:
                 job.future.set_exception(error)
             return
@@ -225,14 +228,11 @@ class ProofVerifier:
     ) -> None:
         if processes < 0:
             raise InvalidRequest("processes must be >= 0")
-        self._pool = (
-            ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
-            if processes
-            else None
-        )
+        self._processes = processes
+        self._pool = self._new_pool(processes)
         self.range_proofs: MicroBatcher[RangeProofStatement] = MicroBatcher(
             "range proof",
-            functools.partial(RangeProof.verify_batch, executor=self._pool),
+            self._verify_range_batch,
             _range_find_invalid,
             max_batch=max_batch,
             max_wait_s=max_wait_s,
@@ -244,6 +244,26 @@ class ProofVerifier:
             max_batch=max_batch,
             max_wait_s=max_wait_s,
         )
+
+    def _verify_range_batch(self, statements: Sequence[RangeProofStatement]) -> None:
+        pool = self._pool
+        if pool is None:
+            RangeProof.verify_batch(statements)
+            return
+        try:
+            RangeProof.verify_batch(statements, executor=pool)
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): verify here, start a fresh pool.
+            _log.error("range proof verifier: worker process lost; restarting the pool")
+            self._pool = self._new_pool(self._processes)
+            pool.shutdown(wait=False, cancel_futures=True)
+            RangeProof.verify_batch(statements)
+
+    @staticmethod
+    def _new_pool(processes: int) -> ProcessPoolExecutor | None:
+        if not processes:
+            return None
+        return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
 
     def submit(self, statement: RangeProofStatement) -> Future[None]:
         """Queue a range-proof statement; the future fails with :class:`ProofInvalid`."""

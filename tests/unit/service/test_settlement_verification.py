@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from service.errors import InvalidRequest, ProofInvalid, VerifierClosed
+from service.errors import InvalidRequest, ProofInvalid, VerifierClosed, VerifierFailed
 from service.verification import MicroBatcher, ProofVerifier
 from zkgrid.errors import VerificationError
 from zkp.pedersen import commit
@@ -123,8 +123,10 @@ def test_unexpected_errors_fail_the_batch_not_the_thread() -> None:
 
     batcher: MicroBatcher[int] = MicroBatcher("test", verify_batch, find_invalid, max_wait_s=0)
     try:
-        with pytest.raises(ProofInvalid):
+        with pytest.raises(VerifierFailed) as info:  # the verifier's fault, not the proof's
             batcher.verify(13, timeout=10)
+        assert info.value.reason == "UNAVAILABLE"
+        assert "boom" not in str(info.value)
         batcher.verify(1, timeout=10)
         with pytest.raises(ProofInvalid):
             batcher.verify(-1, timeout=10)
@@ -136,3 +138,44 @@ def test_unexpected_errors_fail_the_batch_not_the_thread() -> None:
 def test_arguments(max_batch: int, max_wait_s: float) -> None:
     with pytest.raises(InvalidRequest):
         ProofVerifier(max_batch=max_batch, max_wait_s=max_wait_s)
+
+
+def test_a_lost_worker_process_does_not_fail_proofs() -> None:
+    (good, _), (_, _), (bad, _) = _statements(3)
+    with ProofVerifier(max_wait_s=0.05, processes=1) as verifier:
+        verifier.verify(good, timeout=60)
+        pool = verifier._pool
+        assert pool is not None
+        for process in list(pool._processes.values()):
+            process.kill()
+            process.join()
+        futures = [verifier.submit(s) for s in (good, bad, good)]
+        outcomes = [f.exception(timeout=60) for f in futures]
+        assert outcomes[0] is None
+        assert outcomes[2] is None
+        assert isinstance(outcomes[1], ProofInvalid)
+        verifier.verify(good, timeout=60)
+
+
+def test_a_broken_pool_is_replaced_and_the_batch_verified_here(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    (good, _), *_ = _statements(1)
+    other = RangeProofStatement(good.proof, good.commitments, 32, b"another context")
+    with ProofVerifier(max_wait_s=0.2, processes=1) as verifier:
+        broken = verifier._pool
+        assert broken is not None
+
+        def refuse(*_args: object, **_kwargs: object) -> None:
+            raise BrokenProcessPool("a worker died")
+
+        monkeypatch.setattr(broken, "submit", refuse)
+        futures = [verifier.submit(s) for s in (good, other, good)]  # one batch of three
+        outcomes = [f.exception(timeout=60) for f in futures]
+        assert outcomes[0] is None
+        assert isinstance(outcomes[1], ProofInvalid)
+        assert outcomes[2] is None
+        assert verifier._pool is not broken
+        assert list(verifier.range_proofs.batch_sizes) == [3]
