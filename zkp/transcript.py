@@ -32,7 +32,7 @@ def _frame(label: bytes, data: bytes) -> bytes:
 class Transcript:
     """A Fiat-Shamir transcript for one proof.
 
-    ``Transcript(b"zkgrid/rangeproof", 1, [(b"n", 64), (b"m", 1)])`` starts the
+    ``Transcript(b"zkgrid/bulletproofs/rangeproof", 1, [(b"n", 64), (b"m", 1)])`` starts the
     transcript of a version-1 range proof over one 64-bit value.
     """
 
