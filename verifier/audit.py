@@ -48,6 +48,7 @@ from ledger.records import (
     bill_coefficients,
     reading_proof_context,
 )
+from ledger.witness import WitnessError, WitnessRegistration
 from verifier.state import AuditorState, MeterView, OpenBatch, period_ordinal
 from zkgrid.errors import InvalidArgumentError, ProofFormatError, VerificationError, ZkgridError
 from zkp.group import decode_points
@@ -169,6 +170,7 @@ class Figures:
     tariffs: int = 0
     batches: int = 0
     bills: int = 0
+    witnesses: int = 0
     periods: set[str] = field(default_factory=set)
     bill_sums: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -187,6 +189,7 @@ class Figures:
             "periods": len(self.periods),
             "tariffs": self.tariffs,
             "batches": self.batches,
+            "witnesses": self.witnesses,
             "bills": self.bills,
             "bill_sums_micro": dict(sorted(self.bill_sums.items())),
             "seconds": round(self.seconds, 3),
@@ -408,6 +411,7 @@ class Auditor:
         self._meters: dict[str, MeterView] = {}
         self._tariffs: dict[str, tuple[Tariff, bytes]] = {}
         self._open: dict[bytes, OpenBatch] = {}
+        self._witnesses: dict[str, bytes] = {}
         self._units: list[_Pending] = []
         self._pending: dict[bytes, _Pending] = {}
         self._pool: ProcessPoolExecutor | None = None
@@ -550,9 +554,25 @@ class Auditor:
                 self._tariff(item.index, Tariff.decode(item.payload))
             elif kind is EntryKind.BILL:
                 self._bill(item.index, Bill.decode(item.payload))
-            # WITNESS_KEY / COSIGNATURE: framed and hashed; their rules belong to ledger.witness.
+            elif kind is EntryKind.WITNESS_KEY:
+                self._witness(item.index, item.payload)
+            # COSIGNATURE: no entries of this kind are written (cosignatures live beside the log).
         except RecordFormatError as exc:
             self._flag(item.index, "RECORD_MALFORMED", f"{kind.name}: {exc}")
+
+    def _witness(self, index: int, payload: bytes) -> None:
+        """A witness registration: well formed, a valid proof of possession (witness.md),
+        and neither its name nor its key registered before: finality counts on it."""
+        try:
+            reg = WitnessRegistration.decode(payload)  # checks the proof of possession
+        except WitnessError as exc:
+            self._flag(index, exc.reason, f"witness registration: {exc}")
+            return
+        if reg.name in self._witnesses or reg.public_key in self._witnesses.values():
+            self._flag(index, "WITNESS_EXISTS", f"witness {reg.name!r} or its key is registered")
+            return
+        self._witnesses[reg.name] = reg.public_key
+        self._figures.witnesses += 1
 
     def _registration(self, index: int, reg: MeterRegistration) -> None:
         if reg.meter_id in self._meters:
@@ -756,6 +776,7 @@ class Auditor:
         self._root_at_previous = cp.root
         self._meters = state.meters
         self._open = state.open_batches
+        self._witnesses = dict(state.witnesses)
         for period, raw in state.tariffs.items():
             try:
                 tariff = Tariff.decode(raw)
@@ -859,6 +880,7 @@ class Auditor:
                 meters=self._meters,
                 tariffs={p: t.encode() for p, (t, _h) in self._tariffs.items()},
                 open_batches=self._open,
+                witnesses=self._witnesses,
             )
         return AuditResult(
             source=self._source.description,

@@ -223,6 +223,8 @@ class AuditorState:
     meters: dict[str, MeterView] = field(default_factory=dict)
     tariffs: dict[str, bytes] = field(default_factory=dict)
     open_batches: dict[bytes, OpenBatch] = field(default_factory=dict)
+    #: registered witnesses: name -> 48-byte BLS public key
+    witnesses: dict[str, bytes] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -235,6 +237,7 @@ class AuditorState:
             "meters": {m: v.to_json() for m, v in sorted(self.meters.items())},
             "tariffs": {p: _b64(t) for p, t in sorted(self.tariffs.items())},
             "open_batches": {_b64(h): b.to_json() for h, b in self.open_batches.items()},
+            "witnesses": {n: _b64(k) for n, k in sorted(self.witnesses.items())},
         }
 
     @classmethod
@@ -264,6 +267,10 @@ class AuditorState:
             if len(digest) != 32:
                 raise StateError("state file: an open batch hash is not 32 bytes")
             open_batches[digest] = OpenBatch.from_json(v)
+        witnesses = {
+            _str(k, "witness name"): _unb64(v, f"witness {k}")
+            for k, v in _dict(d.get("witnesses", {}), "witnesses").items()
+        }
         return cls(
             origin=_str(d.get("origin"), "origin"),
             log_key=_str(d.get("log_key"), "log key"),
@@ -272,6 +279,7 @@ class AuditorState:
             meters=meters,
             tariffs=tariffs,
             open_batches=open_batches,
+            witnesses=witnesses,
         )
 
 

@@ -408,3 +408,51 @@ def test_log_key_file_and_process_pool(tmp_path: Path, capsys: pytest.CaptureFix
     capsys.readouterr()
     code = cli.main(["--archive", archive, "--log-key-file", str(key_file), "--no-state", "--json"])
     assert code == 1
+
+
+def test_witness_registrations_are_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ledger.witness import WitnessKey, WitnessRegistration
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    build_ledger(url)
+    alice = WitnessKey.generate("alice")
+    bob = WitnessKey.generate("bob")
+    forged = WitnessRegistration(
+        "mallory", bob.public_key, alice.proof_of_possession()
+    ).encode()  # Mallory claims Bob's key with a proof of possession that is not for it
+    with open_ledger(url) as store:
+        first = store.append(EntryKind.WITNESS_KEY, alice.registration().encode())
+        again = store.append(EntryKind.WITNESS_KEY, alice.registration().encode())
+        bad_pop = store.append(EntryKind.WITNESS_KEY, forged)
+        second = store.append(EntryKind.WITNESS_KEY, bob.registration().encode())
+    state = tmp_path / "state.json"
+    result = audit(capsys, "--archive", _archive(url, tmp_path), "--state", str(state))
+    assert result.code == 1
+    assert result.reasons_at(first) == set()
+    assert result.reasons_at(second) == set()
+    assert result.reasons_at(again) == {"WITNESS_EXISTS"}
+    assert result.reasons_at(bad_pop) == {"POP_INVALID"}
+    assert result.report["figures"]["witnesses"] == 2
+
+
+def test_since_last_remembers_the_witnesses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ledger.witness import WitnessKey
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    build_ledger(url)
+    alice = WitnessKey.generate("alice")
+    with open_ledger(url) as store:
+        store.append(EntryKind.WITNESS_KEY, alice.registration().encode())
+    state = tmp_path / "state.json"
+    first = audit(capsys, "--archive", _archive(url, tmp_path), "--state", str(state))
+    assert first.code == 0, first.out
+    with open_ledger(url) as store:
+        again = store.append(EntryKind.WITNESS_KEY, alice.registration().encode())
+    archive = str(export(url, tmp_path / "later.zla"))
+    later = audit(capsys, "--archive", archive, "--state", str(state), "--since-last")
+    assert later.code == 1
+    assert later.reasons_at(again) == {"WITNESS_EXISTS"}
