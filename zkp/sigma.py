@@ -235,8 +235,8 @@ class OpeningProof:
 
 def _linear_statement(
     coefficients: Sequence[int], commitments: Sequence[Commitment], constant: int
-) -> tuple[list[Scalar], list[Point], Scalar]:
-    """Validated coefficients mod q, commitment points and ``k mod q``."""
+) -> tuple[list[Scalar], list[Point], list[bytes], Scalar]:
+    """Validated coefficients mod q, commitment points and encodings, and ``k mod q``."""
     if len(coefficients) != len(commitments):
         raise InvalidArgumentError(
             f"linear combination: {len(coefficients)} coefficients for "
@@ -246,7 +246,8 @@ def _linear_statement(
         raise InvalidArgumentError("linear combination: no commitments")
     scalars = [_check_int(p, f"coefficient {i}") % ORDER for i, p in enumerate(coefficients)]
     points = [_statement_point(c, f"commitment {i}") for i, c in enumerate(commitments)]
-    return scalars, points, _check_int(constant, "constant") % ORDER
+    encodings = [c.to_bytes() for c in commitments]  # cached when parsed from bytes
+    return scalars, points, encodings, _check_int(constant, "constant") % ORDER
 
 
 #: (q - 1) / 2: the centred representatives of Z_q are [-HALF_ORDER, HALF_ORDER].
@@ -267,14 +268,14 @@ def _check_total(total: int, constant: int, what: str) -> int:
 
 
 def _linear_transcript(
-    scalars: Sequence[Scalar], points: Sequence[Point], k: Scalar, total: int, context: bytes
+    scalars: Sequence[Scalar], encodings: Sequence[bytes], k: Scalar, total: int, context: bytes
 ) -> Transcript:
     """sigma.md (T2)."""
-    transcript = Transcript(LINEAR_COMBINATION_PROTOCOL, VERSION, [(b"m", len(points))])
+    transcript = Transcript(LINEAR_COMBINATION_PROTOCOL, VERSION, [(b"m", len(encodings))])
     transcript.append(b"context", context)
-    for p, point in zip(scalars, points, strict=True):
+    for p, encoding in zip(scalars, encodings, strict=True):
         transcript.append_scalar(b"p", p)
-        transcript.append_point(b"C", point)
+        transcript.append(b"C", encoding)
     transcript.append_scalar(b"k", k)
     transcript.append(b"B", _signed_int_bytes(total))
     return transcript
@@ -337,7 +338,7 @@ class LinearCombinationProof:
         ``sum_i p_i*v_i + k`` whenever ``|sum_i p_i*v_i| <= (q-1)/2`` (sigma.md, What the
         bill proof reveals). ``rng`` is for deterministic test vectors only.
         """
-        scalars, points, k = _linear_statement(coefficients, commitments, constant)
+        scalars, points, encodings, k = _linear_statement(coefficients, commitments, constant)
         context = _check_context(context)
         if not len(values) == len(blindings) == len(points):
             raise InvalidArgumentError(
@@ -360,7 +361,7 @@ class LinearCombinationProof:
             )
         a = _fresh_scalar(rng, "nonce")
         nonce_point = mul(a, pedersen_h())
-        transcript = _linear_transcript(scalars, points, k, total, context)
+        transcript = _linear_transcript(scalars, encodings, k, total, context)
         transcript.append_point(b"A", nonce_point)
         c = transcript.challenge_scalar(b"c")
         return cls(nonce_point, (a + c * big_r) % ORDER), total
@@ -368,13 +369,13 @@ class LinearCombinationProof:
     def _terms(
         self,
         scalars: Sequence[Scalar],
-        points: Sequence[Point],
+        encodings: Sequence[bytes],
         k: Scalar,
         total: int,
         context: bytes,
     ) -> tuple[Scalar, Scalar, list[Scalar]]:
         """The challenge-weighted terms of (S2): scalars of H, G and each C_i (A has -1)."""
-        transcript = _linear_transcript(scalars, points, k, total, context)
+        transcript = _linear_transcript(scalars, encodings, k, total, context)
         transcript.append_point(b"A", self.nonce_point)
         c = transcript.challenge_scalar(b"c")  # sigma.md (T2)
         return self.response, c * (total - k) % ORDER, [(ORDER - c) * p % ORDER for p in scalars]
@@ -391,11 +392,11 @@ class LinearCombinationProof:
 
         ``total`` is ``B`` and ``constant`` is ``k``.
         """
-        scalars, points, k = _linear_statement(coefficients, commitments, constant)
+        scalars, points, encodings, k = _linear_statement(coefficients, commitments, constant)
         context = _check_context(context)
         # sigma.md (S2'): -(q-1)/2 <= B - k <= (q-1)/2
         total = _check_total(_check_int(total, "total"), constant, "linear-combination proof")
-        h_scalar, g_scalar, c_scalars = self._terms(scalars, points, k, total, context)
+        h_scalar, g_scalar, c_scalars = self._terms(scalars, encodings, k, total, context)
         # sigma.md (S2): z*H - A - c*(sum_i p_i*C_i - (B - k)*G) == O
         check = msm(
             [h_scalar, ORDER - 1, g_scalar, *c_scalars],
@@ -429,7 +430,7 @@ class LinearCombinationProof:
             item = _as_claim(raw, index)
             if not isinstance(item.proof, cls):
                 raise InvalidArgumentError(f"batch item {index}: not a linear-combination proof")
-            scalars, points, k = _linear_statement(
+            scalars, points, encodings, k = _linear_statement(
                 item.coefficients, item.commitments, item.constant
             )
             context = _check_context(item.context)
@@ -439,7 +440,9 @@ class LinearCombinationProof:
                 item.constant,
                 f"linear-combination batch item {index}",
             )
-            h_scalar, g_scalar, c_scalars = item.proof._terms(scalars, points, k, total, context)
+            h_scalar, g_scalar, c_scalars = item.proof._terms(
+                scalars, encodings, k, total, context
+            )
             weight = _fresh_scalar(rng, "batch weight")
             h_total += weight * h_scalar
             g_total += weight * g_scalar

@@ -362,7 +362,7 @@ def _challenge(
 ) -> int:
     """The verifier's challenge, recomputed through the module's transcript (sigma.md T2)."""
     transcript = sigma._linear_transcript(
-        [p % ORDER for p in coefficients], [c.point for c in commitments], 0, total, b""
+        [p % ORDER for p in coefficients], [c.to_bytes() for c in commitments], 0, total, b""
     )
     transcript.append_point(b"A", nonce_point)
     return transcript.challenge_scalar(b"c")
