@@ -25,7 +25,7 @@ typecheck: $(STAMP)
 test: $(STAMP) lint typecheck
 	$(VENV)/bin/pytest
 
-# Regenerate zkgrid/settlement/v1 from proto/ (commit the result; tests/unit/test_proto_drift.py
+# Regenerate zkgrid/settlement/v1 from proto/ (commit the result; tests/unit/zkgrid/test_proto_drift.py
 # fails when the committed code differs from a fresh generation).
 proto: $(STAMP)
 	$(PY) scripts/gen_proto.py

@@ -9,7 +9,7 @@ descriptor set, so mypy sees typed stubs, servicers and ``add_*_to_server``),
 plus ``zkgrid/settlement/v1/__init__.py``. The generator owns ``v1/`` only: the
 parent package ``zkgrid/settlement/`` (its ``__init__.py`` and the hand-written
 ``convert.py``, records ⇄ messages) is not generated and never touched. Generated
-files are never edited by hand; ``tests/unit/test_proto_drift.py`` regenerates
+files are never edited by hand; ``tests/unit/zkgrid/test_proto_drift.py`` regenerates
 into a temporary directory and fails when the committed files differ.
 
 Usage: ``python scripts/gen_proto.py [--out DIR]`` (default: the repository root).

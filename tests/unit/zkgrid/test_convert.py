@@ -55,7 +55,7 @@ def test_convert_imports_neither_service_nor_meter() -> None:
         "print(','.join(bad))\n"
         "sys.exit(1 if bad else 0)\n"
     )
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120
     )
