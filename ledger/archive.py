@@ -32,6 +32,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from ledger.encoding import utf8_bytes
 from ledger.errors import LedgerArgumentError, LedgerFormatError
 
 __all__ = [
@@ -123,15 +124,7 @@ def _check_u64(value: object, what: str) -> int:
 
 
 def _utf8(text: object, what: str, limit: int) -> bytes:
-    if not isinstance(text, str):
-        raise LedgerArgumentError(f"{what} must be a string")
-    try:
-        raw = text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise LedgerArgumentError(f"{what} is not valid UTF-8") from None
-    if len(raw) > limit:
-        raise LedgerArgumentError(f"{what} is longer than {limit} bytes")
-    return raw
+    return utf8_bytes(text, what, limit, LedgerArgumentError)
 
 
 class ArchiveWriter:

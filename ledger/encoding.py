@@ -21,6 +21,19 @@ _I64 = struct.Struct(">q")
 U32_MAX = 0xFFFFFFFF
 
 
+def utf8_bytes(value: object, what: str, limit: int, error: type[Exception]) -> bytes:
+    """``value`` as UTF-8, if it is a string of at most ``limit`` bytes; ``error`` else."""
+    if not isinstance(value, str):
+        raise error(f"{what} must be a string")
+    try:
+        raw = value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise error(f"{what} is not valid UTF-8 text") from None
+    if len(raw) > limit:
+        raise error(f"{what} is longer than {limit} bytes")
+    return raw
+
+
 def u32_prefixed(data: bytes) -> bytes:
     """``u32(len(data)) || data``."""
     return _U32.pack(len(data)) + data

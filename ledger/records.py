@@ -31,6 +31,7 @@ import datetime as _dt
 import hashlib
 import re
 import struct
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, TypeVar
@@ -43,7 +44,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from ledger.encoding import CanonicalReader, CanonicalWriter
+from ledger.encoding import CanonicalReader, CanonicalWriter, utf8_bytes
 from ledger.entries import Entry, EntryKind
 from zkgrid.errors import InvalidArgumentError, ProofFormatError, VerificationError
 
@@ -200,15 +201,7 @@ def intervals_per_day(interval_minutes: object) -> int:
 
 
 def _text(value: object, what: str, max_bytes: int) -> str:
-    if not isinstance(value, str):
-        raise RecordFormatError(f"{what} must be a string")
-    try:
-        encoded = value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise RecordFormatError(f"{what} is not valid UTF-8 text") from None
-    if len(encoded) > max_bytes:
-        raise RecordFormatError(f"{what} is longer than {max_bytes} bytes")
-    return value
+    return utf8_bytes(value, what, max_bytes, RecordFormatError).decode("utf-8")
 
 
 # --------------------------------------------------------------------------- writer / reader
@@ -222,15 +215,16 @@ _MAX_CURRENCY_BYTES = 3
 _R = TypeVar("_R", bound="_RecordBase")
 
 
-class _RecordBase:
+class _RecordBase(ABC):
     """Shared helpers: ``to_entry`` and the strict decode wrapper."""
 
     __slots__ = ()
 
     KIND: ClassVar[EntryKind]
 
-    def encode(self) -> bytes:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def encode(self) -> bytes:
+        """The record's canonical bytes."""
 
     def to_entry(self) -> Entry:
         """The ledger entry carrying this record."""
