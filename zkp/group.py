@@ -19,12 +19,14 @@ import hashlib
 import os
 import secrets
 import threading
+import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
-from petlib.bindings import _C
+from petlib.bindings import _C, _FFI
 from petlib.bn import Bn
+from petlib.bn import get_ctx as _petlib_ctx
 from petlib.ec import EcGroup, EcPt
 
 try:  # GMP integers: the same arithmetic as int, about 1.7x faster in the verifier's loops
@@ -33,6 +35,7 @@ except ImportError:  # pragma: no cover - gmpy2 is a dependency; int is the fall
     _mpz = int
 
 from zkgrid.errors import InvalidArgumentError, ProofFormatError
+from zkp._native import ScalarVector, fill_bignums_from_ints
 
 #: OpenSSL's NID for prime256v1 / secp256r1 / NIST P-256.
 P256_NID = 415
@@ -199,23 +202,114 @@ def worker_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-def msm(scalars: Sequence[Scalar], points: Sequence[Point]) -> Point:
-    """``sum(s_i * P_i)`` as one multi-scalar multiplication (petlib ``wsum``).
+ScalarSource: TypeAlias = "ScalarVector | list[int]"
 
-    Large inputs are split across the cores: petlib's cffi calls release the GIL.
+#: OpenSSL's ``BIGNUM *BN_bin2bn(const unsigned char *, int, BIGNUM *)`` as petlib loaded it.
+_BN_BIN2BN = int(_FFI.cast("uintptr_t", _FFI.addressof(_C, "BN_bin2bn")))
+
+
+class _BignumArray:
+    """A cffi array of allocated OpenSSL BIGNUMs, freed with this object."""
+
+    def __init__(self, capacity: int, reuse: _BignumArray | None = None) -> None:
+        self.capacity = capacity
+        self.array = _FFI.new("BIGNUM *[]", capacity)
+        kept = 0
+        if reuse is not None:  # take over its BIGNUMs instead of allocating them again
+            kept = reuse.capacity
+            for i in range(kept):
+                self.array[i] = reuse.array[i]
+                reuse.array[i] = _FFI.NULL
+        for i in range(kept, capacity):
+            self.array[i] = _C.BN_new()
+            if self.array[i] == _FFI.NULL:  # pragma: no cover - out of memory
+                raise MemoryError("BN_new failed")
+        weakref.finalize(self, _free_bignums, self.array, capacity)
+
+
+def _free_bignums(array: Any, count: int) -> None:
+    for i in range(count):
+        if array[i] != _FFI.NULL:
+            _C.BN_clear_free(array[i])
+
+
+class _Bignums(threading.local):
+    """Per thread, a growing :class:`_BignumArray` reused by every msm on the thread
+    (one petlib ``Bn`` object per scalar costs ~2 us of Python)."""
+
+    def __init__(self) -> None:
+        self.current: _BignumArray | None = None
+
+    def get(self, n: int) -> Any:
+        current = self.current
+        if current is None or n > current.capacity:
+            capacity = max(n, 2 * current.capacity if current else 0, 1024)
+            current = self.current = _BignumArray(capacity, current)
+        return current.array
+
+
+_bignums = _Bignums()
+
+
+def _bn_ctx() -> Any:
+    return _petlib_ctx().bnctx
+
+
+def _address(pointer: Any) -> int:
+    return int(_FFI.cast("uintptr_t", pointer))
+
+
+def _wsum(count: int, points: Any, bignums: Any) -> Point:
+    """One ``EC_POINTs_mul`` over ``count`` entries of two cffi arrays (no GIL inside)."""
+    result = EcPt(GROUP)
+    ok = _C.EC_POINTs_mul(GROUP.ecg, result.pt, _FFI.NULL, count, points, bignums,
+                          _bn_ctx())  # fmt: skip
+    if ok != 1:  # pragma: no cover - OpenSSL failure (memory)
+        raise MemoryError("EC_POINTs_mul failed")
+    return result
+
+
+def msm(scalars: Sequence[Scalar], points: Sequence[Point]) -> Point:
+    """``sum(s_i * P_i)`` as one multi-scalar multiplication (OpenSSL ``EC_POINTs_mul``).
+
+    Any ``int`` scalars (reduced here). Large inputs are split across the cores.
     """
     if len(scalars) != len(points):
         raise InvalidArgumentError("msm: scalars and points differ in length")
+    return msm_sources([[s % ORDER for s in scalars]], points)
+
+
+def msm_sources(sources: Sequence[ScalarSource], points: Sequence[Point]) -> Point:
+    """:func:`msm` with the scalars given as consecutive pieces: native
+    :class:`~zkp._native.ScalarVector` accumulators and lists of ints in ``[0, q)``.
+
+    The scalars go straight into reused OpenSSL BIGNUMs (``zkp._native``) and the
+    points into one cffi array; any msm of at least :data:`PARALLEL_MSM_THRESHOLD`
+    points is split into one contiguous chunk per core on the worker pool
+    (``EC_POINTs_mul`` releases the GIL).
+    """
+    count = sum(len(src) for src in sources)
+    if count != len(points):
+        raise InvalidArgumentError("msm: scalars and points differ in length")
     if not points:
         return identity()
-    bns = [to_bn(s) for s in scalars]
+    bignums = _bignums.get(count)
+    offset = 0
+    for src in sources:
+        target = _address(bignums + offset)
+        if isinstance(src, list):
+            fill_bignums_from_ints(_BN_BIN2BN, target, src)
+        else:
+            src.fill_bignums(_BN_BIN2BN, target)
+        offset += len(src)
+    point_array = _FFI.new("EC_POINT *[]", [p.pt for p in points])
     workers = max(1, os.cpu_count() or 1)
-    if len(points) < PARALLEL_MSM_THRESHOLD or workers == 1:
-        return GROUP.wsum(bns, points)
-    step = -(-len(points) // workers)
+    if count < PARALLEL_MSM_THRESHOLD or workers == 1:
+        return _wsum(count, point_array, bignums)
+    step = -(-count // workers)
     parts = [
-        worker_pool().submit(GROUP.wsum, bns[i : i + step], points[i : i + step])
-        for i in range(0, len(points), step)
+        worker_pool().submit(_wsum, min(step, count - i), point_array + i, bignums + i)
+        for i in range(0, count, step)
     ]
     total = identity()
     for part in parts:

@@ -8,7 +8,7 @@ and the verifier simply leaves them out); callers never see the padding.
 
 Equations (docs/notes/rangeproof.md, docs/notes/inner-product.md,
 docs/notes/batch-verification.md) are cited in comments as (R1)...(R7),
-(I1)...(I5) and (B1)...(B4).
+(I1)...(I5) and (B1)...(B5).
 
 Serialised proof, N = n*m', k = log2(N)::
 
@@ -29,10 +29,9 @@ API::
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -42,9 +41,9 @@ from zkgrid.errors import (
     ValueOutOfRangeError,
     VerificationError,
 )
+from zkp._native import ScalarVector
 from zkp.generators import G, bp_generators, ipa_u, pedersen_h
 from zkp.group import (
-    GROUP,
     ORDER,
     POINT_BYTES,
     SCALAR_BYTES,
@@ -54,10 +53,10 @@ from zkp.group import (
     decode_scalar,
     encode_point,
     encode_scalar,
-    fast_int,
     identity,
     is_identity,
     msm,
+    msm_sources,
     random_scalar,
     to_bn,
     worker_pool,
@@ -356,25 +355,18 @@ class RangeProof:
         RangeProof.verify_batch([RangeProofStatement(self, commitments, bits, context)])
 
     @staticmethod
-    def verify_batch(
-        statements: Sequence[RangeProofStatement], *, executor: Executor | None = None
-    ) -> None:
+    def verify_batch(statements: Sequence[RangeProofStatement]) -> None:
         """Check many proofs (any mix of n and m) in one weighted multi-scalar multiplication (B2).
 
-        ``executor``: a process pool (made with the ``spawn`` start method) to
-        compute the pure-Python scalar part on other cores, from the proofs'
-        bytes; the multi-scalar multiplication stays here, on threads.
+        The O(N) scalar vectors are computed natively (B5) and the msm runs on
+        the worker threads, both without the GIL.
 
         Raises :class:`~zkgrid.errors.VerificationError` if any proof is wrong;
         :meth:`find_invalid` then names which.
         """
         if not statements:
             return
-        if executor is not None and len(statements) > 1:
-            holds = _batch_holds_in_processes(statements, executor)
-        else:
-            holds = _batch_holds([_prepare(s) for s in statements])
-        if not holds:
+        if not _batch_holds([_prepare(s) for s in statements]):
             if len(statements) == 1:
                 raise VerificationError("range proof does not verify (B1)")
             raise VerificationError(f"batch of {len(statements)} range proofs does not verify (B2)")
@@ -585,48 +577,28 @@ def _prepare(s: RangeProofStatement) -> _Prepared:
     )
 
 
-def _prepare_encoded(
-    proof_bytes: bytes, encoded_v: Sequence[bytes], bits: int, context: bytes
-) -> _Prepared:
-    """:func:`_prepare` from bytes, without decompressing a point (worker processes).
-
-    The caller has already parsed the same bytes strictly (points included).
-    """
-    m = len(encoded_v)
-    _check_shape(bits, m)
-    rounds = _rounds_from_length(len(proof_bytes))
-    _check_rounds(bits, m, rounds)
-    n_points = _FIXED_POINTS + 2 * rounds
-    encodings = [proof_bytes[i * POINT_BYTES : (i + 1) * POINT_BYTES] for i in range(n_points)]
-    off = n_points * POINT_BYTES
-    scalars = [
-        decode_scalar(proof_bytes[off + i * SCALAR_BYTES : off + (i + 1) * SCALAR_BYTES])
-        for i in range(_SCALARS)
-    ]
-    return _replay(bits, encoded_v, context, encodings, scalars, [])
+def _le(x: int) -> bytes:
+    return int(x % q).to_bytes(SCALAR_BYTES, "little")
 
 
-def _s_vector(us: Sequence[int], u_invs: Sequence[int]) -> list[int]:
-    """(I4) s_i = prod_k u_k^(+1 if bit (rounds-1-k) of i is set, else -1).
+def _factors(values: Sequence[int]) -> bytes:
+    return b"".join(_le(v) for v in values)
 
-    Built from the lowest bit up: adding bit b doubles the list, multiplying
-    the new half by u_k^2 with k = rounds-1-b (the u_k^-1 factor becomes u_k).
-    """
-    first = 1
-    for u_inv in u_invs:
-        first = first * u_inv % q
-    s = [first]
-    for u in reversed(us):
-        sq = u * u % q
-        s += [x * sq % q for x in s]
-    return s
+
+def _squarings(base: int, count: int) -> list[int]:
+    """``base^(2^l)`` for ``l < count``."""
+    out = []
+    for _ in range(count):
+        out.append(base)
+        base = base * base % q
+    return out
 
 
 def _accumulate(
     p: _Prepared,
     weight: int,
-    g_acc: list[int],
-    h_acc: list[int],
+    g_acc: ScalarVector,
+    h_acc: ScalarVector,
     fixed: list[int],
     scalars: list[int],
     points: list[Point],
@@ -634,18 +606,17 @@ def _accumulate(
     """Add ``weight`` times the single-proof equation (B1) to the batch sums (B2).
 
     ``fixed`` accumulates the scalars of G, H and U; ``g_acc``/``h_acc`` those
-    of the vector generators; the proof's own points go to ``points``.
+    of the vector generators, as Kronecker products (B5) computed natively;
+    the proof's own points go to ``points``.
     """
     n = p.bits
     N = n * p.padded
-    # GMP integers when available: everything derived from these stays one (zkp.group.fast_int).
-    y, z, x, w = fast_int(p.y), fast_int(p.z), fast_int(p.x), fast_int(p.w)
-    weight = fast_int(weight)
-    c = fast_int(secrets.randbelow(q - 1) + 1)  # (B1) c E_R + E_I: combines (R4) and (R6)/(I3)
+    rounds = len(p.u)
+    y, z, x, w = p.y, p.z, p.x, p.w
+    c = secrets.randbelow(q - 1) + 1  # (B1) c E_R + E_I: combines (R4) and (R6)/(I3)
     y_minus_1 = (y - 1) % q or 1  # y = 1 has probability 1/q; handled below
-    us = [fast_int(u) for u in p.u]
+    us = p.u
     *u_invs, y_inv, y_minus_1_inv = _batch_invert([*us, y, y_minus_1])  # (B4)
-    s = _s_vector(us, u_invs)
 
     z2 = z * z % q
     z_pows = _powers(z, p.padded + 3)
@@ -655,27 +626,39 @@ def _accumulate(
     sum_2n = (1 << n) - 1
     delta = ((z - z2) * y_sum - sum_2n * sum(z_pows[3 + j] for j in range(p.padded))) % q
 
-    # (B1) scalars of the shared generators, weighted: -z and z + y^-i zeta_i from P (R6),
-    # -a s_i and -b y^-i s_i^-1 = -b y^-i s_(N-1-i) from (I3), s from (I4):
-    #   G_i: -z - a s_i        H_i: z + y^-i (zeta_i - b s_(N-1-i))
-    wa = weight * p.a % q
+    # (B1) scalars of the shared generators, weighted (B2), as Kronecker products (B5):
+    #   G_i: -z - a s_i
+    #   H_i:  z + y^-i zeta_i - b y^-i s_(N-1-i)
+    # (I4) s_i = prod_r u_r^-1 * prod_(bit l of i set) u_(k-l)^2      (u_r, r = 1..k)
+    # (B5) y^-i zeta_i = z^2 prod_(bit l set) (2/y)^(2^l) for l < log2 n,
+    #                                          (z/y^n)^(2^(l - log2 n)) above
+    #      y^-i s_(N-1-i) = prod_r u_r * prod_(bit l set) y^(-2^l) u_(k-l)^-2
+    log_n = n.bit_length() - 1
+    prod_u_inv = 1
+    prod_u = 1
+    for u, u_inv in zip(us, u_invs, strict=True):
+        prod_u_inv = prod_u_inv * u_inv % q
+        prod_u = prod_u * u % q
+    u_sq = [u * u % q for u in reversed(us)]  # level l uses u_(k-l)
+    u_inv_sq = [u * u % q for u in reversed(u_invs)]
+    y_inv_pow = _squarings(y_inv, rounds)  # y^(-2^l)
+    zeta = _squarings(2 * y_inv % q, log_n) + _squarings(
+        z * pow(y_inv, n, q) % q, rounds - log_n
+    )
     wz = weight * z % q
-    b = fast_int(p.b)
-    y_inv_w = [weight]  # weight * y^-i, doubled bit by bit like s
-    step = y_inv
-    while len(y_inv_w) < N:
-        y_inv_w += [v * step % q for v in y_inv_w]
-        step = step * step % q
-    zeta = [z_pows[2 + j] << bit for j in range(p.padded) for bit in range(n)]  # (R2) zeta
-    g_acc[:N] = [acc - wz - wa * si for acc, si in zip(g_acc[:N], s, strict=True)]
-    h_acc[:N] = [
-        acc + wz + yi * (zi - b * si)
-        for acc, yi, zi, si in zip(h_acc[:N], y_inv_w, zeta, reversed(s), strict=True)
-    ]
+    g_acc.add_constant(_le(-wz), N)
+    g_acc.add_kronecker(_le(weight * p.a * prod_u_inv), _factors(u_sq), negate=True)
+    h_acc.add_constant(_le(wz), N)
+    h_acc.add_kronecker(_le(weight * z2), _factors(zeta))
+    h_acc.add_kronecker(
+        _le(weight * p.b * prod_u),
+        _factors([yi * ui % q for yi, ui in zip(y_inv_pow, u_inv_sq, strict=True)]),
+        negate=True,
+    )
     # (B1) scalars of G, H (from R4 and R6) and U (from I3), weighted (B2):
     fixed[0] += weight * c % q * (p.t_hat - delta)  # G: c (t_hat - delta)
     fixed[1] += weight * (c * p.tau_x - p.mu)  # H: c tau_x - mu
-    fixed[2] += weight * w % q * (p.t_hat - p.a * b)  # U: w (t_hat - ab)
+    fixed[2] += weight * w % q * (p.t_hat - p.a * p.b)  # U: w (t_hat - ab)
 
     # (B1) scalars of the proof's own points; padded V_j = O are absent.
     wc = weight * c % q
@@ -689,14 +672,14 @@ def _accumulate(
 def _batch_holds(prepared: Sequence[_Prepared]) -> bool:
     """Whether the weighted sum of the equations of ``prepared`` is the identity (B2)."""
     size = max(p.bits * p.padded for p in prepared)
-    g_acc = [0] * size
-    h_acc = [0] * size
+    g_acc = ScalarVector(size)
+    h_acc = ScalarVector(size)
     fixed = [0, 0, 0]
     scalars: list[int] = []
     points: list[Point] = []
     # The proofs' own points (V_j, A, S, T1, T2, L_k, R_k) go to the worker
     # threads in chunks while this thread computes the next proofs' scalars:
-    # petlib releases the GIL, so both cores work (docs/notes/batch-verification.md).
+    # petlib and zkp._native release the GIL (docs/notes/batch-verification.md).
     pool = worker_pool()
     partial_sums: list[Future[Point]] = []
     for p in prepared:
@@ -706,80 +689,12 @@ def _batch_holds(prepared: Sequence[_Prepared]) -> bool:
             partial_sums.append(pool.submit(_serial_msm, scalars, points))
             scalars, points = [], []
     g_vec, h_vec = bp_generators(size)
-    all_scalars = [*fixed, *g_acc, *h_acc, *scalars]
-    all_points = [G, pedersen_h(), ipa_u(), *g_vec, *h_vec, *points]
-    total = msm(all_scalars, all_points)
-    for part in partial_sums:
-        total = total + part.result()
-    return is_identity(total)
-
-
-def _accumulate_encoded(
-    items: Sequence[tuple[bytes, Sequence[bytes], int, bytes]], size: int
-) -> tuple[list[int], list[int], list[int], list[int]]:
-    """Worker-process half of (B2): the weighted scalars of many proofs, from bytes.
-
-    Returns the sums for G_i, H_i (``size`` each) and for G, H, U, and the
-    scalars of every proof's own points, in order. Weights are drawn here.
-    """
-    g_acc = [0] * size
-    h_acc = [0] * size
-    fixed = [0, 0, 0]
-    scalars: list[int] = []
-    for proof_bytes, encoded_v, bits, context in items:
-        p = _prepare_encoded(proof_bytes, encoded_v, bits, context)
-        _accumulate(p, secrets.randbelow(q - 1) + 1, g_acc, h_acc, fixed, scalars, [])
-    # Reduced plain ints: smaller, and they pickle far faster than GMP integers.
-    return (
-        [int(v % q) for v in g_acc],
-        [int(v % q) for v in h_acc],
-        [int(v % q) for v in fixed],
-        [int(v % q) for v in scalars],
-    )
-
-
-def _batch_holds_in_processes(
-    statements: Sequence[RangeProofStatement], executor: Executor
-) -> bool:
-    """(B2) with the scalar work of the proofs split across ``executor``'s processes."""
-    for st in statements:
-        m = len(st.commitments)
-        _check_shape(st.bits, m)
-        _check_rounds(st.bits, m, st.proof.rounds)
-    size = max(st.bits * _padded(len(st.commitments)) for st in statements)
-    parts = max(1, min(len(statements), os.cpu_count() or 1))
-    step = -(-len(statements) // parts)
-    jobs = [
-        executor.submit(
-            _accumulate_encoded,
-            [
-                (st.proof.to_bytes(), [c.to_bytes() for c in st.commitments], st.bits, st.context)
-                for st in statements[i : i + step]
-            ],
-            size,
-        )
-        for i in range(0, len(statements), step)
-    ]
-    points: list[Point] = []
-    for st in statements:
-        proof = st.proof
-        points += [c.point for c in st.commitments]
-        points += [proof.A, proof.S, proof.T1, proof.T2, *proof.L, *proof.R]
-    g_acc = [0] * size
-    h_acc = [0] * size
-    fixed = [0, 0, 0]
-    scalars: list[int] = []
-    for job in jobs:
-        g_part, h_part, fixed_part, own = job.result()
-        g_acc = [x + y for x, y in zip(g_acc, g_part, strict=True)]
-        h_acc = [x + y for x, y in zip(h_acc, h_part, strict=True)]
-        fixed = [x + y for x, y in zip(fixed, fixed_part, strict=True)]
-        scalars += own
-    g_vec, h_vec = bp_generators(size)
-    total = msm(
-        [*fixed, *g_acc, *h_acc, *scalars],
+    total = msm_sources(
+        [[s % q for s in fixed], g_acc, h_acc, [s % q for s in scalars]],
         [G, pedersen_h(), ipa_u(), *g_vec, *h_vec, *points],
     )
+    for part in partial_sums:
+        total = total + part.result()
     return is_identity(total)
 
 
@@ -788,7 +703,7 @@ _PIPELINE_CHUNK = 1024
 
 
 def _serial_msm(scalars: Sequence[int], points: Sequence[Point]) -> Point:
-    return GROUP.wsum([to_bn(s) for s in scalars], points)
+    return msm(scalars, points)  # below PARALLEL_MSM_THRESHOLD: this thread only
 
 
 def _bisect(prepared: list[tuple[int, _Prepared]]) -> list[int]:
