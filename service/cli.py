@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         f" (default {DEFAULT_ORIGIN}) {env('origin')}",
     )
     parser.add_argument(
-        "--workers", type=int, help=f"RPC worker threads (default 16) {env('workers')}"
+        "--workers", type=int, help=f"RPC worker threads (default 128) {env('workers')}"
     )
     parser.add_argument(
         "--grace",
@@ -97,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--verify-processes",
         type=int,
         metavar="N",
-        help="worker processes for the pure-Python part of range-proof batch verification"
-        f" (default: one per core when there are several; 0: none) {env('verify_processes')}",
+        help="worker processes that parse and verify range-proof batches"
+        f" (default: one per two cores; 0: in the server process) {env('verify_processes')}",
     )
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]

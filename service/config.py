@@ -72,8 +72,13 @@ ENV: Mapping[str, str] = {
     "verify_processes": "ZKGRID_VERIFY_PROCESSES",
 }
 
-#: Worker processes for range-proof verification: one per core when there are several.
-DEFAULT_VERIFY_PROCESSES = (os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 else 0
+#: RPC worker threads: a request waiting for its proof's micro-batch holds one, so this bounds
+#: how many submissions can share a batch (service/verification.py).
+DEFAULT_WORKERS = 128
+
+#: Processes that parse and verify range-proof batches: one per two cores (0, in the
+#: server process, on a single core).
+DEFAULT_VERIFY_PROCESSES = (os.cpu_count() or 1) // 2
 
 
 class ConfigError(InvalidArgumentError):
@@ -126,7 +131,7 @@ class ServiceConfig:
     insecure: bool = False
     log_key: Path = Path(DEFAULT_LOG_KEY)
     origin: str = DEFAULT_ORIGIN
-    workers: int = 16
+    workers: int = DEFAULT_WORKERS
     grace: float = 10.0
     startup_check: Literal["full", "quick"] = "full"
     max_receive_bytes: int = MAX_RECEIVE_BYTES
@@ -134,7 +139,7 @@ class ServiceConfig:
     #: Witness quorum threshold k (a checkpoint is final when k registered witnesses co-signed
     #: it); ``None``: a majority of the witnesses registered at that checkpoint.
     witness_quorum: int | None = None
-    #: Processes computing the scalar part of range-proof batches (0: in the server process).
+    #: Processes parsing and verifying range-proof batches (0: in the server process).
     verify_processes: int = 0
 
     @classmethod
@@ -160,7 +165,7 @@ class ServiceConfig:
                 insecure=_insecure(values.get("insecure", False)),
                 log_key=Path(str(values.get("log_key", DEFAULT_LOG_KEY))),
                 origin=str(values.get("origin", DEFAULT_ORIGIN)),
-                workers=int(str(values.get("workers", 16))),
+                workers=int(str(values.get("workers", DEFAULT_WORKERS))),
                 grace=float(str(values.get("grace", 10.0))),
                 startup_check="quick" if str(values.get("startup_check")) == "quick" else "full",
                 witness_quorum=(

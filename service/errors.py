@@ -28,6 +28,7 @@ __all__ = [
     "ProofInvalid",
     "ProofMalformed",
     "ReceiptInvalid",
+    "ServiceClosing",
     "SettlementError",
     "TariffExists",
     "UnknownBatch",
@@ -141,5 +142,11 @@ class VerifierClosed(SettlementError):
 
 class VerifierFailed(SettlementError):
     """The proof verifier itself failed (not the proof): the client may retry."""
+
+    reason = "UNAVAILABLE"
+
+
+class ServiceClosing(SettlementError):
+    """The settlement service is shutting down and takes no more appends (retryable)."""
 
     reason = "UNAVAILABLE"

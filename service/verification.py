@@ -1,17 +1,25 @@
 """The micro-batch proof verifier (settlement-v1.md: "Range proofs are verified in micro-batches").
 
-Callers (gRPC worker threads) hand over one statement each and block on a
-future. A background thread per proof type collects up to ``max_batch``
-statements, or whatever arrived within ``max_wait_s`` of the first one, and
-verifies them together in one weighted multi-scalar multiplication
-(:meth:`zkp.rangeproof.RangeProof.verify_batch`,
-:meth:`zkp.sigma.LinearCombinationProof.verify_batch`). When a batch fails it
-finds exactly the bad statements (:meth:`RangeProof.find_invalid`, bisection)
-and fails only their futures with :class:`~service.errors.ProofInvalid`; the
-others succeed. A batch of one costs what a single verification costs.
+Callers (gRPC worker threads) hand over one item each and block on a future.
+Background threads collect up to ``max_batch`` items, or whatever arrived
+within ``max_wait_s`` of the first one, and check them together: one weighted
+multi-scalar multiplication per batch (:meth:`zkp.rangeproof.RangeProof.verify_batch`,
+:meth:`zkp.sigma.LinearCombinationProof.verify_batch`). When a batch fails the
+bad items are found (:meth:`RangeProof.find_invalid`, bisection) and only their
+futures fail, with :class:`~service.errors.ProofInvalid`; the others succeed.
 
-:meth:`ProofVerifier.close` stops the threads after the statements already
-queued have been verified; later submissions fail with
+**Range proofs** arrive as bytes (:class:`RangeJob`: the proof, the commitment
+encodings, the bit width, the context). With ``processes`` > 0 whole batches
+are parsed and verified in that many worker processes (``spawn``): point
+decompression, transcript replay, the scalar vectors and the msm all run
+there, under their own GIL, so the request threads of this process (gRPC,
+record checks, appends) never wait for the verifier's Python and the other way
+round. With ``processes=0`` the same work runs on a thread here. A job whose
+bytes do not parse fails with :class:`~service.errors.ProofMalformed`
+(``PROOF_MALFORMED``), never ``PROOF_INVALID``.
+
+:meth:`ProofVerifier.close` stops the threads after the items already queued
+have been checked; later submissions fail with
 :class:`~service.errors.VerifierClosed`.
 """
 
@@ -26,21 +34,122 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
-from service.errors import InvalidRequest, ProofInvalid, VerifierClosed, VerifierFailed
-from zkgrid.errors import InvalidArgumentError, VerificationError, ZkgridError
+from service.errors import (
+    InvalidRequest,
+    ProofInvalid,
+    ProofMalformed,
+    VerifierClosed,
+    VerifierFailed,
+)
+from zkgrid.errors import InvalidArgumentError, ProofFormatError, VerificationError, ZkgridError
+from zkp.group import decode_points
+from zkp.pedersen import Commitment
 from zkp.rangeproof import RangeProof, RangeProofStatement
 from zkp.sigma import LinearCombinationClaim, LinearCombinationProof
 
-__all__ = ["DEFAULT_MAX_BATCH", "DEFAULT_MAX_WAIT_S", "MicroBatcher", "ProofVerifier"]
+__all__ = [
+    "DEFAULT_MAX_BATCH",
+    "DEFAULT_MAX_WAIT_S",
+    "MicroBatcher",
+    "ProofVerifier",
+    "RangeJob",
+    "check_range_jobs",
+]
 
 _log = logging.getLogger(__name__)
 
-DEFAULT_MAX_BATCH = 32
+DEFAULT_MAX_BATCH = 128
 DEFAULT_MAX_WAIT_S = 0.004
 
 _T = TypeVar("_T")
+
+#: What a batch check says of each item: ``None`` (it holds) or the error to raise.
+Outcome = ZkgridError | None
+
+
+class RangeJob(NamedTuple):
+    """A range-proof statement as bytes, as it arrived (parsed where it is verified)."""
+
+    proof: bytes
+    commitments: tuple[bytes, ...]
+    bits: int
+    context: bytes
+
+
+# ------------------------------------------------------------------ range-proof jobs
+
+#: Outcomes as they cross the process boundary: None, or (kind, message).
+_Wire = tuple[str, str] | None
+
+
+def _parse(job: RangeJob) -> RangeProofStatement:
+    try:
+        points = decode_points(job.commitments, "commitment")
+    except ProofFormatError as exc:
+        raise ProofMalformed(f"batch commitments: {exc}") from None
+    commitments = [Commitment(p, e) for p, e in zip(points, job.commitments, strict=True)]
+    try:
+        proof = RangeProof.from_bytes(job.proof)
+    except ProofFormatError as exc:
+        raise ProofMalformed(f"range proof: {exc}") from None
+    return RangeProofStatement(proof, commitments, job.bits, job.context)
+
+
+def _check_range_jobs_wire(jobs: Sequence[RangeJob]) -> list[_Wire]:
+    """:func:`check_range_jobs` with picklable outcomes (runs in the worker processes)."""
+    out: list[_Wire] = []
+    for outcome in check_range_jobs(jobs):
+        if outcome is None:
+            out.append(None)
+        elif isinstance(outcome, ProofMalformed):
+            out.append(("malformed", str(outcome)))
+        else:
+            out.append(("invalid", str(outcome)))
+    return out
+
+
+def _from_wire(wire: _Wire) -> Outcome:
+    if wire is None:
+        return None
+    kind, message = wire
+    return ProofMalformed(message) if kind == "malformed" else ProofInvalid(message)
+
+
+def check_range_jobs(jobs: Sequence[RangeJob]) -> list[Outcome]:
+    """Parse and verify ``jobs`` as one batch (B2); bisect (B3) if it fails.
+
+    Returns, per job, ``None`` or :class:`ProofMalformed` (its bytes do not parse)
+    or :class:`ProofInvalid` (it parses but does not verify).
+    """
+    outcomes: list[Outcome] = [None] * len(jobs)
+    parsed: list[tuple[int, RangeProofStatement]] = []
+    for i, job in enumerate(jobs):
+        try:
+            parsed.append((i, _parse(job)))
+        except ProofMalformed as exc:
+            outcomes[i] = exc
+    statements = [s for _, s in parsed]
+    try:
+        RangeProof.verify_batch(statements)
+    except (VerificationError, InvalidArgumentError):
+        bad = RangeProof.find_invalid(statements)
+        if not bad:  # pragma: no cover - a batch failure must name a culprit
+            bad = list(range(len(statements)))
+        for k in bad:
+            outcomes[parsed[k][0]] = ProofInvalid("range proof does not verify")
+    return outcomes
+
+
+def _warm_up() -> None:
+    """Build the generator tables of a 192-value 32-bit proof once per worker process."""
+    from zkp.generators import bp_generators
+
+    bp_generators(32 * 256)
+
+
+# ------------------------------------------------------------------ the batcher
 
 
 @dataclass(slots=True)
@@ -75,36 +184,47 @@ def _bisect_invalid(items: Sequence[_T], verify_batch: Callable[[Sequence[_T]], 
 
 
 class MicroBatcher(Generic[_T]):
-    """Collects statements from many threads and verifies them in batches on one thread."""
+    """Collects items from many threads and checks them in batches.
+
+    ``check_batch(items)`` returns one outcome per item (``None`` or the error its
+    future fails with). ``threads`` batches may be checked at once (each on its
+    own background thread); while they are busy, new items queue up and form
+    the next batches.
+    """
 
     def __init__(
         self,
         name: str,
-        verify_batch: Callable[[Sequence[_T]], None],
-        find_invalid: Callable[[Sequence[_T]], list[int]],
+        check_batch: Callable[[Sequence[_T]], Sequence[Outcome]],
         *,
         max_batch: int = DEFAULT_MAX_BATCH,
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
+        threads: int = 1,
     ) -> None:
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise InvalidRequest("max_batch must be a positive integer")
         if not isinstance(max_wait_s, int | float) or not 0 <= max_wait_s <= 1:
             raise InvalidRequest("max_wait_s must be in [0, 1] seconds")
+        if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 64:
+            raise InvalidRequest("threads must be an integer in [1, 64]")
         self._name = name
-        self._verify_batch = verify_batch
-        self._find_invalid = find_invalid
+        self._check_batch = check_batch
         self._max_batch = max_batch
         self._max_wait_s = float(max_wait_s)
         self._queue: queue.SimpleQueue[_Job[_T] | object] = queue.SimpleQueue()
         self._closed = False
         self._close_lock = threading.Lock()
-        #: Sizes of the batches verified so far (for tests and metrics).
+        #: Sizes of the batches checked so far (for tests and metrics).
         self.batch_sizes: list[int] = []
-        self._thread = threading.Thread(target=self._run, name=f"zkgrid-{name}", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"zkgrid-{name}-{i}", daemon=True)
+            for i in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, item: _T) -> Future[None]:
-        """Queue ``item``; the future completes with ``None`` or :class:`ProofInvalid`."""
+        """Queue ``item``; the future completes with ``None`` or fails with its error."""
         future: Future[None] = Future()
         with self._close_lock:
             if self._closed:
@@ -113,19 +233,21 @@ class MicroBatcher(Generic[_T]):
         return future
 
     def verify(self, item: _T, timeout: float | None = None) -> None:
-        """Submit and wait; raises :class:`ProofInvalid` when ``item`` does not verify."""
+        """Submit and wait; raises the item's error (e.g. :class:`ProofInvalid`)."""
         self.submit(item).result(timeout)
 
     def close(self, timeout: float | None = 10.0) -> None:
-        """Verify what is queued, then stop the thread. Idempotent."""
+        """Check what is queued, then stop the threads. Idempotent."""
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
-            self._queue.put(_STOP)
-        self._thread.join(timeout)
+            for _ in self._threads:
+                self._queue.put(_STOP)
+        for thread in self._threads:
+            thread.join(timeout)
 
-    # ------------------------------------------------------------------ the thread
+    # ------------------------------------------------------------------ the threads
 
     def _collect(self, first: _Job[_T]) -> tuple[list[_Job[_T]], bool]:
         jobs = [first]
@@ -153,7 +275,7 @@ class MicroBatcher(Generic[_T]):
                 break
             jobs, stopping = self._collect(first)  # type: ignore[arg-type]  # a _Job
             self._process(jobs)
-        # Drain anything queued before close (submit refuses after _STOP is queued).
+        # Drain anything queued before close (submit refuses after the _STOPs are queued).
         leftovers: list[_Job[_T]] = []
         while True:
             try:
@@ -170,15 +292,10 @@ class MicroBatcher(Generic[_T]):
         if not live:
             return
         self.batch_sizes.append(len(live))
-        items = [job.item for job in live]
         try:
-            try:
-                self._verify_batch(items)
-                bad: set[int] = set()
-            except (VerificationError, InvalidArgumentError):
-                bad = set(self._find_invalid(items))
-                if not bad:  # pragma: no cover - a batch failure must name a culprit
-                    bad = set(range(len(items)))
+            outcomes = list(self._check_batch([job.item for job in live]))
+            if len(outcomes) != len(live):  # pragma: no cover - a checker bug
+                raise RuntimeError("batch check returned the wrong number of outcomes")
         except Exception as exc:  # a bug or a resource failure: fail the whole batch
             _log.exception("%s verifier: batch of %d failed unexpectedly", self._name, len(live))
             # Not the proofs' fault: say so (UNAVAILABLE, retryable), never PROOF_INVALID.
@@ -188,35 +305,35 @@ class MicroBatcher(Generic[_T]):
             for job in live:
                 job.future.set_exception(error)
             return
-        for i, job in enumerate(live):
-            if i in bad:
-                job.future.set_exception(ProofInvalid(f"{self._name} does not verify"))
-            else:
+        for job, outcome in zip(live, outcomes, strict=True):
+            if outcome is None:
                 job.future.set_result(None)
+            else:
+                job.future.set_exception(outcome)
 
 
-def _range_find_invalid(items: Sequence[RangeProofStatement]) -> list[int]:
-    return RangeProof.find_invalid(items)
-
-
-def _bill_verify_batch(items: Sequence[LinearCombinationClaim]) -> None:
-    LinearCombinationProof.verify_batch(items)
-
-
-def _bill_find_invalid(items: Sequence[LinearCombinationClaim]) -> list[int]:
-    return _bisect_invalid(items, _bill_verify_batch)
+def _check_bills(items: Sequence[LinearCombinationClaim]) -> list[Outcome]:
+    try:
+        LinearCombinationProof.verify_batch(items)
+        return [None] * len(items)
+    except (VerificationError, InvalidArgumentError):
+        bad = set(_bisect_invalid(items, LinearCombinationProof.verify_batch))
+        if not bad:  # pragma: no cover - a batch failure must name a culprit
+            bad = set(range(len(items)))
+    return [
+        ProofInvalid("bill proof does not verify") if i in bad else None for i in range(len(items))
+    ]
 
 
 class ProofVerifier:
     """Micro-batched verification of range proofs (readings) and bill proofs.
 
-    Thread-safe; one background thread per proof type. Use as a context manager
-    or call :meth:`close`.
+    Thread-safe. Use as a context manager or call :meth:`close`.
 
-    ``processes`` > 0 computes the pure-Python scalar part of each range-proof
-    batch in that many worker processes (``spawn`` start method), so it runs
-    beside the GIL-bound request threads; the multi-scalar multiplication stays
-    in this process on threads (docs/notes/batch-verification.md).
+    ``processes`` > 0: range-proof batches are parsed and verified in that many
+    ``spawn`` worker processes, one batch per process at a time; 0: on a thread
+    of this process. Bill proofs (a few points each) are verified on a thread
+    here.
     """
 
     def __init__(
@@ -226,52 +343,58 @@ class ProofVerifier:
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
         processes: int = 0,
     ) -> None:
-        if processes < 0:
-            raise InvalidRequest("processes must be >= 0")
+        if isinstance(processes, bool) or not isinstance(processes, int) or processes < 0:
+            raise InvalidRequest("processes must be an integer >= 0")
         self._processes = processes
+        self._pool_lock = threading.Lock()
         self._pool = self._new_pool(processes)
-        self.range_proofs: MicroBatcher[RangeProofStatement] = MicroBatcher(
+        self.range_proofs: MicroBatcher[RangeJob] = MicroBatcher(
             "range proof",
-            self._verify_range_batch,
-            _range_find_invalid,
+            self._check_range_batch,
             max_batch=max_batch,
             max_wait_s=max_wait_s,
+            threads=max(1, processes),
         )
         self.bill_proofs: MicroBatcher[LinearCombinationClaim] = MicroBatcher(
             "bill proof",
-            _bill_verify_batch,
-            _bill_find_invalid,
+            _check_bills,
             max_batch=max_batch,
             max_wait_s=max_wait_s,
         )
 
-    def _verify_range_batch(self, statements: Sequence[RangeProofStatement]) -> None:
+    def _check_range_batch(self, jobs: Sequence[RangeJob]) -> list[Outcome]:
         pool = self._pool
         if pool is None:
-            RangeProof.verify_batch(statements)
-            return
+            return check_range_jobs(jobs)
         try:
-            RangeProof.verify_batch(statements, executor=pool)
+            wire = pool.submit(_check_range_jobs_wire, list(jobs)).result()
         except BrokenProcessPool:
-            # A worker died (killed, out of memory): verify here, start a fresh pool.
+            # A worker died (killed, out of memory): check here, start a fresh pool.
             _log.error("range proof verifier: worker process lost; restarting the pool")
-            self._pool = self._new_pool(self._processes)
+            with self._pool_lock:
+                if self._pool is pool:
+                    self._pool = self._new_pool(self._processes)
             pool.shutdown(wait=False, cancel_futures=True)
-            RangeProof.verify_batch(statements)
+            return check_range_jobs(jobs)
+        return [_from_wire(w) for w in wire]
 
     @staticmethod
     def _new_pool(processes: int) -> ProcessPoolExecutor | None:
         if not processes:
             return None
-        return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+        for _ in range(processes):  # start the workers and build their tables now
+            pool.submit(_warm_up)
+        return pool
 
-    def submit(self, statement: RangeProofStatement) -> Future[None]:
-        """Queue a range-proof statement; the future fails with :class:`ProofInvalid`."""
-        return self.range_proofs.submit(statement)
+    def submit(self, job: RangeJob) -> Future[None]:
+        """Queue a range-proof job; the future fails with :class:`ProofInvalid` or
+        :class:`ProofMalformed`."""
+        return self.range_proofs.submit(job)
 
-    def verify(self, statement: RangeProofStatement, timeout: float | None = None) -> None:
-        """Verify one range-proof statement (batched with concurrent callers)."""
-        self.range_proofs.verify(statement, timeout)
+    def verify(self, job: RangeJob, timeout: float | None = None) -> None:
+        """Verify one range-proof job (batched with concurrent callers)."""
+        self.range_proofs.verify(job, timeout)
 
     def verify_bill(self, claim: LinearCombinationClaim, timeout: float | None = None) -> None:
         """Verify one bill proof (batched with concurrent callers)."""
@@ -280,8 +403,10 @@ class ProofVerifier:
     def close(self) -> None:
         self.range_proofs.close()
         self.bill_proofs.close()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> ProofVerifier:
         return self

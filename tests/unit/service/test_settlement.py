@@ -492,6 +492,7 @@ def test_the_api_carries_no_readings_or_blindings() -> None:
         "store",
         "verifier",
         "verify_processes",
+        "group_commit",
     }
     for name, member in inspect.getmembers(Settlement, inspect.isfunction):
         if name.startswith("_") and name != "__init__":
