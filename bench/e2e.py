@@ -16,10 +16,12 @@ For each backend a fresh ledger is served by an embedded service on
 and the tariff published (not timed); then:
 
 * **ingest**: every batch is submitted through gRPC by ``--concurrency`` client
-  threads; the service checks signature, chain and intervals and verifies the
-  range proofs in micro-batches before appending; each client verifies its
-  receipt's inclusion proof. Reported: batches/s sustained (meters / wall time)
-  and the per-request latency median and p99.
+  threads (default 256: at the end of a day a community's meters upload at
+  once, and the service batches what is in flight); the service checks
+  signature, chain and intervals, verifies the range proofs in micro-batches
+  (in its verifier process, ``--verify-processes``) and appends them in groups;
+  each client verifies its receipt's inclusion proof. Reported: batches/s
+  sustained (meters / wall time) and the per-request latency median and p99.
 * **settle**: every bill is submitted the same way (bill proofs verified by the
   service against the ledger's commitments and tariff).
 * **whole day** = ingest + settle wall time.
@@ -297,7 +299,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--interval-minutes", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
-    parser.add_argument("--concurrency", type=int, default=32, help="client threads")
+    parser.add_argument(
+        "--concurrency", type=int, default=256, help="client threads (requests in flight)"
+    )
     parser.add_argument(
         "--verify-processes",
         type=int,

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
 
-from ledger.checkpoint import CheckpointVerifier, verify_checkpoint
+from ledger.checkpoint import CheckpointVerifier, SignedCheckpoint, verify_checkpoint
 from ledger.entries import Entry, EntryKind, encode_entry
 from ledger.merkle import leaf_hash, verify_inclusion
 from ledger.records import (
@@ -122,13 +122,17 @@ class Receipt:
         )
 
 
-def receipt_for(store: LedgerStore, index: int, lh: bytes) -> Receipt:
-    """The receipt of entry ``index``: the checkpoint signed at ``index + 1`` (the same
+def receipt_for(
+    store: LedgerStore, index: int, lh: bytes, signed: SignedCheckpoint | None = None
+) -> Receipt:
+    """The receipt of entry ``index``: against ``signed`` when given (the checkpoint of
+    the group that appended it), else the checkpoint signed at ``index + 1`` (the same
     for every later request) or, for an entry appended inside a batch, the latest one."""
-    try:
-        signed = store.checkpoint_at(index + 1)
-    except EntryNotFound:
-        signed = store.latest_checkpoint()
+    if signed is None:
+        try:
+            signed = store.checkpoint_at(index + 1)
+        except EntryNotFound:
+            signed = store.latest_checkpoint()
     size = signed.checkpoint.size
     proof = store.inclusion_proof(index, size)
     return Receipt(index, lh, signed.to_text(), size, tuple(proof))
@@ -282,8 +286,9 @@ class _GroupRetry(Exception):
     """Internal: an item of a group failed its check; abort and retry without it."""
 
 
-#: A grouped append's result: (index, leaf hash), the original entry, or the error.
-_GroupOutcome = tuple[int, bytes] | _AlreadyRecorded | Exception
+#: A grouped append's result: (index, leaf hash, the group's checkpoint), the original
+#: entry, or the error.
+_GroupOutcome = tuple[int, bytes, SignedCheckpoint] | _AlreadyRecorded | Exception
 
 
 @dataclass(slots=True)
@@ -321,9 +326,9 @@ class _GroupCommitter:
 
     def append(
         self, record: Record, check: Callable[[], None], key: str
-    ) -> tuple[int, bytes] | _AlreadyRecorded:
-        """Queue ``record`` and wait: (index, leaf hash), or the original entry; raises
-        the check's error."""
+    ) -> tuple[int, bytes, SignedCheckpoint] | _AlreadyRecorded:
+        """Queue ``record`` and wait: (index, leaf hash, the group's checkpoint), or the
+        original entry; raises the check's error."""
         pending = _PendingAppend(record, record.encode(), check, key, Future())
         with self._close_lock:
             if self._closed:
@@ -480,7 +485,8 @@ class Settlement:
             outcome = self._committer.append(record, check, group_key)
             if isinstance(outcome, _AlreadyRecorded):
                 return self._receipt(outcome.ref.index, outcome.ref.leaf_hash)
-            return self._receipt(*outcome)
+            index, lh, signed = outcome
+            return receipt_for(self._store, index, lh, signed)
         payload = record.encode()
 
         def precondition(conn: Connection, size: int) -> None:
@@ -543,9 +549,11 @@ class Settlement:
                     outcomes[i] = exc
                 live = [i for i in live if i not in failed]
                 continue
+            signed = self._store.checkpoint_at(indices[-1] + 1)  # the group's, for every receipt
             for i, index in zip(live, indices, strict=True):
                 item = items[i]
-                outcomes[i] = (index, self._applied(index, item.record.KIND, item.payload))
+                lh = self._applied(index, item.record.KIND, item.payload)
+                outcomes[i] = (index, lh, signed)
             break
         return [o if o is not None else _GroupRetry() for o in outcomes]
 

@@ -19,11 +19,13 @@ from service.settlement import (
     _GroupCommitter,
     _GroupOutcome,
     _PendingAppend,
+    receipt_for,
 )
 from service.storage import LedgerStore
 from tests.unit.service.settlement_support import SIGNER, SimMeter, open_memory_store, registered
 
 DAY1, DAY2 = "2024-03-01", "2024-03-02"
+SIGNED: Any = object()  # stands for the group's checkpoint in the committer-only tests
 
 
 @pytest.fixture
@@ -53,7 +55,7 @@ class _Gate:
         for n, item in enumerate(items):
             if item.key == "boom":
                 raise RuntimeError("store failed")
-            out.append(DuplicatePeriod("taken") if item.key == "bad" else (n, b"h" * 32))
+            out.append(DuplicatePeriod("taken") if item.key == "bad" else (n, b"h" * 32, SIGNED))
         return out
 
 
@@ -108,7 +110,7 @@ def test_a_store_failure_fails_its_group_only() -> None:
     try:
         with pytest.raises(RuntimeError, match="store failed"):
             committer.append(_Rec("x"), lambda: None, "boom")  # type: ignore[arg-type]
-        assert committer.append(_Rec("y"), lambda: None, "fine") == (0, b"h" * 32)  # type: ignore[arg-type]
+        assert committer.append(_Rec("y"), lambda: None, "fine") == (0, b"h" * 32, SIGNED)  # type: ignore[arg-type]
     finally:
         committer.close()
     with pytest.raises(ServiceClosing):
@@ -138,9 +140,11 @@ def test_a_group_appends_the_good_records_in_one_transaction(store: LedgerStore)
         assert len(list(store.checkpoints())) == checkpoints + 1  # one transaction, one checkpoint
         for outcome, batch in ((outcomes[0], day1[0]), (outcomes[2], day1[2])):
             assert isinstance(outcome, tuple)
-            index, lh = outcome
-            receipt = settlement._receipt(index, lh)
+            index, lh, signed = outcome
+            assert signed.checkpoint.size == size + 2  # the group's checkpoint
+            receipt = receipt_for(store, index, lh, signed)
             receipt.verify(SIGNER.verifier(), batch.to_entry())
+            assert receipt == settlement._receipt(index, lh)  # as a later GetReceipt gives
         # the state moved on: the same batch again is the original entry
         again = settlement._append_group([_pending(day1[0], "meter-0", rules(day1[0]))])
         assert isinstance(again[0], _AlreadyRecorded)
