@@ -407,7 +407,15 @@ static PyObject *fill_bignums_from_ints(PyObject *Py_UNUSED(module), PyObject *a
             return NULL;
         }
         unsigned char le[32], be[32];
+#if PY_VERSION_HEX >= 0x030D0000
+        Py_ssize_t need = PyLong_AsNativeBytes(
+            item, le, 32,
+            Py_ASNATIVEBYTES_LITTLE_ENDIAN | Py_ASNATIVEBYTES_UNSIGNED_BUFFER |
+                Py_ASNATIVEBYTES_REJECT_NEGATIVE);
+        if (need < 0 || need > 32) {
+#else
         if (_PyLong_AsByteArray((PyLongObject *)item, le, 32, 1, 0) < 0) {
+#endif
             PyErr_SetString(PyExc_ValueError, "scalar is not in [0, q)");
             return NULL;
         }
