@@ -29,11 +29,6 @@ from petlib.bn import Bn
 from petlib.bn import get_ctx as _petlib_ctx
 from petlib.ec import EcGroup, EcPt
 
-try:  # GMP integers: the same arithmetic as int, about 1.7x faster in the verifier's loops
-    from gmpy2 import mpz as _mpz
-except ImportError:  # pragma: no cover - gmpy2 is a dependency; int is the fallback
-    _mpz = int
-
 from zkgrid.errors import InvalidArgumentError, ProofFormatError
 from zkp._native import ScalarVector, fill_bignums_from_ints
 
@@ -67,15 +62,6 @@ _HASH_TO_CURVE_DST = b"zkgrid/hash-to-curve/P-256 v1"
 def identity() -> Point:
     """The point at infinity (never encodable)."""
     return GROUP.infinite()
-
-
-def fast_int(x: int) -> int:
-    """``x`` as a GMP integer when gmpy2 is available (it behaves as an ``int``).
-
-    Values derived from it by ``+ - * % pow`` stay GMP integers, so converting
-    the few inputs of a long loop speeds up the whole loop.
-    """
-    return _mpz(x)  # type: ignore[no-any-return]
 
 
 def is_identity(point: Point) -> bool:
