@@ -72,10 +72,8 @@ from service.errors import (
     UnknownTariff,
 )
 from service.storage import EntryNotFound, LedgerStore, StoredEntry
-from service.verification import ProofVerifier, RangeJob
+from service.verification import ProofVerifier, RangeJob, parse_commitments
 from zkgrid.errors import ProofFormatError, ZkgridError
-from zkp.group import decode_points
-from zkp.pedersen import Commitment
 from zkp.sigma import LinearCombinationClaim, LinearCombinationProof
 
 _log = logging.getLogger(__name__)
@@ -534,7 +532,7 @@ class Settlement:
     def _append_group(self, items: Sequence[_PendingAppend]) -> list[_GroupOutcome]:
         """Append ``items`` (distinct keys) in one transaction; an item whose check fails
         gets its error (or :class:`_AlreadyRecorded`) and the others are retried without it."""
-        outcomes: list[_GroupOutcome | None] = [None] * len(items)
+        outcomes: dict[int, _GroupOutcome] = {}
         live = list(range(len(items)))
         while live:
             failed: dict[int, Exception] = {}
@@ -555,7 +553,7 @@ class Settlement:
                 lh = self._applied(index, item.record.KIND, item.payload)
                 outcomes[i] = (index, lh, signed)
             break
-        return [o if o is not None else _GroupRetry() for o in outcomes]
+        return [outcomes[i] for i in range(len(items))]  # every item has its outcome
 
     def _receipt(self, index: int, lh: bytes) -> Receipt:
         return receipt_for(self._store, index, lh)
@@ -704,15 +702,6 @@ class Settlement:
 
         return self._append(batch, check, group_key=batch.meter_id)
 
-    @staticmethod
-    def _commitments(batch: ReadingBatch) -> list[Commitment]:
-        try:
-            points = decode_points(batch.commitments, "commitment")
-            # keep the encodings: the proofs' transcripts absorb them
-            return [Commitment(p, e) for p, e in zip(points, batch.commitments, strict=True)]
-        except ProofFormatError as exc:
-            raise ProofMalformed(f"batch commitments: {exc}") from None
-
     def _batch_ref(self, meter_id: str, period: str) -> _BatchRef:
         """(projection lock held)"""
         meter = self._meter(meter_id, active=False)
@@ -818,7 +807,7 @@ class Settlement:
         return LinearCombinationClaim(
             proof=proof,
             coefficients=bill_coefficients(tariff),
-            commitments=self._commitments(batch),
+            commitments=parse_commitments(batch.commitments),
             total=bill.total,
             constant=tariff.fixed_charge,
             context=bill.proof_context(),

@@ -44,7 +44,7 @@ from service.errors import (
     VerifierFailed,
 )
 from zkgrid.errors import InvalidArgumentError, ProofFormatError, VerificationError, ZkgridError
-from zkp.group import decode_points
+from zkp.group import Point, decode_points
 from zkp.pedersen import Commitment
 from zkp.rangeproof import RangeProof, RangeProofStatement
 from zkp.sigma import LinearCombinationClaim, LinearCombinationProof
@@ -56,6 +56,7 @@ __all__ = [
     "ProofVerifier",
     "RangeJob",
     "check_range_jobs",
+    "parse_commitments",
 ]
 
 _log = logging.getLogger(__name__)
@@ -84,12 +85,21 @@ class RangeJob(NamedTuple):
 _Wire = tuple[str, str] | None
 
 
-def _parse(job: RangeJob) -> RangeProofStatement:
+def _kept(points: Sequence[Point], encodings: Sequence[bytes]) -> list[Commitment]:
+    # keep the encodings: the proofs' transcripts absorb them
+    return [Commitment(p, e) for p, e in zip(points, encodings, strict=True)]
+
+
+def parse_commitments(encodings: Sequence[bytes]) -> list[Commitment]:
+    """A batch's commitments, decoded strictly; :class:`ProofMalformed` if one is not."""
     try:
-        points = decode_points(job.commitments, "commitment")
+        return _kept(decode_points(encodings, "commitment"), encodings)
     except ProofFormatError as exc:
         raise ProofMalformed(f"batch commitments: {exc}") from None
-    commitments = [Commitment(p, e) for p, e in zip(points, job.commitments, strict=True)]
+
+
+def _parse(job: RangeJob) -> RangeProofStatement:
+    commitments = parse_commitments(job.commitments)
     try:
         proof = RangeProof.from_bytes(job.proof)
     except ProofFormatError as exc:
@@ -137,7 +147,7 @@ def _parse_all(jobs: Sequence[RangeJob]) -> list[RangeProofStatement | ProofMalf
     for job, proof in zip(jobs, proofs, strict=True):
         mine = points[cursor : cursor + len(job.commitments)]
         cursor += len(job.commitments)
-        commitments = [Commitment(p, e) for p, e in zip(mine, job.commitments, strict=True)]
+        commitments = _kept(mine, job.commitments)
         statements.append(RangeProofStatement(proof, commitments, job.bits, job.context))
     return statements
 
