@@ -37,15 +37,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.e2e import DEFAULT_CACHE, PERIOD, cached_bill, load_or_generate
+from cli.demo import community_tariff
 from ledger.checkpoint import CheckpointSigner
 from ledger.entries import EntryKind
-from ledger.records import MeterRegistration
 from service.export import export_ledger
 from service.storage import open_store
+from settlement.records import MeterRegistration
 from verifier.audit import AuditOptions, Auditor, AuditResult
 from verifier.sources import ArchiveSource
 from verifier.state import AuditorState, load_state, save_state
-from zkgrid.demo import community_tariff
 
 ORIGIN = "zkgrid.bench/audit"
 TARGET_FULL_S = 30.0

@@ -52,8 +52,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.pg import backend_url, default_pg_admin_url
+from cli.community import day_readings, make_community
+from cli.demo import community_tariff, embedded_service, publish_tariff, register_meter
 from ledger.entries import EntryKind
-from ledger.records import (
+from meter.client import IDENTITY_HEADER, ROLE_HEADER, verify_receipt
+from service.config import DEFAULT_VERIFY_PROCESSES
+from settlement import convert
+from settlement.records import (
     RANGE_PROOF_BITS,
     ZERO_HASH,
     Bill,
@@ -65,11 +70,6 @@ from ledger.records import (
     bill_proof_context,
     reading_proof_context,
 )
-from meter.client import IDENTITY_HEADER, ROLE_HEADER, verify_receipt
-from service.config import DEFAULT_VERIFY_PROCESSES
-from zkgrid.community import day_readings, make_community
-from zkgrid.demo import community_tariff, embedded_service, publish_tariff, register_meter
-from zkgrid.settlement import convert
 from zkgrid.settlement.v1 import bills_pb2, bills_pb2_grpc, readings_pb2, readings_pb2_grpc
 from zkp.pedersen import Commitment
 from zkp.rangeproof import RangeProof

@@ -33,7 +33,6 @@ from typing import NoReturn, TextIO
 
 from ledger.checkpoint import CheckpointVerifier, parse_verifier_key
 from ledger.errors import LedgerError
-from ledger.records import MeterRegistration
 from meter.client import (
     IDENTITY_HEADER,
     ROLE_HEADER,
@@ -46,6 +45,7 @@ from meter.client import (
 )
 from meter.home import MeterHome, default_home
 from meter.readings import ReadingsFormatError, parse_period, read_readings_csv
+from settlement.records import MeterRegistration
 from zkgrid.errors import InvalidArgumentError, ProofFormatError, ZkgridError
 
 __all__ = ["format_money", "main"]

@@ -43,7 +43,11 @@ from ledger.checkpoint import CheckpointVerifier, SignedCheckpoint, verify_check
 from ledger.entries import EntryKind, encode_entry
 from ledger.errors import LedgerError
 from ledger.merkle import leaf_hash, verify_inclusion
-from ledger.records import (
+from meter.home import MeterHome
+from meter.openings import OpeningStore, OpeningStoreError, StoredBatch
+from meter.readings import DayReadings
+from settlement import convert
+from settlement.records import (
     RANGE_PROOF_BITS,
     ZERO_HASH,
     Bill,
@@ -54,11 +58,7 @@ from ledger.records import (
     bill_proof_context,
     reading_proof_context,
 )
-from meter.home import MeterHome
-from meter.openings import OpeningStore, OpeningStoreError, StoredBatch
-from meter.readings import DayReadings
 from zkgrid.errors import InvalidArgumentError, VerificationError, ZkgridError
-from zkgrid.settlement import convert
 from zkgrid.settlement.v1 import (
     bills_pb2,
     bills_pb2_grpc,

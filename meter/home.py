@@ -17,7 +17,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ledger.records import MeterKey, intervals_per_day, validate_meter_id
 from meter.openings import (
     OpeningStore,
     check_private_dir,
@@ -25,6 +24,7 @@ from meter.openings import (
     ensure_private_dir,
     write_private_file,
 )
+from settlement.records import MeterKey, intervals_per_day, validate_meter_id
 from zkgrid.errors import InvalidArgumentError
 
 __all__ = ["HOME_ENV", "MeterHome", "MeterHomeError", "default_home"]

@@ -1,7 +1,7 @@
 """Service-only proto mapping: the domain's :class:`~service.settlement.Receipt`.
 
 The record ⇄ message conversions (registration, reading batch, tariff, bill) are
-shared with the meter SDK and live in :mod:`zkgrid.settlement.convert`.
+shared with the meter SDK and live in :mod:`settlement.convert`.
 """
 
 from __future__ import annotations

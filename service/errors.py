@@ -7,8 +7,8 @@ sequence numbers, indices), never readings, blindings or keys.
 
 Reasons raised by the domain and defined elsewhere:
 
-* ``SIGNATURE_INVALID``: :class:`ledger.records.SignatureError`;
-* ``RECORD_MALFORMED``: :class:`ledger.records.RecordFormatError`;
+* ``SIGNATURE_INVALID``: :class:`settlement.records.SignatureError`;
+* ``RECORD_MALFORMED``: :class:`settlement.records.RecordFormatError`;
 * ``STORE_UNAVAILABLE`` and the other storage reasons: :mod:`service.storage.errors`.
 """
 

@@ -18,8 +18,8 @@ from service.auth import Role, current_caller
 from service.settlement import Settlement
 from service.storage import EntryNotFound, LedgerStore
 from service.witnesses import Witnesses
+from settlement import convert
 from zkgrid.errors import InvalidArgumentError
-from zkgrid.settlement import convert
 from zkgrid.settlement.v1 import (
     bills_pb2,
     bills_pb2_grpc,

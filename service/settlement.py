@@ -1,7 +1,7 @@
 """The settlement domain: meters, reading batches, tariffs and bills over the ledger.
 
 Implements settlement-v1.md, "Service rules". No gRPC here: methods take and
-return :mod:`ledger.records` records and the :class:`Receipt` /
+return :mod:`settlement.records` records and the :class:`Receipt` /
 :class:`Statement` / :class:`MeterInfo` dataclasses below; the servicers
 translate. Readings and blindings never reach the service: every method takes
 records, which hold commitments and proofs only.
@@ -40,20 +40,6 @@ from sqlalchemy import Connection
 from ledger.checkpoint import CheckpointVerifier, SignedCheckpoint, verify_checkpoint
 from ledger.entries import Entry, EntryKind, encode_entry
 from ledger.merkle import leaf_hash, verify_inclusion
-from ledger.records import (
-    RANGE_PROOF_BITS,
-    Bill,
-    MeterRegistration,
-    MeterRevocation,
-    ReadingBatch,
-    Record,
-    RecordFormatError,
-    Tariff,
-    bill_coefficients,
-    decode_record,
-    validate_meter_id,
-    validate_period,
-)
 from service.errors import (
     BillExists,
     ChainBroken,
@@ -73,6 +59,20 @@ from service.errors import (
 )
 from service.storage import EntryNotFound, LedgerStore, StoredEntry
 from service.verification import ProofVerifier, RangeJob, parse_commitments
+from settlement.records import (
+    RANGE_PROOF_BITS,
+    Bill,
+    MeterRegistration,
+    MeterRevocation,
+    ReadingBatch,
+    Record,
+    RecordFormatError,
+    Tariff,
+    bill_coefficients,
+    decode_record,
+    validate_meter_id,
+    validate_period,
+)
 from zkgrid.errors import ProofFormatError, ZkgridError
 from zkp.sigma import LinearCombinationClaim, LinearCombinationProof
 

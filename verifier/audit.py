@@ -35,7 +35,8 @@ from ledger.checkpoint import Checkpoint, CheckpointVerifier, verify_checkpoint
 from ledger.entries import ENTRY_FORMAT_VERSION, EntryKind
 from ledger.errors import CheckpointSignatureError, ConsistencyProofError, LedgerFormatError
 from ledger.merkle import EMPTY_ROOT, CompactRange, leaf_hash, verify_consistency
-from ledger.records import (
+from ledger.witness import WitnessError, WitnessRegistration
+from settlement.records import (
     RANGE_PROOF_BITS,
     ZERO_HASH,
     Bill,
@@ -48,7 +49,6 @@ from ledger.records import (
     bill_coefficients,
     reading_proof_context,
 )
-from ledger.witness import WitnessError, WitnessRegistration
 from verifier.state import AuditorState, MeterView, OpenBatch, period_ordinal
 from zkgrid.errors import InvalidArgumentError, ProofFormatError, VerificationError, ZkgridError
 from zkp.group import decode_points

@@ -39,8 +39,8 @@ from ledger.witness import (
     WitnessState,
     verify_finality,
 )
+from settlement import convert
 from zkgrid.errors import ZkgridError
-from zkgrid.settlement import convert
 
 if TYPE_CHECKING:  # pragma: no cover
     import grpc

@@ -11,9 +11,15 @@ from typing import Any
 
 import pytest
 
-from ledger.records import Bill, MeterKey, MeterRegistration, ReadingBatch, reading_proof_context
 from service.settlement import Receipt, Settlement
 from service.storage import open_store
+from settlement.records import (
+    Bill,
+    MeterKey,
+    MeterRegistration,
+    ReadingBatch,
+    reading_proof_context,
+)
 from tests.unit.service.settlement_support import (
     ORIGIN,
     SIGNER,

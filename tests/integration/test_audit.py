@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from ledger.entries import EntryKind
-from ledger.records import ReadingBatch
 from service.export import main as export_main
+from settlement.records import ReadingBatch
 from tests.unit.service.settlement_support import SimMeter
 from tests.unit.verifier.audit_support import (
     LOG_KEY,

@@ -14,19 +14,19 @@ from typing import Any
 import grpc
 import pytest
 
-from ledger.checkpoint import CheckpointSigner
-from ledger.records import ReadingBatch, Tariff
-from meter import cli as meter_cli
-from meter.client import MeterClient, ServiceError
-from meter.readings import DayReadings, format_readings_csv
-from zkgrid.demo import (
+from cli.demo import (
     EmbeddedService,
     community_tariff,
     embedded_service,
     publish_tariff,
     register_meter,
 )
-from zkgrid.settlement import convert
+from ledger.checkpoint import CheckpointSigner
+from meter import cli as meter_cli
+from meter.client import MeterClient, ServiceError
+from meter.readings import DayReadings, format_readings_csv
+from settlement import convert
+from settlement.records import ReadingBatch, Tariff
 from zkgrid.settlement.v1 import readings_pb2, readings_pb2_grpc
 from zkp.rangeproof import RangeProof
 
@@ -157,7 +157,7 @@ def test_refusals_are_service_errors_with_reasons(
 
 
 def _context(meter_id: str, period: str, sequence: int) -> bytes:
-    from ledger.records import reading_proof_context
+    from settlement.records import reading_proof_context
 
     return reading_proof_context(meter_id, period, sequence)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from zkgrid import demo
+from cli import demo
 
 
 def test_demo_small_community(capsys: pytest.CaptureFixture[str]) -> None:

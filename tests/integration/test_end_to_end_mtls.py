@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cli.demo import community_tariff
 from ledger.checkpoint import CheckpointSigner
 from meter import cli as meter_cli
 from meter.readings import DayReadings, format_readings_csv
@@ -16,7 +17,6 @@ from service.config import ServiceConfig
 from service.server import build_server, server_info
 from service.settlement import Settlement
 from service.storage import open_store
-from zkgrid.demo import community_tariff
 
 INTERVAL = 240
 PERIOD = "2026-11-21"

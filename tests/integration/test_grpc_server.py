@@ -19,14 +19,14 @@ from grpc_status import rpc_status
 from ledger.checkpoint import CheckpointSigner, verify_checkpoint
 from ledger.entries import EntryKind
 from ledger.merkle import verify_consistency, verify_inclusion
-from ledger.records import ReadingBatch
 from service.cli import main as serve_main
 from service.config import ConfigError, ServiceConfig
 from service.server import build_server, server_info
 from service.settlement import Settlement
 from service.storage import LedgerStore, open_store
+from settlement import convert
+from settlement.records import ReadingBatch
 from tests.unit.service.settlement_support import SimMeter, make_tariff
-from zkgrid.settlement import convert
 from zkgrid.settlement.v1 import (
     bills_pb2,
     bills_pb2_grpc,

@@ -96,7 +96,7 @@ def test_zkgrid_serve_runs_and_stops_on_sigterm(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "zkgrid.cli",
+            "cli.main",
             "serve",
             "--insecure",
             "--listen",
@@ -137,7 +137,7 @@ def test_zkgrid_serve_runs_and_stops_on_sigterm(tmp_path: Path) -> None:
 
 
 def test_zkgrid_help(capsys: pytest.CaptureFixture[str]) -> None:
-    from zkgrid.cli import main
+    from cli.main import main
 
     assert main(["--help"]) == 0
     assert "serve" in capsys.readouterr().out

@@ -20,8 +20,8 @@ from service.config import ServiceConfig
 from service.server import build_server, server_info
 from service.settlement import Settlement
 from service.storage import LedgerStore, open_store
+from settlement import convert
 from tests.unit.service.settlement_support import SimMeter, make_tariff
-from zkgrid.settlement import convert
 from zkgrid.settlement.v1 import (
     ledger_pb2,
     ledger_pb2_grpc,

@@ -22,11 +22,11 @@ from typing import Any, cast
 import grpc
 import pytest
 
+from cli.demo import community_tariff, embedded_service, publish_tariff, register_meter
 from ledger.checkpoint import CheckpointSigner
-from ledger.records import Bill
 from meter.client import MeterClient, ServiceError
 from meter.readings import DayReadings
-from zkgrid.demo import community_tariff, embedded_service, publish_tariff, register_meter
+from settlement.records import Bill
 from zkgrid.settlement.v1 import ledger_pb2, ledger_pb2_grpc
 
 INTERVAL = 240

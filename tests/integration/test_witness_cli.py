@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from cli.main import main as zkgrid
 from ledger.witness import WitnessState
 from tests.integration.test_grpc_server import _serve
 from tests.unit.verifier.audit_support import LOG_KEY, ORIGIN, SIGNER, audit, build_ledger
-from zkgrid.cli import main as zkgrid
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -1,4 +1,4 @@
-"""Property tests of ledger.records: every valid record round-trips; mutations never decode
+"""Property tests of settlement.records: every valid record round-trips; mutations never decode
 to a different record silently."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import datetime as dt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.records import (
+from settlement.records import (
     MAX_FIXED_CHARGE,
     MAX_RATE,
     Bill,

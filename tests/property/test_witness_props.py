@@ -8,16 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import (
-    Checkpoint,
+from ledger import Checkpoint, consistency_proof_from_leaves, leaf_hash, root
+from ledger.witness import (
     Cosignature,
     CosignedCheckpoint,
     WitnessRefusal,
     WitnessRegistration,
     WitnessState,
-    consistency_proof_from_leaves,
-    leaf_hash,
-    root,
 )
 from zkgrid.errors import ProofFormatError
 

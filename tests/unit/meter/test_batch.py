@@ -9,14 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from ledger.records import (
-    ZERO_HASH,
-    Bill,
-    ReadingBatch,
-    Tariff,
-    bill_coefficients,
-    bill_proof_context,
-)
 from meter.client import (
     BatchConflictError,
     MeterClient,
@@ -24,6 +16,14 @@ from meter.client import (
     prove_bill_from_openings,
 )
 from meter.readings import DayReadings
+from settlement.records import (
+    ZERO_HASH,
+    Bill,
+    ReadingBatch,
+    Tariff,
+    bill_coefficients,
+    bill_proof_context,
+)
 from zkgrid.errors import InvalidArgumentError
 from zkp.pedersen import Commitment, commit
 from zkp.rangeproof import RangeProof

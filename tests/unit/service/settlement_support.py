@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ledger.checkpoint import CheckpointSigner
-from ledger.records import (
+from service.settlement import Settlement
+from service.storage import LedgerStore, open_store
+from settlement.records import (
     ZERO_HASH,
     Bill,
     MeterKey,
@@ -19,8 +21,6 @@ from ledger.records import (
     bill_proof_context,
     reading_proof_context,
 )
-from service.settlement import Settlement
-from service.storage import LedgerStore, open_store
 from zkp.group import Scalar
 from zkp.pedersen import Commitment
 from zkp.rangeproof import RangeProof

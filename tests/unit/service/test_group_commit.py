@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from ledger.records import ReadingBatch
 from service.errors import ChainBroken, DuplicatePeriod, ServiceClosing
 from service.settlement import (
     Receipt,
@@ -22,6 +21,7 @@ from service.settlement import (
     receipt_for,
 )
 from service.storage import LedgerStore
+from settlement.records import ReadingBatch
 from tests.unit.service.settlement_support import SIGNER, SimMeter, open_memory_store, registered
 
 DAY1, DAY2 = "2024-03-01", "2024-03-02"

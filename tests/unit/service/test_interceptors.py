@@ -9,7 +9,6 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 
 from ledger.errors import InclusionProofError, LedgerFormatError
-from ledger.records import RecordFormatError, SignatureError
 from service.auth import AuthenticationError, Authorizer, PermissionDeniedError
 from service.interceptors import ERROR_DOMAIN, ZkgridInterceptor, rpc_status_for, status_for_reason
 from service.storage.errors import (
@@ -18,6 +17,7 @@ from service.storage.errors import (
     StoreIntegrityError,
     StoreUnavailable,
 )
+from settlement.records import RecordFormatError, SignatureError
 from zkgrid.errors import InvalidArgumentError, ProofFormatError, VerificationError, ZkgridError
 
 C = grpc.StatusCode

@@ -10,15 +10,6 @@ from typing import Any
 import pytest
 
 from ledger.entries import Entry, EntryKind
-from ledger.records import (
-    ZERO_HASH,
-    Bill,
-    MeterKey,
-    MeterRegistration,
-    ReadingBatch,
-    RecordFormatError,
-    Tariff,
-)
 from service.errors import (
     BillExists,
     ChainBroken,
@@ -37,6 +28,15 @@ from service.errors import (
 )
 from service.settlement import Receipt, Settlement
 from service.storage import LedgerStore, open_store
+from settlement.records import (
+    ZERO_HASH,
+    Bill,
+    MeterKey,
+    MeterRegistration,
+    ReadingBatch,
+    RecordFormatError,
+    Tariff,
+)
 from tests.unit.service.settlement_support import (
     ORIGIN,
     SIGNER,
@@ -200,7 +200,7 @@ def test_meter_rules(settlement: Settlement) -> None:
 
 
 def _revocation(meter_id: str, reason: str) -> Any:
-    from ledger.records import MeterRevocation
+    from settlement.records import MeterRevocation
 
     return MeterRevocation(meter_id, reason)
 

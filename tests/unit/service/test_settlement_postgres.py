@@ -7,9 +7,9 @@ import threading
 import pytest
 
 from ledger.checkpoint import CheckpointSigner
-from ledger.records import ReadingBatch
 from service.settlement import Settlement
 from service.storage import open_store
+from settlement.records import ReadingBatch
 from tests.unit.service.settlement_support import SimMeter, make_tariff
 from zkgrid.errors import ZkgridError
 

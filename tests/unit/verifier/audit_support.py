@@ -15,10 +15,10 @@ from sqlalchemy.engine import make_url
 
 from ledger.checkpoint import CheckpointSigner
 from ledger.entries import EntryKind
-from ledger.records import Bill, ReadingBatch, Tariff
 from service.export import export_ledger
 from service.settlement import Settlement
 from service.storage import LedgerStore, open_store
+from settlement.records import Bill, ReadingBatch, Tariff
 from tests.unit.service.settlement_support import SimMeter, make_tariff
 from verifier import cli
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from cli import main as zkgrid_cli
 from ledger.checkpoint import CheckpointSigner
 from verifier import cli
-from zkgrid import cli as zkgrid_cli
 
 KEY = CheckpointSigner.from_private_bytes("k", bytes(32)).verifier_key()
 

@@ -1,4 +1,4 @@
-"""Ledger records (``ledger.records``) ⇄ settlement API messages, field by field.
+"""Ledger records (``settlement.records``) ⇄ settlement API messages, field by field.
 
 The one hand-written mapping between the record dataclasses and the generated
 ``zkgrid.settlement.v1`` messages, shared by the service (``service/servicers.py``),
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ledger.records import Bill, MeterRegistration, ReadingBatch, Tariff
+from settlement.records import Bill, MeterRegistration, ReadingBatch, Tariff
 from zkgrid.settlement.v1 import bills_pb2, meters_pb2, readings_pb2, tariffs_pb2, witness_pb2
 
 if TYPE_CHECKING:  # pragma: no cover - ledger.witness (BLS) is imported where it is used

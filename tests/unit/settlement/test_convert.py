@@ -1,12 +1,12 @@
-"""``zkgrid.settlement.convert``: records ⇄ settlement API messages."""
+"""``settlement.convert``: records ⇄ settlement API messages."""
 
 from __future__ import annotations
 
 import pytest
 
-from ledger.records import RecordFormatError
+from settlement import convert
+from settlement.records import RecordFormatError
 from tests.unit.service.settlement_support import SimMeter, make_tariff
-from zkgrid.settlement import convert
 from zkgrid.settlement.v1 import bills_pb2, readings_pb2
 
 DAY = "2026-11-21"
@@ -49,7 +49,7 @@ def test_convert_imports_neither_service_nor_meter() -> None:
 
     code = (
         "import sys\n"
-        "import zkgrid.settlement.convert\n"
+        "import settlement.convert\n"
         "roots = ('service', 'meter', 'verifier')\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in roots)\n"
         "print(','.join(bad))\n"

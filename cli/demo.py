@@ -6,7 +6,7 @@ What it does, end to end over real gRPC on the loopback interface:
    ``service.settlement.Settlement`` and a SQLite ledger in a temporary
    directory, insecure loopback mode);
 2. creates a seeded community of prosumers (some with rooftop PV) with
-   realistic 15-minute load and PV profiles (:mod:`zkgrid.community`);
+   realistic 15-minute load and PV profiles (:mod:`cli.community`);
 3. as the utility, registers every meter and publishes a time-of-use tariff
    with a feed-in credit;
 4. every meter client commits to its day of readings, range-proves them (on a
@@ -45,16 +45,9 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli.community import Prosumer, day_readings, make_community, time_of_use_tariff
 from ledger.checkpoint import CheckpointSigner, CheckpointVerifier
 from ledger.entries import EntryKind
-from ledger.records import (
-    RECORD_TYPES,
-    Bill,
-    MeterRegistration,
-    ReadingBatch,
-    Tariff,
-    bill_coefficients,
-)
 from meter.cli import format_money
 from meter.client import (
     IDENTITY_HEADER,
@@ -66,8 +59,15 @@ from meter.client import (
     verify_receipt,
 )
 from meter.readings import DayReadings
-from zkgrid.community import Prosumer, day_readings, make_community, time_of_use_tariff
-from zkgrid.settlement import convert
+from settlement import convert
+from settlement.records import (
+    RECORD_TYPES,
+    Bill,
+    MeterRegistration,
+    ReadingBatch,
+    Tariff,
+    bill_coefficients,
+)
 from zkgrid.settlement.v1 import ledger_pb2, ledger_pb2_grpc, tariffs_pb2, tariffs_pb2_grpc
 from zkp.pedersen import Commitment
 from zkp.sigma import LinearCombinationProof
@@ -221,7 +221,7 @@ def publish_tariff(
 
 
 def community_tariff(period: str, interval_minutes: int) -> Tariff:
-    """The community's time-of-use tariff (:func:`zkgrid.community.time_of_use_tariff`)."""
+    """The community's time-of-use tariff (:func:`cli.community.time_of_use_tariff`)."""
     spec = time_of_use_tariff(period, interval_minutes)
     return Tariff(
         period=spec.period,

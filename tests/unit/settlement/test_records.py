@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 from ledger import Entry, EntryKind
-from ledger.records import (
+from settlement.records import (
     BILL_PROOF_SIZE,
     MAX_FIXED_CHARGE,
     MAX_RATE,

@@ -4,7 +4,7 @@
 
     zkgrid serve ...     run the settlement gRPC service        (service.cli)
     zkgrid meter ...     the meter: keys, readings, submissions (meter.cli)
-    zkgrid demo ...      end-to-end demonstration               (zkgrid.demo)
+    zkgrid demo ...      end-to-end demonstration               (cli.demo)
     zkgrid certs ...     development CA and certificates        (service.pki)
     zkgrid witness ...   witness keys, registration, finality   (verifier.witness_cli)
 
@@ -26,7 +26,7 @@ __all__ = ["COMMANDS", "main"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("service.cli", "run the settlement gRPC service"),
     "meter": ("meter.cli", "meter tools: keys, registration, readings, bills"),
-    "demo": ("zkgrid.demo", "run the end-to-end demonstration"),
+    "demo": ("cli.demo", "run the end-to-end demonstration"),
     "certs": ("service.pki", "create a development CA and mutual-TLS certificates"),
     "audit": ("verifier.cli", "audit the ledger against the pinned log key"),
     "ledger": ("service.export", "ledger tools: `ledger export` writes an audit archive"),
