@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.e2e import DEFAULT_CACHE, PERIOD, cached_bill, load_or_generate
-from cli.demo import community_tariff
+from cli.community import time_of_use_tariff
 from ledger.checkpoint import CheckpointSigner
 from ledger.entries import EntryKind
 from service.export import export_ledger
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     cores = os.cpu_count() or 1
     meters = load_or_generate(args.meters, args.interval_minutes, args.seed, args.cache, cores, log)
-    tariff = community_tariff(PERIOD, args.interval_minutes)
+    tariff = time_of_use_tariff(PERIOD, args.interval_minutes)
     log("proving bills")
     bills = [cached_bill(m, tariff) for m in meters]
     signer = CheckpointSigner.generate("zkgrid-bench")

@@ -52,8 +52,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.pg import backend_url, default_pg_admin_url
-from cli.community import day_readings, make_community
-from cli.demo import community_tariff, embedded_service, publish_tariff, register_meter
+from cli.community import day_readings, make_community, time_of_use_tariff
+from cli.demo import embedded_service, publish_tariff, register_meter
 from ledger.entries import EntryKind
 from meter.client import IDENTITY_HEADER, ROLE_HEADER, verify_receipt
 from service.config import DEFAULT_VERIFY_PROCESSES
@@ -231,7 +231,7 @@ def bench_backend(
                 MeterRegistration.create(m.key, m.meter_id, interval_minutes),
                 svc.log_key,
             )
-        tariff = community_tariff(PERIOD, interval_minutes)
+        tariff = time_of_use_tariff(PERIOD, interval_minutes)
         publish_tariff(svc.channel, tariff, svc.log_key)
         setup_s = time.perf_counter() - t0
         bills = [cached_bill(m, tariff) for m in meters]  # client side, not timed

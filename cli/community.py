@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from datetime import date
 
 from meter.readings import DayReadings, intervals_per_day, parse_period
+from settlement.records import Tariff
 
 __all__ = [
     "LATITUDE_DEG",
     "Prosumer",
-    "TimeOfUseTariff",
     "day_readings",
     "make_community",
     "time_of_use_tariff",
@@ -152,19 +152,7 @@ def day_readings(
     return DayReadings(period, interval_minutes, tuple(imports), tuple(exports))
 
 
-@dataclass(frozen=True)
-class TimeOfUseTariff:
-    """A tariff's public numbers (micro-currency per Wh, fixed charge in micro-currency)."""
-
-    period: str
-    interval_minutes: int
-    currency: str
-    fixed_charge: int
-    import_price: tuple[int, ...]
-    export_credit: tuple[int, ...]
-
-
-def time_of_use_tariff(period: str, interval_minutes: int = 15) -> TimeOfUseTariff:
+def time_of_use_tariff(period: str, interval_minutes: int = 15) -> Tariff:
     """Night 00-06 0.16/kWh, day 0.26/kWh, peak 17-21 0.41/kWh; feed-in 0.08/kWh
     (0.06 around midday when everyone exports); 0.45 per day fixed. EUR."""
     parse_period(period)
@@ -180,7 +168,7 @@ def time_of_use_tariff(period: str, interval_minutes: int = 15) -> TimeOfUseTari
         else:
             prices.append(260)
         credits.append(60 if 10 * 60 <= minute < 15 * 60 else 80)
-    return TimeOfUseTariff(
+    return Tariff(
         period=period,
         interval_minutes=interval_minutes,
         currency="EUR",

@@ -79,7 +79,6 @@ if TYPE_CHECKING:
 __all__ = [
     "DemoResult",
     "EmbeddedService",
-    "community_tariff",
     "embedded_service",
     "main",
     "publish_tariff",
@@ -220,19 +219,6 @@ def publish_tariff(
     return verify_receipt(response.receipt, EntryKind.TARIFF, tariff.encode(), log_key)
 
 
-def community_tariff(period: str, interval_minutes: int) -> Tariff:
-    """The community's time-of-use tariff (:func:`cli.community.time_of_use_tariff`)."""
-    spec = time_of_use_tariff(period, interval_minutes)
-    return Tariff(
-        period=spec.period,
-        interval_minutes=spec.interval_minutes,
-        currency=spec.currency,
-        fixed_charge=spec.fixed_charge,
-        import_price=spec.import_price,
-        export_credit=spec.export_credit,
-    )
-
-
 def run_demo(
     *,
     prosumers: int = 20,
@@ -280,7 +266,7 @@ def run_demo(
                     progress.advance(task)
 
             with _phase(timings, "tariff"):
-                tariff = community_tariff(period, interval_minutes)
+                tariff = time_of_use_tariff(period, interval_minutes)
                 publish_tariff(channel, tariff, log_key)
 
             by_id = {r.prosumer.meter_id: r for r in results}

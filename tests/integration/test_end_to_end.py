@@ -14,9 +14,9 @@ from typing import Any
 import grpc
 import pytest
 
+from cli.community import time_of_use_tariff
 from cli.demo import (
     EmbeddedService,
-    community_tariff,
     embedded_service,
     publish_tariff,
     register_meter,
@@ -64,7 +64,7 @@ def _meters(svc: EmbeddedService, tmp_path: Path, count: int) -> list[MeterClien
 
 
 def _tariff(period: str = PERIOD) -> Tariff:
-    return community_tariff(period, INTERVAL)
+    return time_of_use_tariff(period, INTERVAL)
 
 
 def test_a_day_for_several_meters(service: EmbeddedService, tmp_path: Path) -> None:

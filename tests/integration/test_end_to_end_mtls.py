@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.demo import community_tariff
+from cli.community import time_of_use_tariff
 from ledger.checkpoint import CheckpointSigner
 from meter import cli as meter_cli
 from meter.readings import DayReadings, format_readings_csv
@@ -37,7 +37,7 @@ def tls_service(tmp_path: Path, ledger_signer: CheckpointSigner) -> Iterator[tup
     server = build_server(settlement, config, store=store)
     server.start()
     try:
-        settlement.publish_tariff(community_tariff(PERIOD, INTERVAL))
+        settlement.publish_tariff(time_of_use_tariff(PERIOD, INTERVAL))
         yield f"localhost:{server_info(server).port}", certs
     finally:
         server.stop(grace=1).wait()
@@ -85,7 +85,7 @@ def test_meter_cli_over_mutual_tls(
     assert code == 0, err
     code, out, err = run("bill", "--period", PERIOD, "--home", str(home), *tls("meter-tls-1"))
     assert code == 0, err
-    tariff = community_tariff(PERIOD, INTERVAL)
+    tariff = time_of_use_tariff(PERIOD, INTERVAL)
     assert f"({tariff.bill_total(readings.imports, readings.exports)} micro-EUR)" in out
     code, out, err = run("statement", "--home", str(home), *tls("meter-tls-1"))
     assert code == 0, err

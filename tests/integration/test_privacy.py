@@ -22,7 +22,8 @@ from typing import Any, cast
 import grpc
 import pytest
 
-from cli.demo import community_tariff, embedded_service, publish_tariff, register_meter
+from cli.community import time_of_use_tariff
+from cli.demo import embedded_service, publish_tariff, register_meter
 from ledger.checkpoint import CheckpointSigner
 from meter.client import MeterClient, ServiceError
 from meter.readings import DayReadings
@@ -105,7 +106,7 @@ def _run_scenario(tmp_path: Path) -> tuple[_Recorder, list[MeterClient]]:
             client = MeterClient(home, channel, insecure=True, log_key=svc.log_key)
             register_meter(channel, client.registration_request(), svc.log_key)
             clients.append(client)
-        publish_tariff(channel, community_tariff(PERIOD, INTERVAL), svc.log_key)
+        publish_tariff(channel, time_of_use_tariff(PERIOD, INTERVAL), svc.log_key)
         for client in clients:
             readings = _distinct_readings(rng, PERIOD)
             client.submit(client.build_batch(readings))
