@@ -60,6 +60,9 @@ _ED25519_KEY_SIZE = 32
 _ED25519_SIG_SIZE = 64
 _SIG_PREFIX = "\u2014 "  # em dash, space
 _DECIMAL = re.compile(r"0|[1-9][0-9]*", re.ASCII)
+#: Digits of MAX_TREE_SIZE: longer size lines are refused before any conversion
+#: (CPython refuses int() of more than 4,300 digits with a bare ValueError).
+_MAX_SIZE_DIGITS = len(str(MAX_TREE_SIZE))
 _KEY_ID_HEX = re.compile(r"[0-9a-fA-F]{8}", re.ASCII)
 
 
@@ -171,6 +174,8 @@ class Checkpoint:
             raise LedgerFormatError("(L13) empty origin")
         if not _DECIMAL.fullmatch(size_text):
             raise LedgerFormatError("(L13) size is not a decimal without leading zeros")
+        if len(size_text) > _MAX_SIZE_DIGITS:
+            raise LedgerFormatError("(L13) size does not fit in 64 bits")
         size = int(size_text)
         if size > MAX_TREE_SIZE:
             raise LedgerFormatError("(L13) size does not fit in 64 bits")

@@ -169,6 +169,8 @@ MALFORMED = {
     "size non-ascii digit": _note(f"{ORIGIN}\n\u0665\n{ROOT_B64}\n"),
     "size underscore": _note(f"{ORIGIN}\n1_0\n{ROOT_B64}\n"),
     "size 2^64": _note(f"{ORIGIN}\n{2**64}\n{ROOT_B64}\n"),
+    # Past CPython's 4,300-digit int() limit: a typed error, never a bare ValueError.
+    "size of 5000 digits": _note(f"{ORIGIN}\n{'9' * 5000}\n{ROOT_B64}\n"),
     "root bad base64": _note(f"{ORIGIN}\n5\n{ROOT_B64[:-2]}!=\n"),
     "root unpadded": _note(f"{ORIGIN}\n5\n{ROOT_B64.rstrip('=')}\n"),
     "root urlsafe": _note(f"{ORIGIN}\n5\n{URLSAFE_ROOT}\n"),
