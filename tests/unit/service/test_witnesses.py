@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from ledger.cosignature import Cosignature, UnknownWitnessError
 from ledger.entries import EntryKind
-from ledger.witness import Cosignature, UnknownWitnessError, WitnessKey, cosign
 from service.config import ConfigError, ServiceConfig
 from service.storage import LedgerStore, open_store
 from service.witnesses import (
@@ -20,6 +20,7 @@ from service.witnesses import (
     default_threshold,
 )
 from tests.unit.service.settlement_support import ORIGIN, SIGNER
+from witness.keys import WitnessKey, cosign
 
 
 @pytest.fixture(scope="module")
