@@ -23,7 +23,8 @@ same run:
 
 Times are CPU time (``time.process_time``; on a shared machine wall time mostly
 measures the neighbours), medians of ``--repeat`` samples after one warm-up
-call (``--py-ecc-repeat`` for py_ecc, which is 100x slower).
+call (``--py-ecc-repeat`` for py_ecc, which is 100x slower); a figure and its floor are
+sampled alternately.
 """
 
 from __future__ import annotations
@@ -76,6 +77,24 @@ def _median(fn: Callable[[], object], repeat: int, *, warm: bool = True) -> floa
     return statistics.median(samples)
 
 
+def _paired(
+    fn: Callable[[], object], floor: Callable[[], object], repeat: int
+) -> tuple[float, float]:
+    """Median CPU seconds of ``fn`` and of its ``floor``, sampled alternately (after one
+    warm-up call each), so that both see the same machine."""
+    fn()
+    floor()
+    ours, theirs = [], []
+    for _ in range(repeat):
+        start = time.process_time()
+        fn()
+        ours.append(time.process_time() - start)
+        start = time.process_time()
+        floor()
+        theirs.append(time.process_time() - start)
+    return statistics.median(ours), statistics.median(theirs)
+
+
 def _ms(seconds: float) -> float:
     return round(seconds * 1e3, 3)
 
@@ -117,10 +136,13 @@ def _finality_row(
     aggregate_cold = time.process_time() - t0
     aggregate_warm = _median(lambda: aggregate(fresh, signed, cosigs), repeat)
 
-    finality = _median(lambda: verify_finality(registry, cosigned, quorum), repeat)
     points = [G1Element.from_bytes(registry.get(s).public_key) for s in cosigned.signers]
     signature = G2Element.from_bytes(cosigned.aggregate_signature)
-    floor = _median(lambda: PopSchemeMPL.fast_aggregate_verify(points, message, signature), repeat)
+    finality, floor = _paired(
+        lambda: verify_finality(registry, cosigned, quorum),
+        lambda: PopSchemeMPL.fast_aggregate_verify(points, message, signature),
+        repeat,
+    )
     sigs = [G2Element.from_bytes(c.signature) for c in cosigs]
     row: dict[str, Any] = {
         "witnesses": n,
@@ -173,10 +195,13 @@ def run(witness_counts: list[int], repeat: int, py_ecc_repeat: int) -> dict[str,
     sign = (time.process_time() - t0) / total
 
     first = registrations[0]
-    verify_one = _median(lambda: verify_cosignature(first, signed, cosigs[0]), repeat)
     pk_point = G1Element.from_bytes(first.public_key)
     sig_point = G2Element.from_bytes(cosigs[0].signature)
-    verify_floor = _median(lambda: PopSchemeMPL.verify(pk_point, message, sig_point), repeat)
+    verify_one, verify_floor = _paired(
+        lambda: verify_cosignature(first, signed, cosigs[0]),
+        lambda: PopSchemeMPL.verify(pk_point, message, sig_point),
+        repeat,
+    )
 
     per_key: dict[str, Any] = {
         "pop_prove_ms": _ms(pop_prove),
