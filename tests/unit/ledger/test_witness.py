@@ -751,3 +751,26 @@ def test_runtime_imports_no_py_ecc_and_ledger_no_bls() -> None:
         [sys.executable, "-c", code], cwd=root_dir, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_witness_party_imports_neither_verifier_nor_service() -> None:
+    """Floors: the auditor may import the witness party (zkgrid audit --cosign), never the
+    other way round; and `zkgrid witness --help` loads neither BLS nor gRPC."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from witness import cli\n"
+        "assert cli.main(['--help']) == 0\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('blspy', 'grpc'))\n"
+        "assert not heavy, heavy\n"
+        "import witness.keys, witness.state, witness.cosign, witness._files\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('verifier', 'service'))\n"
+        "assert not bad, bad\n"
+    )
+    root_dir = Path(__file__).resolve().parents[3]
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root_dir, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
