@@ -14,13 +14,14 @@ import os
 import stat
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 from blspy import G1Element, G2Element, PopSchemeMPL
-from py_ecc.bls import G2ProofOfPossession as oracle  # the independent oracle (dev dependency)
+from py_ecc.bls.ciphersuites import G2ProofOfPossession
 from py_ecc.bls.g2_primitives import G1_to_pubkey, subgroup_check
-from py_ecc.optimized_bls12_381 import FQ, b, field_modulus
-from py_ecc.optimized_bls12_381.optimized_curve import curve_order
+from py_ecc.fields import optimized_bls12_381_FQ as FQ
+from py_ecc.optimized_bls12_381.optimized_curve import b, curve_order, field_modulus
 
 from ledger import (
     Checkpoint,
@@ -67,6 +68,8 @@ from zkgrid.errors import (
     ZkgridError,
 )
 
+#: The independent oracle (py_ecc, a dev dependency), untyped: it takes NewType'd bytes.
+oracle: Any = G2ProofOfPossession
 ORIGIN = "zkgrid.test/witness-log"
 NAMES = ("auditor", "consumers", "regulator", "utility-watch")
 # A valid compressed G1 point that is not on the curve is hard to stumble on; these are
@@ -690,8 +693,6 @@ def test_cosignature_vector_made_by_py_ecc(signed5: SignedCheckpoint) -> None:
 
 
 def test_key_gen_is_the_drafts() -> None:
-    from py_ecc.bls import G2ProofOfPossession as oracle
-
     assert curve_order == CURVE_ORDER
     for ikm in (bytes(32), bytes(range(32)), b"\xff" * 64):
         assert key_gen(ikm) == oracle.KeyGen(ikm)
