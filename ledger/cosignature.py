@@ -78,6 +78,8 @@ __all__ = [
     "aggregate",
     "checkpoint_of",
     "cosigned_message",
+    "decode_public_key",
+    "decode_signature",
     "validate_witness_name",
     "verify_cosignature",
     "verify_finality",

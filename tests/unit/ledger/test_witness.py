@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pickle
 import stat
 import struct
 from pathlib import Path
@@ -248,6 +249,10 @@ def test_registration_round_trip(
     assert struct.unpack(">I", data[1:5])[0] == len(reg.name)
     assert len(data) == 1 + 4 + len(reg.name) + PUBLIC_KEY_SIZE + SIGNATURE_SIZE
     assert WitnessRegistration.decode(data) == reg
+    # A decoded record remembers its (W1, W2) success; a copy or a pickle re-verifies.
+    copied = pickle.loads(pickle.dumps(WitnessRegistration.decode(data)))
+    assert copied == reg
+    assert copied.public_point() is not None
     entry = reg.to_entry()
     assert entry.kind == EntryKind.WITNESS_KEY
     assert WitnessRegistration.from_entry(entry) == reg
