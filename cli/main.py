@@ -6,7 +6,7 @@
     zkgrid meter ...     the meter: keys, readings, submissions (meter.cli)
     zkgrid demo ...      end-to-end demonstration               (cli.demo)
     zkgrid certs ...     development CA and certificates        (service.pki)
-    zkgrid witness ...   witness keys, registration, finality   (verifier.witness_cli)
+    zkgrid witness ...   witness keys, registration, finality   (witness.cli)
 
 Each subcommand module exposes ``main(argv) -> int`` and parses its own flags
 (``zkgrid <command> --help``), so ``zkgrid --help`` stays fast and a missing
@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "certs": ("service.pki", "create a development CA and mutual-TLS certificates"),
     "audit": ("verifier.cli", "audit the ledger against the pinned log key"),
     "ledger": ("service.export", "ledger tools: `ledger export` writes an audit archive"),
-    "witness": ("verifier.witness_cli", "witness keys, registration and checkpoint finality"),
+    "witness": ("witness.cli", "witness keys, registration and checkpoint finality"),
 }
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import grpc
 
 from ledger.checkpoint import SignedCheckpoint
-from ledger.witness import Cosignature, WitnessRegistration
+from ledger.cosignature import Cosignature, WitnessRegistration
 from service import codec
 from service.auth import Role, current_caller
 from service.settlement import Settlement

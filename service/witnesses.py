@@ -3,20 +3,22 @@
 The domain behind ``WitnessService`` (docs/notes/witness.md has the scheme, labels ``(Wn)``):
 
 * **Registry** — a projection of the ledger's ``WITNESS_KEY`` entries (each a
-  :class:`ledger.witness.WitnessRegistration`, proof of possession verified). The
+  :class:`ledger.cosignature.WitnessRegistration`, proof of possession verified). The
   registry *at a checkpoint* of size ``s`` is the witnesses registered by entries
   with index ``< s``; it is the one a cosignature of that checkpoint is checked
   against and whose size is the quorum's ``n``.
 * **Cosignatures** — stored in the append-only table ``witness_cosignatures``
   (tree size, witness name, 96-byte signature, time received; one row per
-  (size, name)), created through the ledger store's engine next to its tables.
+  (size, name)) by :class:`service.storage.cosignatures.CosignatureStore`, in the
+  ledger store's database next to its tables.
   A cosignature is accepted only for a checkpoint this service signed (same size
   and root: ``UNKNOWN_CHECKPOINT`` otherwise), from a registered witness
   (``UNKNOWN_WITNESS``), and only if it verifies (``COSIGNATURE_INVALID``); the
   identical cosignature again changes nothing (idempotent).
-* **Publication** — :func:`ledger.witness.aggregate` over the stored cosignatures
-  of a size (each was verified on arrival, and ``ledger.witness`` remembers
-  successful checks, so this costs point additions only) and
+* **Publication** — :func:`ledger.cosignature.aggregate` over the stored cosignatures
+  of a size (each was verified on arrival against the same cached
+  :class:`~ledger.cosignature.WitnessRegistry`, which remembers successful checks,
+  so this costs point additions only) and
   ``final = verify_finality(registry, cosigned, Quorum(k, n))`` with ``k`` from
   the configuration (default: a majority, ``n // 2 + 1``) and ``n`` the registry
   size at that checkpoint. Finality results are cached per aggregate.
@@ -28,31 +30,13 @@ calls this and encodes.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Connection,
-    DateTime,
-    Integer,
-    LargeBinary,
-    Table,
-    Text,
-    func,
-    insert,
-    select,
-)
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlmodel import Field, SQLModel
+from sqlalchemy import Connection
 
 from ledger.checkpoint import SignedCheckpoint
-from ledger.entries import EntryKind, encode_entry
-from ledger.merkle import HASH_SIZE, leaf_hash
-from ledger.witness import (
+from ledger.cosignature import (
     MAX_WITNESSES,
     Cosignature,
     CosignedCheckpoint,
@@ -65,24 +49,18 @@ from ledger.witness import (
     aggregate,
     verify_finality,
 )
+from ledger.entries import EntryKind, encode_entry
+from ledger.merkle import HASH_SIZE, leaf_hash
 from service.settlement import Receipt, receipt_for
-from service.storage import (
-    AppendOnlyViolation,
-    EntryNotFound,
-    LedgerStore,
-    StoredEntry,
-    StoreUnavailable,
-)
-from service.storage.schema import APPEND_ONLY_MARKER
+from service.storage import EntryNotFound, LedgerStore, StoredEntry
+from service.storage.cosignatures import CosignatureStore
 from zkgrid.errors import InvalidArgumentError, ZkgridError
 
 __all__ = [
-    "COSIGNATURES",
     "CosignatureAdded",
     "CosignedView",
     "RegisteredWitness",
     "UnknownCheckpoint",
-    "WitnessCosignatureRow",
     "WitnessExists",
     "Witnesses",
     "default_threshold",
@@ -90,8 +68,6 @@ __all__ = [
 
 #: Largest tree size the store's integer columns hold.
 _MAX_SIZE = 2**63 - 1
-_BIGINT = BigInteger().with_variant(Integer(), "sqlite")
-_PG_INIT_LOCK_KEY = 0x7A6B_7769_746E  # "zkwitn": serialises the table's creation
 
 
 class WitnessExists(ZkgridError):
@@ -108,38 +84,6 @@ class UnknownCheckpoint(ZkgridError):
 
 class _InvalidRequest(InvalidArgumentError):
     reason = "INVALID_ARGUMENT"
-
-
-class WitnessCosignatureRow(SQLModel, table=True):
-    """One witness's cosignature of the checkpoint of one tree size (append-only)."""
-
-    __tablename__ = "witness_cosignatures"
-
-    tree_size: int = Field(sa_column=Column(_BIGINT, primary_key=True, autoincrement=False))
-    witness_name: str = Field(sa_column=Column(Text, primary_key=True))
-    signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    received_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-
-
-COSIGNATURES: Table = SQLModel.metadata.tables["witness_cosignatures"]
-_C = COSIGNATURES.c
-
-_SQLITE_TRIGGERS = [
-    f"CREATE TRIGGER IF NOT EXISTS witness_cosignatures_no_{op.lower()} BEFORE {op} ON"
-    f" witness_cosignatures BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MARKER}: {op} on"
-    " witness_cosignatures refused'); END"
-    for op in ("UPDATE", "DELETE")
-]
-_PG_TRIGGERS = {
-    "witness_cosignatures_no_update_delete": (
-        "CREATE TRIGGER witness_cosignatures_no_update_delete BEFORE UPDATE OR DELETE ON"
-        " witness_cosignatures FOR EACH ROW EXECUTE FUNCTION zkgrid_ledger_refuse()"
-    ),
-    "witness_cosignatures_no_truncate": (
-        "CREATE TRIGGER witness_cosignatures_no_truncate BEFORE TRUNCATE ON"
-        " witness_cosignatures FOR EACH STATEMENT EXECUTE FUNCTION zkgrid_ledger_refuse()"
-    ),
-}
 
 
 def default_threshold(total: int) -> int:
@@ -180,25 +124,6 @@ class CosignedView:
         return () if self.cosigned is None else self.cosigned.signers
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-@contextmanager
-def _db_errors(action: str) -> Iterator[None]:
-    try:
-        yield
-    except DBAPIError as exc:
-        if isinstance(exc, IntegrityError):
-            raise
-        text = str(exc.orig) if exc.orig is not None else str(exc)
-        if APPEND_ONLY_MARKER in text:
-            raise AppendOnlyViolation(f"{action}: the database refused a rewrite") from exc
-        if isinstance(exc, OperationalError) or exc.connection_invalidated:
-            raise StoreUnavailable(f"{action}: the database is unavailable") from exc
-        raise
-
-
 class Witnesses:
     """The witness registry, cosignatures and cosigned checkpoints over a :class:`LedgerStore`.
 
@@ -211,7 +136,6 @@ class Witnesses:
             raise _InvalidRequest(f"the witness quorum must be in [1, {MAX_WITNESSES}]")
         self._store = store
         self._threshold = quorum_threshold
-        self._sqlite = store.engine.dialect.name == "sqlite"
         self._lock = threading.Lock()  # guards the projection and caches; never held during I/O
         self._applied = 0
         self._members: list[RegisteredWitness] = []
@@ -221,42 +145,8 @@ class Witnesses:
         self.anomalies: list[int] = []
         self._registries: dict[int, WitnessRegistry] = {}
         self._finality: dict[tuple[int, bytes, tuple[str, ...], int, int], bool] = {}
-        self._create_table()
+        self._cosignatures = CosignatureStore(store)  # creates the table if missing
         self.catch_up()
-
-    # ------------------------------------------------------------------ storage
-
-    @contextmanager
-    def _conn(self, *, write: bool = False) -> Iterator[Connection]:
-        with (
-            self._store.connection_guard(),
-            _db_errors("witness cosignatures"),
-            self._store.engine.connect() as c,
-        ):
-            if self._sqlite and write:
-                c = c.execution_options(zkgrid_begin="IMMEDIATE")
-            with c.begin():
-                yield c
-
-    def _create_table(self) -> None:
-        with self._conn(write=True) as conn:
-            if not self._sqlite:
-                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_INIT_LOCK_KEY})")
-            SQLModel.metadata.create_all(conn, tables=[COSIGNATURES])
-            if self._sqlite:
-                for ddl in _SQLITE_TRIGGERS:
-                    conn.exec_driver_sql(ddl)
-                return
-            existing = {
-                row[0]
-                for row in conn.exec_driver_sql(
-                    "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
-                    " AND tgrelid = to_regclass('witness_cosignatures')"
-                )
-            }
-            for name, ddl in _PG_TRIGGERS.items():
-                if name not in existing:
-                    conn.exec_driver_sql(ddl)
 
     # ------------------------------------------------------------------ registry projection
 
@@ -377,16 +267,6 @@ class Witnesses:
             )
         return stored
 
-    def _stored_signature(self, conn: Connection, tree_size: int, name: str) -> bytes | None:
-        row = conn.execute(
-            select(_C.signature).where(_C.tree_size == tree_size, _C.witness_name == name)
-        ).first()
-        return None if row is None else bytes(row[0])
-
-    def _count(self, tree_size: int) -> int:
-        with self._conn() as conn:
-            return self._count_in(conn, tree_size)
-
     def add_cosignature(
         self,
         cosignature: Cosignature,
@@ -409,56 +289,26 @@ class Witnesses:
         registry = self.registry_at(size)
         registry.get(cosignature.name)  # UNKNOWN_WITNESS, before any pairing
         k = self.threshold(len(registry))
-        with self._conn() as conn:
-            existing = self._stored_signature(conn, size, cosignature.name)
+        existing = self._cosignatures.signature(size, cosignature.name)
         if existing is None:
             registry.verify_cosignature(signed, cosignature)  # COSIGNATURE_INVALID
-            try:
-                with self._conn(write=True) as conn:
-                    existing = self._stored_signature(conn, size, cosignature.name)
-                    if existing is None:
-                        conn.execute(
-                            insert(COSIGNATURES),
-                            {
-                                "tree_size": size,
-                                "witness_name": cosignature.name,
-                                "signature": cosignature.signature,
-                                "received_at": _now(),
-                            },
-                        )
-                        return CosignatureAdded(size, True, self._count_in(conn, size), k)
-            except IntegrityError:  # a concurrent insert of the same (size, name)
-                with self._conn() as conn:
-                    existing = self._stored_signature(conn, size, cosignature.name)
+            stored = self._cosignatures.add(size, cosignature.name, cosignature.signature)
+            if stored.recorded:
+                return CosignatureAdded(size, True, stored.count, k)
+            existing = stored.signature  # a concurrent insert of the same (size, name)
         if existing != cosignature.signature:
             # BLS signatures are deterministic and canonical: this one cannot also verify.
             raise DuplicateCosignatureError(
                 f"witness {cosignature.name!r} already co-signed size {size} differently"
             )
-        return CosignatureAdded(size, False, self._count(size), k)
-
-    @staticmethod
-    def _count_in(conn: Connection, tree_size: int) -> int:
-        return int(
-            conn.execute(
-                select(func.count()).select_from(COSIGNATURES).where(_C.tree_size == tree_size)
-            ).scalar_one()
-        )
+        return CosignatureAdded(size, False, self._cosignatures.count(size), k)
 
     def cosignatures(self, tree_size: int) -> list[Cosignature]:
         """The stored cosignatures of ``tree_size``, by witness name."""
-        with self._conn() as conn:
-            rows = conn.execute(
-                select(_C.witness_name, _C.signature)
-                .where(_C.tree_size == tree_size)
-                .order_by(_C.witness_name)
-            ).all()
-        return [Cosignature(str(r[0]), bytes(r[1])) for r in rows]
+        return [Cosignature(name, sig) for name, sig in self._cosignatures.of_size(tree_size)]
 
     def latest_cosigned_size(self) -> int | None:
-        with self._conn() as conn:
-            value = conn.execute(select(func.max(_C.tree_size))).scalar_one()
-        return None if value is None else int(value)
+        return self._cosignatures.latest_size()
 
     # ------------------------------------------------------------------ publication
 

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 from settlement.records import Bill, MeterRegistration, ReadingBatch, Tariff
 from zkgrid.settlement.v1 import bills_pb2, meters_pb2, readings_pb2, tariffs_pb2, witness_pb2
 
-if TYPE_CHECKING:  # pragma: no cover - ledger.witness (BLS) is imported where it is used
-    from ledger.witness import WitnessRegistration
+if TYPE_CHECKING:  # pragma: no cover - ledger.cosignature is imported where it is used
+    from ledger.cosignature import WitnessRegistration
 
 __all__ = [
     "bill_from_proto",
@@ -127,7 +127,7 @@ def bill_to_proto(rec: Bill) -> bills_pb2.Bill:
 def witness_from_proto(msg: witness_pb2.Witness) -> WitnessRegistration:
     """The registration a listed ``Witness`` carries (fields checked syntactically; its
     proof of possession is verified by whoever builds a ``WitnessRegistry`` of it)."""
-    from ledger.witness import WitnessRegistration
+    from ledger.cosignature import WitnessRegistration
 
     return WitnessRegistration(msg.name, bytes(msg.public_key), bytes(msg.proof_of_possession))
 

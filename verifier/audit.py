@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ledger.checkpoint import Checkpoint, CheckpointVerifier, verify_checkpoint
+from ledger.cosignature import WitnessError, WitnessRegistration
 from ledger.entries import ENTRY_FORMAT_VERSION, EntryKind
 from ledger.errors import CheckpointSignatureError, ConsistencyProofError, LedgerFormatError
 from ledger.merkle import EMPTY_ROOT, CompactRange, leaf_hash, verify_consistency
-from ledger.witness import WitnessError, WitnessRegistration
 from settlement.records import (
     RANGE_PROOF_BITS,
     ZERO_HASH,

@@ -15,29 +15,17 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from ledger.checkpoint import CheckpointVerifier, parse_verifier_key
 from ledger.errors import LedgerFormatError
 from verifier.audit import AuditError, AuditOptions, Auditor, AuditResult
 from verifier.state import DEFAULT_STATE_PATH, load_state, save_state
+from zkgrid._internal.cliargs import OneLineParser, UsageError
 from zkgrid.errors import ZkgridError
 
 __all__ = ["main"]
 
 PROG = "zkgrid audit"
-
-
-class UsageError(Exception):
-    """A command line :class:`OneLineParser` refused (the CLIs print it on one line, exit 2)."""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An argument parser that raises :class:`UsageError` instead of printing the usage and
-    exiting (``zkgrid audit`` and ``zkgrid witness``)."""
-
-    def error(self, message: str) -> Any:  # one line, exit 2, no usage dump
-        raise UsageError(message)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -178,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         render_human(result, Console())
     if result.ok and args.cosign and result.new_state is not None:
-        from verifier.cosign import run_audit_cosign
+        from witness.cosign import run_audit_cosign
 
         return run_audit_cosign(
             keyfile=args.cosign,

@@ -6,6 +6,7 @@ rewrite of history is detected by consistency proofs and by the store's
 start-up self-check; the database triggers are only defence in depth.
 """
 
+from service.storage.cosignatures import CosignatureStore, StoredCosignature
 from service.storage.errors import (
     AppendOnlyViolation,
     EntryNotFound,
@@ -25,6 +26,7 @@ from service.storage.store import (
 
 __all__ = [
     "AppendOnlyViolation",
+    "CosignatureStore",
     "EntryNotFound",
     "LedgerStore",
     "Precondition",
@@ -33,6 +35,7 @@ __all__ = [
     "StoreConfigError",
     "StoreIntegrityError",
     "StoreUnavailable",
+    "StoredCosignature",
     "StoredEntry",
     "normalize_url",
     "open_store",

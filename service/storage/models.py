@@ -6,6 +6,9 @@
 * ``ledger_nodes``: every perfect subtree hash, keyed by (level, index), so an
   inclusion or consistency proof is one query of O(log n) primary-key reads.
 * ``ledger_checkpoints``: one signed checkpoint per appended batch (and size 0).
+* ``witness_cosignatures``: one witness's cosignature of the checkpoint of one
+  tree size (:mod:`service.storage.cosignatures`; not part of the log, so not in
+  :data:`TABLES`: created by the cosignature store, next to the log's tables).
 
 Every table is append-only; see :mod:`service.storage.schema` for the triggers.
 """
@@ -63,3 +66,17 @@ ENTRIES: Table = SQLModel.metadata.tables["ledger_entries"]
 NODES: Table = SQLModel.metadata.tables["ledger_nodes"]
 CHECKPOINTS: Table = SQLModel.metadata.tables["ledger_checkpoints"]
 TABLES: tuple[Table, ...] = (META, ENTRIES, NODES, CHECKPOINTS)
+
+
+class WitnessCosignatureRow(SQLModel, table=True):
+    """One witness's cosignature of the checkpoint of one tree size (append-only)."""
+
+    __tablename__ = "witness_cosignatures"
+
+    tree_size: int = Field(sa_column=Column(_BIGINT, primary_key=True, autoincrement=False))
+    witness_name: str = Field(sa_column=Column(Text, primary_key=True))
+    signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    received_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+COSIGNATURES: Table = SQLModel.metadata.tables["witness_cosignatures"]

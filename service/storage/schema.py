@@ -14,6 +14,10 @@ delete trigger too.
 
 PostgreSQL: row-level ``BEFORE UPDATE OR DELETE`` triggers, a statement-level
 ``BEFORE TRUNCATE`` trigger, and the same next-index ``BEFORE INSERT`` check.
+
+The witnesses' ``witness_cosignatures`` table (not part of the log) gets the
+``UPDATE``/``DELETE``/``TRUNCATE`` refusals only: cosignatures arrive in any
+order (:func:`install_cosignature_triggers`).
 """
 
 from __future__ import annotations
@@ -147,3 +151,45 @@ def install_triggers(conn: Connection) -> None:
 def _pg_exec(conn: Connection, sql: str) -> CursorResult[Any]:
     # psycopg treats '%' as a placeholder marker even without parameters.
     return conn.exec_driver_sql(sql.replace("%", "%%"))
+
+
+# ----------------------------------------------------------------------------- cosignatures
+
+_COSIGNATURES = "witness_cosignatures"
+
+_SQLITE_COSIGNATURE_TRIGGERS = [
+    f"CREATE TRIGGER IF NOT EXISTS {_COSIGNATURES}_no_{op.lower()} BEFORE {op} ON"
+    f" {_COSIGNATURES} BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MARKER}: {op} on"
+    f" {_COSIGNATURES} refused'); END"
+    for op in ("UPDATE", "DELETE")
+]
+_PG_COSIGNATURE_TRIGGERS = {
+    f"{_COSIGNATURES}_no_update_delete": (
+        f"CREATE TRIGGER {_COSIGNATURES}_no_update_delete BEFORE UPDATE OR DELETE ON"
+        f" {_COSIGNATURES} FOR EACH ROW EXECUTE FUNCTION zkgrid_ledger_refuse()"
+    ),
+    f"{_COSIGNATURES}_no_truncate": (
+        f"CREATE TRIGGER {_COSIGNATURES}_no_truncate BEFORE TRUNCATE ON"
+        f" {_COSIGNATURES} FOR EACH STATEMENT EXECUTE FUNCTION zkgrid_ledger_refuse()"
+    ),
+}
+
+
+def install_cosignature_triggers(conn: Connection) -> None:
+    """Create whichever ``witness_cosignatures`` triggers are missing (the caller's
+    transaction; on PostgreSQL the log's ``zkgrid_ledger_refuse()`` must exist: the
+    ledger store creates it before anything else)."""
+    if conn.dialect.name == "sqlite":
+        for ddl in _SQLITE_COSIGNATURE_TRIGGERS:
+            conn.exec_driver_sql(ddl)
+        return
+    existing = {
+        row[0]
+        for row in conn.exec_driver_sql(
+            "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
+            " AND tgrelid = to_regclass('witness_cosignatures')"
+        )
+    }
+    for name, ddl in _PG_COSIGNATURE_TRIGGERS.items():
+        if name not in existing:
+            conn.exec_driver_sql(ddl)

@@ -413,7 +413,8 @@ def test_log_key_file_and_process_pool(tmp_path: Path, capsys: pytest.CaptureFix
 def test_witness_registrations_are_checked(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ledger.witness import WitnessKey, WitnessRegistration
+    from ledger.cosignature import WitnessRegistration
+    from witness.keys import WitnessKey
 
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     build_ledger(url)
@@ -440,7 +441,7 @@ def test_witness_registrations_are_checked(
 def test_since_last_remembers_the_witnesses(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ledger.witness import WitnessKey
+    from witness.keys import WitnessKey
 
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     build_ledger(url)

@@ -1,8 +1,7 @@
 """Witness co-signing over gRPC (issue 5): registry via RegisterWitness, cosignatures, the
 published aggregate and finality (k of n), refusals, and a forked log refused by the witness.
 
-py_ecc is slow (sign ~0.12 s, verify ~0.3 s): keys are module-scoped with fixed secrets and
-each test keeps its pairings few."""
+Keys are module-scoped with fixed secrets (py_ecc's curve order: the oracle's constant)."""
 
 from __future__ import annotations
 
@@ -15,21 +14,20 @@ import pytest
 from py_ecc.optimized_bls12_381.optimized_curve import curve_order
 
 from ledger.checkpoint import Checkpoint, CheckpointSigner, SignedCheckpoint
-from ledger.entries import EntryKind
-from ledger.witness import (
+from ledger.cosignature import (
     CosignedCheckpoint,
     FinalityError,
     Quorum,
-    WitnessKey,
     WitnessRegistry,
-    WitnessState,
-    cosign,
     verify_finality,
 )
+from ledger.entries import EntryKind
 from service.witnesses import Witnesses
 from tests.integration.test_grpc_server import Running, _serve, refused
 from tests.integration.test_grpc_server import running as running  # the fixture
-from verifier.cosign import CosignRefused, check_finality, cosign_after_audit
+from witness.cosign import CosignRefused, check_finality, cosign_after_audit
+from witness.keys import WitnessKey, cosign
+from witness.state import WitnessState
 from zkgrid.settlement.v1 import witness_pb2, witness_pb2_grpc
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from cli.main import main as zkgrid
-from ledger.witness import WitnessState
 from tests.integration.test_grpc_server import _serve
 from tests.unit.verifier.audit_support import LOG_KEY, ORIGIN, SIGNER, audit, build_ledger
+from witness.state import WitnessState
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -1,9 +1,9 @@
 """Witness co-signing: BLS keys, registrations, cosignatures, aggregation, finality, memory.
 
-py_ecc is slow (a pairing check is ~0.5 s here), so keys, the registry, the
-cosignatures and the aggregate are module-scoped fixtures and most negative
-tests fail before any pairing. Pairing checks in this file: 5 PopVerify
-(4 in the registry fixture, one bad PoP), 8 Verify, 3 FastAggregateVerify.
+The scheme is :mod:`ledger.cosignature` (verified through blspy); keys and the
+witness's memory are :mod:`witness.keys` and :mod:`witness.state`. Keys, the
+registry, the cosignatures and the aggregate are module-scoped fixtures, and
+most negative tests fail before any pairing.
 """
 
 from __future__ import annotations
@@ -11,11 +11,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pickle
 import stat
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
+from blspy import G1Element, G2Element, PopSchemeMPL
+from py_ecc.bls.ciphersuites import G2ProofOfPossession
+from py_ecc.bls.g2_primitives import G1_to_pubkey, subgroup_check
+from py_ecc.fields import optimized_bls12_381_FQ as FQ
+from py_ecc.optimized_bls12_381.optimized_curve import b, curve_order, field_modulus
 
 from ledger import (
     Checkpoint,
@@ -27,8 +34,7 @@ from ledger import (
     leaf_hash,
     root,
 )
-from ledger.errors import CheckpointSignatureError, LedgerError
-from ledger.witness import (
+from ledger.cosignature import (
     CIPHERSUITE_ID,
     COSIGNATURE_DOMAIN,
     PUBLIC_KEY_SIZE,
@@ -44,18 +50,18 @@ from ledger.witness import (
     WitnessArgumentError,
     WitnessError,
     WitnessFormatError,
-    WitnessKey,
-    WitnessRefusal,
     WitnessRegistration,
     WitnessRegistry,
-    WitnessState,
     aggregate,
-    cosign,
     cosigned_message,
+    decode_public_key,
     validate_witness_name,
     verify_cosignature,
     verify_finality,
 )
+from ledger.errors import CheckpointSignatureError, LedgerError
+from witness.keys import CURVE_ORDER, WitnessKey, cosign, key_gen
+from witness.state import WitnessRefusal, WitnessState
 from zkgrid.errors import (
     InvalidArgumentError,
     ProofFormatError,
@@ -63,6 +69,8 @@ from zkgrid.errors import (
     ZkgridError,
 )
 
+#: The independent oracle (py_ecc, a dev dependency), untyped: it takes NewType'd bytes.
+oracle: Any = G2ProofOfPossession
 ORIGIN = "zkgrid.test/witness-log"
 NAMES = ("auditor", "consumers", "regulator", "utility-watch")
 # A valid compressed G1 point that is not on the curve is hard to stumble on; these are
@@ -241,6 +249,10 @@ def test_registration_round_trip(
     assert struct.unpack(">I", data[1:5])[0] == len(reg.name)
     assert len(data) == 1 + 4 + len(reg.name) + PUBLIC_KEY_SIZE + SIGNATURE_SIZE
     assert WitnessRegistration.decode(data) == reg
+    # A decoded record remembers its (W1, W2) success; a copy or a pickle re-verifies.
+    copied = pickle.loads(pickle.dumps(WitnessRegistration.decode(data)))
+    assert copied == reg
+    assert copied.public_point() is not None
     entry = reg.to_entry()
     assert entry.kind == EntryKind.WITNESS_KEY
     assert WitnessRegistration.from_entry(entry) == reg
@@ -634,3 +646,137 @@ def test_state_files_strict(tmp_path: Path) -> None:
             WitnessState.load(path)
     with pytest.raises(WitnessArgumentError):
         WitnessState.load(tmp_path / "missing.json")
+
+
+# ----------------------------------------------------------------------------- blspy and py_ecc
+
+# Known answer of the ciphersuite: eth2's BLS test vector sign_case_84d45c9c7cca6b92
+# (BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_, the DST the consensus specs use).
+KAT_SECRET = bytes.fromhex("263dbd792f5b1be47ed85f8938c0f29586af0d3ac7b977f21c278fe1462040e3")
+KAT_PUBLIC = bytes.fromhex(
+    "a491d1b0ecd9bb917989f0e74f0dea0422eac4a873e5e2644f368dffb9a6e20f"
+    "d6e10c1b77654d067c0618f6e5a7f79a"
+)
+KAT_MESSAGE = bytes(32)
+KAT_SIGNATURE = bytes.fromhex(
+    "b6ed936746e01f8ecf281f020953fbf1f01debd5657c4a383940b020b26507f6"
+    "076334f91e2366c96e9ab279fb5158090352ea1c5b0c9274504f4f0e7053af24"
+    "802e51e4568d164fe986834f41e55c8e850ce1f98458c0cfc9ab380b55285a55"
+)
+
+
+def test_ciphersuite_known_answer() -> None:
+    key = WitnessKey.from_secret_bytes("kat", KAT_SECRET)
+    assert key.public_key == KAT_PUBLIC
+    assert key.sign(KAT_MESSAGE) == KAT_SIGNATURE
+    assert oracle.Sign(int.from_bytes(KAT_SECRET, "big"), KAT_MESSAGE) == KAT_SIGNATURE
+    pk, sig = G1Element.from_bytes(KAT_PUBLIC), G2Element.from_bytes(KAT_SIGNATURE)
+    assert PopSchemeMPL.verify(pk, KAT_MESSAGE, sig)
+    assert not PopSchemeMPL.verify(pk, b"\x01" + KAT_MESSAGE[1:], sig)
+
+
+def test_cosignature_vector_made_by_py_ecc(signed5: SignedCheckpoint) -> None:
+    """Fixed keys: what py_ecc makes verifies here (blspy), and the bytes are the same."""
+    secrets_ = [0x1234 + 7919 * i for i in range(3)]
+    names = ("oracle-a", "oracle-b", "oracle-c")
+    regs = [
+        WitnessRegistration(n, oracle.SkToPk(s), oracle.PopProve(s))
+        for n, s in zip(names, secrets_, strict=True)
+    ]
+    ours = [WitnessKey(n, s) for n, s in zip(names, secrets_, strict=True)]
+    assert [k.registration() for k in ours] == regs  # same keys and proofs, byte for byte
+    registry = WitnessRegistry(regs)  # 3 PopVerify (blspy) of py_ecc's proofs
+    message = cosigned_message(signed5)
+    cosigs = [Cosignature(n, oracle.Sign(s, message)) for n, s in zip(names, secrets_, strict=True)]
+    assert [cosign(k, signed5) for k in ours] == cosigs
+    cosigned = aggregate(registry, signed5, cosigs)
+    assert cosigned.aggregate_signature == oracle.Aggregate([c.signature for c in cosigs])
+    verify_finality(registry, cosigned, Quorum(3, 3))
+    assert oracle.FastAggregateVerify(
+        [r.public_key for r in regs], message, cosigned.aggregate_signature
+    )
+
+
+def test_key_gen_is_the_drafts() -> None:
+    assert curve_order == CURVE_ORDER
+    for ikm in (bytes(32), bytes(range(32)), b"\xff" * 64):
+        assert key_gen(ikm) == oracle.KeyGen(ikm)
+    assert key_gen(bytes(32), b"info") == oracle.KeyGen(bytes(32), b"info")
+    with pytest.raises(WitnessArgumentError):
+        key_gen(bytes(31))
+
+
+def _g1_off_subgroup() -> bytes:
+    """A canonical compressed point on E1 outside the order-r subgroup (via py_ecc)."""
+    x = 1
+    while True:
+        y2 = FQ(x) ** 3 + b
+        y = y2 ** ((field_modulus + 1) // 4)
+        if y * y == y2 and not subgroup_check((FQ(x), y, FQ(1))):
+            return bytes(G1_to_pubkey((FQ(x), y, FQ(1))))
+        x += 1
+
+
+def test_point_checks_match_py_ecc(registrations: list[WitnessRegistration]) -> None:
+    """(W1) Off the subgroup, off the curve, x >= p: refused as format errors, like py_ecc."""
+    off_subgroup = _g1_off_subgroup()
+    assert not oracle.KeyValidate(off_subgroup)
+    x_not_on_curve = bytes([0x80]) + bytes(46) + b"\x01"  # x = 1: 1 + 4 is not a square mod p
+    for blob in (off_subgroup, x_not_on_curve, G1_INFINITY, b"\x9f" + b"\xff" * 47):
+        assert not oracle.KeyValidate(blob)
+        with pytest.raises(WitnessFormatError):
+            decode_public_key(blob)
+        reg = dataclasses.replace(registrations[0], public_key=blob)
+        with pytest.raises(WitnessFormatError):
+            WitnessRegistration.decode(reg.encode())
+    assert oracle.KeyValidate(registrations[0].public_key)
+    decode_public_key(registrations[0].public_key)
+
+
+def test_runtime_imports_no_py_ecc_and_ledger_no_bls() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import ledger, ledger.merkle, ledger.archive\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('py_ecc', 'blspy'))\n"
+        "assert not heavy, heavy\n"
+        "import ledger.cosignature, witness.cli\n"
+        "assert 'blspy' not in sys.modules, 'blspy is imported where a point is decoded'\n"
+        "import witness.keys, witness.state, witness.cosign, service.witnesses, verifier.cli\n"
+        "from witness.keys import WitnessKey\n"
+        "reg = WitnessKey('w', 5).registration()\n"
+        "ledger.cosignature.WitnessRegistration.decode(reg.encode())\n"
+        "assert 'blspy' in sys.modules\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('py_ecc', 'eth_typing'))\n"
+        "assert not bad, bad\n"
+    )
+    root_dir = Path(__file__).resolve().parents[3]
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root_dir, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_witness_party_imports_neither_verifier_nor_service() -> None:
+    """Floors: the auditor may import the witness party (zkgrid audit --cosign), never the
+    other way round; and `zkgrid witness --help` loads neither BLS nor gRPC."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from witness import cli\n"
+        "assert cli.main(['--help']) == 0\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('blspy', 'grpc'))\n"
+        "assert not heavy, heavy\n"
+        "import witness.keys, witness.state, witness.cosign, witness._files\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('verifier', 'service'))\n"
+        "assert not bad, bad\n"
+    )
+    root_dir = Path(__file__).resolve().parents[3]
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root_dir, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
+from ledger.cosignature import Cosignature, UnknownWitnessError
 from ledger.entries import EntryKind
-from ledger.witness import Cosignature, UnknownWitnessError, WitnessKey, cosign
 from service.config import ConfigError, ServiceConfig
-from service.storage import LedgerStore, open_store
+from service.storage import CosignatureStore, LedgerStore, open_store
 from service.witnesses import (
     UnknownCheckpoint,
     Witnesses,
@@ -20,6 +22,7 @@ from service.witnesses import (
     default_threshold,
 )
 from tests.unit.service.settlement_support import ORIGIN, SIGNER
+from witness.keys import WitnessKey, cosign
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +101,43 @@ def test_cosignature_table_refusals_and_append_only(
         conn.execute(text("UPDATE witness_cosignatures SET signature = x'00'"))
     with store.engine.connect() as conn, pytest.raises(Exception, match="append-only"):
         conn.execute(text("DELETE FROM witness_cosignatures"))
+
+
+def test_cosignature_store_on_every_backend(
+    ledger_url: str, ledger_signer: Any, ledger_origin: str
+) -> None:
+    """service.storage.cosignatures: rows never replaced, triggers installed once per
+    database (a second store on the same database finds them), same table on PostgreSQL."""
+    store = open_store(ledger_url, ledger_signer, ledger_origin)
+    try:
+        table = CosignatureStore(store)
+        assert (table.latest_size(), table.count(3), table.of_size(3)) == (None, 0, [])
+        first = table.add(3, "w1", b"\x01" * 96)
+        assert (first.recorded, first.count, first.signature) == (True, 1, b"\x01" * 96)
+        again = CosignatureStore(store).add(3, "w1", b"\x02" * 96)  # never replaced
+        assert (again.recorded, again.count, again.signature) == (False, 1, b"\x01" * 96)
+        table.add(3, "w0", b"\x03" * 96)
+        table.add(7, "w1", b"\x04" * 96)
+        assert table.of_size(3) == [("w0", b"\x03" * 96), ("w1", b"\x01" * 96)]
+        assert (table.latest_size(), table.count(3), table.signature(7, "w1")) == (
+            7,
+            2,
+            b"\x04" * 96,
+        )
+        assert table.signature(7, "w0") is None
+        statements = [
+            "UPDATE witness_cosignatures SET signature = signature",
+            "DELETE FROM witness_cosignatures",
+        ]
+        if store.backend == "postgresql":
+            statements.append("TRUNCATE witness_cosignatures")
+        for sql in statements:
+            with (
+                store.connection_guard(),
+                store.engine.connect() as conn,
+                pytest.raises(DBAPIError, match="append-only"),
+            ):
+                conn.execute(text(sql))
+        assert table.count(3) == 2
+    finally:
+        store.close()

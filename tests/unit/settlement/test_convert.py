@@ -27,7 +27,7 @@ def test_every_record_round_trips() -> None:
 
 
 def test_witness_round_trips_with_its_ledger_index() -> None:
-    from ledger.witness import WitnessKey
+    from witness.keys import WitnessKey
 
     registration = WitnessKey.generate("auditor").registration()
     msg = convert.witness_to_proto(registration, 7)

@@ -24,12 +24,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ledger.checkpoint import CheckpointVerifier, parse_verifier_key
-from ledger.witness import FinalityError, WitnessKey, WitnessRegistration
-from verifier.cli import OneLineParser, UsageError
-from verifier.cosign import CosignError, check_finality, open_channel
+from zkgrid._internal.cliargs import OneLineParser, UsageError
 from zkgrid.errors import VerificationError, ZkgridError
+
+if TYPE_CHECKING:  # pragma: no cover - imported where used: `--help` loads neither BLS nor grpc
+    from ledger.checkpoint import CheckpointVerifier
 
 __all__ = ["main"]
 
@@ -73,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _log_key(args: argparse.Namespace) -> CheckpointVerifier | None:
+    from ledger.checkpoint import parse_verifier_key
+    from witness.cosign import CosignError
+
     text: str | None = args.log_key
     if args.log_key_file:
         try:
@@ -83,6 +87,8 @@ def _log_key(args: argparse.Namespace) -> CheckpointVerifier | None:
 
 
 def _registration_bytes(value: str) -> bytes:
+    from witness.cosign import CosignError
+
     text = value
     if value.startswith("@"):
         try:
@@ -96,6 +102,8 @@ def _registration_bytes(value: str) -> bytes:
 
 
 def _keygen(args: argparse.Namespace) -> int:
+    from witness.keys import WitnessKey
+
     key = WitnessKey.generate(args.name)
     key.save(args.out)
     print(f"witness {key.name}: public key {key.public_key.hex()}")
@@ -104,6 +112,8 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _registration(args: argparse.Namespace) -> int:
+    from witness.keys import WitnessKey
+
     print(WitnessKey.load(args.key).registration().encode().hex())
     return 0
 
@@ -111,6 +121,8 @@ def _registration(args: argparse.Namespace) -> int:
 def _register(args: argparse.Namespace) -> int:
     import grpc
 
+    from ledger.cosignature import WitnessRegistration
+    from witness.cosign import open_channel
     from zkgrid.settlement.v1 import witness_pb2, witness_pb2_grpc
 
     payload = _registration_bytes(args.registration)
@@ -142,6 +154,9 @@ def _register(args: argparse.Namespace) -> int:
 
 
 def _finality(args: argparse.Namespace) -> int:
+    from ledger.cosignature import FinalityError
+    from witness.cosign import check_finality, open_channel
+
     log_key = _log_key(args)
     channel, metadata = open_channel(
         args.target,

@@ -1,70 +1,64 @@
-"""Witness co-signing of checkpoints with BLS signatures (BLS12-381, IETF proof-of-possession).
+"""The witness cosignature scheme (BLS12-381, IETF proof of possession), as pure functions.
 
-A witness (auditor, regulator, consumer association) holds a BLS key
-(:class:`WitnessKey`) and is registered on the ledger by a ``WITNESS_KEY`` entry
-(:class:`WitnessRegistration`: name, 48-byte G1 public key, 96-byte proof of
-possession). Before co-signing a checkpoint the witness checks it is consistent
-with the last one it co-signed (:class:`WitnessState`); its cosignature
-(:class:`Cosignature`) is a BLS signature over :func:`cosigned_message`. The
-service aggregates the cosignatures of one checkpoint into a
-:class:`CosignedCheckpoint`, and anyone holding the registry checks finality
-with **one** ``FastAggregateVerify`` (:func:`verify_finality`), whatever the
-number of signers. docs/notes/witness.md has the equations, labelled ``(Wn)``.
+A witness (auditor, regulator, consumer association) is registered on the ledger
+by a ``WITNESS_KEY`` entry (:class:`WitnessRegistration`: name, 48-byte G1 public
+key, 96-byte proof of possession). Its cosignature (:class:`Cosignature`) is a
+BLS signature over :func:`cosigned_message` of a checkpoint. The service
+aggregates the cosignatures of one checkpoint into a :class:`CosignedCheckpoint`,
+and anyone holding the registry checks finality with **one**
+``FastAggregateVerify`` (:func:`verify_finality`), whatever the number of
+signers. docs/notes/witness.md has the equations, labelled ``(Wn)``.
+
+This module verifies; it holds no key and touches no file. The witness party
+(its secret key, its memory of the last co-signed checkpoint, the ``zkgrid
+witness`` command) is the package :mod:`witness`.
 
 Scheme: ``BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_`` (draft-irtf-cfrg-bls-signature,
 minimal-pubkey-size: public keys in G1, signatures in G2), as implemented by
-``py_ecc.bls.G2ProofOfPossession``. Every byte string that crosses a trust
-boundary is decoded strictly (canonical compressed points, subgroup checks, no
-trailing bytes) and a failure raises a :class:`WitnessFormatError`; a
-well-formed signature that does not verify raises a
-:class:`~zkgrid.errors.VerificationError` subclass. py_ecc's verifiers return
-booleans: every ``False`` becomes a raised error here.
+``blspy.PopSchemeMPL`` (Chia's binding of a native BLS12-381 library). blspy is
+imported on first use, so ``import ledger`` does not load it. Every byte string
+that crosses a trust boundary is decoded strictly (canonical compressed points,
+subgroup checks, a public key that is not the identity, no trailing bytes) and
+a failure raises a :class:`WitnessFormatError`; a well-formed signature that
+does not verify raises a :class:`~zkgrid.errors.VerificationError` subclass.
+blspy's verifiers return booleans and its decoders raise ``ValueError``: both
+become the typed errors here.
+
+Nothing is cached per process. Two memos live in the objects a caller holds:
+a :class:`WitnessRegistration` remembers that its own (immutable) fields passed
+(W1, W2), and a :class:`WitnessRegistry` remembers the cosignatures that
+verified against it, so verifying each cosignature on receipt makes the later
+:func:`aggregate` with the same registry free of pairings.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
-import os
 import re
-import secrets
-import stat
 import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Final
-
-from eth_typing import BLSPubkey, BLSSignature
-from eth_utils.exceptions import ValidationError
-from py_ecc.bls.ciphersuites import G2ProofOfPossession
-from py_ecc.bls.g2_primitives import (
-    G1_to_pubkey,
-    G2_to_signature,
-    pubkey_to_G1,
-    signature_to_G2,
-    subgroup_check,
-)
-from py_ecc.optimized_bls12_381.optimized_curve import curve_order, is_inf
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
 
 from ledger.checkpoint import Checkpoint, CheckpointVerifier, SignedCheckpoint, verify_checkpoint
 from ledger.encoding import CanonicalReader, CanonicalWriter
 from ledger.entries import Entry, EntryKind
 from ledger.errors import LedgerError
-from ledger.merkle import EMPTY_ROOT, HASH_SIZE, verify_consistency
 from zkgrid.errors import InvalidArgumentError, ProofFormatError, VerificationError
+
+if TYPE_CHECKING:  # pragma: no cover - blspy is imported where a point is decoded
+    from blspy import G1Element, G2Element
 
 __all__ = [
     "CIPHERSUITE_ID",
     "COSIGNATURE_DOMAIN",
+    "MAX_NAME_BYTES",
+    "MAX_NOTE_BYTES",
     "MAX_WITNESSES",
     "POP_CIPHERSUITE_ID",
     "PUBLIC_KEY_SIZE",
-    "SECRET_KEY_SIZE",
     "SIGNATURE_SIZE",
     "WITNESS_RECORD_VERSION",
     "Cosignature",
@@ -79,15 +73,13 @@ __all__ = [
     "WitnessArgumentError",
     "WitnessError",
     "WitnessFormatError",
-    "WitnessKey",
-    "WitnessRefusal",
     "WitnessRegistration",
     "WitnessRegistry",
-    "WitnessState",
     "aggregate",
-    "clear_verification_cache",
-    "cosign",
+    "checkpoint_of",
     "cosigned_message",
+    "decode_public_key",
+    "decode_signature",
     "validate_witness_name",
     "verify_cosignature",
     "verify_finality",
@@ -101,7 +93,6 @@ POP_CIPHERSUITE_ID: Final = "BLS_POP_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_"
 COSIGNATURE_DOMAIN: Final = b"zkgrid/witness-cosignature v1\n"
 #: u8 version that starts every witness record (registration, cosignature, cosigned checkpoint).
 WITNESS_RECORD_VERSION: Final = 1
-SECRET_KEY_SIZE: Final = 32
 PUBLIC_KEY_SIZE: Final = 48
 SIGNATURE_SIZE: Final = 96
 #: Upper bound on registered witnesses and on the signers of a cosigned checkpoint.
@@ -111,23 +102,18 @@ MAX_NAME_BYTES: Final = 128
 #: Upper bound on the signed checkpoint note inside a cosigned checkpoint.
 MAX_NOTE_BYTES: Final = 1 << 16
 
-_KEY_FILE_FORMAT = "zkgrid-witness-key"
-_STATE_FILE_FORMAT = "zkgrid-witness-state"
-_FILE_VERSION = 1
-_MAX_FILE_BYTES = 1 << 16
 _U32 = struct.Struct(">I")
-_HEX64 = re.compile(r"[0-9a-f]{64}", re.ASCII)
-_HEX96 = re.compile(r"[0-9a-f]{96}", re.ASCII)
-_BLS = G2ProofOfPossession
-#: What py_ecc raises on malformed input (flags, coordinates, off-curve points).
-_PY_ECC_ERRORS = (ValueError, ValidationError, ArithmeticError, IndexError, TypeError)
+#: The compressed encoding of the identity of G1 (a public key must not be it, W1).
+_G1_IDENTITY = bytes([0xC0]) + bytes(PUBLIC_KEY_SIZE - 1)
+#: What blspy raises on input it refuses (C++ std::invalid_argument and friends, argument types).
+_BLSPY_ERRORS = (ValueError, RuntimeError, TypeError)
 
 
 # ----------------------------------------------------------------------------- errors
 
 
 class WitnessError(LedgerError):
-    """Root of the errors raised by :mod:`ledger.witness`."""
+    """Root of the errors raised by the witness cosignature scheme and the witness party."""
 
     reason = "WITNESS_ERROR"
 
@@ -184,17 +170,6 @@ class FinalityError(WitnessError, VerificationError):
     reason = "NOT_FINAL"
 
 
-class WitnessRefusal(WitnessError, VerificationError):
-    """(W7) The witness refuses to co-sign: the checkpoint is not consistent with its memory.
-
-    ``reason`` is ``ORIGIN_MISMATCH`` (another log) or ``CHECKPOINT_INCONSISTENT``
-    (a smaller tree, another root at the same size, or a larger tree whose
-    consistency proof from the last co-signed one does not verify).
-    """
-
-    reason = "CHECKPOINT_INCONSISTENT"
-
-
 # ----------------------------------------------------------------------------- helpers
 
 
@@ -220,97 +195,51 @@ def _fixed_bytes(value: object, size: int, what: str) -> bytes:
     return value
 
 
-def _decode_public_key(data: bytes, what: str = "public key") -> BLSPubkey:
-    """(W1) A canonical compressed G1 point, not the identity, in the prime-order subgroup."""
+def decode_public_key(data: bytes, what: str = "public key") -> G1Element:
+    """(W1) A canonical compressed G1 point, in the prime-order subgroup, not the identity.
+
+    blspy's ``G1Element.from_bytes`` checks the flags, ``x < p``, that the point is
+    on the curve and in the subgroup; the round trip below checks canonicity once
+    more (it is how the py_ecc version checked it), and the identity is refused
+    here: blspy accepts it as a group element.
+    """
+    from blspy import G1Element
+
     raw = _fixed_bytes(data, PUBLIC_KEY_SIZE, what)
+    if raw == _G1_IDENTITY:
+        raise WitnessFormatError(f"{what} is the point at infinity")
     try:
-        point = pubkey_to_G1(BLSPubkey(raw))
-        canonical = G1_to_pubkey(point)
-    except _PY_ECC_ERRORS:
-        raise WitnessFormatError(f"{what} is not a compressed G1 point") from None
+        point = G1Element.from_bytes(raw)
+        canonical = bytes(point)
+    except _BLSPY_ERRORS:
+        raise WitnessFormatError(
+            f"{what} is not a compressed G1 point of the prime-order subgroup"
+        ) from None
     if canonical != raw:
         raise WitnessFormatError(f"{what} is not the canonical encoding of its point")
-    if is_inf(point):
-        raise WitnessFormatError(f"{what} is the point at infinity")
-    if not subgroup_check(point):
-        raise WitnessFormatError(f"{what} is not in the prime-order subgroup of G1")
-    return BLSPubkey(raw)
+    return point
 
 
-def _decode_signature(data: bytes, what: str = "signature") -> BLSSignature:
-    """A canonical compressed G2 point in the prime-order subgroup."""
+def decode_signature(data: bytes, what: str = "signature") -> G2Element:
+    """A canonical compressed G2 point in the prime-order subgroup (the identity is a
+    well-formed signature that verifies for no key)."""
+    from blspy import G2Element
+
     raw = _fixed_bytes(data, SIGNATURE_SIZE, what)
     try:
-        point = signature_to_G2(BLSSignature(raw))
-        canonical = G2_to_signature(point)
-    except _PY_ECC_ERRORS:
-        raise WitnessFormatError(f"{what} is not a compressed G2 point") from None
+        point = G2Element.from_bytes(raw)
+        canonical = bytes(point)
+    except _BLSPY_ERRORS:
+        raise WitnessFormatError(
+            f"{what} is not a compressed G2 point of the prime-order subgroup"
+        ) from None
     if canonical != raw:
         raise WitnessFormatError(f"{what} is not the canonical encoding of its point")
-    if not subgroup_check(point):
-        raise WitnessFormatError(f"{what} is not in the prime-order subgroup of G2")
-    return BLSSignature(raw)
+    return point
 
 
-def _read_small_file(path: Path, what: str) -> str:
-    try:
-        with path.open("rb") as f:
-            raw = f.read(_MAX_FILE_BYTES + 1)
-    except OSError as e:
-        raise WitnessArgumentError(f"cannot read the {what} {path}: {e.strerror}") from None
-    if len(raw) > _MAX_FILE_BYTES:
-        raise WitnessFormatError(f"{what} is larger than {_MAX_FILE_BYTES} bytes")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise WitnessFormatError(f"{what} is not UTF-8") from None
-
-
-def _load_json_object(text: str, what: str, keys: frozenset[str]) -> dict[str, object]:
-    try:
-        obj = json.loads(text)
-    except (ValueError, RecursionError):
-        raise WitnessFormatError(f"{what} is not JSON") from None
-    if not isinstance(obj, dict):
-        raise WitnessFormatError(f"{what} must be a JSON object")
-    if set(obj) != keys:
-        raise WitnessFormatError(f"{what} must have exactly the fields {sorted(keys)}")
-    return obj
-
-
-def _write_new_file(path: Path, data: bytes) -> None:
-    """Create ``path`` with mode 0600 and ``data``; refuse if it exists. Durable (fsync)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(path, flags, 0o600)
-    except FileExistsError:
-        raise WitnessArgumentError(f"{path} already exists; refusing to overwrite it") from None
-    try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o600)  # whatever the umask
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        path.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    if os.name != "posix":  # pragma: no cover - directories cannot be opened elsewhere
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _checkpoint_of(value: object) -> Checkpoint:
+def checkpoint_of(value: object) -> Checkpoint:
+    """The checkpoint of a :class:`Checkpoint` or a :class:`SignedCheckpoint`."""
     if isinstance(value, SignedCheckpoint):
         return value.checkpoint
     if isinstance(value, Checkpoint):
@@ -318,144 +247,12 @@ def _checkpoint_of(value: object) -> Checkpoint:
     raise WitnessArgumentError("expected a Checkpoint or a SignedCheckpoint")
 
 
-# ----------------------------------------------------------------------------- keys
-
-
-class WitnessKey:
-    """A witness's BLS secret key and name. The secret never appears in ``repr`` or errors.
-
-    Key file (JSON, mode 0600)::
-
-        {"format": "zkgrid-witness-key", "version": 1, "ciphersuite": CIPHERSUITE_ID,
-         "name": "<name>", "secret_key": "<64 hex: I2OSP(SK, 32)>", "public_key": "<96 hex>"}
-
-    The public key is redundant and checked on load (it catches a corrupted secret).
-    """
-
-    __slots__ = ("_name", "_pop", "_public_key", "_secret")
-
-    def __init__(self, name: str, secret_key: int) -> None:
-        self._name = validate_witness_name(name, WitnessArgumentError)
-        if isinstance(secret_key, bool) or not isinstance(secret_key, int):
-            raise WitnessArgumentError("a witness secret key is an integer")
-        if not 0 < secret_key < curve_order:
-            raise WitnessArgumentError("a witness secret key is in [1, r)")
-        self._secret = secret_key
-        self._public_key = bytes(_BLS.SkToPk(secret_key))
-        self._pop: bytes | None = None
-
-    @classmethod
-    def generate(cls, name: str) -> WitnessKey:
-        """A fresh key: ``KeyGen(IKM)`` (draft-irtf-cfrg-bls-signature 2.3), 32 bytes of IKM
-        from :mod:`secrets`."""
-        return cls(name, _BLS.KeyGen(secrets.token_bytes(32)))
-
-    @classmethod
-    def from_secret_bytes(cls, name: str, data: bytes) -> WitnessKey:
-        """From the 32-byte big-endian secret key ``I2OSP(SK, 32)``."""
-        if not isinstance(data, bytes) or len(data) != SECRET_KEY_SIZE:
-            raise WitnessArgumentError(f"a witness secret key is {SECRET_KEY_SIZE} bytes")
-        return cls(name, int.from_bytes(data, "big"))
-
-    def secret_bytes(self) -> bytes:
-        return self._secret.to_bytes(SECRET_KEY_SIZE, "big")
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def public_key(self) -> bytes:
-        """The 48-byte compressed G1 public key."""
-        return self._public_key
-
-    def proof_of_possession(self) -> bytes:
-        """(W2) ``PopProve(SK)``: a 96-byte signature over the public key (computed once)."""
-        if self._pop is None:
-            self._pop = bytes(_BLS.PopProve(self._secret))
-        return self._pop
-
-    def registration(self) -> WitnessRegistration:
-        """The ``WITNESS_KEY`` record of this key (its proof of possession is not re-verified)."""
-        return WitnessRegistration(self._name, self._public_key, self.proof_of_possession())
-
-    def sign(self, message: bytes) -> bytes:
-        """``Sign(SK, message)`` in the POP ciphersuite: 96 bytes. Prefer :func:`cosign`."""
-        if not isinstance(message, bytes):
-            raise WitnessArgumentError("message must be bytes")
-        return bytes(_BLS.Sign(self._secret, message))
-
-    # -- files
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "format": _KEY_FILE_FORMAT,
-                "version": _FILE_VERSION,
-                "ciphersuite": CIPHERSUITE_ID,
-                "name": self._name,
-                "secret_key": self.secret_bytes().hex(),
-                "public_key": self._public_key.hex(),
-            },
-            indent=1,
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> WitnessKey:
-        """Strict parse of a key file's text; raises :class:`WitnessFormatError`."""
-        keys = frozenset(("format", "version", "ciphersuite", "name", "secret_key", "public_key"))
-        obj = _load_json_object(text, "witness key file", keys)
-        if obj["format"] != _KEY_FILE_FORMAT or obj["version"] != _FILE_VERSION:
-            raise WitnessFormatError("not a version 1 zkgrid witness key file")
-        if obj["ciphersuite"] != CIPHERSUITE_ID:
-            raise WitnessFormatError("witness key file names another ciphersuite")
-        name = validate_witness_name(obj["name"])
-        secret_hex, public_hex = obj["secret_key"], obj["public_key"]
-        if not isinstance(secret_hex, str) or not _HEX64.fullmatch(secret_hex):
-            raise WitnessFormatError("secret_key must be 64 lowercase hex digits")
-        if not isinstance(public_hex, str) or not _HEX96.fullmatch(public_hex):
-            raise WitnessFormatError("public_key must be 96 lowercase hex digits")
-        secret = int(secret_hex, 16)
-        if not 0 < secret < curve_order:
-            raise WitnessFormatError("secret_key is not in [1, r)")
-        key = cls(name, secret)
-        if key.public_key.hex() != public_hex:
-            raise WitnessFormatError("public_key does not match secret_key")
-        return key
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the key file with mode 0600; refuse to overwrite an existing file."""
-        _write_new_file(Path(path), (self.to_json() + "\n").encode("utf-8"))
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> WitnessKey:
-        """Read a key file; on POSIX refuse one readable or writable by group or others."""
-        p = Path(path)
-        if os.name == "posix":
-            try:
-                mode = p.stat().st_mode
-            except OSError as e:
-                raise WitnessArgumentError(
-                    f"cannot read the witness key {p}: {e.strerror}"
-                ) from None
-            if stat.S_IMODE(mode) & 0o077:
-                raise WitnessArgumentError(
-                    f"witness key {p} is accessible by group or others (chmod 600 it)"
-                )
-        return cls.from_json(_read_small_file(p, "witness key file"))
-
-    def __repr__(self) -> str:
-        return f"WitnessKey(name={self._name!r}, public_key={self._public_key.hex()[:16]}...)"
-
-
-# ----------------------------------------------------------------------------- registration
-
-
-class _VerifiedCache:
+class _SuccessMemo:
     """A bounded, thread-safe LRU set of digests of checks that succeeded.
 
     BLS verification is deterministic, so remembering a success is sound; failures
     are never remembered. Keys are SHA-256 digests of everything the check reads.
+    One memo belongs to one :class:`WitnessRegistry` (never to the process).
     """
 
     __slots__ = ("_entries", "_lock", "_max")
@@ -487,22 +284,8 @@ class _VerifiedCache:
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
 
-
-#: (W2) Registrations whose points and PopVerify passed in this process.
-_POP_VERIFIED = _VerifiedCache(4 * MAX_WITNESSES)
-#: (W4) Cosignatures whose Verify passed: the service checks each on receipt, and
-#: :func:`aggregate` then re-checks them for free.
-_COSIGNATURES_VERIFIED = _VerifiedCache(16 * MAX_WITNESSES)
-
-
-def clear_verification_cache() -> None:
-    """Forget every remembered PopVerify and cosignature Verify (benchmarks, tests)."""
-    _POP_VERIFIED.clear()
-    _COSIGNATURES_VERIFIED.clear()
+# ----------------------------------------------------------------------------- registration
 
 
 @dataclass(frozen=True, slots=True)
@@ -519,6 +302,8 @@ class WitnessRegistration:
     name: str
     public_key: bytes
     proof_of_possession: bytes
+    #: The decoded public key once :meth:`verify` passed (the fields are immutable).
+    _point: G1Element | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         validate_witness_name(self.name)
@@ -553,20 +338,33 @@ class WitnessRegistration:
     def verify(self) -> None:
         """(W1, W2) Check both points and ``PopVerify(pk, pop)``; raise unless they hold.
 
-        Successful checks are remembered for the process (a bounded cache keyed by
-        ``SHA-256(pk, pop)``), so a registry rebuilt from the same entries costs no
-        further pairings.
+        A success is remembered by this object (its fields cannot change), so a
+        registry built from registrations already decoded costs no further pairing.
         """
-        memo = _VerifiedCache.key(self.public_key, self.proof_of_possession)
-        if _POP_VERIFIED.seen(memo):
-            return
-        public_key = _decode_public_key(self.public_key)
-        pop = _decode_signature(self.proof_of_possession, "proof of possession")
-        if not _BLS.PopVerify(public_key, pop):
+        self.public_point()
+
+    def public_point(self) -> G1Element:
+        """The public key as a blspy point, once (W1, W2) hold (see :meth:`verify`)."""
+        if self._point is not None:
+            return self._point
+        from blspy import PopSchemeMPL
+
+        public_key = decode_public_key(self.public_key)
+        pop = decode_signature(self.proof_of_possession, "proof of possession")
+        try:
+            valid = PopSchemeMPL.pop_verify(public_key, pop)
+        except _BLSPY_ERRORS:
+            valid = False
+        if not valid:
             raise PossessionProofError(
                 f"(W2) proof of possession of witness {self.name!r} does not verify"
             )
-        _POP_VERIFIED.add(memo)
+        object.__setattr__(self, "_point", public_key)
+        return public_key
+
+    def __reduce__(self) -> tuple[type[WitnessRegistration], tuple[str, bytes, bytes]]:
+        # The fields only: a copy (or another process) verifies for itself.
+        return (type(self), (self.name, self.public_key, self.proof_of_possession))
 
     def to_entry(self) -> Entry:
         return Entry(EntryKind.WITNESS_KEY, self.encode())
@@ -583,7 +381,7 @@ class WitnessRegistration:
 
 def cosigned_message(checkpoint: Checkpoint | SignedCheckpoint) -> bytes:
     """(W3) ``b"zkgrid/witness-cosignature v1\\n" || checkpoint body`` (origin, size, root)."""
-    return COSIGNATURE_DOMAIN + _checkpoint_of(checkpoint).body()
+    return COSIGNATURE_DOMAIN + checkpoint_of(checkpoint).body()
 
 
 @dataclass(frozen=True, slots=True)
@@ -614,19 +412,45 @@ class Cosignature:
         signature = r.fixed(SIGNATURE_SIZE, "signature")
         r.finish()
         cosig = cls(name, signature)
-        _decode_signature(signature, "cosignature")
+        decode_signature(signature, "cosignature")
         return cosig
 
 
-def cosign(key: WitnessKey, checkpoint: Checkpoint | SignedCheckpoint) -> Cosignature:
-    """(W3) ``Sign(SK, cosigned_message(checkpoint))`` under the key's name.
+def _verify_cosignature(
+    registration: WitnessRegistration,
+    checkpoint: Checkpoint | SignedCheckpoint,
+    cosignature: Cosignature,
+    memo: _SuccessMemo | None,
+) -> None:
+    if not isinstance(registration, WitnessRegistration):
+        raise WitnessArgumentError("verify_cosignature() takes a WitnessRegistration")
+    if not isinstance(cosignature, Cosignature):
+        raise WitnessArgumentError("verify_cosignature() takes a Cosignature")
+    message = cosigned_message(checkpoint)
+    if cosignature.name != registration.name:
+        raise CosignatureError(
+            f"(W4) cosignature is by {cosignature.name!r}, not {registration.name!r}"
+        )
+    digest = b""
+    if memo is not None:
+        digest = memo.key(registration.public_key, message, cosignature.signature)
+        if memo.seen(digest):
+            return
+    from blspy import PopSchemeMPL
 
-    This does not apply the witness's consistency rule: a witness co-signs
-    through :meth:`WitnessState.cosign`, which does.
-    """
-    if not isinstance(key, WitnessKey):
-        raise WitnessArgumentError("cosign() takes a WitnessKey")
-    return Cosignature(key.name, key.sign(cosigned_message(checkpoint)))
+    signature = decode_signature(cosignature.signature, "cosignature")
+    public_key = registration.public_point()
+    try:
+        valid = PopSchemeMPL.verify(public_key, message, signature)
+    except _BLSPY_ERRORS:
+        valid = False
+    if not valid:
+        raise CosignatureError(
+            f"(W4) cosignature of witness {registration.name!r} does not verify"
+            f" for checkpoint size {checkpoint_of(checkpoint).size}"
+        )
+    if memo is not None:
+        memo.add(digest)
 
 
 def verify_cosignature(
@@ -637,30 +461,10 @@ def verify_cosignature(
     """(W4) Raise :class:`CosignatureError` unless ``cosignature`` is the registered
     witness's signature over this checkpoint (its name must match too).
 
-    Successes are remembered in a bounded per-process cache keyed by
-    ``SHA-256(pk, message, signature)``: verifying a cosignature on receipt makes
-    the later :func:`aggregate` of it free.
+    The registration's points and proof of possession are checked first (W1, W2;
+    :class:`WitnessFormatError`, :class:`PossessionProofError`).
     """
-    if not isinstance(registration, WitnessRegistration):
-        raise WitnessArgumentError("verify_cosignature() takes a WitnessRegistration")
-    if not isinstance(cosignature, Cosignature):
-        raise WitnessArgumentError("verify_cosignature() takes a Cosignature")
-    message = cosigned_message(checkpoint)
-    if cosignature.name != registration.name:
-        raise CosignatureError(
-            f"(W4) cosignature is by {cosignature.name!r}, not {registration.name!r}"
-        )
-    memo = _VerifiedCache.key(registration.public_key, message, cosignature.signature)
-    if _COSIGNATURES_VERIFIED.seen(memo):
-        return
-    signature = _decode_signature(cosignature.signature, "cosignature")
-    public_key = _decode_public_key(registration.public_key)
-    if not _BLS.Verify(public_key, message, signature):
-        raise CosignatureError(
-            f"(W4) cosignature of witness {registration.name!r} does not verify"
-            f" for checkpoint size {_checkpoint_of(checkpoint).size}"
-        )
-    _COSIGNATURES_VERIFIED.add(memo)
+    _verify_cosignature(registration, checkpoint, cosignature, None)
 
 
 # ----------------------------------------------------------------------------- registry
@@ -672,9 +476,11 @@ class WitnessRegistry:
     Every registration is verified (:meth:`WitnessRegistration.verify`) on
     construction. Distinct public keys matter: the proof of possession binds the
     key, not the name, so without this check one witness could count twice.
+    Cosignatures that verified through :meth:`verify_cosignature` are remembered
+    by this registry (bounded), so :func:`aggregate` re-checks them for free.
     """
 
-    __slots__ = ("_by_name", "_registrations")
+    __slots__ = ("_by_name", "_memo", "_registrations")
 
     def __init__(self, registrations: Iterable[WitnessRegistration] = ()) -> None:
         regs = tuple(registrations)
@@ -695,6 +501,7 @@ class WitnessRegistry:
             reg.verify()
         self._registrations = regs
         self._by_name = by_name
+        self._memo = _SuccessMemo(16 * MAX_WITNESSES)
 
     @classmethod
     def from_entries(cls, entries: Iterable[Entry]) -> WitnessRegistry:
@@ -737,10 +544,11 @@ class WitnessRegistry:
         self, checkpoint: Checkpoint | SignedCheckpoint, cosignature: Cosignature
     ) -> None:
         """(W4) :func:`verify_cosignature` against the registration of ``cosignature.name``;
-        :class:`UnknownWitnessError` for a name not in the registry."""
+        :class:`UnknownWitnessError` for a name not in the registry. Successes are
+        remembered by this registry (keyed by public key, message and signature)."""
         if not isinstance(cosignature, Cosignature):
             raise WitnessArgumentError("verify_cosignature() takes a Cosignature")
-        verify_cosignature(self.get(cosignature.name), checkpoint, cosignature)
+        _verify_cosignature(self.get(cosignature.name), checkpoint, cosignature, self._memo)
 
     def __repr__(self) -> str:
         return f"WitnessRegistry({list(self.names)!r})"
@@ -845,7 +653,7 @@ class CosignedCheckpoint:
         signers = tuple(r.text("signer name", MAX_NAME_BYTES) for _ in range(count))
         r.finish()
         cosigned = cls(SignedCheckpoint.from_text(note), signature, signers)
-        _decode_signature(signature, "aggregate signature")
+        decode_signature(signature, "aggregate signature")
         return cosigned
 
 
@@ -878,7 +686,10 @@ def aggregate(
     for c in cosigs:
         registry.verify_cosignature(checkpoint, c)
     cosigs.sort(key=lambda c: _name_key(c.name))
-    signature = bytes(_BLS.Aggregate([BLSSignature(c.signature) for c in cosigs]))
+    from blspy import PopSchemeMPL
+
+    points = [decode_signature(c.signature, "cosignature") for c in cosigs]
+    signature = bytes(PopSchemeMPL.aggregate(points))
     return CosignedCheckpoint(checkpoint, signature, tuple(c.name for c in cosigs))
 
 
@@ -927,203 +738,32 @@ def verify_finality(
         )
     if log_key is not None:
         verify_checkpoint(cosigned.checkpoint, log_key)
-    public_keys: list[BLSPubkey] = []
+    signers: list[WitnessRegistration] = []
     for name in cosigned.signers:
         if name not in registry:
             raise FinalityError(
                 f"(W6) signer {name!r} is not a registered witness", reason="UNKNOWN_WITNESS"
             )
-        public_keys.append(BLSPubkey(registry.get(name).public_key))
-    if len(public_keys) < quorum.threshold:
+        signers.append(registry.get(name))
+    if len(signers) < quorum.threshold:
         raise FinalityError(
-            f"(W6) {len(public_keys)} signers, quorum {quorum} needs {quorum.threshold}",
+            f"(W6) {len(signers)} signers, quorum {quorum} needs {quorum.threshold}",
             reason="QUORUM_NOT_MET",
         )
+    from blspy import PopSchemeMPL
+
+    # Each key passed (W1, W2) when the registry was built: decoded once, kept by its record.
+    public_keys = [reg.public_point() for reg in signers]
     message = cosigned_message(cosigned.checkpoint)
-    signature = BLSSignature(cosigned.aggregate_signature)
+    signature = decode_signature(cosigned.aggregate_signature, "aggregate signature")
     # (W6) e(sum pk_i, H(m)) == e(g1, sigma): one pairing check for any number of signers.
-    if not _BLS.FastAggregateVerify(public_keys, message, signature):
+    try:
+        valid = PopSchemeMPL.fast_aggregate_verify(public_keys, message, signature)
+    except _BLSPY_ERRORS:
+        valid = False
+    if not valid:
         raise FinalityError(
             f"(W6) aggregate signature of {len(public_keys)} witnesses does not verify",
             reason="AGGREGATE_INVALID",
         )
     return FinalityReport(cosigned.checkpoint.checkpoint, cosigned.signers, quorum)
-
-
-# ----------------------------------------------------------------------------- witness memory
-
-
-class WitnessState:
-    """(W7) A witness's memory: the log's origin and the last co-signed size and root.
-
-    State file (JSON, mode 0600, replaced atomically: temporary file, fsync, rename)::
-
-        {"format": "zkgrid-witness-state", "version": 1,
-         "origin": "<origin>", "size": <int>, "root": "<base64 of 32 bytes>"}
-
-    A new witness starts at size 0 (root ``MTH({})``), from which every tree is
-    an extension. The order a witness must follow is :meth:`cosign`'s:
-    authorize, record (persist), and only then sign and release the cosignature,
-    so that a crash can never leave a released cosignature that the memory
-    does not cover. One process per state file: the file is not locked.
-    """
-
-    __slots__ = ("_authorized", "_origin", "_path", "_root", "_size")
-
-    def __init__(
-        self,
-        origin: str,
-        size: int = 0,
-        root: bytes = EMPTY_ROOT,
-        *,
-        path: str | os.PathLike[str] | None = None,
-    ) -> None:
-        # Checkpoint validates origin, size and root (LedgerFormatError).
-        Checkpoint(origin, size, root)
-        self._origin = origin
-        self._size = size
-        self._root = bytes(root)
-        self._path = Path(path) if path is not None else None
-        self._authorized: Checkpoint | None = None
-
-    @classmethod
-    def create(cls, path: str | os.PathLike[str], origin: str) -> WitnessState:
-        """A fresh memory (size 0) for ``origin``, saved to a new file (never overwritten:
-        resetting a witness's memory would let it co-sign a fork)."""
-        state = cls(origin, path=path)
-        _write_new_file(Path(path), state._to_json())
-        return state
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> WitnessState:
-        p = Path(path)
-        keys = frozenset(("format", "version", "origin", "size", "root"))
-        obj = _load_json_object(_read_small_file(p, "witness state file"), "witness state", keys)
-        if obj["format"] != _STATE_FILE_FORMAT or obj["version"] != _FILE_VERSION:
-            raise WitnessFormatError("not a version 1 zkgrid witness state file")
-        origin, size, root_text = obj["origin"], obj["size"], obj["root"]
-        if not isinstance(origin, str):
-            raise WitnessFormatError("witness state origin must be a string")
-        if isinstance(size, bool) or not isinstance(size, int):
-            raise WitnessFormatError("witness state size must be an integer")
-        if not isinstance(root_text, str):
-            raise WitnessFormatError("witness state root must be base64 text")
-        try:
-            root = base64.b64decode(root_text.encode("ascii"), validate=True)
-        except (UnicodeEncodeError, binascii.Error, ValueError):
-            raise WitnessFormatError("witness state root is not base64") from None
-        if base64.b64encode(root).decode("ascii") != root_text or len(root) != HASH_SIZE:
-            raise WitnessFormatError(f"witness state root is not canonical {HASH_SIZE}-byte base64")
-        try:
-            return cls(origin, size, root, path=p)
-        except LedgerError as e:
-            raise WitnessFormatError(f"witness state: {e}") from None
-
-    def _to_json(self) -> bytes:
-        obj = {
-            "format": _STATE_FILE_FORMAT,
-            "version": _FILE_VERSION,
-            "origin": self._origin,
-            "size": self._size,
-            "root": base64.b64encode(self._root).decode("ascii"),
-        }
-        return (json.dumps(obj, indent=1) + "\n").encode("utf-8")
-
-    def save(self) -> None:
-        """Atomically replace the state file (no-op for an in-memory state)."""
-        if self._path is None:
-            return
-        tmp = self._path.with_name(f".{self._path.name}.{secrets.token_hex(8)}.tmp")
-        _write_new_file(tmp, self._to_json())
-        try:
-            os.replace(tmp, self._path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        _fsync_dir(self._path.parent)
-
-    @property
-    def origin(self) -> str:
-        return self._origin
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    @property
-    def root(self) -> bytes:
-        return self._root
-
-    @property
-    def path(self) -> Path | None:
-        return self._path
-
-    def authorize(
-        self, checkpoint: Checkpoint | SignedCheckpoint, consistency_proof: Sequence[bytes]
-    ) -> None:
-        """(W7) Raise :class:`WitnessRefusal` unless ``checkpoint`` extends the memory:
-        same origin, size >= last size, and ``consistency_proof`` verifies from
-        (last size, last root) to (size, root) (equal sizes need equal roots).
-
-        This checks the tree only; the log's signature on the checkpoint is the
-        caller's to verify (``ledger.verify_checkpoint``). A malformed proof raises
-        :class:`~ledger.errors.LedgerFormatError`.
-        """
-        new = _checkpoint_of(checkpoint)
-        if new.origin != self._origin:
-            raise WitnessRefusal(
-                "(W7) checkpoint is for another log origin", reason="ORIGIN_MISMATCH"
-            )
-        if new.size < self._size:
-            raise WitnessRefusal(
-                f"(W7) checkpoint size {new.size} is smaller than the last co-signed {self._size}"
-            )
-        if new.size == self._size and new.root != self._root:
-            raise WitnessRefusal(f"(W7) fork: another root at the last co-signed size {self._size}")
-        try:
-            verify_consistency(self._size, new.size, consistency_proof, self._root, new.root)
-        except VerificationError as e:
-            raise WitnessRefusal(
-                f"(W7) checkpoint size {new.size} is not consistent with the last co-signed"
-                f" size {self._size}: {e}"
-            ) from e
-        self._authorized = new
-
-    def record(self, checkpoint: Checkpoint | SignedCheckpoint) -> None:
-        """Remember ``checkpoint`` as the last co-signed one and persist it.
-
-        It must be the checkpoint the last :meth:`authorize` accepted (or the one
-        already remembered); anything else raises :class:`WitnessArgumentError`.
-        """
-        new = _checkpoint_of(checkpoint)
-        if (new.origin, new.size, new.root) == (self._origin, self._size, self._root):
-            return
-        authorized = self._authorized
-        if authorized is None or (authorized.origin, authorized.size, authorized.root) != (
-            new.origin,
-            new.size,
-            new.root,
-        ):
-            raise WitnessArgumentError("record() takes the checkpoint authorize() just accepted")
-        previous = (self._size, self._root)
-        self._size, self._root = new.size, new.root
-        try:
-            self.save()
-        except BaseException:
-            self._size, self._root = previous
-            raise
-        self._authorized = None
-
-    def cosign(
-        self,
-        key: WitnessKey,
-        checkpoint: Checkpoint | SignedCheckpoint,
-        consistency_proof: Sequence[bytes],
-    ) -> Cosignature:
-        """(W7) authorize, record (persisted), then :func:`cosign`: the safe order."""
-        self.authorize(checkpoint, consistency_proof)
-        self.record(checkpoint)
-        return cosign(key, checkpoint)
-
-    def __repr__(self) -> str:
-        return f"WitnessState(origin={self._origin!r}, size={self._size})"

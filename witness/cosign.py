@@ -4,7 +4,7 @@
 clean audit of a running service: fetch the consistency proof from the
 witness's last co-signed size to the audited checkpoint
 (``LedgerService.GetConsistencyProof``), apply the witness's consistency rule
-(:meth:`ledger.witness.WitnessState.cosign`: authorize, persist, sign — a
+(:meth:`witness.state.WitnessState.cosign`: authorize, persist, sign — a
 checkpoint that does not extend the last co-signed one is refused with
 :class:`CosignRefused`), then send the cosignature
 (``WitnessService.AddCosignature``).
@@ -12,13 +12,15 @@ checkpoint that does not extend the last co-signed one is refused with
 :func:`check_finality` is the client's check (``zkgrid witness finality``):
 fetch the cosigned checkpoint and the registry at its size, check each
 registration is in the checkpoint's tree (inclusion proofs against the signed
-root), then **one** ``FastAggregateVerify`` (:func:`ledger.witness.verify_finality`).
+root), then **one** ``FastAggregateVerify`` (:func:`ledger.cosignature.verify_finality`).
 
-This module imports ``ledger`` and the generated messages only, never ``service``.
+This module imports ``ledger``, ``settlement`` and the generated messages only, never
+``service`` or ``verifier`` (``zkgrid audit --cosign`` calls :func:`run_audit_cosign`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from dataclasses import dataclass
@@ -26,20 +28,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ledger.checkpoint import CheckpointVerifier, SignedCheckpoint, verify_checkpoint
-from ledger.entries import EntryKind, encode_entry
-from ledger.merkle import leaf_hash, verify_inclusion
-from ledger.witness import (
+from ledger.cosignature import (
     CosignedCheckpoint,
     FinalityReport,
     Quorum,
-    WitnessKey,
-    WitnessRefusal,
     WitnessRegistration,
     WitnessRegistry,
-    WitnessState,
     verify_finality,
 )
+from ledger.entries import EntryKind, encode_entry
+from ledger.merkle import leaf_hash, verify_inclusion
 from settlement import convert
+from witness.keys import WitnessKey
+from witness.state import WitnessRefusal, WitnessState
 from zkgrid.errors import ZkgridError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -123,12 +124,10 @@ def open_channel(
     (``insecure``, loopback only) plaintext with ``role`` as dev metadata."""
     import grpc
 
-    from verifier.sources import is_loopback
-
     if insecure:
         if ca or cert or key:
             raise CosignError("--insecure cannot be combined with --ca/--cert/--key")
-        if not is_loopback(target):
+        if not _is_loopback(target):
             raise CosignError("--insecure is only allowed for a loopback target")
         return grpc.insecure_channel(target), (("x-zkgrid-role", role), ("x-zkgrid-identity", role))
     if not (ca and cert and key):
@@ -141,6 +140,18 @@ def open_channel(
         root_certificates=files[0], certificate_chain=files[1], private_key=files[2]
     )
     return grpc.secure_channel(target, credentials), ()
+
+
+def _is_loopback(target: str) -> bool:
+    # verifier.sources.is_loopback, copied when this module left verifier/ (a witness does
+    # not import the auditor); the shared channel helper in zkgrid/_internal replaces both.
+    host = target.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _rpc_error(exc: grpc.RpcError, what: str) -> CosignError:
@@ -329,12 +340,12 @@ def check_finality(
     cosigned one) is final: registry from the ledger (inclusion-checked), then one
     ``FastAggregateVerify``. ``threshold`` overrides the service's ``k``.
 
-    Raises :class:`ledger.witness.FinalityError` (``QUORUM_NOT_MET`` also when nobody
+    Raises :class:`ledger.cosignature.FinalityError` (``QUORUM_NOT_MET`` also when nobody
     signed, ``UNKNOWN_WITNESS``, ``AGGREGATE_INVALID``), a
     :class:`~ledger.errors.CheckpointSignatureError` for a bad log signature
     (with ``log_key``), :class:`CosignError` when it cannot run.
     """
-    from ledger.witness import FinalityError
+    from ledger.cosignature import FinalityError
 
     lookup = fetch_cosigned(channel, tree_size=tree_size, metadata=metadata, timeout=timeout)
     if log_key is not None:
