@@ -56,7 +56,7 @@ from ledger.encoding import CanonicalReader, CanonicalWriter
 from ledger.entries import Entry, EntryKind
 from ledger.errors import LedgerError
 from ledger.merkle import EMPTY_ROOT, HASH_SIZE, verify_consistency
-from zkgrid.errors import InvalidArgumentError, ProofFormatError, VerificationError
+from zkgrid.errors import InvalidArgumentError, ProofFormatError, Reason, VerificationError
 
 __all__ = [
     "CIPHERSUITE_ID",
@@ -129,48 +129,48 @@ _PY_ECC_ERRORS = (ValueError, ValidationError, ArithmeticError, IndexError, Type
 class WitnessError(LedgerError):
     """Root of the errors raised by :mod:`ledger.witness`."""
 
-    reason = "WITNESS_ERROR"
+    reason = Reason.WITNESS_ERROR
 
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)
         if reason is not None:
-            self.reason = reason
+            self.reason = Reason(reason)  # a member, or ValueError
 
 
 class WitnessArgumentError(WitnessError, InvalidArgumentError):
     """A caller passed an argument outside the documented domain (or a file already exists)."""
 
-    reason = "INVALID_ARGUMENT"
+    reason = Reason.INVALID_ARGUMENT
 
 
 class WitnessFormatError(WitnessError, ProofFormatError):
     """Bytes or text that are not a canonical witness key, record, point or signature."""
 
-    reason = "WITNESS_MALFORMED"
+    reason = Reason.WITNESS_MALFORMED
 
 
 class PossessionProofError(WitnessError, VerificationError):
     """(W2) A registration whose proof of possession does not verify."""
 
-    reason = "POP_INVALID"
+    reason = Reason.POP_INVALID
 
 
 class UnknownWitnessError(WitnessError, VerificationError):
     """A name that is not in the witness registry."""
 
-    reason = "UNKNOWN_WITNESS"
+    reason = Reason.UNKNOWN_WITNESS
 
 
 class CosignatureError(WitnessError, VerificationError):
     """(W4) A cosignature that does not verify for this witness and checkpoint."""
 
-    reason = "COSIGNATURE_INVALID"
+    reason = Reason.COSIGNATURE_INVALID
 
 
 class DuplicateCosignatureError(WitnessError, InvalidArgumentError):
     """Two cosignatures (or two signers) with the same witness name."""
 
-    reason = "DUPLICATE_COSIGNATURE"
+    reason = Reason.DUPLICATE_COSIGNATURE
 
 
 class FinalityError(WitnessError, VerificationError):
@@ -181,7 +181,7 @@ class FinalityError(WitnessError, VerificationError):
     (the aggregate signature does not verify for the signers' keys).
     """
 
-    reason = "NOT_FINAL"
+    reason = Reason.NOT_FINAL
 
 
 class WitnessRefusal(WitnessError, VerificationError):
@@ -192,7 +192,7 @@ class WitnessRefusal(WitnessError, VerificationError):
     consistency proof from the last co-signed one does not verify).
     """
 
-    reason = "CHECKPOINT_INCONSISTENT"
+    reason = Reason.CHECKPOINT_INCONSISTENT
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -65,6 +65,7 @@ from ledger.witness import (
     aggregate,
     verify_finality,
 )
+from service.errors import InvalidRequest
 from service.settlement import Receipt, receipt_for
 from service.storage import (
     AppendOnlyViolation,
@@ -74,7 +75,7 @@ from service.storage import (
     StoreUnavailable,
 )
 from service.storage.schema import APPEND_ONLY_MARKER
-from zkgrid.errors import InvalidArgumentError, ZkgridError
+from zkgrid.errors import Reason, ZkgridError
 
 __all__ = [
     "COSIGNATURES",
@@ -97,17 +98,16 @@ _PG_INIT_LOCK_KEY = 0x7A6B_7769_746E  # "zkwitn": serialises the table's creatio
 class WitnessExists(ZkgridError):
     """A registration whose name or public key is already registered."""
 
-    reason = "WITNESS_EXISTS"
+    reason = Reason.WITNESS_EXISTS
 
 
 class UnknownCheckpoint(ZkgridError):
     """A cosignature for a checkpoint this service did not sign (no such size, or another root)."""
 
-    reason = "UNKNOWN_CHECKPOINT"
+    reason = Reason.UNKNOWN_CHECKPOINT
 
 
-class _InvalidRequest(InvalidArgumentError):
-    reason = "INVALID_ARGUMENT"
+_InvalidRequest = InvalidRequest  # the service's one INVALID_ARGUMENT class
 
 
 class WitnessCosignatureRow(SQLModel, table=True):

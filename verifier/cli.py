@@ -21,15 +21,11 @@ from ledger.checkpoint import CheckpointVerifier, parse_verifier_key
 from ledger.errors import LedgerFormatError
 from verifier.audit import AuditError, AuditOptions, Auditor, AuditResult
 from verifier.state import DEFAULT_STATE_PATH, load_state, save_state
-from zkgrid.errors import ZkgridError
+from zkgrid.errors import UsageError, ZkgridError
 
-__all__ = ["main"]
+__all__ = ["OneLineParser", "UsageError", "main"]
 
 PROG = "zkgrid audit"
-
-
-class UsageError(Exception):
-    """A command line :class:`OneLineParser` refused (the CLIs print it on one line, exit 2)."""
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -40,7 +40,7 @@ from ledger.witness import (
     verify_finality,
 )
 from settlement import convert
-from zkgrid.errors import ZkgridError
+from zkgrid.errors import Reason, ZkgridError
 
 if TYPE_CHECKING:  # pragma: no cover
     import grpc
@@ -70,18 +70,13 @@ Metadata = tuple[tuple[str, str | bytes], ...]
 class CosignError(ZkgridError):
     """Co-signing or the finality check could not run (service unreachable, bad input): exit 2."""
 
-    reason = "COSIGN_INPUT"
+    reason = Reason.COSIGN_INPUT
 
 
-class CosignRefused(ZkgridError):
+class CosignRefused(WitnessRefusal):
     """(W7) The witness refuses: the checkpoint does not extend the last one it co-signed."""
 
-    reason = "CHECKPOINT_INCONSISTENT"
-
-    def __init__(self, message: str, *, reason: str | None = None) -> None:
-        super().__init__(message)
-        if reason is not None:
-            self.reason = reason
+    reason = Reason.CHECKPOINT_INCONSISTENT
 
 
 @dataclass(frozen=True, slots=True)
