@@ -44,7 +44,7 @@ __all__ = [
 class Reason(StrEnum):
     """Every machine-readable reason of zkgrid (the value is the wire string, equal to the name).
 
-    Grouped by where they arise; docs/design/settlement-v1.md ("Errors") gives the
+    Grouped by where they arise; docs/design/settlement-v1.md ("Status codes") gives the
     gRPC status of the ones the service sends, docs/notes/audit.md the auditor's.
     """
 
