@@ -109,7 +109,7 @@ STATUS_FOR_REASON: Mapping[Reason, grpc.StatusCode] = MappingProxyType(
         Reason.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
         # INVALID_ARGUMENT: the request is wrong whatever the state; the reason tells which
         Reason.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
-        Reason.USAGE_ERROR: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.USAGE: grpc.StatusCode.INVALID_ARGUMENT,
         Reason.VALUE_OUT_OF_RANGE: grpc.StatusCode.INVALID_ARGUMENT,
         Reason.INTERVALS_MISMATCH: grpc.StatusCode.INVALID_ARGUMENT,
         Reason.PROOF_MALFORMED: grpc.StatusCode.INVALID_ARGUMENT,

@@ -51,7 +51,7 @@ class Reason(StrEnum):
     # -- general
     INTERNAL = "INTERNAL"
     INVALID_ARGUMENT = "INVALID_ARGUMENT"
-    USAGE_ERROR = "USAGE_ERROR"
+    USAGE = "USAGE"
     # -- proofs (zkp)
     VALUE_OUT_OF_RANGE = "VALUE_OUT_OF_RANGE"
     PROOF_MALFORMED = "PROOF_MALFORMED"
@@ -202,4 +202,4 @@ class VerificationError(ZkgridError):
 class UsageError(ZkgridError):
     """A command line that a CLI's argument parser refused (printed on one line, exit 2)."""
 
-    reason = Reason.USAGE_ERROR
+    reason = Reason.USAGE
