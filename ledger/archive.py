@@ -34,6 +34,7 @@ from typing import BinaryIO
 
 from ledger.encoding import utf8_bytes
 from ledger.errors import LedgerArgumentError, LedgerFormatError
+from zkgrid.errors import Reason
 
 __all__ = [
     "ARCHIVE_VERSION",
@@ -75,13 +76,13 @@ _MAX_U64 = 2**64 - 1
 class ArchiveFormatError(LedgerFormatError):
     """Bytes that are not a well-formed archive (bad magic, version, frame or order)."""
 
-    reason = "ARCHIVE_MALFORMED"
+    reason = Reason.ARCHIVE_MALFORMED
 
 
 class ArchiveTruncatedError(ArchiveFormatError):
     """The archive ends before its trailer (or inside a frame)."""
 
-    reason = "ARCHIVE_TRUNCATED"
+    reason = Reason.ARCHIVE_TRUNCATED
 
 
 @dataclass(frozen=True, slots=True)

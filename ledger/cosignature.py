@@ -46,7 +46,7 @@ from ledger.checkpoint import Checkpoint, CheckpointVerifier, SignedCheckpoint, 
 from ledger.encoding import CanonicalReader, CanonicalWriter
 from ledger.entries import Entry, EntryKind
 from ledger.errors import LedgerError
-from zkgrid.errors import InvalidArgumentError, ProofFormatError, VerificationError
+from zkgrid.errors import InvalidArgumentError, ProofFormatError, Reason, VerificationError
 
 if TYPE_CHECKING:  # pragma: no cover - blspy is imported where a point is decoded
     from blspy import G1Element, G2Element
@@ -65,7 +65,10 @@ __all__ = [
     "CosignatureError",
     "CosignedCheckpoint",
     "DuplicateCosignatureError",
+    "AggregateInvalid",
     "FinalityError",
+    "QuorumNotMet",
+    "UnregisteredSigner",
     "FinalityReport",
     "PossessionProofError",
     "Quorum",
@@ -115,59 +118,72 @@ _BLSPY_ERRORS = (ValueError, RuntimeError, TypeError)
 class WitnessError(LedgerError):
     """Root of the errors raised by the witness cosignature scheme and the witness party."""
 
-    reason = "WITNESS_ERROR"
+    reason = Reason.WITNESS_ERROR
 
-    def __init__(self, message: str, *, reason: str | None = None) -> None:
-        super().__init__(message)
-        if reason is not None:
-            self.reason = reason
 
 
 class WitnessArgumentError(WitnessError, InvalidArgumentError):
     """A caller passed an argument outside the documented domain (or a file already exists)."""
 
-    reason = "INVALID_ARGUMENT"
+    reason = Reason.INVALID_ARGUMENT
 
 
 class WitnessFormatError(WitnessError, ProofFormatError):
     """Bytes or text that are not a canonical witness key, record, point or signature."""
 
-    reason = "WITNESS_MALFORMED"
+    reason = Reason.WITNESS_MALFORMED
 
 
 class PossessionProofError(WitnessError, VerificationError):
     """(W2) A registration whose proof of possession does not verify."""
 
-    reason = "POP_INVALID"
+    reason = Reason.POP_INVALID
 
 
 class UnknownWitnessError(WitnessError, VerificationError):
     """A name that is not in the witness registry."""
 
-    reason = "UNKNOWN_WITNESS"
+    reason = Reason.UNKNOWN_WITNESS
 
 
 class CosignatureError(WitnessError, VerificationError):
     """(W4) A cosignature that does not verify for this witness and checkpoint."""
 
-    reason = "COSIGNATURE_INVALID"
+    reason = Reason.COSIGNATURE_INVALID
 
 
 class DuplicateCosignatureError(WitnessError, InvalidArgumentError):
     """Two cosignatures (or two signers) with the same witness name."""
 
-    reason = "DUPLICATE_COSIGNATURE"
+    reason = Reason.DUPLICATE_COSIGNATURE
 
 
 class FinalityError(WitnessError, VerificationError):
     """(W6) A cosigned checkpoint that is not final.
 
-    ``reason`` is ``QUORUM_NOT_MET`` (fewer signers than the threshold),
-    ``UNKNOWN_WITNESS`` (a signer not in the registry) or ``AGGREGATE_INVALID``
-    (the aggregate signature does not verify for the signers' keys).
+    Raised as one of its subclasses: :class:`QuorumNotMet`, :class:`UnregisteredSigner`
+    or :class:`AggregateInvalid`, each with its own reason.
     """
 
-    reason = "NOT_FINAL"
+    reason = Reason.NOT_FINAL
+
+
+class QuorumNotMet(FinalityError):
+    """(W6) Fewer signers than the quorum's threshold (checked before any pairing)."""
+
+    reason = Reason.QUORUM_NOT_MET
+
+
+class UnregisteredSigner(FinalityError, UnknownWitnessError):
+    """(W6) A signer of the cosigned checkpoint is not in the registry."""
+
+    reason = Reason.UNKNOWN_WITNESS
+
+
+class AggregateInvalid(FinalityError):
+    """(W6) The aggregate signature does not verify for the signers' keys."""
+
+    reason = Reason.AGGREGATE_INVALID
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -741,15 +757,10 @@ def verify_finality(
     signers: list[WitnessRegistration] = []
     for name in cosigned.signers:
         if name not in registry:
-            raise FinalityError(
-                f"(W6) signer {name!r} is not a registered witness", reason="UNKNOWN_WITNESS"
-            )
+            raise UnregisteredSigner(f"(W6) signer {name!r} is not a registered witness")
         signers.append(registry.get(name))
     if len(signers) < quorum.threshold:
-        raise FinalityError(
-            f"(W6) {len(signers)} signers, quorum {quorum} needs {quorum.threshold}",
-            reason="QUORUM_NOT_MET",
-        )
+        raise QuorumNotMet(f"(W6) {len(signers)} signers, quorum {quorum} needs {quorum.threshold}")
     from blspy import PopSchemeMPL
 
     # Each key passed (W1, W2) when the registry was built: decoded once, kept by its record.
@@ -762,8 +773,7 @@ def verify_finality(
     except _BLSPY_ERRORS:
         valid = False
     if not valid:
-        raise FinalityError(
-            f"(W6) aggregate signature of {len(public_keys)} witnesses does not verify",
-            reason="AGGREGATE_INVALID",
+        raise AggregateInvalid(
+            f"(W6) aggregate signature of {len(public_keys)} witnesses does not verify"
         )
     return FinalityReport(cosigned.checkpoint.checkpoint, cosigned.signers, quorum)

@@ -7,6 +7,8 @@
 * :class:`CheckpointSignatureError`: no valid signature from the expected key.
 * :class:`NodeFetchError`: a node fetcher (the storage layer) did not return a
   stored node the proof needs, or returned a malformed one.
+* :class:`ReceiptError`: a receipt (an entry's inclusion proof under a signed
+  checkpoint) that does not prove the entry is in the log.
 * :class:`LedgerArgumentError`: a caller passed an argument outside the domain
   (for example an inclusion proof for an index outside the tree).
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 from zkgrid.errors import (
     InvalidArgumentError,
     ProofFormatError,
+    Reason,
     VerificationError,
     ZkgridError,
 )
@@ -27,37 +30,37 @@ from zkgrid.errors import (
 class LedgerError(ZkgridError):
     """Root of the errors raised by :mod:`ledger`."""
 
-    reason = "LEDGER_ERROR"
+    reason = Reason.LEDGER_ERROR
 
 
 class LedgerArgumentError(LedgerError, InvalidArgumentError):
     """A caller passed an argument outside the documented domain."""
 
-    reason = "INVALID_ARGUMENT"
+    reason = Reason.INVALID_ARGUMENT
 
 
 class LedgerFormatError(LedgerError, ProofFormatError):
     """Malformed proof, checkpoint, verifier key or entry bytes."""
 
-    reason = "LEDGER_MALFORMED"
+    reason = Reason.LEDGER_MALFORMED
 
 
 class InclusionProofError(LedgerError, VerificationError):
     """A well-formed inclusion proof that does not verify."""
 
-    reason = "INCLUSION_PROOF_INVALID"
+    reason = Reason.INCLUSION_PROOF_INVALID
 
 
 class ConsistencyProofError(LedgerError, VerificationError):
     """A well-formed consistency proof that does not verify."""
 
-    reason = "CONSISTENCY_PROOF_INVALID"
+    reason = Reason.CONSISTENCY_PROOF_INVALID
 
 
 class CheckpointSignatureError(LedgerError, VerificationError):
     """A checkpoint without a valid signature from the expected key."""
 
-    reason = "CHECKPOINT_SIGNATURE_INVALID"
+    reason = Reason.CHECKPOINT_SIGNATURE_INVALID
 
 
 class NodeFetchError(LedgerError):
@@ -66,4 +69,11 @@ class NodeFetchError(LedgerError):
     This is an internal inconsistency of the storage, not a client error.
     """
 
-    reason = "LEDGER_NODE_MISSING"
+    reason = Reason.LEDGER_NODE_MISSING
+
+
+class ReceiptError(LedgerError, VerificationError):
+    """A receipt that does not prove its entry is in the log (wrong entry, leaf hash,
+    inclusion proof or checkpoint): the one class of ``RECEIPT_INVALID``."""
+
+    reason = Reason.RECEIPT_INVALID

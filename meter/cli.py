@@ -46,7 +46,7 @@ from meter.client import (
 from meter.home import MeterHome, default_home
 from meter.readings import ReadingsFormatError, parse_period, read_readings_csv
 from settlement.records import MeterRegistration
-from zkgrid.errors import InvalidArgumentError, ProofFormatError, ZkgridError
+from zkgrid.errors import InvalidArgumentError, ProofFormatError, UsageError, ZkgridError
 
 __all__ = ["format_money", "main"]
 
@@ -56,13 +56,9 @@ EXIT_REFUSED = 1
 EXIT_BAD_INPUT = 2
 
 
-class _Usage(Exception):
-    """Bad command-line input (exit code 2)."""
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise _Usage(f"{self.prog}: {message}")
+        raise UsageError(f"{self.prog}: {message}")
 
 
 def format_money(micro: int, currency: str) -> str:
@@ -311,7 +307,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     try:
         args = _parser().parse_args(args_list)
         return _COMMANDS[args.command](args, stdout)
-    except _Usage as exc:
+    except UsageError as exc:
         err.write(f"error: {exc}\n")
         return EXIT_BAD_INPUT
     except ServiceError as exc:

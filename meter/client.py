@@ -41,12 +41,13 @@ from grpc_status import rpc_status
 
 from ledger.checkpoint import CheckpointVerifier, SignedCheckpoint, verify_checkpoint
 from ledger.entries import EntryKind, encode_entry
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, ReceiptError
 from ledger.merkle import leaf_hash, verify_inclusion
 from meter.home import MeterHome
 from meter.openings import OpeningStore, OpeningStoreError, StoredBatch
 from meter.readings import DayReadings
 from settlement import convert
+from settlement.errors import DuplicatePeriod
 from settlement.records import (
     RANGE_PROOF_BITS,
     ZERO_HASH,
@@ -58,7 +59,7 @@ from settlement.records import (
     bill_proof_context,
     reading_proof_context,
 )
-from zkgrid.errors import InvalidArgumentError, VerificationError, ZkgridError
+from zkgrid.errors import InvalidArgumentError, Reason, VerificationError, ZkgridError
 from zkgrid.settlement.v1 import (
     bills_pb2,
     bills_pb2_grpc,
@@ -102,13 +103,13 @@ _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 #: Refusals after which a pending batch can never be accepted as it is: it is discarded.
 _BATCH_FINAL_REFUSALS = frozenset(
     {
-        "SIGNATURE_INVALID",
-        "INTERVALS_MISMATCH",
-        "CHAIN_BROKEN",
-        "DUPLICATE_PERIOD",
-        "PROOF_MALFORMED",
-        "PROOF_INVALID",
-        "INVALID_ARGUMENT",
+        Reason.SIGNATURE_INVALID,
+        Reason.INTERVALS_MISMATCH,
+        Reason.CHAIN_BROKEN,
+        Reason.DUPLICATE_PERIOD,
+        Reason.PROOF_MALFORMED,
+        Reason.PROOF_INVALID,
+        Reason.INVALID_ARGUMENT,
     }
 )
 
@@ -121,14 +122,20 @@ _Resp = TypeVar("_Resp")
 class ServiceError(ZkgridError):
     """The service refused a request (or stayed unreachable after the retries).
 
-    ``reason`` is the service's ``google.rpc.ErrorInfo`` reason when it sent one,
-    else the gRPC status code name; ``code`` is the gRPC status code.
+    ``reason`` is the service's ``google.rpc.ErrorInfo`` reason decoded into
+    :class:`~zkgrid.errors.Reason` (the closed set the service sends); without one,
+    the gRPC status code's name when that is a member (``UNAVAILABLE``,
+    ``DEADLINE_EXCEEDED``, ...); otherwise ``SERVICE_ERROR`` (a reason this client
+    does not know, or a status without one; the raw text stays in the message).
+    ``code`` is the gRPC status code.
     """
+
+    reason = Reason.SERVICE_ERROR
 
     def __init__(self, code: grpc.StatusCode, reason: str, details: str) -> None:
         super().__init__(f"{reason}: {details}" if details else reason)
         self.code = code
-        self.reason = reason
+        self.reason = Reason.decode(reason) or Reason.decode(code.name) or Reason.SERVICE_ERROR
         self.details = details
 
     @property
@@ -136,16 +143,10 @@ class ServiceError(ZkgridError):
         return self.code in _RETRYABLE
 
 
-class ReceiptError(VerificationError):
-    """A receipt does not prove that our record is in the ledger."""
-
-    reason = "RECEIPT_INVALID"
-
-
-class BatchConflictError(InvalidArgumentError):
+class BatchConflictError(DuplicatePeriod, InvalidArgumentError):
     """The local store already holds a different batch for the period, or one is pending."""
 
-    reason = "DUPLICATE_PERIOD"
+    reason = Reason.DUPLICATE_PERIOD
 
 
 def _service_error(exc: grpc.RpcError) -> ServiceError:

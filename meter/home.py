@@ -25,7 +25,7 @@ from meter.openings import (
     write_private_file,
 )
 from settlement.records import MeterKey, intervals_per_day, validate_meter_id
-from zkgrid.errors import InvalidArgumentError
+from zkgrid.errors import InvalidArgumentError, Reason
 
 __all__ = ["HOME_ENV", "MeterHome", "MeterHomeError", "default_home"]
 
@@ -37,7 +37,7 @@ _KEY = "meter.key"
 class MeterHomeError(InvalidArgumentError):
     """The meter home is missing, incomplete or already initialised."""
 
-    reason = "METER_HOME"
+    reason = Reason.METER_HOME
 
 
 def default_home(meter_id: str | None = None) -> Path:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from zkgrid.errors import InvalidArgumentError, ZkgridError
+from zkgrid.errors import InvalidArgumentError, Reason, ZkgridError
 
 __all__ = [
     "BatchStatus",
@@ -52,13 +52,13 @@ _SCHEMA_VERSION = "1"
 class OpeningStoreError(ZkgridError):
     """The local opening store is inconsistent or was asked for something it cannot do."""
 
-    reason = "OPENING_STORE"
+    reason = Reason.OPENING_STORE
 
 
 class InsecurePermissionsError(InvalidArgumentError):
     """A private file or directory is readable or writable by others (or owned by another user)."""
 
-    reason = "INSECURE_PERMISSIONS"
+    reason = Reason.INSECURE_PERMISSIONS
 
 
 def _check_private(path: Path, kind: str, expected: int) -> None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from zkgrid.errors import InvalidArgumentError
+from zkgrid.errors import InvalidArgumentError, Reason
 
 __all__ = [
     "HEADER",
@@ -61,7 +61,7 @@ class ReadingsFormatError(InvalidArgumentError):
     reading; ``offending`` holds the raw field for the owner's own terminal only.
     """
 
-    reason = "READINGS_INVALID"
+    reason = Reason.READINGS_INVALID
 
     def __init__(
         self,

@@ -32,7 +32,8 @@ import grpc
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from zkgrid.errors import ZkgridError
+from service.errors import PermissionDenied
+from zkgrid.errors import Reason, ZkgridError
 
 __all__ = [
     "IDENTITY_METADATA_KEY",
@@ -68,13 +69,12 @@ _IDENTITY = re.compile(r"[A-Za-z0-9._@-]{1,128}", re.ASCII)
 class AuthenticationError(ZkgridError):
     """The caller presented no usable role or identity."""
 
-    reason = "UNAUTHENTICATED"
+    reason = Reason.UNAUTHENTICATED
 
 
-class PermissionDeniedError(ZkgridError):
-    """The caller's role (or identity) may not call this method on this subject."""
-
-    reason = "PERMISSION_DENIED"
+#: The caller's role (or identity) may not call this method on this subject (one class
+#: per reason: the settlement's own refusal is the same class).
+PermissionDeniedError = PermissionDenied
 
 
 class Role(StrEnum):

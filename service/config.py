@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.checkpoint import CheckpointSigner
-from zkgrid.errors import InvalidArgumentError
+from zkgrid.errors import InvalidArgumentError, Reason
 
 __all__ = [
     "DEFAULT_DB",
@@ -84,7 +84,7 @@ DEFAULT_VERIFY_PROCESSES = (os.cpu_count() or 1) // 2
 class ConfigError(InvalidArgumentError):
     """An inconsistent or unusable server configuration."""
 
-    reason = "CONFIG_INVALID"
+    reason = Reason.CONFIG_INVALID
 
 
 def split_listen(listen: str) -> tuple[str, int]:

@@ -40,7 +40,7 @@ from ledger.archive import ArchiveTrailer, write_archive
 from service.storage.errors import StoreConfigError
 from service.storage.models import CHECKPOINTS, ENTRIES, META
 from service.storage.store import normalize_url
-from zkgrid.errors import ZkgridError
+from zkgrid.errors import Reason, ZkgridError
 
 __all__ = ["ExportError", "ExportResult", "export_ledger", "main"]
 
@@ -50,7 +50,7 @@ _CHUNK = 2_000
 class ExportError(ZkgridError):
     """The export could not read the store or write the archive."""
 
-    reason = "EXPORT_FAILED"
+    reason = Reason.EXPORT_FAILED
 
 
 class ExportResult:

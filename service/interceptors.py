@@ -10,32 +10,35 @@ Every call goes through :class:`ZkgridInterceptor`, which
    and nothing else) in the ``grpc-status-details-bin`` trailer
    (read it with ``grpc_status.rpc_status.from_call``).
 
-Status codes by ``ZkgridError.reason`` (first matching row wins):
+Status codes by ``ZkgridError.reason``: one explicit row per
+:class:`zkgrid.errors.Reason` member in :data:`STATUS_FOR_REASON` (no name
+patterns, no fallback by class: a member without a row fails
+``tests/unit/zkgrid/test_reasons.py``). In short:
 
-=====================================================  =====================  =============
-reason                                                  gRPC status            message
-=====================================================  =====================  =============
-``UNAUTHENTICATED``                                     UNAUTHENTICATED        the error's
-``PERMISSION_DENIED``                                   PERMISSION_DENIED      the error's
-``NOT_FOUND``, ``UNKNOWN_*`` (UNKNOWN_METER, _TARIFF,   NOT_FOUND              the error's
-``_BATCH``)
-``METER_EXISTS``, ``TARIFF_EXISTS``, ``BILL_EXISTS``,   ALREADY_EXISTS         the error's
-``DUPLICATE_*`` (DUPLICATE_PERIOD), ``*_EXISTS``
-``CHAIN_BROKEN``, ``METER_REVOKED``                     FAILED_PRECONDITION    the error's
-``STORE_UNAVAILABLE``, ``UNAVAILABLE`` (verifier shut    UNAVAILABLE            generic
-down)
-``INVALID_ARGUMENT``, ``VALUE_OUT_OF_RANGE``,           INVALID_ARGUMENT       the error's
-``INTERVALS_MISMATCH``, ``*_MALFORMED``
-(PROOF_MALFORMED, RECORD_MALFORMED, LEDGER_MALFORMED)
-``PROOF_INVALID``, ``SIGNATURE_INVALID``,               INVALID_ARGUMENT       the error's
-``*_INVALID``
-any other reason of an ``InvalidArgumentError``,        INVALID_ARGUMENT       the error's
-``ProofFormatError`` or ``VerificationError``
-anything else (``STORE_INTEGRITY``,                     INTERNAL               generic
-``APPEND_ONLY_VIOLATION``, ``INTERNAL``, ...)
-non-``ZkgridError`` exceptions                          INTERNAL (reason       generic
-                                                        ``INTERNAL``)
-=====================================================  =====================  =============
+=====================  ==================================================  =========
+gRPC status            reasons                                             message
+=====================  ==================================================  =========
+UNAUTHENTICATED        ``UNAUTHENTICATED``                                 the error's
+PERMISSION_DENIED      ``PERMISSION_DENIED``                               the error's
+NOT_FOUND              ``NOT_FOUND``, ``UNKNOWN_METER``, ``_TARIFF``,      the error's
+                       ``_BATCH``, ``_WITNESS``, ``_CHECKPOINT``
+ALREADY_EXISTS         ``METER_EXISTS``, ``TARIFF_EXISTS``,                the error's
+                       ``BILL_EXISTS``, ``WITNESS_EXISTS``,
+                       ``DUPLICATE_PERIOD``, ``_BATCH``, ``_COSIGNATURE``
+FAILED_PRECONDITION    ``CHAIN_BROKEN``, ``METER_REVOKED``                 the error's
+UNAVAILABLE            ``STORE_UNAVAILABLE``, ``UNAVAILABLE``              generic
+DEADLINE_EXCEEDED      ``DEADLINE_EXCEEDED``                               generic
+INVALID_ARGUMENT       ``INVALID_ARGUMENT``, ``VALUE_OUT_OF_RANGE``,       the error's
+                       ``INTERVALS_MISMATCH``, every ``*_MALFORMED`` and
+                       ``*_INVALID`` (proofs, signatures, records,
+                       receipts), the witness refusals, bad configuration
+                       or local input
+INTERNAL               ``INTERNAL``, the category roots (``LEDGER_ERROR``,  generic
+                       ...), ``STORE_INTEGRITY``, ``APPEND_ONLY_VIOLATION``,
+                       ``LEDGER_NODE_MISSING``, the auditor's log findings
+                       (never sent by the service); non-``ZkgridError``
+                       exceptions (reason ``INTERNAL``)
+=====================  ==================================================  =========
 
 Why INVALID_ARGUMENT for a wrong proof or signature: the request is wrong
 whatever the system's state (unlike FAILED_PRECONDITION, which says "retry
@@ -52,8 +55,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import Token
+from types import MappingProxyType
 from typing import Any, NoReturn
 
 import grpc
@@ -62,10 +66,11 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[i
 from grpc_status import rpc_status
 
 from service.auth import Authorizer, current_caller
-from zkgrid.errors import InvalidArgumentError, ProofFormatError, VerificationError, ZkgridError
+from zkgrid.errors import Reason, ZkgridError
 
 __all__ = [
     "ERROR_DOMAIN",
+    "STATUS_FOR_REASON",
     "ZkgridInterceptor",
     "rpc_status_for",
     "status_for_reason",
@@ -75,56 +80,117 @@ logger = logging.getLogger(__name__)
 
 ERROR_DOMAIN = "zkgrid.settlement.v1"
 
-_EXACT: dict[str, grpc.StatusCode] = {
-    "UNAUTHENTICATED": grpc.StatusCode.UNAUTHENTICATED,
-    "PERMISSION_DENIED": grpc.StatusCode.PERMISSION_DENIED,
-    "NOT_FOUND": grpc.StatusCode.NOT_FOUND,
-    "CHAIN_BROKEN": grpc.StatusCode.FAILED_PRECONDITION,
-    "METER_REVOKED": grpc.StatusCode.FAILED_PRECONDITION,
-    "STORE_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
-    "UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
-    "INVALID_ARGUMENT": grpc.StatusCode.INVALID_ARGUMENT,
-    "VALUE_OUT_OF_RANGE": grpc.StatusCode.INVALID_ARGUMENT,
-    "INTERVALS_MISMATCH": grpc.StatusCode.INVALID_ARGUMENT,
-    "PROOF_INVALID": grpc.StatusCode.INVALID_ARGUMENT,
-    "SIGNATURE_INVALID": grpc.StatusCode.INVALID_ARGUMENT,
-}
+#: The one reason -> status table: a row for every Reason member (module docstring).
+STATUS_FOR_REASON: Mapping[Reason, grpc.StatusCode] = MappingProxyType(
+    {
+        Reason.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+        Reason.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
+        # NOT_FOUND: the thing named does not exist
+        Reason.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+        Reason.UNKNOWN_METER: grpc.StatusCode.NOT_FOUND,
+        Reason.UNKNOWN_TARIFF: grpc.StatusCode.NOT_FOUND,
+        Reason.UNKNOWN_BATCH: grpc.StatusCode.NOT_FOUND,
+        Reason.UNKNOWN_WITNESS: grpc.StatusCode.NOT_FOUND,
+        Reason.UNKNOWN_CHECKPOINT: grpc.StatusCode.NOT_FOUND,
+        # ALREADY_EXISTS: a different record holds the slot (the identical one is idempotent)
+        Reason.METER_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
+        Reason.TARIFF_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
+        Reason.BILL_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
+        Reason.WITNESS_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
+        Reason.DUPLICATE_PERIOD: grpc.StatusCode.ALREADY_EXISTS,
+        Reason.DUPLICATE_BATCH: grpc.StatusCode.ALREADY_EXISTS,
+        Reason.DUPLICATE_COSIGNATURE: grpc.StatusCode.ALREADY_EXISTS,
+        # FAILED_PRECONDITION: the meter's state forbids it
+        Reason.CHAIN_BROKEN: grpc.StatusCode.FAILED_PRECONDITION,
+        Reason.METER_REVOKED: grpc.StatusCode.FAILED_PRECONDITION,
+        # UNAVAILABLE: retry later (generic message)
+        Reason.STORE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+        Reason.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+        Reason.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
+        # INVALID_ARGUMENT: the request is wrong whatever the state; the reason tells which
+        Reason.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.USAGE: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.VALUE_OUT_OF_RANGE: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.INTERVALS_MISMATCH: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.PROOF_MALFORMED: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.PROOF_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.BILL_PROOF_MALFORMED: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.BILL_PROOF_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.RECORD_MALFORMED: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.SIGNATURE_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.RECEIPT_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.LEDGER_MALFORMED: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.INCLUSION_PROOF_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.CONSISTENCY_PROOF_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.CHECKPOINT_MALFORMED: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.CHECKPOINT_SIGNATURE_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.ARCHIVE_MALFORMED: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.ARCHIVE_TRUNCATED: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.ENTRY_MALFORMED: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.WITNESS_MALFORMED: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.POP_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.COSIGNATURE_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.AGGREGATE_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.NOT_FINAL: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.QUORUM_NOT_MET: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.CHECKPOINT_INCONSISTENT: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.ORIGIN_MISMATCH: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.STORE_CONFIG: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.CONFIG_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.METER_HOME: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.INSECURE_PERMISSIONS: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.READINGS_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+        # INTERNAL (generic message): server-side faults, category roots, local-only and
+        # auditor-only reasons the service never sends
+        Reason.INTERNAL: grpc.StatusCode.INTERNAL,
+        Reason.LEDGER_ERROR: grpc.StatusCode.INTERNAL,
+        Reason.WITNESS_ERROR: grpc.StatusCode.INTERNAL,
+        Reason.SETTLEMENT_ERROR: grpc.StatusCode.INTERNAL,
+        Reason.STORAGE_ERROR: grpc.StatusCode.INTERNAL,
+        Reason.SERVICE_ERROR: grpc.StatusCode.INTERNAL,
+        Reason.LEDGER_NODE_MISSING: grpc.StatusCode.INTERNAL,
+        Reason.STORE_INTEGRITY: grpc.StatusCode.INTERNAL,
+        Reason.APPEND_ONLY_VIOLATION: grpc.StatusCode.INTERNAL,
+        Reason.EXPORT_FAILED: grpc.StatusCode.INTERNAL,
+        Reason.OPENING_STORE: grpc.StatusCode.INTERNAL,
+        Reason.COSIGN_INPUT: grpc.StatusCode.INTERNAL,
+        Reason.AUDIT_INPUT: grpc.StatusCode.INTERNAL,
+        Reason.AUDITOR_STATE: grpc.StatusCode.INTERNAL,
+        Reason.ENTRY_MISSING: grpc.StatusCode.INTERNAL,
+        Reason.ENTRY_NOT_CHECKPOINTED: grpc.StatusCode.INTERNAL,
+        Reason.ENTRY_OUT_OF_ORDER: grpc.StatusCode.INTERNAL,
+        Reason.LEAF_HASH_MISMATCH: grpc.StatusCode.INTERNAL,
+        Reason.ROOT_MISMATCH: grpc.StatusCode.INTERNAL,
+        Reason.LOG_FORK: grpc.StatusCode.INTERNAL,
+        Reason.LOG_ROLLBACK: grpc.StatusCode.INTERNAL,
+    }
+)
 #: Status codes whose message is replaced by a generic one (server-side faults).
 _GENERIC_MESSAGE: dict[grpc.StatusCode, str] = {
     grpc.StatusCode.INTERNAL: "internal error",
     grpc.StatusCode.UNAVAILABLE: "the service is temporarily unavailable; retry later",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "the deadline passed",
 }
 
 
-def status_for_reason(reason: str, error: BaseException | None = None) -> grpc.StatusCode:
-    """The gRPC status code of a ``ZkgridError.reason`` (the module docstring's table)."""
-    code = _EXACT.get(reason)
-    if code is not None:
-        return code
-    if reason.startswith("UNKNOWN_"):
-        return grpc.StatusCode.NOT_FOUND
-    if reason.startswith("DUPLICATE_") or reason.endswith("_EXISTS"):
-        return grpc.StatusCode.ALREADY_EXISTS
-    if reason.endswith(("_MALFORMED", "_INVALID")):
-        return grpc.StatusCode.INVALID_ARGUMENT
-    if isinstance(error, InvalidArgumentError | ProofFormatError | VerificationError):
-        return grpc.StatusCode.INVALID_ARGUMENT
-    return grpc.StatusCode.INTERNAL
+def status_for_reason(reason: Reason) -> grpc.StatusCode:
+    """The gRPC status code of a reason (its row in :data:`STATUS_FOR_REASON`)."""
+    return STATUS_FOR_REASON[reason]
 
 
 def rpc_status_for(error: BaseException, method: str) -> grpc.Status:
     """The status (code, message, ErrorInfo detail) sent for ``error`` raised by ``method``."""
     short = method.rsplit("/", 1)[-1] or method
     if isinstance(error, ZkgridError):
-        reason = str(error.reason)
-        code = status_for_reason(reason, error)
+        reason = error.reason
+        code = status_for_reason(reason)
         message = _GENERIC_MESSAGE.get(code) or str(error) or reason.lower().replace("_", " ")
     else:
-        reason = "INTERNAL"
+        reason = Reason.INTERNAL
         code = grpc.StatusCode.INTERNAL
         message = _GENERIC_MESSAGE[code]
     info = error_details_pb2.ErrorInfo(
-        reason=reason, domain=ERROR_DOMAIN, metadata={"method": short}
+        reason=reason.value, domain=ERROR_DOMAIN, metadata={"method": short}
     )
     detail = any_pb2.Any()
     detail.Pack(info)

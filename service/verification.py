@@ -5,7 +5,8 @@ Background threads collect up to ``max_batch`` items, or whatever arrived
 within ``max_wait_s`` of the first one, and check them together: one weighted
 multi-scalar multiplication per batch (:meth:`zkp.rangeproof.RangeProof.verify_batch`,
 :meth:`zkp.sigma.LinearCombinationProof.verify_batch`). When a batch fails the
-bad items are found (:meth:`RangeProof.find_invalid`, bisection) and only their
+bad items are found (``find_invalid`` of either proof type: one batch check, then
+bisection, :mod:`zkp.batch`) and only their
 futures fail, with :class:`~service.errors.ProofInvalid`; the others succeed.
 
 **Range proofs** arrive as bytes (:class:`RangeJob`: the proof, the commitment
@@ -43,7 +44,7 @@ from service.errors import (
     VerifierClosed,
     VerifierFailed,
 )
-from zkgrid.errors import InvalidArgumentError, ProofFormatError, VerificationError, ZkgridError
+from zkgrid.errors import ProofFormatError, ZkgridError
 from zkp.group import Point, decode_points
 from zkp.pedersen import Commitment
 from zkp.rangeproof import RangeProof, RangeProofStatement
@@ -153,7 +154,8 @@ def _parse_all(jobs: Sequence[RangeJob]) -> list[RangeProofStatement | ProofMalf
 
 
 def check_range_jobs(jobs: Sequence[RangeJob]) -> list[Outcome]:
-    """Parse and verify ``jobs`` as one batch (B2); bisect (B3) if it fails.
+    """Parse and verify ``jobs`` as one batch (B2); bisect (B3) if it fails
+    (:meth:`RangeProof.find_invalid`).
 
     Returns, per job, ``None`` or :class:`ProofMalformed` (its bytes do not parse)
     or :class:`ProofInvalid` (it parses but does not verify).
@@ -165,15 +167,8 @@ def check_range_jobs(jobs: Sequence[RangeJob]) -> list[Outcome]:
             outcomes[i] = result
         else:
             parsed.append((i, result))
-    statements = [s for _, s in parsed]
-    try:
-        RangeProof.verify_batch(statements)
-    except (VerificationError, InvalidArgumentError):
-        bad = RangeProof.find_invalid(statements)
-        if not bad:  # pragma: no cover - a batch failure must name a culprit
-            bad = list(range(len(statements)))
-        for k in bad:
-            outcomes[parsed[k][0]] = ProofInvalid("range proof does not verify")
+    for k in RangeProof.find_invalid([s for _, s in parsed]):
+        outcomes[parsed[k][0]] = ProofInvalid("range proof does not verify")
     return outcomes
 
 
@@ -194,28 +189,6 @@ class _Job(Generic[_T]):
 
 
 _STOP = object()
-
-
-def _bisect_invalid(items: Sequence[_T], verify_batch: Callable[[Sequence[_T]], None]) -> list[int]:
-    """Indices of the failing items of a failing batch, by halving (for proof types that
-    have no ``find_invalid`` of their own)."""
-
-    def holds(part: Sequence[tuple[int, _T]]) -> bool:
-        try:
-            verify_batch([item for _, item in part])
-        except (VerificationError, InvalidArgumentError):
-            return False
-        return True
-
-    def search(part: list[tuple[int, _T]]) -> list[int]:
-        if not part or holds(part):
-            return []
-        if len(part) == 1:
-            return [part[0][0]]
-        mid = len(part) // 2
-        return search(part[:mid]) + search(part[mid:])
-
-    return search(list(enumerate(items)))
 
 
 class MicroBatcher(Generic[_T]):
@@ -348,13 +321,8 @@ class MicroBatcher(Generic[_T]):
 
 
 def _check_bills(items: Sequence[LinearCombinationClaim]) -> list[Outcome]:
-    try:
-        LinearCombinationProof.verify_batch(items)
-        return [None] * len(items)
-    except (VerificationError, InvalidArgumentError):
-        bad = set(_bisect_invalid(items, LinearCombinationProof.verify_batch))
-        if not bad:  # pragma: no cover - a batch failure must name a culprit
-            bad = set(range(len(items)))
+    """One (S4) check; the bad claims named by bisection (B3) when it fails."""
+    bad = set(LinearCombinationProof.find_invalid(items))
     return [
         ProofInvalid("bill proof does not verify") if i in bad else None for i in range(len(items))
     ]

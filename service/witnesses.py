@@ -54,7 +54,8 @@ from ledger.merkle import HASH_SIZE, leaf_hash
 from service.settlement import Receipt, receipt_for
 from service.storage import EntryNotFound, LedgerStore, StoredEntry
 from service.storage.cosignatures import CosignatureStore
-from zkgrid.errors import InvalidArgumentError, ZkgridError
+from service.errors import InvalidRequest
+from zkgrid.errors import Reason, ZkgridError
 
 __all__ = [
     "CosignatureAdded",
@@ -73,17 +74,16 @@ _MAX_SIZE = 2**63 - 1
 class WitnessExists(ZkgridError):
     """A registration whose name or public key is already registered."""
 
-    reason = "WITNESS_EXISTS"
+    reason = Reason.WITNESS_EXISTS
 
 
 class UnknownCheckpoint(ZkgridError):
     """A cosignature for a checkpoint this service did not sign (no such size, or another root)."""
 
-    reason = "UNKNOWN_CHECKPOINT"
+    reason = Reason.UNKNOWN_CHECKPOINT
 
 
-class _InvalidRequest(InvalidArgumentError):
-    reason = "INVALID_ARGUMENT"
+_InvalidRequest = InvalidRequest  # the service's one INVALID_ARGUMENT class
 
 
 def default_threshold(total: int) -> int:

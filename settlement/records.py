@@ -46,7 +46,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 
 from ledger.encoding import CanonicalReader, CanonicalWriter, utf8_bytes
 from ledger.entries import Entry, EntryKind
-from zkgrid.errors import InvalidArgumentError, ProofFormatError, VerificationError
+from settlement.errors import SettlementError
+from zkgrid.errors import InvalidArgumentError, ProofFormatError, Reason, VerificationError
 
 __all__ = [
     "BILL_CONTEXT_DOMAIN",
@@ -122,16 +123,16 @@ _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 
 
-class RecordFormatError(ProofFormatError):
+class RecordFormatError(SettlementError, ProofFormatError):
     """Bytes (or fields) that are not a canonical settlement record."""
 
-    reason = "RECORD_MALFORMED"
+    reason = Reason.RECORD_MALFORMED
 
 
-class SignatureError(VerificationError):
+class SignatureError(SettlementError, VerificationError):
     """A meter signature (or proof of possession) that does not verify."""
 
-    reason = "SIGNATURE_INVALID"
+    reason = Reason.SIGNATURE_INVALID
 
 
 # --------------------------------------------------------------------------- field checks

@@ -20,8 +20,8 @@ from ledger.checkpoint import CheckpointVerifier, parse_verifier_key
 from ledger.errors import LedgerFormatError
 from verifier.audit import AuditError, AuditOptions, Auditor, AuditResult
 from verifier.state import DEFAULT_STATE_PATH, load_state, save_state
-from zkgrid._internal.cliargs import OneLineParser, UsageError
-from zkgrid.errors import ZkgridError
+from zkgrid._internal.cliargs import OneLineParser
+from zkgrid.errors import UsageError, ZkgridError
 
 __all__ = ["main"]
 

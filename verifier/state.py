@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zkgrid.errors import ZkgridError
+from zkgrid.errors import Reason, ZkgridError
 
 __all__ = [
     "DEFAULT_STATE_PATH",
@@ -59,7 +59,7 @@ DEFAULT_STATE_PATH = Path("~/.zkgrid/auditor/state.json")
 class StateError(ZkgridError):
     """The state file cannot be read, parsed or written, or belongs to another log."""
 
-    reason = "AUDITOR_STATE"
+    reason = Reason.AUDITOR_STATE
 
 
 def _b64(data: bytes) -> str:

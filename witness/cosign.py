@@ -32,6 +32,7 @@ from ledger.cosignature import (
     CosignedCheckpoint,
     FinalityReport,
     Quorum,
+    QuorumNotMet,
     WitnessRegistration,
     WitnessRegistry,
     verify_finality,
@@ -40,8 +41,8 @@ from ledger.entries import EntryKind, encode_entry
 from ledger.merkle import leaf_hash, verify_inclusion
 from settlement import convert
 from witness.keys import WitnessKey
-from witness.state import WitnessRefusal, WitnessState
-from zkgrid.errors import ZkgridError
+from witness.state import OriginMismatch, WitnessRefusal, WitnessState
+from zkgrid.errors import Reason, ZkgridError
 
 if TYPE_CHECKING:  # pragma: no cover
     import grpc
@@ -51,6 +52,7 @@ __all__ = [
     "CosignError",
     "CosignOutcome",
     "CosignRefused",
+    "CosignRefusedOrigin",
     "CosignedLookup",
     "check_finality",
     "cosign_after_audit",
@@ -71,18 +73,19 @@ Metadata = tuple[tuple[str, str | bytes], ...]
 class CosignError(ZkgridError):
     """Co-signing or the finality check could not run (service unreachable, bad input): exit 2."""
 
-    reason = "COSIGN_INPUT"
+    reason = Reason.COSIGN_INPUT
 
 
-class CosignRefused(ZkgridError):
+class CosignRefused(WitnessRefusal):
     """(W7) The witness refuses: the checkpoint does not extend the last one it co-signed."""
 
-    reason = "CHECKPOINT_INCONSISTENT"
+    reason = Reason.CHECKPOINT_INCONSISTENT
 
-    def __init__(self, message: str, *, reason: str | None = None) -> None:
-        super().__init__(message)
-        if reason is not None:
-            self.reason = reason
+
+class CosignRefusedOrigin(CosignRefused, OriginMismatch):
+    """(W7) The witness refuses: the checkpoint is for another log than its memory's."""
+
+    reason = Reason.ORIGIN_MISMATCH
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,9 +208,9 @@ def cosign_after_audit(
     try:
         cosignature = state.cosign(key, signed, proof)
     except WitnessRefusal as exc:
-        raise CosignRefused(
-            f"refusing to co-sign size {checkpoint.size}: {exc} (witness state {state.path})",
-            reason=exc.reason,
+        refused = CosignRefusedOrigin if isinstance(exc, OriginMismatch) else CosignRefused
+        raise refused(
+            f"refusing to co-sign size {checkpoint.size}: {exc} (witness state {state.path})"
         ) from exc
     except ZkgridError as exc:  # a malformed proof from the service
         raise CosignRefused(
@@ -355,11 +358,9 @@ def check_finality(
     k = threshold if threshold is not None else lookup.quorum_threshold
     size = lookup.checkpoint.checkpoint.size
     if lookup.cosigned is None:
-        raise FinalityError(f"(W6) no witness co-signed size {size}", reason="QUORUM_NOT_MET")
+        raise QuorumNotMet(f"(W6) no witness co-signed size {size}")
     if n == 0 or not 1 <= k <= n:
-        raise FinalityError(
-            f"(W6) quorum {k} of {n} registered witnesses cannot be met", reason="QUORUM_NOT_MET"
-        )
+        raise QuorumNotMet(f"(W6) quorum {k} of {n} registered witnesses cannot be met")
     return verify_finality(registry, lookup.cosigned, Quorum(k, n))
 
 

@@ -27,9 +27,9 @@ from ledger.errors import LedgerError
 from ledger.merkle import EMPTY_ROOT, HASH_SIZE, verify_consistency
 from witness._files import fsync_dir, load_json_object, read_small_file, write_new_file
 from witness.keys import WitnessKey, cosign
-from zkgrid.errors import VerificationError
+from zkgrid.errors import Reason, VerificationError
 
-__all__ = ["WitnessRefusal", "WitnessState"]
+__all__ = ["OriginMismatch", "WitnessRefusal", "WitnessState"]
 
 _STATE_FILE_FORMAT = "zkgrid-witness-state"
 _FILE_VERSION = 1
@@ -38,12 +38,18 @@ _FILE_VERSION = 1
 class WitnessRefusal(WitnessError, VerificationError):
     """(W7) The witness refuses to co-sign: the checkpoint is not consistent with its memory.
 
-    ``reason`` is ``ORIGIN_MISMATCH`` (another log) or ``CHECKPOINT_INCONSISTENT``
-    (a smaller tree, another root at the same size, or a larger tree whose
-    consistency proof from the last co-signed one does not verify).
+    ``CHECKPOINT_INCONSISTENT``: a smaller tree, another root at the same size, or a
+    larger tree whose consistency proof from the last co-signed one does not verify;
+    :class:`OriginMismatch` for another log.
     """
 
-    reason = "CHECKPOINT_INCONSISTENT"
+    reason = Reason.CHECKPOINT_INCONSISTENT
+
+
+class OriginMismatch(WitnessRefusal):
+    """(W7) The checkpoint is for another log origin than the witness's memory."""
+
+    reason = Reason.ORIGIN_MISMATCH
 
 
 class WitnessState:
@@ -164,9 +170,7 @@ class WitnessState:
         """
         new = checkpoint_of(checkpoint)
         if new.origin != self._origin:
-            raise WitnessRefusal(
-                "(W7) checkpoint is for another log origin", reason="ORIGIN_MISMATCH"
-            )
+            raise OriginMismatch("(W7) checkpoint is for another log origin")
         if new.size < self._size:
             raise WitnessRefusal(
                 f"(W7) checkpoint size {new.size} is smaller than the last co-signed {self._size}"

@@ -41,6 +41,7 @@ from zkgrid.errors import (
     ValueOutOfRangeError,
     VerificationError,
 )
+from zkp import batch
 from zkp._native import ScalarVector
 from zkp.generators import G, bp_generators, ipa_u, pedersen_h
 from zkp.group import (
@@ -373,21 +374,14 @@ class RangeProof:
 
     @staticmethod
     def find_invalid(statements: Sequence[RangeProofStatement]) -> list[int]:
-        """Indices of the proofs that do not verify, found by bisection (B3).
+        """Indices of the proofs that do not verify: one batch check (B2) when they all
+        hold, bisection (B3) when not (:func:`zkp.batch.find_invalid`).
 
         Statements whose shape is wrong (unsupported bit width, a proof made
         for another number of values) are reported as invalid without a group
         operation.
         """
-        bad: list[int] = []
-        prepared: list[tuple[int, _Prepared]] = []
-        for i, s in enumerate(statements):
-            try:
-                prepared.append((i, _prepare(s)))
-            except (VerificationError, InvalidArgumentError):
-                bad.append(i)
-        bad += _bisect(prepared)
-        return sorted(bad)
+        return batch.find_invalid(statements, _prepare, _batch_holds)
 
 
 def _rounds_from_length(length: int) -> int:
@@ -704,16 +698,6 @@ _PIPELINE_CHUNK = 1024
 
 def _serial_msm(scalars: Sequence[int], points: Sequence[Point]) -> Point:
     return msm(scalars, points)  # below PARALLEL_MSM_THRESHOLD: this thread only
-
-
-def _bisect(prepared: list[tuple[int, _Prepared]]) -> list[int]:
-    """(B3) Split a failing batch in halves until the failing proofs are isolated."""
-    if not prepared or _batch_holds([p for _, p in prepared]):
-        return []
-    if len(prepared) == 1:
-        return [prepared[0][0]]
-    mid = len(prepared) // 2
-    return _bisect(prepared[:mid]) + _bisect(prepared[mid:])
 
 
 __all__ = [

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
 from zkgrid.errors import InvalidArgumentError, ProofFormatError, VerificationError
+from zkp import batch
 from zkp.generators import G, pedersen_h
 from zkp.group import (
     GROUP,
@@ -303,6 +304,60 @@ def _as_claim(raw: object, index: int) -> LinearCombinationClaim:
     return LinearCombinationClaim(*raw)
 
 
+class _PreparedClaim(NamedTuple):
+    """A claim with its transcript replayed (T2): the (S2) terms, all but the batch weight."""
+
+    h_scalar: Scalar  #: z
+    g_scalar: Scalar  #: c*(B - k)
+    nonce_point: Point  #: A (scalar -1)
+    c_scalars: list[Scalar]  #: -c*p_i
+    points: list[Point]  #: C_i
+
+
+def _prepare_claim(
+    cls: type[LinearCombinationProof], raw: object, index: int
+) -> _PreparedClaim:
+    item = _as_claim(raw, index)
+    if not isinstance(item.proof, cls):
+        raise InvalidArgumentError(f"batch item {index}: not a linear-combination proof")
+    scalars, points, encodings, k = _linear_statement(
+        item.coefficients, item.commitments, item.constant
+    )
+    context = _check_context(item.context)
+    # sigma.md (S2') for this item
+    total = _check_total(
+        _check_int(item.total, f"batch item {index} total"),
+        item.constant,
+        f"linear-combination batch item {index}",
+    )
+    h_scalar, g_scalar, c_scalars = item.proof._terms(scalars, encodings, k, total, context)
+    return _PreparedClaim(h_scalar, g_scalar, item.proof.nonce_point, c_scalars, points)
+
+
+def _claims_hold(prepared: Sequence[_PreparedClaim], rng: ScalarSource | None) -> bool:
+    """sigma.md (S4) with fresh weights: whether the weighted sum of (S2) is the identity."""
+    h_total = 0
+    g_total = 0
+    scalars_out: list[Scalar] = []
+    points_out: list[Point] = []
+    for claim in prepared:
+        weight = _fresh_scalar(rng, "batch weight")
+        h_total += weight * claim.h_scalar
+        g_total += weight * claim.g_scalar
+        scalars_out.append(ORDER - weight)
+        points_out.append(claim.nonce_point)
+        scalars_out.extend(weight * s % ORDER for s in claim.c_scalars)
+        points_out.extend(claim.points)
+    if not points_out:
+        return True
+    # sigma.md (S4): sum_j w_j*(z_j*H - A_j - c_j*(sum_i p_ji*C_ji - (B_j - k_j)*G)) == O
+    check = msm(
+        [h_total % ORDER, g_total % ORDER, *scalars_out],
+        [pedersen_h(), G, *points_out],
+    )
+    return is_identity(check)
+
+
 @dataclass(frozen=True)
 class LinearCombinationProof:
     """``sum_i p_i*C_i`` commits to ``B - k`` (sigma.md, Linear combination).
@@ -419,49 +474,35 @@ class LinearCombinationProof:
 
         Each item is a :class:`LinearCombinationClaim` (or a tuple of the same shape).
         Raises :class:`VerificationError` if any proof in the batch is invalid (without
-        saying which: call :meth:`verify` on the items to find it). Random weights come
-        from ``secrets``; ``rng`` is for deterministic tests only. An empty batch passes.
+        saying which: :meth:`find_invalid` names them). Random weights come from
+        ``secrets``; ``rng`` is for deterministic tests only. An empty batch passes.
         """
-        h_total = 0
-        g_total = 0
-        scalars_out: list[Scalar] = []
-        points_out: list[Point] = []
-        for index, raw in enumerate(items):
-            item = _as_claim(raw, index)
-            if not isinstance(item.proof, cls):
-                raise InvalidArgumentError(f"batch item {index}: not a linear-combination proof")
-            scalars, points, encodings, k = _linear_statement(
-                item.coefficients, item.commitments, item.constant
-            )
-            context = _check_context(item.context)
-            # sigma.md (S2') for this item
-            total = _check_total(
-                _check_int(item.total, f"batch item {index} total"),
-                item.constant,
-                f"linear-combination batch item {index}",
-            )
-            h_scalar, g_scalar, c_scalars = item.proof._terms(
-                scalars, encodings, k, total, context
-            )
-            weight = _fresh_scalar(rng, "batch weight")
-            h_total += weight * h_scalar
-            g_total += weight * g_scalar
-            scalars_out.append(ORDER - weight)
-            points_out.append(item.proof.nonce_point)
-            scalars_out.extend(weight * s % ORDER for s in c_scalars)
-            points_out.extend(points)
-        if not points_out:
-            return
-        # sigma.md (S4): sum_j w_j*(z_j*H - A_j - c_j*(sum_i p_ji*C_ji - (B_j - k_j)*G)) == O
-        check = msm(
-            [h_total % ORDER, g_total % ORDER, *scalars_out],
-            [pedersen_h(), G, *points_out],
-        )
-        if not is_identity(check):
+        prepared = [_prepare_claim(cls, raw, index) for index, raw in enumerate(items)]
+        if not _claims_hold(prepared, rng):
             raise VerificationError(
                 "linear-combination batch: the weighted sum of (S2) over the batch is not the "
                 "identity (sigma.md S4); at least one proof is invalid"
             )
+
+    @classmethod
+    def find_invalid(
+        cls,
+        items: Sequence[LinearCombinationClaim],
+        *,
+        rng: ScalarSource | None = None,
+    ) -> list[int]:
+        """Indices (ascending) of the claims whose proof does not verify: one (S4) check
+        when they all hold, bisection (batch-verification.md B3) when not.
+
+        A claim that is wrong on its own (not a proof of this type, coefficients and
+        commitments that differ in number, ``|B - k| > (q-1)/2``) is invalid without
+        a group operation.
+        """
+        return batch.find_invalid(
+            [(index, raw) for index, raw in enumerate(items)],
+            lambda item: _prepare_claim(cls, item[1], item[0]),
+            lambda prepared: _claims_hold(prepared, rng),
+        )
 
     def to_bytes(self) -> bytes:
         """``A || z``: 65 bytes."""

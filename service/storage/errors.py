@@ -6,19 +6,19 @@ Messages name the check that failed and, at most, public sizes and indices.
 
 from __future__ import annotations
 
-from zkgrid.errors import InvalidArgumentError, ZkgridError
+from zkgrid.errors import InvalidArgumentError, Reason, ZkgridError
 
 
 class StorageError(ZkgridError):
     """Root of the ledger store's errors."""
 
-    reason = "STORAGE_ERROR"
+    reason = Reason.STORAGE_ERROR
 
 
 class StoreUnavailable(StorageError):
     """The database cannot be reached, or a lock could not be taken in time."""
 
-    reason = "STORE_UNAVAILABLE"
+    reason = Reason.STORE_UNAVAILABLE
 
 
 class StoreIntegrityError(StorageError):
@@ -29,23 +29,23 @@ class StoreIntegrityError(StorageError):
     disagrees with the re-hashed entries, or a checkpoint signature is wrong.
     """
 
-    reason = "STORE_INTEGRITY"
+    reason = Reason.STORE_INTEGRITY
 
 
 class AppendOnlyViolation(StorageError):
     """The database refused a write that would rewrite history (a trigger fired),
     or the store was asked to sign a checkpoint inconsistent with the last one."""
 
-    reason = "APPEND_ONLY_VIOLATION"
+    reason = Reason.APPEND_ONLY_VIOLATION
 
 
 class StoreConfigError(StorageError, InvalidArgumentError):
     """An unsupported URL, or a store opened with another origin than it was created with."""
 
-    reason = "STORE_CONFIG"
+    reason = Reason.STORE_CONFIG
 
 
 class EntryNotFound(StorageError, InvalidArgumentError):
     """An index or tree size beyond what the ledger holds, or no checkpoint at that size."""
 
-    reason = "NOT_FOUND"
+    reason = Reason.NOT_FOUND

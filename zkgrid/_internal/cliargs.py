@@ -9,15 +9,9 @@ from __future__ import annotations
 import argparse
 from typing import NoReturn
 
-from zkgrid.errors import ZkgridError
+from zkgrid.errors import UsageError
 
 __all__ = ["OneLineParser", "UsageError"]
-
-
-class UsageError(ZkgridError):
-    """A command line :class:`OneLineParser` refused (the CLIs print it on one line, exit 2)."""
-
-    reason = "USAGE"
 
 
 class OneLineParser(argparse.ArgumentParser):

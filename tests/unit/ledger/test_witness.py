@@ -61,7 +61,7 @@ from ledger.cosignature import (
 )
 from ledger.errors import CheckpointSignatureError, LedgerError
 from witness.keys import CURVE_ORDER, WitnessKey, cosign, key_gen
-from witness.state import WitnessRefusal, WitnessState
+from witness.state import OriginMismatch, WitnessRefusal, WitnessState
 from zkgrid.errors import (
     InvalidArgumentError,
     ProofFormatError,
@@ -158,7 +158,7 @@ def test_error_hierarchy() -> None:
     assert issubclass(WitnessArgumentError, InvalidArgumentError)
     assert issubclass(DuplicateCosignatureError, InvalidArgumentError)
     assert WitnessRefusal("x").reason == "CHECKPOINT_INCONSISTENT"
-    assert WitnessRefusal("x", reason="ORIGIN_MISMATCH").reason == "ORIGIN_MISMATCH"
+    assert OriginMismatch("x").reason == "ORIGIN_MISMATCH"
     assert WitnessRefusal.reason == "CHECKPOINT_INCONSISTENT"  # the class default is untouched
 
 

@@ -10,7 +10,13 @@ from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-unty
 
 from ledger.errors import InclusionProofError, LedgerFormatError
 from service.auth import AuthenticationError, Authorizer, PermissionDeniedError
-from service.interceptors import ERROR_DOMAIN, ZkgridInterceptor, rpc_status_for, status_for_reason
+from service.interceptors import (
+    ERROR_DOMAIN,
+    STATUS_FOR_REASON,
+    ZkgridInterceptor,
+    rpc_status_for,
+    status_for_reason,
+)
 from service.storage.errors import (
     AppendOnlyViolation,
     EntryNotFound,
@@ -18,7 +24,13 @@ from service.storage.errors import (
     StoreUnavailable,
 )
 from settlement.records import RecordFormatError, SignatureError
-from zkgrid.errors import InvalidArgumentError, ProofFormatError, VerificationError, ZkgridError
+from zkgrid.errors import (
+    InvalidArgumentError,
+    ProofFormatError,
+    Reason,
+    VerificationError,
+    ZkgridError,
+)
 
 C = grpc.StatusCode
 
@@ -49,13 +61,26 @@ TABLE = [
     ("APPEND_ONLY_VIOLATION", C.INTERNAL),
     ("LEDGER_NODE_MISSING", C.INTERNAL),
     ("INTERNAL", C.INTERNAL),
-    ("SOMETHING_NEW", C.INTERNAL),
+    ("UNKNOWN_WITNESS", C.NOT_FOUND),
+    ("UNKNOWN_CHECKPOINT", C.NOT_FOUND),
+    ("WITNESS_EXISTS", C.ALREADY_EXISTS),
+    ("DUPLICATE_COSIGNATURE", C.ALREADY_EXISTS),
+    ("COSIGNATURE_INVALID", C.INVALID_ARGUMENT),
+    ("WITNESS_MALFORMED", C.INVALID_ARGUMENT),
+    ("POP_INVALID", C.INVALID_ARGUMENT),
 ]
 
 
 @pytest.mark.parametrize(("reason", "code"), TABLE)
 def test_reason_table(reason: str, code: grpc.StatusCode) -> None:
-    assert status_for_reason(reason) is code
+    """The codes the service sent before the table became explicit (wire compatibility)."""
+    assert status_for_reason(Reason(reason)) is code
+
+
+def test_every_reason_has_exactly_one_row() -> None:
+    assert set(STATUS_FOR_REASON) == set(Reason)
+    with pytest.raises(KeyError):
+        status_for_reason("SOMETHING_NEW")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -83,9 +108,13 @@ def test_library_errors_map_by_reason(error: ZkgridError, code: grpc.StatusCode)
 
 
 @pytest.mark.parametrize("base", [InvalidArgumentError, ProofFormatError, VerificationError])
-def test_unknown_reasons_of_client_error_classes_are_invalid_argument(base: type) -> None:
-    error = type("Custom", (base,), {"reason": "CUSTOM_PROBLEM"})("x")
-    assert rpc_status_for(error, "/a/B").code is C.INVALID_ARGUMENT
+def test_an_error_class_outside_the_reason_set_cannot_be_defined(base: type) -> None:
+    with pytest.raises(TypeError, match="Reason member"):
+        type("Custom", (base,), {"reason": "CUSTOM_PROBLEM"})
+    with pytest.raises(TypeError, match="Reason member"):
+        type("Custom", (base,), {"reason": "PROOF_INVALID"})  # a string, not the member
+    subclass = type("Custom", (base,), {})  # inherits its parent's reason
+    assert rpc_status_for(subclass("x"), "/a/B").code is C.INVALID_ARGUMENT
 
 
 def test_server_faults_get_a_generic_message() -> None:

@@ -16,7 +16,7 @@ from zkgrid.errors import ZkgridError
 
 
 class Refused(ZkgridError):
-    reason = "REFUSED"
+    """A precondition's refusal (reason INTERNAL, inherited)."""
 
 
 @pytest.fixture

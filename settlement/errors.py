@@ -1,0 +1,109 @@
+"""Errors of the settlement rules (settlement-v1.md, "Service rules"): one class per reason.
+
+The service raises them when it refuses a record, the meter client raises the
+same classes for the same conflicts in its local store, and the auditor reports
+their :class:`~zkgrid.errors.Reason` members as findings. Messages carry public
+facts only (ids, periods, sequence numbers, indices), never readings, blindings
+or keys.
+
+The records' own errors stay beside the records: :class:`settlement.records.RecordFormatError`
+(``RECORD_MALFORMED``) and :class:`settlement.records.SignatureError` (``SIGNATURE_INVALID``).
+"""
+
+from __future__ import annotations
+
+from zkgrid.errors import ProofFormatError, Reason, VerificationError, ZkgridError
+
+__all__ = [
+    "BillExists",
+    "ChainBroken",
+    "DuplicatePeriod",
+    "IntervalsMismatch",
+    "MeterExists",
+    "MeterRevoked",
+    "ProofInvalid",
+    "ProofMalformed",
+    "SettlementError",
+    "TariffExists",
+    "UnknownBatch",
+    "UnknownMeter",
+    "UnknownTariff",
+]
+
+
+class SettlementError(ZkgridError):
+    """Root of the settlement domain's errors."""
+
+    reason = Reason.SETTLEMENT_ERROR
+
+
+class MeterExists(SettlementError):
+    """A registration for a meter id that is already registered (ids are never reused)."""
+
+    reason = Reason.METER_EXISTS
+
+
+class UnknownMeter(SettlementError):
+    """No registration for this meter id."""
+
+    reason = Reason.UNKNOWN_METER
+
+
+class MeterRevoked(SettlementError):
+    """The meter is revoked: it can submit nothing more (and cannot be revoked twice)."""
+
+    reason = Reason.METER_REVOKED
+
+
+class IntervalsMismatch(SettlementError):
+    """The batch (or the tariff a bill uses) has another interval length than the meter."""
+
+    reason = Reason.INTERVALS_MISMATCH
+
+
+class ChainBroken(SettlementError):
+    """The batch's sequence is not the meter's next one, or prev_hash is not its last batch."""
+
+    reason = Reason.CHAIN_BROKEN
+
+
+class DuplicatePeriod(SettlementError):
+    """A different batch for a period this meter already submitted."""
+
+    reason = Reason.DUPLICATE_PERIOD
+
+
+class ProofMalformed(SettlementError, ProofFormatError):
+    """A range proof, bill proof or commitment that cannot be parsed."""
+
+    reason = Reason.PROOF_MALFORMED
+
+
+class ProofInvalid(SettlementError, VerificationError):
+    """A well-formed range proof or bill proof that does not verify."""
+
+    reason = Reason.PROOF_INVALID
+
+
+class TariffExists(SettlementError):
+    """A different tariff for a period that already has one."""
+
+    reason = Reason.TARIFF_EXISTS
+
+
+class UnknownTariff(SettlementError):
+    """No tariff for the period, or the bill names another tariff than the period's."""
+
+    reason = Reason.UNKNOWN_TARIFF
+
+
+class UnknownBatch(SettlementError):
+    """No batch of this meter for the period, or the bill names another batch."""
+
+    reason = Reason.UNKNOWN_BATCH
+
+
+class BillExists(SettlementError):
+    """A different bill for a (meter, period) that already has one."""
+
+    reason = Reason.BILL_EXISTS
