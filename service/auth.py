@@ -26,13 +26,16 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import grpc
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from zkgrid._internal.channels import IDENTITY_METADATA_KEY, ROLE_METADATA_KEY
 from zkgrid.errors import ZkgridError
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only (``zkgrid certs`` imports this module)
+    import grpc
 
 __all__ = [
     "IDENTITY_METADATA_KEY",
@@ -52,10 +55,9 @@ __all__ = [
 ]
 
 PACKAGE = "zkgrid.settlement.v1"
-#: Dev-only metadata naming the caller's role in insecure mode.
-ROLE_METADATA_KEY = "x-zkgrid-role"
-#: Dev-only metadata naming the caller's identity (e.g. the meter id) in insecure mode.
-IDENTITY_METADATA_KEY = "x-zkgrid-identity"
+# ROLE_METADATA_KEY / IDENTITY_METADATA_KEY: the dev-only metadata naming the caller's role
+# and identity in insecure mode, defined once for the server and the clients in
+# zkgrid._internal.channels (re-exported here).
 #: Method-name prefixes every admitted caller may call (no role needed).
 PUBLIC_METHOD_PREFIXES = (
     "/grpc.health.v1.Health/",
