@@ -2,8 +2,11 @@
 
 Both yield :class:`verifier.audit.SourceEntry` / :class:`verifier.audit.SourceCheckpoint`
 in log order. A source that cannot be read raises :class:`verifier.audit.AuditError`
-(exit 2): a truncated or malformed archive, an unreachable service, a refused
-TLS handshake. What the bytes *say* is the engine's business.
+(a truncated or malformed archive, unusable TLS files) or, for a failed call to the
+service (unreachable, a refused TLS handshake, a refusal), the
+:class:`zkgrid._internal.rpc.RemoteError` that names the status code and the
+service's reason: both exit 2. What the bytes *say* is the engine's business.
+The channel is :func:`zkgrid._internal.channels.client_channel`.
 """
 
 from __future__ import annotations
