@@ -28,9 +28,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-
 from zkgrid._internal.channels import IDENTITY_METADATA_KEY, ROLE_METADATA_KEY
 from zkgrid.errors import ZkgridError
 
@@ -162,6 +159,9 @@ def _identity(value: str) -> str:
 
 def caller_from_certificate(pem: bytes) -> Caller:
     """The caller named by a (TLS-verified) client certificate: OU = role, CN = identity."""
+    from cryptography import x509  # here: `zkgrid certs --help` imports this module
+    from cryptography.x509.oid import NameOID
+
     try:
         cert = x509.load_pem_x509_certificate(pem)
     except ValueError:

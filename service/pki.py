@@ -29,16 +29,15 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from typing import TYPE_CHECKING, Any
 
 from service.auth import Role
 from zkgrid._internal.files import atomic_writer, read_file, read_private, write_new_private
 from zkgrid.errors import InvalidArgumentError, ZkgridError
+
+if TYPE_CHECKING:  # pragma: no cover - imported where certificates are made (fast `--help`)
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 __all__ = [
     "Issued",
@@ -66,10 +65,14 @@ class Issued:
 
     @property
     def cert_pem(self) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
     @property
     def key_pem(self) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
         return self.key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
@@ -82,6 +85,8 @@ def _now() -> dt.datetime:
 
 
 def _builder(subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey) -> Any:
+    from cryptography import x509
+
     now = _now()
     return (
         x509.CertificateBuilder()
@@ -96,6 +101,11 @@ def _builder(subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivate
 
 def create_ca(common_name: str = "zkgrid dev CA") -> Issued:
     """A self-signed CA certificate (path length 0) and its key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
         [
@@ -127,6 +137,8 @@ def create_ca(common_name: str = "zkgrid dev CA") -> Issued:
 
 
 def _leaf_usage() -> x509.KeyUsage:
+    from cryptography import x509
+
     return x509.KeyUsage(
         digital_signature=True,
         content_commitment=False,
@@ -141,6 +153,10 @@ def _leaf_usage() -> x509.KeyUsage:
 
 
 def _issue(ca: Issued, subject: x509.Name, usage: x509.ObjectIdentifier, sans: Any) -> Issued:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     key = ec.generate_private_key(ec.SECP256R1())
     builder = (
         _builder(subject, ca.cert.subject, key)
@@ -159,6 +175,9 @@ def _issue(ca: Issued, subject: x509.Name, usage: x509.ObjectIdentifier, sans: A
 
 def issue_server(ca: Issued, hosts: Sequence[str] = DEFAULT_SERVER_HOSTS) -> Issued:
     """A server certificate for ``hosts`` (DNS names or IP addresses, as SANs)."""
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     if not hosts:
         raise InvalidArgumentError("a server certificate needs at least one host")
     sans: list[x509.GeneralName] = []
@@ -178,6 +197,9 @@ def issue_server(ca: Issued, hosts: Sequence[str] = DEFAULT_SERVER_HOSTS) -> Iss
 
 def issue_client(ca: Issued, role: Role | str, identity: str) -> Issued:
     """A client certificate: OU = ``role``, CN = ``identity`` (for a meter: its meter id)."""
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     try:
         role = Role(role)
     except ValueError:
@@ -208,6 +230,10 @@ def write_issued(issued: Issued, directory: Path, stem: str) -> tuple[Path, Path
 def load_issued(directory: Path, stem: str) -> Issued:
     """Read ``stem.pem`` and ``stem.key`` back (e.g. the CA to issue more certificates); the
     key must be private to its owner."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     cert_pem = read_file(directory / f"{stem}.pem", max_bytes=_MAX_PEM_BYTES)
     key_pem = read_private(directory / f"{stem}.key", max_bytes=_MAX_PEM_BYTES)
     cert = x509.load_pem_x509_certificate(cert_pem)
