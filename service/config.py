@@ -25,8 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from zkgrid._internal.channels import ChannelConfigError, is_loopback_host, split_host_port
-from zkgrid._internal.files import FileExistsRefusedError, read_private, write_new_private
+from zkgrid._internal.channels import (
+    MAX_PEM_BYTES,
+    ChannelConfigError,
+    is_loopback_host,
+    split_host_port,
+)
+from zkgrid._internal.files import (
+    FileExistsRefusedError,
+    read_file,
+    read_private,
+    write_new_private,
+)
 from zkgrid.errors import InvalidArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover - imported by load_log_key (a fast `zkgrid serve --help`)
@@ -220,17 +230,18 @@ class ServiceConfig:
         return self
 
     def tls_material(self) -> tuple[bytes, bytes, bytes]:
-        """(server key PEM, server certificate chain PEM, client CA PEM) read from disk."""
+        """(server key PEM, server certificate chain PEM, client CA PEM) read from disk.
+
+        The key must be private to its owner (``chmod 600``, not a symbolic link); every
+        read is bounded. Raises a :class:`~zkgrid._internal.files.PrivateFileError`.
+        """
         if self.tls_cert is None or self.tls_key is None or self.client_ca is None:
             raise ConfigError("mutual TLS needs --tls-cert, --tls-key and --client-ca")
-        try:
-            return (
-                self.tls_key.read_bytes(),
-                self.tls_cert.read_bytes(),
-                self.client_ca.read_bytes(),
-            )
-        except OSError as exc:
-            raise ConfigError(f"cannot read TLS material: {exc.strerror}: {exc.filename}") from None
+        return (
+            read_private(self.tls_key, max_bytes=MAX_PEM_BYTES),
+            read_file(self.tls_cert, max_bytes=MAX_PEM_BYTES),
+            read_file(self.client_ca, max_bytes=MAX_PEM_BYTES),
+        )
 
 
 def _insecure(value: object) -> bool:
