@@ -2,12 +2,43 @@
 
 Openings (readings and blindings) never leave this package: what goes to the
 service is commitments, proofs, signatures and the bill total.
+
+The names below are imported on first use (PEP 562), so that ``import meter.cli``
+(``zkgrid meter --help``) does not load gRPC and the proof system.
 """
 
-from meter.client import MeterClient, ReceiptError, ServiceError, Statement, VerifiedReceipt
-from meter.home import MeterHome
-from meter.openings import InsecurePermissionsError, OpeningStore
-from meter.readings import DayReadings, ReadingsFormatError, parse_readings_csv, read_readings_csv
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from meter.client import MeterClient, ServiceError, Statement, VerifiedReceipt
+    from meter.errors import ReceiptError
+    from meter.home import MeterHome
+    from meter.openings import InsecurePermissionsError, OpeningStore
+    from meter.readings import (
+        DayReadings,
+        ReadingsFormatError,
+        parse_readings_csv,
+        read_readings_csv,
+    )
+
+#: exported name -> module defining it
+_EXPORTS = {
+    "DayReadings": "meter.readings",
+    "InsecurePermissionsError": "meter.openings",
+    "MeterClient": "meter.client",
+    "MeterHome": "meter.home",
+    "OpeningStore": "meter.openings",
+    "ReadingsFormatError": "meter.readings",
+    "ReceiptError": "meter.errors",
+    "ServiceError": "meter.client",
+    "Statement": "meter.client",
+    "VerifiedReceipt": "meter.client",
+    "parse_readings_csv": "meter.readings",
+    "read_readings_csv": "meter.readings",
+}
 
 __all__ = [
     "DayReadings",
@@ -23,3 +54,12 @@ __all__ = [
     "parse_readings_csv",
     "read_readings_csv",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'meter' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -17,6 +17,10 @@ checkpoint key (``name+hex+base64`` text, or a file holding it).
 
 Errors are one line on stderr: exit code 2 for bad input (arguments, CSV, local
 files), 1 when the service refuses or cannot be reached or a receipt does not verify.
+
+Start-up: the arguments are parsed before anything heavy is imported (``grpc``, the
+proof system, the records): each command imports what it runs, so ``--help`` and
+argument errors answer at once.
 """
 
 from __future__ import annotations
@@ -29,24 +33,18 @@ import sys
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from ledger.checkpoint import CheckpointVerifier, parse_verifier_key
-from ledger.errors import LedgerError
-from meter.client import (
-    IDENTITY_HEADER,
-    ROLE_HEADER,
-    MeterClient,
-    ReceiptError,
-    ServiceError,
-    VerifiedReceipt,
-    make_channel,
-    submit_registration,
-)
-from meter.home import MeterHome, default_home
-from meter.readings import ReadingsFormatError, parse_period, read_readings_csv
-from settlement.records import MeterRegistration
+from meter.errors import ReceiptError
+from zkgrid._internal.channels import dev_metadata
+from zkgrid._internal.files import PrivateFileError, read_file
+from zkgrid._internal.rpc import RemoteError
 from zkgrid.errors import InvalidArgumentError, ProofFormatError, UsageError, ZkgridError
+
+if TYPE_CHECKING:  # pragma: no cover - imported by the commands that need them
+    from ledger.checkpoint import CheckpointVerifier
+    from meter.client import MeterClient, VerifiedReceipt
+    from settlement.records import MeterRegistration
 
 __all__ = ["format_money", "main"]
 
@@ -54,6 +52,8 @@ TARGET_ENV = "ZKGRID_TARGET"
 DEFAULT_TARGET = "127.0.0.1:50051"
 EXIT_REFUSED = 1
 EXIT_BAD_INPUT = 2
+#: Largest ``--log-key`` file read (a verifier key is one short line).
+_MAX_KEY_FILE_BYTES = 64 * 1024
 
 
 class _Parser(argparse.ArgumentParser):
@@ -123,22 +123,33 @@ def _parser() -> _Parser:
 
 
 def _home_path(args: argparse.Namespace) -> Path:
+    from meter.home import default_home
+
     if args.home is not None:
         return Path(args.home).expanduser()
     return default_home(args.meter_id)
 
 
 def _log_key(args: argparse.Namespace) -> CheckpointVerifier | None:
+    from ledger.checkpoint import parse_verifier_key
+
     text = getattr(args, "log_key", None)
     if not text:
         return None
     path = Path(text).expanduser()
     if "+" not in text and path.is_file():
-        text = path.read_text(encoding="utf-8").strip()
+        raw = read_file(path, max_bytes=_MAX_KEY_FILE_BYTES)
+        try:
+            text = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise InvalidArgumentError(f"{path} does not hold a verifier key (not UTF-8)") from None
     return parse_verifier_key(text)
 
 
 def _client(args: argparse.Namespace) -> MeterClient:
+    from meter.client import MeterClient
+    from meter.home import MeterHome
+
     home = MeterHome.load(_home_path(args))
     if args.meter_id is not None and args.meter_id != home.meter_id:
         raise InvalidArgumentError(f"{home.path} holds meter {home.meter_id}, not {args.meter_id}")
@@ -175,6 +186,8 @@ def _registration_text(reg: MeterRegistration, fmt: str) -> str:
 
 
 def _parse_registration(text: str) -> MeterRegistration:
+    from settlement.records import MeterRegistration
+
     text = text.strip()
     try:
         if text.startswith("{"):
@@ -192,6 +205,9 @@ def _parse_registration(text: str) -> MeterRegistration:
 
 
 def _keygen(args: argparse.Namespace, out: TextIO) -> int:
+    from meter.client import MeterClient
+    from meter.home import default_home
+
     path = args.home if args.home is not None else default_home(args.meter_id)
     home = MeterClient.keygen(path, args.meter_id, args.interval_minutes)
     out.write(
@@ -204,6 +220,9 @@ def _keygen(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _register(args: argparse.Namespace, out: TextIO) -> int:
+    from meter.client import MeterClient, make_channel, submit_registration
+    from meter.home import MeterHome
+
     if args.submit:
         if args.request is not None:
             raw = sys.stdin.read() if str(args.request) == "-" else args.request.read_text()
@@ -213,7 +232,7 @@ def _register(args: argparse.Namespace, out: TextIO) -> int:
         channel = make_channel(
             args.target, insecure=args.insecure, ca=args.ca, cert=args.cert, key=args.key
         )
-        metadata = [(ROLE_HEADER, "utility"), (IDENTITY_HEADER, "utility")] if args.insecure else []
+        metadata = dev_metadata("utility") if args.insecure else ()
         try:
             receipt = submit_registration(
                 channel,
@@ -238,6 +257,8 @@ def _register(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _submit(args: argparse.Namespace, out: TextIO) -> int:
+    from meter.readings import ReadingsFormatError, read_readings_csv
+
     with _client(args) as client:
         try:
             readings = read_readings_csv(args.csv, client.home.interval_minutes)
@@ -256,6 +277,8 @@ def _submit(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _bill(args: argparse.Namespace, out: TextIO) -> int:
+    from meter.readings import parse_period
+
     parse_period(args.period)
     with _client(args) as client:
         tariff, _ = client.tariff(args.period)
@@ -269,6 +292,8 @@ def _bill(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _statement(args: argparse.Namespace, out: TextIO) -> int:
+    from meter.readings import parse_period
+
     if args.period is not None:
         parse_period(args.period)
     with _client(args) as client:
@@ -297,6 +322,22 @@ _COMMANDS = {
 }
 
 
+def _report(exc: ZkgridError, err: TextIO) -> int:
+    """One line on stderr for a typed error; the exit code (module docstring)."""
+    from ledger.errors import LedgerError  # only on this path: argument errors stay fast
+
+    if isinstance(exc, RemoteError):
+        err.write(f"error: the service refused: {exc}\n")
+        return EXIT_REFUSED
+    if isinstance(exc, ReceiptError | LedgerError):
+        err.write(f"error: the service's answer does not verify: {exc}\n")
+        return EXIT_REFUSED
+    err.write(f"error: {exc}\n")
+    if isinstance(exc, InvalidArgumentError | ProofFormatError | PrivateFileError):
+        return EXIT_BAD_INPUT
+    return EXIT_REFUSED
+
+
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
     """Run ``zkgrid meter`` with ``argv`` (without the program name); return the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -310,18 +351,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     except UsageError as exc:
         err.write(f"error: {exc}\n")
         return EXIT_BAD_INPUT
-    except ServiceError as exc:
-        err.write(f"error: the service refused: {exc}\n")
-        return EXIT_REFUSED
-    except (ReceiptError, LedgerError) as exc:
-        err.write(f"error: the service's answer does not verify: {exc}\n")
-        return EXIT_REFUSED
-    except (InvalidArgumentError, ProofFormatError) as exc:
-        err.write(f"error: {exc}\n")
-        return EXIT_BAD_INPUT
     except ZkgridError as exc:
-        err.write(f"error: {exc}\n")
-        return EXIT_REFUSED
+        return _report(exc, err)
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         err.write(f"error: {exc.strerror or exc}{where}\n")

@@ -26,7 +26,6 @@ Typical use::
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import random
 import time
@@ -36,13 +35,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
-from google.rpc import error_details_pb2  # type: ignore[import-untyped]
-from grpc_status import rpc_status
 
-from ledger.checkpoint import CheckpointVerifier, SignedCheckpoint, verify_checkpoint
-from ledger.entries import EntryKind, encode_entry
+from ledger.checkpoint import CheckpointVerifier
+from ledger.entries import Entry, EntryKind
 from ledger.errors import LedgerError, ReceiptError
-from ledger.merkle import leaf_hash, verify_inclusion
+from ledger.inclusion import verify_entry_inclusion
 from meter.home import MeterHome
 from meter.openings import OpeningStore, OpeningStoreError, StoredBatch
 from meter.readings import DayReadings
@@ -59,7 +56,15 @@ from settlement.records import (
     bill_proof_context,
     reading_proof_context,
 )
-from zkgrid.errors import InvalidArgumentError, Reason, VerificationError, ZkgridError
+from zkgrid._internal.channels import (
+    IDENTITY_METADATA_KEY,
+    ROLE_METADATA_KEY,
+    TlsMaterial,
+    client_channel,
+    dev_metadata,
+)
+from zkgrid._internal.rpc import RemoteError, remote_error
+from zkgrid.errors import InvalidArgumentError, Reason, VerificationError
 from zkgrid.settlement.v1 import (
     bills_pb2,
     bills_pb2_grpc,
@@ -94,12 +99,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Metadata of the service's ``--insecure`` loopback mode (development only).
-ROLE_HEADER = "x-zkgrid-role"
-IDENTITY_HEADER = "x-zkgrid-identity"
-ERROR_DOMAIN = "zkgrid.settlement.v1"
+#: Metadata of the service's ``--insecure`` loopback mode (development only); the one
+#: definition is :mod:`zkgrid._internal.channels`.
+ROLE_HEADER = ROLE_METADATA_KEY
+IDENTITY_HEADER = IDENTITY_METADATA_KEY
 
-_RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 #: Refusals after which a pending batch can never be accepted as it is: it is discarded.
 _BATCH_FINAL_REFUSALS = frozenset(
     {
@@ -119,52 +123,16 @@ _Resp = TypeVar("_Resp")
 # --------------------------------------------------------------------------- errors
 
 
-class ServiceError(ZkgridError):
-    """The service refused a request (or stayed unreachable after the retries).
-
-    ``reason`` is the service's ``google.rpc.ErrorInfo`` reason decoded into
-    :class:`~zkgrid.errors.Reason` (the closed set the service sends); without one,
-    the gRPC status code's name when that is a member (``UNAVAILABLE``,
-    ``DEADLINE_EXCEEDED``, ...); otherwise ``SERVICE_ERROR`` (a reason this client
-    does not know, or a status without one; the raw text stays in the message).
-    ``code`` is the gRPC status code.
-    """
-
-    reason = Reason.SERVICE_ERROR
-
-    def __init__(self, code: grpc.StatusCode, reason: str, details: str) -> None:
-        super().__init__(f"{reason}: {details}" if details else reason)
-        self.code = code
-        self.reason = Reason.decode(reason) or Reason.decode(code.name) or Reason.SERVICE_ERROR
-        self.details = details
-
-    @property
-    def transient(self) -> bool:
-        return self.code in _RETRYABLE
+#: The service refused a request (or stayed unreachable after the retries): ``reason`` is
+#: the service's ``google.rpc.ErrorInfo`` reason when it sent one, else the gRPC status
+#: code name; ``code`` is the gRPC status code (:mod:`zkgrid._internal.rpc`).
+ServiceError = RemoteError
 
 
 class BatchConflictError(DuplicatePeriod, InvalidArgumentError):
     """The local store already holds a different batch for the period, or one is pending."""
 
     reason = Reason.DUPLICATE_PERIOD
-
-
-def _service_error(exc: grpc.RpcError) -> ServiceError:
-    code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
-    details = (exc.details() if isinstance(exc, grpc.Call) else "") or ""
-    reason = code.name if code is not None else "UNKNOWN"
-    if isinstance(exc, grpc.Call):
-        try:
-            status = rpc_status.from_call(exc)
-        except ValueError:
-            status = None
-        if status is not None:
-            for detail in status.details:
-                info = error_details_pb2.ErrorInfo()
-                if detail.Is(info.DESCRIPTOR) and detail.Unpack(info):
-                    reason = info.reason or reason
-                    break
-    return ServiceError(code or grpc.StatusCode.UNKNOWN, reason, details)
 
 
 # --------------------------------------------------------------------------- receipts
@@ -191,58 +159,35 @@ def verify_receipt(
 ) -> VerifiedReceipt:
     """Check that ``receipt`` proves the entry ``(kind, payload)`` is in the ledger.
 
-    The leaf hash must be the RFC 6962 hash of ``encode_entry(kind, payload)``, the
-    inclusion proof must verify against the checkpoint's root and size, and with
-    ``log_key`` the checkpoint must carry a valid signature of that key. Raises
-    :class:`ReceiptError`.
+    :func:`ledger.inclusion.verify_entry_inclusion`: the leaf hash must be the RFC 6962
+    hash of ``encode_entry(kind, payload)``, the inclusion proof must verify against the
+    checkpoint's root and size, and with ``log_key`` the checkpoint must carry a valid
+    signature of that key. Raises :class:`ReceiptError`.
     """
-    expected_leaf = leaf_hash(encode_entry(kind, payload))
-    if bytes(receipt.leaf_hash) != expected_leaf:
-        raise ReceiptError(f"receipt leaf hash is not the hash of the submitted {kind.name} entry")
     try:
-        signed = SignedCheckpoint.from_text(receipt.checkpoint)
-        if log_key is not None:
-            verify_checkpoint(signed, log_key)
-        checkpoint = signed.checkpoint
-        if checkpoint.size != receipt.tree_size:
-            raise ReceiptError("receipt tree size differs from its checkpoint's size")
-        verify_inclusion(
-            expected_leaf,
-            receipt.ledger_index,
-            checkpoint.size,
-            [bytes(h) for h in receipt.inclusion_proof],
-            checkpoint.root,
+        inclusion = verify_entry_inclusion(
+            index=receipt.ledger_index,
+            leaf_hash=bytes(receipt.leaf_hash),
+            checkpoint=receipt.checkpoint,
+            tree_size=receipt.tree_size,
+            inclusion_proof=[bytes(h) for h in receipt.inclusion_proof],
+            log_key=log_key,
+            entry=Entry(kind, payload),
         )
     except LedgerError as exc:
         raise ReceiptError(f"receipt does not verify: {exc}") from None
     return VerifiedReceipt(
-        ledger_index=receipt.ledger_index,
-        leaf_hash=expected_leaf,
-        tree_size=checkpoint.size,
-        root_hash=checkpoint.root,
+        ledger_index=inclusion.index,
+        leaf_hash=inclusion.leaf_hash,
+        tree_size=inclusion.checkpoint.size,
+        root_hash=inclusion.checkpoint.root,
         checkpoint=receipt.checkpoint,
-        signature_verified=log_key is not None,
+        signature_verified=inclusion.signature_verified,
         raw=receipt.SerializeToString(deterministic=True),
     )
 
 
 # --------------------------------------------------------------------------- channels
-
-
-def _is_loopback(target: str) -> bool:
-    host = target
-    if host.startswith("ipv4:") or host.startswith("ipv6:"):
-        host = host.split(":", 1)[1]
-    if host.startswith("["):
-        host = host[1:].split("]", 1)[0]
-    elif host.count(":") == 1:
-        host = host.rsplit(":", 1)[0]
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def make_channel(
@@ -254,23 +199,15 @@ def make_channel(
     key: str | Path | None = None,
 ) -> grpc.Channel:
     """A channel to the service: mTLS (``ca``, ``cert``, ``key``) or, for development on
-    the loopback interface only, plaintext (``insecure``)."""
+    the loopback interface only, plaintext (``insecure``)
+    (:func:`zkgrid._internal.channels.client_channel`; the key must be ``chmod 600``)."""
     if insecure:
-        if not _is_loopback(target):
-            raise InvalidArgumentError(
-                "--insecure is for the loopback interface only (127.0.0.1, ::1, localhost)"
-            )
-        return grpc.insecure_channel(target)
+        if ca is not None or cert is not None or key is not None:
+            raise InvalidArgumentError("--insecure cannot be combined with --ca/--cert/--key")
+        return client_channel(target, insecure=True)
     if ca is None:
         raise InvalidArgumentError("TLS needs --ca (and --cert/--key for mTLS), or --insecure")
-    if (cert is None) != (key is None):
-        raise InvalidArgumentError("--cert and --key go together")
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=Path(ca).read_bytes(),
-        private_key=Path(key).read_bytes() if key is not None else None,
-        certificate_chain=Path(cert).read_bytes() if cert is not None else None,
-    )
-    return grpc.secure_channel(target, credentials)
+    return client_channel(target, tls=TlsMaterial.from_files(ca, cert, key))
 
 
 def _stub(factory: Callable[..., Any], channel: grpc.Channel) -> Any:
@@ -307,7 +244,7 @@ class _Rpc:
                     raise TypeError(f"{what}: unexpected response type")
                 return response
             except grpc.RpcError as exc:
-                error = _service_error(exc)
+                error = remote_error(exc, what)
                 if not error.transient or attempt == self.max_attempts:
                     raise error from None
                 log.info(
@@ -392,7 +329,7 @@ class MeterClient:
         if channel is None and target is not None:
             channel = make_channel(target, insecure=insecure, ca=ca, cert=cert, key=key)
         self._channel = channel
-        metadata = [(ROLE_HEADER, "meter"), (IDENTITY_HEADER, self.meter_id)] if insecure else []
+        metadata = dev_metadata("meter", self.meter_id) if insecure else ()
         self._rpc = (
             _Rpc(
                 channel,

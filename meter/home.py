@@ -25,6 +25,7 @@ from meter.openings import (
     write_private_file,
 )
 from settlement.records import MeterKey, intervals_per_day, validate_meter_id
+from zkgrid._internal.files import read_file, read_private
 from zkgrid.errors import InvalidArgumentError, Reason
 
 __all__ = ["HOME_ENV", "MeterHome", "MeterHomeError", "default_home"]
@@ -32,6 +33,8 @@ __all__ = ["HOME_ENV", "MeterHome", "MeterHomeError", "default_home"]
 HOME_ENV = "ZKGRID_METER_HOME"
 _CONFIG = "meter.json"
 _KEY = "meter.key"
+#: Bound of the reads of ``meter.json`` and ``meter.key`` (each well under 1 KiB).
+_MAX_FILE_BYTES = 64 * 1024
 
 
 class MeterHomeError(InvalidArgumentError):
@@ -104,12 +107,13 @@ class MeterHome:
             raise MeterHomeError(f"{home} holds no meter: run 'zkgrid meter keygen' first")
         check_private_dir(home)
         check_private_file(home / _KEY)
+        raw = read_file(home / _CONFIG, max_bytes=_MAX_FILE_BYTES)
         try:
-            config = json.loads((home / _CONFIG).read_text(encoding="utf-8"))
+            config = json.loads(raw.decode("utf-8"))
             meter_id = validate_meter_id(config["meter_id"])
             interval_minutes = int(config["interval_minutes"])
             public_key = bytes.fromhex(config["public_key"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise MeterHomeError(f"{home / _CONFIG} is not a valid meter config") from None
         intervals_per_day(interval_minutes)
         return cls(home, meter_id, interval_minutes, public_key)
@@ -117,8 +121,7 @@ class MeterHome:
     def key(self) -> MeterKey:
         """The meter's private key (checked private and matching the config)."""
         path = self.path / _KEY
-        check_private_file(path)
-        key = MeterKey.from_pem(path.read_bytes())
+        key = MeterKey.from_pem(read_private(path, max_bytes=_MAX_FILE_BYTES))
         if key.public_key != self.public_key:
             raise MeterHomeError(f"{path} does not match the public key in {_CONFIG}")
         return key

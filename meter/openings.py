@@ -3,7 +3,7 @@
 One SQLite file per meter home (``openings.db``), created with mode 0600 in a
 directory with mode 0700; a store (or directory) that group or others can read
 or write is refused with :class:`InsecurePermissionsError`, as is one owned by
-another user. It keeps, per period:
+another user (the checks are :mod:`zkgrid._internal.files`, re-exported here). It keeps, per period:
 
 * the openings of the batch: the 2T values ``[import_0, export_0, ...]`` and
   their blindings (never sent anywhere: only the commitments leave this package);
@@ -19,16 +19,21 @@ second one for the same sequence; it becomes ``accepted`` with the receipt.
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
-import stat
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from zkgrid.errors import InvalidArgumentError, Reason, ZkgridError
+from zkgrid._internal.files import (
+    InsecurePermissionsError,
+    check_private_dir,
+    check_private_file,
+    ensure_private_dir,
+)
+from zkgrid._internal.files import write_new_private as write_private_file
+from zkgrid.errors import Reason, ZkgridError
 
 __all__ = [
     "BatchStatus",
@@ -53,65 +58,6 @@ class OpeningStoreError(ZkgridError):
     """The local opening store is inconsistent or was asked for something it cannot do."""
 
     reason = Reason.OPENING_STORE
-
-
-class InsecurePermissionsError(InvalidArgumentError):
-    """A private file or directory is readable or writable by others (or owned by another user)."""
-
-    reason = Reason.INSECURE_PERMISSIONS
-
-
-def _check_private(path: Path, kind: str, expected: int) -> None:
-    st = path.stat()
-    if hasattr(os, "getuid") and st.st_uid != os.getuid():
-        raise InsecurePermissionsError(f"{kind} {path} is owned by another user")
-    mode = stat.S_IMODE(st.st_mode)
-    if mode & 0o077:
-        raise InsecurePermissionsError(
-            f"{kind} {path} has mode {mode:04o}; it must not be accessible to group or others"
-            f" (chmod {expected:o} {path})"
-        )
-
-
-def check_private_dir(path: str | Path) -> None:
-    """Raise :class:`InsecurePermissionsError` unless only the owner can use directory ``path``."""
-    p = Path(path)
-    if not p.is_dir():
-        raise InvalidArgumentError(f"{p} is not a directory")
-    _check_private(p, "directory", 0o700)
-
-
-def check_private_file(path: str | Path) -> None:
-    """Raise :class:`InsecurePermissionsError` unless ``path`` is a file only its owner uses."""
-    p = Path(path)
-    if not p.is_file():
-        raise InvalidArgumentError(f"{p} is not a file")
-    _check_private(p, "file", 0o600)
-
-
-def ensure_private_dir(path: str | Path) -> Path:
-    """Create ``path`` (and parents) with mode 0700 if missing; check it is private."""
-    p = Path(path)
-    if not p.exists():
-        p.mkdir(mode=0o700, parents=True)
-        p.chmod(0o700)  # mkdir's mode is filtered by the umask
-    check_private_dir(p)
-    return p
-
-
-def write_private_file(path: str | Path, data: bytes) -> None:
-    """Create ``path`` with mode 0600 and write ``data``; refuses to overwrite."""
-    p = Path(path)
-    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _pack_values(values: Sequence[int]) -> bytes:
@@ -212,7 +158,7 @@ class OpeningStore:
         )
         for suffix in ("-journal", "-wal", "-shm"):
             side = Path(str(self._path) + suffix)
-            if side.exists():
+            if side.exists() and not side.is_symlink():
                 side.chmod(0o600)
 
     @classmethod

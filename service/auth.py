@@ -26,14 +26,14 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar
-
-import grpc
-from cryptography import x509
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from service.errors import PermissionDenied
+from zkgrid._internal.channels import IDENTITY_METADATA_KEY, ROLE_METADATA_KEY
 from zkgrid.errors import Reason, ZkgridError
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only (``zkgrid certs`` imports this module)
+    import grpc
 
 __all__ = [
     "IDENTITY_METADATA_KEY",
@@ -53,10 +53,9 @@ __all__ = [
 ]
 
 PACKAGE = "zkgrid.settlement.v1"
-#: Dev-only metadata naming the caller's role in insecure mode.
-ROLE_METADATA_KEY = "x-zkgrid-role"
-#: Dev-only metadata naming the caller's identity (e.g. the meter id) in insecure mode.
-IDENTITY_METADATA_KEY = "x-zkgrid-identity"
+# ROLE_METADATA_KEY / IDENTITY_METADATA_KEY: the dev-only metadata naming the caller's role
+# and identity in insecure mode, defined once for the server and the clients in
+# zkgrid._internal.channels (re-exported here).
 #: Method-name prefixes every admitted caller may call (no role needed).
 PUBLIC_METHOD_PREFIXES = (
     "/grpc.health.v1.Health/",
@@ -160,6 +159,9 @@ def _identity(value: str) -> str:
 
 def caller_from_certificate(pem: bytes) -> Caller:
     """The caller named by a (TLS-verified) client certificate: OU = role, CN = identity."""
+    from cryptography import x509  # here: `zkgrid certs --help` imports this module
+    from cryptography.x509.oid import NameOID
+
     try:
         cert = x509.load_pem_x509_certificate(pem)
     except ValueError:

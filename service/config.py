@@ -7,28 +7,40 @@ anything is opened:
 * either mutual TLS (``--tls-cert``, ``--tls-key`` and ``--client-ca`` all set)
   or ``--insecure``, never both, never neither;
 * ``--insecure`` only on a loopback listen address (``127.0.0.0/8``, ``::1``,
-  ``localhost``): in insecure mode callers name their own role in metadata.
+  ``localhost``; the one parser is :mod:`zkgrid._internal.channels`): in insecure
+  mode callers name their own role in metadata.
 
 The checkpoint key (``--log-key``) is an Ed25519 private key in PKCS#8 PEM,
-created with mode 0600 when the file does not exist.
+created with mode 0600 when the file does not exist; an existing key file that
+group or others can access is refused (``chmod 600`` it), as is a symbolic link
+(:mod:`zkgrid._internal.files`).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from ledger.checkpoint import CheckpointSigner
+from zkgrid._internal.channels import (
+    MAX_PEM_BYTES,
+    ChannelConfigError,
+    is_loopback_host,
+    split_host_port,
+)
+from zkgrid._internal.files import (
+    FileExistsRefusedError,
+    read_file,
+    read_private,
+    write_new_private,
+)
 from zkgrid.errors import InvalidArgumentError, Reason
+
+if TYPE_CHECKING:  # pragma: no cover - imported by load_log_key (a fast `zkgrid serve --help`)
+    from ledger.checkpoint import CheckpointSigner
 
 __all__ = [
     "DEFAULT_DB",
@@ -54,6 +66,8 @@ DEFAULT_ORIGIN = "zkgrid.local/settlement"
 MAX_RECEIVE_BYTES = 8 * 1024 * 1024
 #: Largest response sent.
 MAX_SEND_BYTES = 16 * 1024 * 1024
+#: Largest log key file read (a PKCS#8 PEM Ed25519 key is about 120 bytes).
+MAX_LOG_KEY_BYTES = 64 * 1024
 
 #: Setting -> environment variable.
 ENV: Mapping[str, str] = {
@@ -89,25 +103,18 @@ class ConfigError(InvalidArgumentError):
 
 def split_listen(listen: str) -> tuple[str, int]:
     """``host:port`` (IPv6 as ``[::1]:port``) → ``(host, port)``."""
-    host, sep, port_text = listen.rpartition(":")
-    if not sep or not host or not port_text.isdigit():
+    try:
+        host, port = split_host_port(listen, require_port=True)
+    except ChannelConfigError as exc:
+        raise ConfigError(f"listen {exc}") from None
+    if port is None:  # pragma: no cover - require_port
         raise ConfigError(f"listen address {listen!r} is not host:port")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    port = int(port_text)
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"listen port {port} is out of range")
     return host, port
 
 
 def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback IP addresses (never for ``0.0.0.0``, ``[::]``)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    """True for ``localhost``, ``127.0.0.0/8`` and ``::1`` (never for ``0.0.0.0``, ``[::]``)."""
+    return is_loopback_host(host)
 
 
 def _env_bool(value: str) -> bool:
@@ -223,17 +230,18 @@ class ServiceConfig:
         return self
 
     def tls_material(self) -> tuple[bytes, bytes, bytes]:
-        """(server key PEM, server certificate chain PEM, client CA PEM) read from disk."""
+        """(server key PEM, server certificate chain PEM, client CA PEM) read from disk.
+
+        The key must be private to its owner (``chmod 600``, not a symbolic link); every
+        read is bounded. Raises a :class:`~zkgrid._internal.files.PrivateFileError`.
+        """
         if self.tls_cert is None or self.tls_key is None or self.client_ca is None:
             raise ConfigError("mutual TLS needs --tls-cert, --tls-key and --client-ca")
-        try:
-            return (
-                self.tls_key.read_bytes(),
-                self.tls_cert.read_bytes(),
-                self.client_ca.read_bytes(),
-            )
-        except OSError as exc:
-            raise ConfigError(f"cannot read TLS material: {exc.strerror}: {exc.filename}") from None
+        return (
+            read_private(self.tls_key, max_bytes=MAX_PEM_BYTES),
+            read_file(self.tls_cert, max_bytes=MAX_PEM_BYTES),
+            read_file(self.client_ca, max_bytes=MAX_PEM_BYTES),
+        )
 
 
 def _insecure(value: object) -> bool:
@@ -246,33 +254,32 @@ def _path(value: object) -> Path | None:
 
 
 def load_log_key(path: Path, name: str) -> CheckpointSigner:
-    """The Ed25519 checkpoint signer in ``path`` (PKCS#8 PEM), created (mode 0600) if missing."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise ConfigError(f"cannot create the log key {path}: {exc.strerror}") from None
-    else:
+    """The Ed25519 checkpoint signer in ``path`` (PKCS#8 PEM), created (mode 0600) if missing.
+
+    Raises a :class:`~zkgrid._internal.files.PrivateFileError` when the file cannot be
+    created or read, is a symbolic link or is accessible to group or others, and
+    :class:`ConfigError` when it does not hold an unencrypted Ed25519 key.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from ledger.checkpoint import CheckpointSigner
+
+    if not os.path.lexists(path):
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        with os.fdopen(fd, "wb") as out:
-            out.write(pem)
-            out.flush()
-            os.fsync(out.fileno())
-        logger.info("created a new checkpoint key in %s", path)
-        return CheckpointSigner(name, key)
-    try:
-        mode = path.stat().st_mode
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the log key {path}: {exc.strerror}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        logger.warning("the log key %s is accessible to group/others; chmod 600 it", path)
+        try:
+            write_new_private(path, pem)
+        except FileExistsRefusedError:
+            pass  # created concurrently: read it like any existing key
+        else:
+            logger.info("created a new checkpoint key in %s", path)
+            return CheckpointSigner(name, key)
+    data = read_private(path, max_bytes=MAX_LOG_KEY_BYTES)
     try:
         loaded = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError):

@@ -17,8 +17,10 @@ cleaned-up copy: :class:`service.storage.LedgerStore`'s own readers refuse a
 store with gaps or malformed checkpoints, so this module reads the tables
 directly with keyset pagination.
 
-The file is written to a temporary name next to ``FILE`` and renamed when
-complete; exit status 0 on success, 2 with a one-line message otherwise.
+The file is written to a temporary name next to ``FILE`` (mode 0600) and renamed
+when complete (:func:`zkgrid._internal.files.atomic_writer`); exit status 0 on
+success, 2 with a one-line message otherwise. The database layer is imported after
+the arguments are parsed, so ``--help`` answers at once.
 """
 
 from __future__ import annotations
@@ -26,21 +28,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from sqlalchemy import Connection, create_engine, event
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool
-
-from ledger.archive import ArchiveTrailer, write_archive
-from service.storage.errors import StoreConfigError
-from service.storage.models import CHECKPOINTS, ENTRIES, META
-from service.storage.store import normalize_url
+from zkgrid._internal.files import atomic_writer
 from zkgrid.errors import Reason, ZkgridError
+
+if TYPE_CHECKING:  # pragma: no cover - imported by export_ledger
+    from sqlalchemy import Connection
+
+    from ledger.archive import ArchiveTrailer
 
 __all__ = ["ExportError", "ExportResult", "export_ledger", "main"]
 
@@ -64,6 +62,8 @@ class ExportResult:
 
 
 def _entries(conn: Connection) -> Iterator[tuple[int, int, bytes]]:
+    from service.storage.models import ENTRIES
+
     cursor = -1
     while True:
         rows = conn.execute(
@@ -81,6 +81,8 @@ def _entries(conn: Connection) -> Iterator[tuple[int, int, bytes]]:
 
 
 def _checkpoints(conn: Connection) -> Iterator[tuple[int, str]]:
+    from service.storage.models import CHECKPOINTS
+
     cursor = -1
     while True:
         rows = conn.execute(
@@ -98,6 +100,9 @@ def _checkpoints(conn: Connection) -> Iterator[tuple[int, str]]:
 
 
 def _write(conn: Connection, out: BinaryIO) -> tuple[str, ArchiveTrailer]:
+    from ledger.archive import write_archive
+    from service.storage.models import CHECKPOINTS, META
+
     meta = conn.execute(META.select().where(META.c.id == 1)).first()
     if meta is None:
         raise ExportError("the store has no ledger_meta row (not a zkgrid ledger)")
@@ -118,6 +123,13 @@ def _write(conn: Connection, out: BinaryIO) -> tuple[str, ArchiveTrailer]:
 
 def export_ledger(url: str, out_path: str | os.PathLike[str]) -> ExportResult:
     """Export the ledger at ``url`` to ``out_path`` (atomically replaced)."""
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    from service.storage.errors import StoreConfigError
+    from service.storage.store import normalize_url
+
     normalized = normalize_url(url)
     parsed = make_url(normalized)
     sqlite = parsed.get_backend_name() == "sqlite"
@@ -138,20 +150,12 @@ def export_ledger(url: str, out_path: str | os.PathLike[str]) -> ExportResult:
             conn.exec_driver_sql("BEGIN")  # DEFERRED: the snapshot starts at the first read
 
     target = Path(out_path)
-    directory = target.parent if str(target.parent) else Path(".")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "wb") as out, engine.connect() as conn:
+        with atomic_writer(target) as out, engine.connect() as conn:
             if not sqlite:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
                 origin, trailer = _write(conn, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
     finally:
         engine.dispose()
     return ExportResult(target, origin, trailer)
@@ -181,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(args_list)
     except SystemExit as exc:  # argparse already printed the usage line
         return 0 if exc.code == 0 else 2
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         result = export_ledger(args.db, args.out)
     except ZkgridError as exc:

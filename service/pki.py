@@ -24,20 +24,20 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import ipaddress
-import os
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from typing import TYPE_CHECKING, Any
 
 from service.auth import Role
-from zkgrid.errors import InvalidArgumentError
+from zkgrid._internal.files import atomic_writer, read_file, read_private, write_new_private
+from zkgrid.errors import InvalidArgumentError, ZkgridError
+
+if TYPE_CHECKING:  # pragma: no cover - imported where certificates are made (fast `--help`)
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 __all__ = [
     "Issued",
@@ -52,6 +52,8 @@ __all__ = [
 _VALIDITY = dt.timedelta(days=365)
 _IDENTITY = re.compile(r"[A-Za-z0-9._@-]{1,128}", re.ASCII)
 DEFAULT_SERVER_HOSTS = ("localhost", "127.0.0.1", "::1")
+#: Largest certificate or key file read back.
+_MAX_PEM_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +65,14 @@ class Issued:
 
     @property
     def cert_pem(self) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
     @property
     def key_pem(self) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
         return self.key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
@@ -79,6 +85,8 @@ def _now() -> dt.datetime:
 
 
 def _builder(subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey) -> Any:
+    from cryptography import x509
+
     now = _now()
     return (
         x509.CertificateBuilder()
@@ -93,6 +101,11 @@ def _builder(subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivate
 
 def create_ca(common_name: str = "zkgrid dev CA") -> Issued:
     """A self-signed CA certificate (path length 0) and its key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
         [
@@ -124,6 +137,8 @@ def create_ca(common_name: str = "zkgrid dev CA") -> Issued:
 
 
 def _leaf_usage() -> x509.KeyUsage:
+    from cryptography import x509
+
     return x509.KeyUsage(
         digital_signature=True,
         content_commitment=False,
@@ -138,6 +153,10 @@ def _leaf_usage() -> x509.KeyUsage:
 
 
 def _issue(ca: Issued, subject: x509.Name, usage: x509.ObjectIdentifier, sans: Any) -> Issued:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     key = ec.generate_private_key(ec.SECP256R1())
     builder = (
         _builder(subject, ca.cert.subject, key)
@@ -156,6 +175,9 @@ def _issue(ca: Issued, subject: x509.Name, usage: x509.ObjectIdentifier, sans: A
 
 def issue_server(ca: Issued, hosts: Sequence[str] = DEFAULT_SERVER_HOSTS) -> Issued:
     """A server certificate for ``hosts`` (DNS names or IP addresses, as SANs)."""
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     if not hosts:
         raise InvalidArgumentError("a server certificate needs at least one host")
     sans: list[x509.GeneralName] = []
@@ -175,6 +197,9 @@ def issue_server(ca: Issued, hosts: Sequence[str] = DEFAULT_SERVER_HOSTS) -> Iss
 
 def issue_client(ca: Issued, role: Role | str, identity: str) -> Issued:
     """A client certificate: OU = ``role``, CN = ``identity`` (for a meter: its meter id)."""
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     try:
         role = Role(role)
     except ValueError:
@@ -192,22 +217,27 @@ def issue_client(ca: Issued, role: Role | str, identity: str) -> Issued:
 
 
 def write_issued(issued: Issued, directory: Path, stem: str) -> tuple[Path, Path]:
-    """Write ``stem.pem`` (0644) and ``stem.key`` (0600, never readable by others)."""
+    """Write ``stem.pem`` (0644) and ``stem.key`` (0600, never readable by others), each
+    replaced atomically (:mod:`zkgrid._internal.files`)."""
     directory.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = directory / f"{stem}.pem", directory / f"{stem}.key"
-    if key_path.exists():
-        key_path.unlink()
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(issued.key_pem)
-    cert_path.write_bytes(issued.cert_pem)
+    write_new_private(key_path, issued.key_pem, overwrite=True)
+    with atomic_writer(cert_path, mode=0o644) as out:
+        out.write(issued.cert_pem)
     return cert_path, key_path
 
 
 def load_issued(directory: Path, stem: str) -> Issued:
-    """Read ``stem.pem`` and ``stem.key`` back (e.g. the CA to issue more certificates)."""
-    cert = x509.load_pem_x509_certificate((directory / f"{stem}.pem").read_bytes())
-    key = serialization.load_pem_private_key((directory / f"{stem}.key").read_bytes(), None)
+    """Read ``stem.pem`` and ``stem.key`` back (e.g. the CA to issue more certificates); the
+    key must be private to its owner."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    cert_pem = read_file(directory / f"{stem}.pem", max_bytes=_MAX_PEM_BYTES)
+    key_pem = read_private(directory / f"{stem}.key", max_bytes=_MAX_PEM_BYTES)
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    key = serialization.load_pem_private_key(key_pem, None)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise InvalidArgumentError(f"{stem}.key is not an EC private key")
     return Issued(key, cert)
@@ -242,7 +272,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     issue.add_argument("--role", required=True, choices=[r.value for r in Role])
     issue.add_argument("--id", required=True, dest="identity", help="CN: identity or meter id")
     args = parser.parse_args(argv)
+    try:
+        written = _run(args)
+    except ZkgridError as exc:  # unreadable or exposed CA key, an existing path, bad input
+        print(f"zkgrid certs: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(path)
+    return 0
 
+
+def _run(args: argparse.Namespace) -> list[Path]:
     directory: Path = args.dir
     if args.command == "init":
         ca = create_ca()
@@ -258,9 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for role, identity in clients:
         stem = _client_stem(role, identity)
         written.append(write_issued(issue_client(ca, role, identity), directory, stem)[0])
-    for path in written:
-        print(path)
-    return 0
+    return written
 
 
 if __name__ == "__main__":

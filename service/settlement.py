@@ -37,9 +37,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
 
-from ledger.checkpoint import CheckpointVerifier, SignedCheckpoint, verify_checkpoint
+from ledger.checkpoint import CheckpointVerifier, SignedCheckpoint
 from ledger.entries import Entry, EntryKind, encode_entry
-from ledger.merkle import leaf_hash, verify_inclusion
+from ledger.inclusion import verify_entry_inclusion
+from ledger.merkle import leaf_hash
 from service.errors import (
     BillExists,
     ChainBroken,
@@ -50,7 +51,6 @@ from service.errors import (
     MeterRevoked,
     PermissionDenied,
     ProofMalformed,
-    ReceiptInvalid,
     ServiceClosing,
     TariffExists,
     UnknownBatch,
@@ -108,15 +108,17 @@ class Receipt:
     def verify(self, verifier: CheckpointVerifier | str, entry: Entry | None = None) -> None:
         """Check the checkpoint's signature, the inclusion proof and (given) the entry's hash.
 
-        Raises a :class:`~zkgrid.errors.VerificationError` subclass on failure.
+        Raises a :class:`~ledger.errors.LedgerError` (see
+        :func:`ledger.inclusion.verify_entry_inclusion`).
         """
-        checkpoint = verify_checkpoint(self.checkpoint, verifier)
-        if checkpoint.size != self.tree_size:
-            raise ReceiptInvalid("receipt tree size differs from its checkpoint's size")
-        if entry is not None and entry.leaf_hash() != self.leaf_hash:
-            raise ReceiptInvalid("receipt leaf hash is not the hash of the entry")
-        verify_inclusion(
-            self.leaf_hash, self.index, self.tree_size, list(self.inclusion_proof), checkpoint.root
+        verify_entry_inclusion(
+            index=self.index,
+            leaf_hash=self.leaf_hash,
+            checkpoint=self.checkpoint,
+            tree_size=self.tree_size,
+            inclusion_proof=self.inclusion_proof,
+            log_key=verifier,
+            entry=entry,
         )
 
 

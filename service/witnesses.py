@@ -51,10 +51,10 @@ from ledger.cosignature import (
 )
 from ledger.entries import EntryKind, encode_entry
 from ledger.merkle import HASH_SIZE, leaf_hash
+from service.errors import InvalidRequest
 from service.settlement import Receipt, receipt_for
 from service.storage import EntryNotFound, LedgerStore, StoredEntry
 from service.storage.cosignatures import CosignatureStore
-from service.errors import InvalidRequest
 from zkgrid.errors import Reason, ZkgridError
 
 __all__ = [

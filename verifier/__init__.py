@@ -8,8 +8,14 @@ and bills (bill proofs). Imports :mod:`zkp`, :mod:`ledger` and the generated
 gRPC messages only, never the service. See docs/notes/audit.md.
 """
 
-from verifier.audit import AuditOptions, Auditor, AuditResult, Figures, Violation
-from verifier.state import AuditorState, StateError
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from verifier.audit import AuditOptions, Auditor, AuditResult, Figures, Violation
+    from verifier.state import AuditorState, StateError
 
 __all__ = [
     "AuditOptions",
@@ -20,3 +26,24 @@ __all__ = [
     "StateError",
     "Violation",
 ]
+
+#: Imported on first use (PEP 562): ``import verifier.cli`` (``zkgrid audit --help``) must
+#: not load the audit engine and the proof system.
+_EXPORTS = {
+    "AuditOptions": "verifier.audit",
+    "AuditResult": "verifier.audit",
+    "Auditor": "verifier.audit",
+    "AuditorState": "verifier.state",
+    "Figures": "verifier.audit",
+    "StateError": "verifier.state",
+    "Violation": "verifier.audit",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'verifier' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

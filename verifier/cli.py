@@ -7,6 +7,9 @@
 Exit status: 0 when every check holds, 1 when a violation was found, 2 when
 the audit could not run (bad arguments, unreadable or truncated input, a log
 key that cannot be parsed, an unusable state file): one line on stderr.
+
+Start-up: the arguments are parsed first; the audit engine (the proof system,
+``grpc``, ``rich``) is imported only to run an audit, so ``--help`` answers at once.
 """
 
 from __future__ import annotations
@@ -15,17 +18,22 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ledger.checkpoint import CheckpointVerifier, parse_verifier_key
-from ledger.errors import LedgerFormatError
-from verifier.audit import AuditError, AuditOptions, Auditor, AuditResult
-from verifier.state import DEFAULT_STATE_PATH, load_state, save_state
+from verifier.state import DEFAULT_STATE_PATH
 from zkgrid._internal.cliargs import OneLineParser
+from zkgrid._internal.files import PrivateFileError, read_file
 from zkgrid.errors import UsageError, ZkgridError
+
+if TYPE_CHECKING:  # pragma: no cover - imported by _run, after the arguments are parsed
+    from ledger.checkpoint import CheckpointVerifier
+    from verifier.audit import AuditResult
 
 __all__ = ["main"]
 
 PROG = "zkgrid audit"
+#: Largest --log-key-file read (a verifier key is one short line).
+_MAX_KEY_FILE_BYTES = 64 * 1024
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,10 +89,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _log_key(args: argparse.Namespace) -> CheckpointVerifier:
+    from ledger.checkpoint import parse_verifier_key
+    from ledger.errors import LedgerFormatError
+    from verifier.audit import AuditError
+
     if args.log_key_file:
         try:
-            text = Path(args.log_key_file).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
+            raw = read_file(Path(args.log_key_file), max_bytes=_MAX_KEY_FILE_BYTES)
+            text = raw.decode("utf-8").strip()
+        except (PrivateFileError, UnicodeDecodeError) as exc:
             raise AuditError(f"cannot read the log key file {args.log_key_file}: {exc}") from None
     else:
         text = args.log_key.strip()
@@ -95,7 +108,9 @@ def _log_key(args: argparse.Namespace) -> CheckpointVerifier:
 
 
 def _run(args: argparse.Namespace) -> AuditResult:
+    from verifier.audit import AuditError, AuditOptions, Auditor
     from verifier.sources import ArchiveSource, GrpcSource, TlsFiles
+    from verifier.state import load_state, save_state
 
     if args.since_last and args.no_state:
         raise AuditError("--since-last needs a state file (drop --no-state)")

@@ -2,19 +2,30 @@
 
 Both yield :class:`verifier.audit.SourceEntry` / :class:`verifier.audit.SourceCheckpoint`
 in log order. A source that cannot be read raises :class:`verifier.audit.AuditError`
-(exit 2): a truncated or malformed archive, an unreachable service, a refused
-TLS handshake. What the bytes *say* is the engine's business.
+(a truncated or malformed archive, unusable TLS files) or, for a failed call to the
+service (unreachable, a refused TLS handshake, a refusal), the
+:class:`zkgrid._internal.rpc.RemoteError` that names the status code and the
+service's reason: both exit 2. What the bytes *say* is the engine's business.
+The channel is :func:`zkgrid._internal.channels.client_channel`.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from ledger.archive import ArchiveCheckpoint, ArchiveFormatError, ArchiveReader
 from verifier.audit import AuditError, SourceCheckpoint, SourceEntry
+from zkgrid._internal.channels import (
+    ChannelConfigError,
+    TlsMaterial,
+    client_channel,
+    dev_metadata,
+    is_loopback_target,
+)
+from zkgrid._internal.files import PrivateFileError
+from zkgrid._internal.rpc import RemoteError, remote_error
 
 if TYPE_CHECKING:  # pragma: no cover
     import grpc
@@ -23,7 +34,11 @@ __all__ = ["ArchiveSource", "GrpcSource", "TlsFiles", "is_loopback"]
 
 #: Insecure (loopback development) servers take the caller's role from this metadata;
 #: with TLS the role is the client certificate's OU and no metadata is sent.
-_DEV_METADATA = (("x-zkgrid-role", "auditor"), ("x-zkgrid-identity", "auditor"))
+_DEV_METADATA = dev_metadata("auditor")
+
+#: The one loopback parser (:mod:`zkgrid._internal.channels`); kept under this name for
+#: the witness tools that still import it from here.
+is_loopback = is_loopback_target
 
 
 class ArchiveSource:
@@ -75,25 +90,14 @@ class ArchiveSource:
 
 
 class TlsFiles:
-    """The auditor's client credentials: CA bundle, client certificate and key (PEM files)."""
+    """The auditor's client credentials: CA bundle, client certificate and key (PEM files;
+    the key must be private to its owner, ``chmod 600``)."""
 
     def __init__(self, ca: str | Path, cert: str | Path, key: str | Path) -> None:
         try:
-            self.ca = Path(ca).read_bytes()
-            self.cert = Path(cert).read_bytes()
-            self.key = Path(key).read_bytes()
-        except OSError as exc:
-            raise AuditError(f"cannot read a TLS file: {exc.filename}: {exc.strerror}") from None
-
-
-def is_loopback(target: str) -> bool:
-    host = target.rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+            self.material = TlsMaterial.from_files(ca, cert, key)
+        except (PrivateFileError, ChannelConfigError) as exc:
+            raise AuditError(f"cannot read a TLS file: {exc}") from None
 
 
 class GrpcSource:
@@ -111,24 +115,19 @@ class GrpcSource:
         insecure: bool = False,
         timeout: float = 30.0,
     ) -> None:
-        import grpc
-
         from zkgrid.settlement.v1 import ledger_pb2_grpc
 
         self.description = f"service {target}"
         self._target = target
         self._timeout = timeout
-        if insecure:
-            if not is_loopback(target):
-                raise AuditError("--insecure is only allowed for a loopback target")
-            channel = grpc.insecure_channel(target)
-        else:
-            if tls is None:
-                raise AuditError("--target needs --ca, --cert and --key (or --insecure)")
-            credentials = grpc.ssl_channel_credentials(
-                root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert
+        if not insecure and tls is None:
+            raise AuditError("--target needs --ca, --cert and --key (or --insecure)")
+        try:
+            channel = client_channel(
+                target, tls=None if insecure or tls is None else tls.material, insecure=insecure
             )
-            channel = grpc.secure_channel(target, credentials)
+        except ChannelConfigError as exc:
+            raise AuditError(str(exc)) from None
         self._channel: grpc.Channel = channel
         self._metadata = _DEV_METADATA if insecure else ()
         self._stub = ledger_pb2_grpc.LedgerServiceStub(channel)
@@ -139,11 +138,10 @@ class GrpcSource:
     def close(self) -> None:
         self._channel.close()
 
-    def _rpc_error(self, exc: grpc.RpcError, what: str) -> AuditError:
-        code = exc.code() if hasattr(exc, "code") else None
-        details = exc.details() if hasattr(exc, "details") else None
-        name = getattr(code, "name", "UNKNOWN")
-        return AuditError(f"{self._target}: {what} failed: {name}: {details or 'no details'}")
+    def _rpc_error(self, exc: grpc.RpcError, what: str) -> RemoteError:
+        """The failed call as a typed error (:func:`zkgrid._internal.rpc.remote_error`),
+        its message prefixed with the target."""
+        return remote_error(exc, f"{self._target}: {what}")
 
     def origin(self) -> str | None:
         return None  # the checkpoint names it

@@ -26,17 +26,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import datetime as _dt
 import json
 import os
 import stat
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zkgrid._internal.files import PrivateFileError, replace_private
 from zkgrid.errors import Reason, ZkgridError
 
 __all__ = [
@@ -302,34 +301,15 @@ def load_state(path: Path) -> AuditorState | None:
     return AuditorState.from_json(data)
 
 
-@contextlib.contextmanager
-def _private_tmp(directory: Path) -> Iterator[tuple[int, str]]:
-    fd, name = tempfile.mkstemp(prefix=".state.", suffix=".tmp", dir=directory)
-    try:
-        yield fd, name
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(name)
-        raise
-
-
 def save_state(path: Path, state: AuditorState) -> None:
     """Atomically replace ``path`` with ``state`` (mode 0600, directory created 0700)."""
     data = json.dumps(state.to_json(), separators=(",", ":"), sort_keys=True).encode("utf-8")
     directory = path.parent
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with _private_tmp(directory) as (fd, name):
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(name, path)
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
     except OSError as exc:
         raise StateError(f"cannot write the state file {path}: {exc.strerror}") from None
+    try:
+        replace_private(path, data)
+    except PrivateFileError as exc:
+        raise StateError(f"cannot write the state file: {exc}") from None

@@ -348,7 +348,6 @@ def check_finality(
     :class:`~ledger.errors.CheckpointSignatureError` for a bad log signature
     (with ``log_key``), :class:`CosignError` when it cannot run.
     """
-    from ledger.cosignature import FinalityError
 
     lookup = fetch_cosigned(channel, tree_size=tree_size, metadata=metadata, timeout=timeout)
     if log_key is not None:

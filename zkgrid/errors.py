@@ -121,6 +121,11 @@ class Reason(StrEnum):
     APPEND_ONLY_VIOLATION = "APPEND_ONLY_VIOLATION"
     CONFIG_INVALID = "CONFIG_INVALID"
     EXPORT_FAILED = "EXPORT_FAILED"
+    # -- private files (zkgrid._internal.files): keys, openings, state
+    FILE_ACCESS = "FILE_ACCESS"
+    FILE_EXISTS = "FILE_EXISTS"
+    FILE_UNSAFE = "FILE_UNSAFE"
+    FILE_TOO_LARGE = "FILE_TOO_LARGE"
     # -- the meter client
     METER_HOME = "METER_HOME"
     OPENING_STORE = "OPENING_STORE"

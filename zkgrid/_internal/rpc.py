@@ -1,0 +1,110 @@
+"""A failed gRPC call as a typed error, translated once for every client.
+
+The service sends every refusal with a status code and a ``google.rpc.ErrorInfo``
+detail (domain ``zkgrid.settlement.v1``) whose ``reason`` is the machine-readable
+reason of the error it raised (:mod:`service.interceptors`). :func:`remote_error`
+reads both back into a :class:`RemoteError`: ``reason`` is that ErrorInfo reason
+when the service sent one, else the status code's name (``UNAVAILABLE`` when the
+service cannot be reached, ``DEADLINE_EXCEEDED``, ...).
+
+What comes off the wire is bounded before it is kept: a reason that is not 1..64
+of ``[A-Z0-9_]`` is replaced by the status code's name, and the details are cut
+to :data:`MAX_DETAILS` printable characters.
+
+``grpc`` and ``grpc_status`` are imported inside :func:`remote_error` only: a
+command line can name :class:`RemoteError` in its ``except`` clauses without
+paying for them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from zkgrid.errors import Reason, ZkgridError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import grpc
+
+__all__ = ["ERROR_DOMAIN", "MAX_DETAILS", "TRANSIENT_CODES", "RemoteError", "remote_error"]
+
+#: The ``ErrorInfo.domain`` of the settlement API's errors.
+ERROR_DOMAIN = "zkgrid.settlement.v1"
+#: Status codes after which a retry may succeed.
+TRANSIENT_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
+#: Longest details text kept from a status.
+MAX_DETAILS = 500
+
+_REASON = re.compile(r"[A-Z0-9_]{1,64}", re.ASCII)
+
+
+class RemoteError(ZkgridError):
+    """A call to the service failed: it refused (``reason`` is its ErrorInfo reason) or it
+    could not be reached (``reason`` is the status code's name), decoded into
+    :class:`~zkgrid.errors.Reason` (``SERVICE_ERROR`` for a reason outside the set).
+
+    ``code`` is the :class:`grpc.StatusCode`; ``details`` the status message; ``what`` the
+    call that failed.
+    """
+
+    reason = Reason.SERVICE_ERROR
+
+    def __init__(
+        self, code: grpc.StatusCode, reason: str, details: str = "", what: str = ""
+    ) -> None:
+        prefix = f"{what} failed: " if what else ""
+        super().__init__(f"{prefix}{reason}: {details}" if details else f"{prefix}{reason}")
+        self.code = code
+        # Decoded into the closed set: the service's reason, else the status code's name
+        # when that is a member (UNAVAILABLE, DEADLINE_EXCEEDED, ...), else SERVICE_ERROR
+        # (a reason this client does not know; the raw text stays in the message).
+        self.reason = Reason.decode(reason) or Reason.decode(code.name) or Reason.SERVICE_ERROR
+        self.details = details
+        self.what = what
+
+    @property
+    def transient(self) -> bool:
+        """True for failures after which the same call may succeed (retry with backoff)."""
+        return str(getattr(self.code, "name", "")) in TRANSIENT_CODES
+
+
+def _printable(text: str) -> str:
+    cleaned = "".join(c if c.isprintable() else " " for c in text)
+    return cleaned if len(cleaned) <= MAX_DETAILS else cleaned[: MAX_DETAILS - 3] + "..."
+
+
+def _error_info_reason(exc: Any) -> str | None:
+    """The reason of the status's ErrorInfo detail of our domain (``None`` without one)."""
+    from google.protobuf.message import DecodeError
+    from google.rpc import error_details_pb2  # type: ignore[import-untyped]
+    from grpc_status import rpc_status
+
+    try:
+        status = rpc_status.from_call(exc)
+        if status is None:
+            return None
+        for detail in status.details:
+            info = error_details_pb2.ErrorInfo()
+            if detail.Is(info.DESCRIPTOR) and detail.Unpack(info) and info.domain == ERROR_DOMAIN:
+                return str(info.reason)
+    except (ValueError, DecodeError):
+        # A rich status that does not match the call's code and message, or a detail that
+        # does not parse: the status code is all that is known.
+        return None
+    return None
+
+
+def remote_error(exc: grpc.RpcError, what: str = "") -> RemoteError:
+    """The :class:`RemoteError` of a failed call (``what`` names the call in the message)."""
+    import grpc
+
+    code = grpc.StatusCode.UNKNOWN
+    details = ""
+    reason: str | None = None
+    if isinstance(exc, grpc.Call):
+        code = exc.code() or grpc.StatusCode.UNKNOWN
+        details = _printable(exc.details() or "")
+        reason = _error_info_reason(exc)
+    if reason is None or not _REASON.fullmatch(reason):
+        reason = code.name
+    return RemoteError(code, reason, details, what)
