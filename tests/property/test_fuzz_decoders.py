@@ -1,0 +1,576 @@
+"""Fuzz every decoder: any exception outside ``zkgrid.errors.ZkgridError`` fails (issue 10, §3).
+
+Each test builds real, valid encodings once (deterministically: seeded proofs, RFC 6979
+ECDSA, Ed25519 and BLS are deterministic), then feeds the decoder mutations of them and
+pure random bytes (``tests/property/fuzz_support.py``). Hypothesis runs derandomized and
+without an example database, so CI replays the same inputs every time; the example
+counts keep the whole module well under the CI time budget.
+
+Covered: ``zkp.group`` (points, scalars, point lists), ``zkp.pedersen.Commitment``,
+``zkp.rangeproof.RangeProof``, ``zkp.sigma`` (opening, bill, equality proofs),
+``settlement.records`` (every record's ``decode`` and ``decode_record``),
+``ledger.entries.decode_entry``, ``ledger.archive.ArchiveReader`` (random bytes, every
+truncation, mutations, a checkpoint whose size has 5,000 digits), ``ledger.checkpoint``
+(``SignedCheckpoint.from_text``, ``parse_verifier_key``, ``verify_checkpoint``),
+``ledger.witness`` (``WitnessRegistration.decode``, ``Cosignature.decode``,
+``CosignedCheckpoint.decode``, ``Quorum.parse``) and ``meter.readings``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledger.archive import (
+    MAGIC,
+    ArchiveCheckpoint,
+    ArchiveEntry,
+    ArchiveFormatError,
+    ArchiveReader,
+    ArchiveTruncatedError,
+    write_archive,
+)
+from ledger.checkpoint import (
+    Checkpoint,
+    CheckpointSigner,
+    SignedCheckpoint,
+    parse_verifier_key,
+    verify_checkpoint,
+)
+from ledger.entries import Entry, EntryKind, decode_entry, encode_entry
+from ledger.errors import LedgerFormatError
+from ledger.merkle import root
+from ledger.witness import (
+    Cosignature,
+    CosignedCheckpoint,
+    Quorum,
+    WitnessKey,
+    WitnessRegistration,
+    cosign,
+)
+from meter.readings import (
+    DayReadings,
+    ReadingsFormatError,
+    format_readings_csv,
+    parse_readings_csv,
+)
+from settlement.records import (
+    RECORD_TYPES,
+    Bill,
+    MeterRegistration,
+    MeterRevocation,
+    ReadingBatch,
+    Record,
+    Tariff,
+    bill_coefficients,
+    bill_proof_context,
+    decode_record,
+    pop_message,
+    reading_proof_context,
+)
+from tests.property.fuzz_support import fuzz_bytes, fuzz_settings, fuzz_text, typed_or_accepted
+from zkp.drbg import SeededScalars
+from zkp.generators import G, pedersen_h
+from zkp.group import (
+    FIELD_PRIME,
+    ORDER,
+    decode_point,
+    decode_points,
+    decode_scalar,
+    encode_point,
+    encode_scalar,
+)
+from zkp.pedersen import Commitment, commit
+from zkp.rangeproof import RangeProof
+from zkp.sigma import EqualityProof, LinearCombinationProof, OpeningProof
+
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "rangeproof_v1.json"
+ORIGIN = "zkgrid.test/fuzz"
+SIGNER = CheckpointSigner.from_private_bytes("zkgrid-test", bytes(range(32)))
+LOG_KEY = SIGNER.verifier_key()
+METER_SECRET = 0xC0FFEE
+METER_ID = "meter-fuzz.01"
+PERIOD = "2026-11-21"
+MINUTES = 240  # 6 intervals: small real batches
+
+
+# ----------------------------------------------------------------------------- real seeds
+
+
+def _rfc6979_sign(message: bytes) -> bytes:
+    """The meter key's ECDSA signature with deterministic nonces, low-S (like MeterKey.sign)."""
+    key = ec.derive_private_key(METER_SECRET, ec.SECP256R1())
+    der = key.sign(message, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
+    r, s = decode_dss_signature(der)
+    return encode_dss_signature(r, min(s, ORDER - s))
+
+
+def _meter_public_key() -> bytes:
+    key = ec.derive_private_key(METER_SECRET, ec.SECP256R1()).public_key()
+    return key.public_bytes(Encoding.X962, PublicFormat.CompressedPoint)
+
+
+@cache
+def records() -> tuple[Record, ...]:
+    """One valid record of every settlement kind, deterministic."""
+    public_key = _meter_public_key()
+    registration = MeterRegistration(
+        METER_ID, public_key, MINUTES, _rfc6979_sign(pop_message(METER_ID, public_key, MINUTES))
+    )
+    t = 1440 // MINUTES
+    values = [(1_000 + 37 * i) % 5_000 for i in range(2 * t)]
+    bundle = RangeProof.prove(
+        values,
+        32,
+        context=reading_proof_context(METER_ID, PERIOD, 0),
+        rng=SeededScalars(b"fuzz/batch"),
+    )
+    unsigned = ReadingBatch(
+        meter_id=METER_ID,
+        period=PERIOD,
+        interval_minutes=MINUTES,
+        sequence=0,
+        prev_hash=bytes(32),
+        commitments=tuple(c.to_bytes() for c in bundle.commitments),
+        range_proof=bundle.proof.to_bytes(),
+        signature=b"\x30\x06\x02\x01\x01\x02\x01\x01",
+    )
+    batch = unsigned.with_signature(_rfc6979_sign(unsigned.signed_bytes()))
+    tariff = Tariff(
+        period=PERIOD,
+        interval_minutes=MINUTES,
+        currency="EUR",
+        fixed_charge=-12_345,
+        import_price=tuple(100 + 50 * i for i in range(t)),
+        export_credit=tuple(10 * i for i in range(t)),
+    )
+    proof, total = LinearCombinationProof.prove(
+        bill_coefficients(tariff),
+        list(bundle.commitments),
+        values,
+        list(bundle.blindings),
+        constant=tariff.fixed_charge,
+        context=bill_proof_context(batch.batch_hash(), tariff.tariff_hash()),
+        rng=SeededScalars(b"fuzz/bill"),
+    )
+    bill = Bill(METER_ID, PERIOD, batch.batch_hash(), tariff.tariff_hash(), total, proof.to_bytes())
+    revocation = MeterRevocation(METER_ID, "meter replaced \u2014 tampering suspected")
+    return registration, revocation, batch, tariff, bill
+
+
+@cache
+def range_proof_seeds() -> tuple[bytes, ...]:
+    vectors = json.loads(VECTORS.read_text())["vectors"]
+    batch = next(r for r in records() if isinstance(r, ReadingBatch))
+    return (*(bytes.fromhex(v["proof_hex"]) for v in vectors), batch.range_proof)
+
+
+@cache
+def sigma_seeds() -> dict[str, bytes]:
+    c1, c2 = commit(42, 7), commit(42, 99)
+    opening = OpeningProof.prove(c1, 42, 7, b"ctx", rng=SeededScalars(b"fuzz/opening"))
+    equality = EqualityProof.prove(c1, c2, 7, 99, b"ctx", rng=SeededScalars(b"fuzz/eq"))
+    bill = next(r for r in records() if isinstance(r, Bill))
+    return {"opening": opening.to_bytes(), "equality": equality.to_bytes(), "bill": bill.proof}
+
+
+@cache
+def point_seeds() -> tuple[bytes, ...]:
+    batch = next(r for r in records() if isinstance(r, ReadingBatch))
+    edge = [
+        b"\x02" + (FIELD_PRIME - 1).to_bytes(32, "big"),
+        b"\x03" + bytes(32),
+        b"\x04" + bytes(32),
+    ]
+    return (encode_point(G), encode_point(pedersen_h()), *batch.commitments[:4], *edge)
+
+
+SCALAR_SEEDS = (
+    *(encode_scalar(x) for x in (0, 1, ORDER - 1, 2**255, 0x1234567890ABCDEF)),
+    ORDER.to_bytes(32, "big"),
+    b"\xff" * 32,
+)
+
+
+@cache
+def witness_material() -> tuple[WitnessRegistration, SignedCheckpoint, Cosignature, bytes]:
+    """A registration, a log-signed checkpoint, a cosignature on it and their aggregate.
+
+    The aggregate of one signature is that signature: no pairing is spent on verifying it
+    (the decoders check encodings, not signatures).
+    """
+    key = WitnessKey.from_secret_bytes("auditor-1", (7).to_bytes(32, "big"))
+    registration = key.registration()
+    leaves = [Entry(EntryKind.BILL, bytes([i])).leaf_hash() for i in range(3)]
+    signed = SIGNER.sign(Checkpoint(ORIGIN, 3, root(leaves)))
+    cosignature = cosign(key, signed)
+    cosigned = CosignedCheckpoint(signed, cosignature.signature, (cosignature.name,))
+    return registration, signed, cosignature, cosigned.encode()
+
+
+def _signed_note(size_text: str, root_bytes: bytes) -> str:
+    """A log-signed note whose size line is ``size_text`` verbatim (valid signature)."""
+    import base64
+
+    body = f"{ORIGIN}\n{size_text}\n{base64.b64encode(root_bytes).decode()}\n"
+    return body + "\n" + SIGNER.sign_text(body.encode()).line()
+
+
+#: A checkpoint whose size line has 5,000 digits, correctly signed by the log key.
+HUGE_SIZE_NOTE = _signed_note("9" * 5_000, bytes(32))
+
+
+@cache
+def archive_seed() -> bytes:
+    """A real small archive: every record as an entry, a checkpoint after each, and the head."""
+    entries = [(i, int(r.KIND), r.encode()) for i, r in enumerate(records())]
+    leaves = [encode_entry(EntryKind(kind), payload) for _, kind, payload in entries]
+    from ledger.merkle import leaf_hash
+
+    hashes_ = [leaf_hash(e) for e in leaves]
+    checkpoints = [
+        (n, SIGNER.sign(Checkpoint(ORIGIN, n, root(hashes_[:n]))).to_text())
+        for n in range(1, len(entries) + 1)
+    ]
+    out = io.BytesIO()
+    write_archive(out, ORIGIN, entries, checkpoints[:-1], checkpoints[-1][1])
+    return out.getvalue()
+
+
+@cache
+def archive_with_huge_checkpoint() -> bytes:
+    """The seed archive with a checkpoint frame whose signed note has a 5,000-digit size."""
+    entries = [(i, int(r.KIND), r.encode()) for i, r in enumerate(records())]
+    out = io.BytesIO()
+    write_archive(out, ORIGIN, entries, [(2, HUGE_SIZE_NOTE)], HUGE_SIZE_NOTE)
+    return out.getvalue()
+
+
+# ----------------------------------------------------------------------------- zkp
+
+
+@fuzz_settings(300)
+@given(st.deferred(lambda: fuzz_bytes(point_seeds(), max_random=40)))
+def test_points_and_commitments(data: bytes) -> None:
+    typed_or_accepted(decode_point, data)
+    typed_or_accepted(Commitment.from_bytes, data)
+    typed_or_accepted(Commitment.many_from_bytes, data)
+    typed_or_accepted(decode_points, [data, data[:33]])
+
+
+@fuzz_settings(200)
+@given(fuzz_bytes(SCALAR_SEEDS, max_random=40))
+def test_scalars(data: bytes) -> None:
+    value = typed_or_accepted(decode_scalar, data)
+    if value is not None:
+        assert encode_scalar(value) == data
+
+
+@fuzz_settings(200)
+@given(st.deferred(lambda: fuzz_bytes(range_proof_seeds(), max_random=1024, max_mutations=3)))
+def test_range_proofs(data: bytes) -> None:
+    proof = typed_or_accepted(RangeProof.from_bytes, data)
+    if proof is not None:
+        assert isinstance(proof, RangeProof)
+        assert proof.to_bytes() == data
+    typed_or_accepted(RangeProof.many_from_bytes, [data, range_proof_seeds()[0]])
+
+
+@pytest.mark.parametrize("name", ["opening", "equality", "bill"])
+@fuzz_settings(150)
+@given(data=st.data())
+def test_sigma_proofs(name: str, data: st.DataObject) -> None:
+    decode: Callable[[bytes], Any] = {
+        "opening": OpeningProof.from_bytes,
+        "equality": EqualityProof.from_bytes,
+        "bill": LinearCombinationProof.from_bytes,
+    }[name]
+    raw = data.draw(fuzz_bytes(list(sigma_seeds().values()), max_random=128))
+    proof = typed_or_accepted(decode, raw)
+    if proof is not None:
+        assert proof.to_bytes() == raw
+
+
+# ----------------------------------------------------------------------------- records, entries
+
+
+def _record_seeds() -> list[bytes]:
+    return [r.encode() for r in records()]
+
+
+@pytest.mark.parametrize("kind", sorted(RECORD_TYPES), ids=lambda k: k.name)
+@fuzz_settings(120)
+@given(data=st.data())
+def test_records(kind: EntryKind, data: st.DataObject) -> None:
+    record_type = RECORD_TYPES[kind]
+    own = [r.encode() for r in records() if isinstance(r, record_type)]
+    raw = data.draw(fuzz_bytes(own * 4 + _record_seeds(), max_random=256))
+    record = typed_or_accepted(record_type.decode, raw)
+    if record is not None:
+        assert record.encode() == raw
+    typed_or_accepted(decode_record, Entry(kind, raw))
+
+
+@fuzz_settings(300)
+@given(
+    st.deferred(
+        lambda: fuzz_bytes(
+            [r.to_entry().encode() for r in records()]
+            + [witness_material()[0].to_entry().encode()],
+            max_random=256,
+        )
+    )
+)
+def test_entries(data: bytes) -> None:
+    entry = typed_or_accepted(decode_entry, data)
+    if isinstance(entry, Entry):
+        assert entry.encode() == data
+        if entry.kind in RECORD_TYPES:
+            typed_or_accepted(decode_record, entry)
+
+
+# ----------------------------------------------------------------------------- archive
+
+
+def _verify_with_log_key(text: str) -> Checkpoint:
+    return verify_checkpoint(text, LOG_KEY)
+
+
+def _read_all(data: bytes) -> list[ArchiveEntry | ArchiveCheckpoint]:
+    reader = ArchiveReader(io.BytesIO(data))
+    return list(reader.items())
+
+
+def _consume_archive(data: bytes, skip_below: int = 0) -> None:
+    """Read an archive the way the auditor does: frames, then each checkpoint and record.
+
+    The reader raises only ArchiveFormatError (or a subclass); each item's content is
+    interpreted separately, and may only be refused with a ZkgridError.
+    """
+    try:
+        reader = ArchiveReader(io.BytesIO(data), skip_payloads_below=skip_below)
+        for item in reader.items():
+            if isinstance(item, ArchiveCheckpoint):
+                typed_or_accepted(_verify_with_log_key, item.text)
+                continue
+            try:
+                kind = EntryKind(item.kind)
+            except ValueError:
+                continue  # an unknown kind: the auditor's finding, not a decoder's
+            typed_or_accepted(decode_entry, encode_entry(kind, item.payload))
+            if kind in RECORD_TYPES:
+                typed_or_accepted(decode_record, Entry(kind, item.payload))
+        typed_or_accepted(_verify_with_log_key, reader.trailer.final_checkpoint)
+    except ArchiveFormatError:
+        return
+
+
+def test_the_seed_archive_is_valid() -> None:
+    """The fuzz seed is a real archive: every frame reads and every checkpoint verifies."""
+    reader = ArchiveReader(io.BytesIO(archive_seed()))
+    items = list(reader.items())
+    checkpoints = [i for i in items if isinstance(i, ArchiveCheckpoint)]
+    assert len(items) - len(checkpoints) == len(records())
+    for cp in checkpoints:
+        assert verify_checkpoint(cp.text, LOG_KEY).size == cp.size
+    assert verify_checkpoint(reader.trailer.final_checkpoint, LOG_KEY).size == len(records())
+
+
+def test_every_truncation_of_the_archive_is_truncated() -> None:
+    data = archive_seed()
+    for end in range(len(data)):
+        with pytest.raises(ArchiveTruncatedError):
+            _read_all(data[:end])
+
+
+_HEADER = MAGIC + b"\x00\x01" + len(ORIGIN).to_bytes(4, "big") + ORIGIN.encode()
+
+
+@fuzz_settings(250)
+@given(
+    st.binary(max_size=256)
+    | st.binary(max_size=256).map(lambda b: MAGIC + b)
+    | st.binary(max_size=256).map(lambda b: _HEADER + b),
+    st.integers(0, 8),
+)
+def test_archive_random_bytes(data: bytes, skip_below: int) -> None:
+    _consume_archive(data, skip_below)
+
+
+@fuzz_settings(300)
+@given(
+    st.deferred(
+        lambda: fuzz_bytes(
+            [archive_seed(), archive_with_huge_checkpoint()], max_random=0, max_mutations=3
+        )
+    ),
+    st.integers(0, 8),
+)
+def test_archive_mutations(data: bytes, skip_below: int) -> None:
+    _consume_archive(data, skip_below)
+
+
+def test_archive_checkpoint_with_a_5000_digit_size_is_a_format_error() -> None:
+    """The reader passes the note through; parsing it is a typed refusal, not ValueError."""
+    reader = ArchiveReader(io.BytesIO(archive_with_huge_checkpoint()))
+    notes = [i.text for i in reader.items() if isinstance(i, ArchiveCheckpoint)]
+    assert notes == [HUGE_SIZE_NOTE]
+    for text in (*notes, reader.trailer.final_checkpoint):
+        with pytest.raises(LedgerFormatError, match="size"):
+            SignedCheckpoint.from_text(text)
+        with pytest.raises(LedgerFormatError, match="size"):
+            verify_checkpoint(text, LOG_KEY)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _note_seeds() -> list[str]:
+    _, signed, _, _ = witness_material()
+    extended = SIGNER.sign(Checkpoint(ORIGIN, 2**64 - 1, bytes(32), ("ext line", "2nd")))
+    cosigned = signed.with_signature(
+        CheckpointSigner.from_private_bytes("witness", bytes(32)).sign_text(
+            signed.checkpoint.body()
+        )
+    )
+    return [signed.to_text(), extended.to_text(), cosigned.to_text(), HUGE_SIZE_NOTE]
+
+
+@fuzz_settings(300)
+@given(st.deferred(lambda: fuzz_text(_note_seeds())))
+def test_signed_checkpoint_notes(text: str) -> None:
+    signed = typed_or_accepted(SignedCheckpoint.from_text, text)
+    if isinstance(signed, SignedCheckpoint):
+        assert signed.to_text() == text
+    typed_or_accepted(SignedCheckpoint.from_text, text.encode("utf-8", errors="surrogatepass"))
+    typed_or_accepted(_verify_with_log_key, text)
+
+
+@fuzz_settings(300)
+@given(
+    fuzz_text(
+        [LOG_KEY, CheckpointSigner.from_private_bytes("witness", bytes(32)).verifier_key()],
+        max_random=96,
+    )
+)
+def test_verifier_keys(text: str) -> None:
+    verifier = typed_or_accepted(parse_verifier_key, text)
+    if verifier is not None:
+        assert verifier.to_text() == text
+    typed_or_accepted(lambda key: verify_checkpoint(witness_material()[1], key), text)
+
+
+# ----------------------------------------------------------------------------- witnesses
+
+# BLS points are decompressed in pure Python (py_ecc): tens to hundreds of ms each.
+
+
+WITNESS_DECODERS: dict[str, Callable[[bytes], object]] = {
+    "registration": WitnessRegistration.decode,
+    "cosignature": Cosignature.decode,
+    "cosigned": CosignedCheckpoint.decode,
+}
+
+
+def _witness_seed(name: str) -> bytes:
+    registration, _, cosignature, cosigned = witness_material()
+    return {
+        "registration": registration.encode(),
+        "cosignature": cosignature.encode(),
+        "cosigned": cosigned,
+    }[name]
+
+
+@pytest.mark.parametrize("name", list(WITNESS_DECODERS))
+@fuzz_settings(40)
+@given(data=st.data())
+def test_witness_records_mutated(name: str, data: st.DataObject) -> None:
+    raw = data.draw(fuzz_bytes([_witness_seed(name)], max_random=0, max_mutations=2))
+    typed_or_accepted(WITNESS_DECODERS[name], raw)
+
+
+@fuzz_settings(200)
+@given(st.binary(max_size=200) | st.binary(max_size=200).map(lambda b: b"\x01" + b))
+def test_witness_records_random(data: bytes) -> None:
+    for decode in WITNESS_DECODERS.values():
+        typed_or_accepted(decode, data)
+
+
+@fuzz_settings(300)
+@given(fuzz_text(["3-of-5", "1-of-1", "1024-of-1024"], max_random=24))
+def test_quorums(text: str) -> None:
+    quorum = typed_or_accepted(Quorum.parse, text)
+    if quorum is not None:
+        assert str(quorum) == text
+
+
+# ----------------------------------------------------------------------------- readings CSV
+
+
+@cache
+def _csv_seed(minutes: int = MINUTES) -> str:
+    t = 1440 // minutes
+    readings = DayReadings(
+        PERIOD, minutes, tuple(100 * i for i in range(t)), tuple(7 * i for i in range(t))
+    )
+    return format_readings_csv(readings)
+
+
+@fuzz_settings(150)
+@given(st.sampled_from([MINUTES, 15, 60]), st.data())
+def test_readings_csv(minutes: int, data: st.DataObject) -> None:
+    """Mostly the seed of the parser's own interval (96 rows at 15 minutes), mutated."""
+    seeds = [_csv_seed(minutes), _csv_seed(minutes), _csv_seed(MINUTES)]
+    text = data.draw(fuzz_text(seeds, max_random=300, max_mutations=3, digits=False))
+    typed_or_accepted(lambda t: parse_readings_csv(t, minutes), text)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ValueError,
+    reason="fails until meter/readings.py _parse_wh bounds the digits before int() (issue 10 §3)",
+)
+@pytest.mark.parametrize("digits", [4_301, 5_000])
+@pytest.mark.parametrize("column", ["import_wh", "export_wh"])
+def test_readings_csv_value_of_more_than_4300_digits_is_too_large(digits: int, column: str) -> None:
+    lines = _csv_seed().splitlines()
+    fields = lines[1].split(",")
+    fields[1 if column == "import_wh" else 2] = "1" * digits
+    lines[1] = ",".join(fields)
+    with pytest.raises(ReadingsFormatError, match="too large") as info:
+        parse_readings_csv("\n".join(lines) + "\n", MINUTES)
+    assert info.value.column == column
+    assert info.value.line == 2
+
+
+# The seeds themselves must be what they claim: valid, accepted encodings.
+
+
+def test_the_seeds_are_valid_encodings() -> None:
+    for record in records():
+        assert type(record).decode(record.encode()) == record
+        assert decode_record(record.to_entry()) == record
+    for proof in range_proof_seeds():
+        assert RangeProof.from_bytes(proof).to_bytes() == proof
+    assert OpeningProof.from_bytes(sigma_seeds()["opening"]).to_bytes() == sigma_seeds()["opening"]
+    registration, signed, cosignature, cosigned = witness_material()
+    assert WitnessRegistration.decode(registration.encode()) == registration  # verifies the PoP
+    assert Cosignature.decode(cosignature.encode()) == cosignature
+    assert CosignedCheckpoint.decode(cosigned).encode() == cosigned
+    assert verify_checkpoint(signed.to_text(), LOG_KEY) == signed.checkpoint
+    assert parse_readings_csv(_csv_seed(), MINUTES).period == PERIOD
