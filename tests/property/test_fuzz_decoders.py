@@ -26,13 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from google.protobuf.message import DecodeError
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -54,15 +48,19 @@ from ledger.checkpoint import (
 )
 from ledger.entries import Entry, EntryKind, decode_entry, encode_entry
 from ledger.errors import LedgerFormatError
-from ledger.merkle import root
+from ledger.merkle import (
+    inclusion_proof_from_leaves,
+    root,
+    verify_consistency,
+    verify_inclusion,
+)
 from ledger.witness import (
     Cosignature,
     CosignedCheckpoint,
     Quorum,
-    WitnessKey,
     WitnessRegistration,
-    cosign,
 )
+from meter.client import verify_receipt
 from meter.readings import (
     DayReadings,
     ReadingsFormatError,
@@ -72,18 +70,23 @@ from meter.readings import (
 from settlement.records import (
     RECORD_TYPES,
     Bill,
-    MeterRegistration,
-    MeterRevocation,
     ReadingBatch,
-    Record,
-    Tariff,
-    bill_coefficients,
-    bill_proof_context,
     decode_record,
-    pop_message,
-    reading_proof_context,
 )
-from tests.property.fuzz_support import fuzz_bytes, fuzz_settings, fuzz_text, typed_or_accepted
+from tests.property.fuzz_support import (
+    LOG_KEY,
+    MINUTES,
+    ORIGIN,
+    PERIOD,
+    SIGNER,
+    fuzz_bytes,
+    fuzz_settings,
+    fuzz_text,
+    records,
+    typed_or_accepted,
+    witness_material,
+)
+from zkgrid.settlement.v1 import common_pb2
 from zkp.drbg import SeededScalars
 from zkp.generators import G, pedersen_h
 from zkp.group import (
@@ -100,77 +103,9 @@ from zkp.rangeproof import RangeProof
 from zkp.sigma import EqualityProof, LinearCombinationProof, OpeningProof
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "rangeproof_v1.json"
-ORIGIN = "zkgrid.test/fuzz"
-SIGNER = CheckpointSigner.from_private_bytes("zkgrid-test", bytes(range(32)))
-LOG_KEY = SIGNER.verifier_key()
-METER_SECRET = 0xC0FFEE
-METER_ID = "meter-fuzz.01"
-PERIOD = "2026-11-21"
-MINUTES = 240  # 6 intervals: small real batches
 
 
 # ----------------------------------------------------------------------------- real seeds
-
-
-def _rfc6979_sign(message: bytes) -> bytes:
-    """The meter key's ECDSA signature with deterministic nonces, low-S (like MeterKey.sign)."""
-    key = ec.derive_private_key(METER_SECRET, ec.SECP256R1())
-    der = key.sign(message, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
-    r, s = decode_dss_signature(der)
-    return encode_dss_signature(r, min(s, ORDER - s))
-
-
-def _meter_public_key() -> bytes:
-    key = ec.derive_private_key(METER_SECRET, ec.SECP256R1()).public_key()
-    return key.public_bytes(Encoding.X962, PublicFormat.CompressedPoint)
-
-
-@cache
-def records() -> tuple[Record, ...]:
-    """One valid record of every settlement kind, deterministic."""
-    public_key = _meter_public_key()
-    registration = MeterRegistration(
-        METER_ID, public_key, MINUTES, _rfc6979_sign(pop_message(METER_ID, public_key, MINUTES))
-    )
-    t = 1440 // MINUTES
-    values = [(1_000 + 37 * i) % 5_000 for i in range(2 * t)]
-    bundle = RangeProof.prove(
-        values,
-        32,
-        context=reading_proof_context(METER_ID, PERIOD, 0),
-        rng=SeededScalars(b"fuzz/batch"),
-    )
-    unsigned = ReadingBatch(
-        meter_id=METER_ID,
-        period=PERIOD,
-        interval_minutes=MINUTES,
-        sequence=0,
-        prev_hash=bytes(32),
-        commitments=tuple(c.to_bytes() for c in bundle.commitments),
-        range_proof=bundle.proof.to_bytes(),
-        signature=b"\x30\x06\x02\x01\x01\x02\x01\x01",
-    )
-    batch = unsigned.with_signature(_rfc6979_sign(unsigned.signed_bytes()))
-    tariff = Tariff(
-        period=PERIOD,
-        interval_minutes=MINUTES,
-        currency="EUR",
-        fixed_charge=-12_345,
-        import_price=tuple(100 + 50 * i for i in range(t)),
-        export_credit=tuple(10 * i for i in range(t)),
-    )
-    proof, total = LinearCombinationProof.prove(
-        bill_coefficients(tariff),
-        list(bundle.commitments),
-        values,
-        list(bundle.blindings),
-        constant=tariff.fixed_charge,
-        context=bill_proof_context(batch.batch_hash(), tariff.tariff_hash()),
-        rng=SeededScalars(b"fuzz/bill"),
-    )
-    bill = Bill(METER_ID, PERIOD, batch.batch_hash(), tariff.tariff_hash(), total, proof.to_bytes())
-    revocation = MeterRevocation(METER_ID, "meter replaced \u2014 tampering suspected")
-    return registration, revocation, batch, tariff, bill
 
 
 @cache
@@ -205,22 +140,6 @@ SCALAR_SEEDS = (
     ORDER.to_bytes(32, "big"),
     b"\xff" * 32,
 )
-
-
-@cache
-def witness_material() -> tuple[WitnessRegistration, SignedCheckpoint, Cosignature, bytes]:
-    """A registration, a log-signed checkpoint, a cosignature on it and their aggregate.
-
-    The aggregate of one signature is that signature: no pairing is spent on verifying it
-    (the decoders check encodings, not signatures).
-    """
-    key = WitnessKey.from_secret_bytes("auditor-1", (7).to_bytes(32, "big"))
-    registration = key.registration()
-    leaves = [Entry(EntryKind.BILL, bytes([i])).leaf_hash() for i in range(3)]
-    signed = SIGNER.sign(Checkpoint(ORIGIN, 3, root(leaves)))
-    cosignature = cosign(key, signed)
-    cosigned = CosignedCheckpoint(signed, cosignature.signature, (cosignature.name,))
-    return registration, signed, cosignature, cosigned.encode()
 
 
 def _signed_note(size_text: str, root_bytes: bytes) -> str:
@@ -517,6 +436,100 @@ def test_quorums(text: str) -> None:
     quorum = typed_or_accepted(Quorum.parse, text)
     if quorum is not None:
         assert str(quorum) == text
+
+
+# ----------------------------------------------------------------------------- Merkle proofs
+
+
+_HASHES = st.binary(min_size=32, max_size=32)
+_NOT_QUITE_HASHES = _HASHES | _HASHES | _HASHES | st.binary(max_size=40)
+
+
+@st.composite
+def _proof_nodes(draw: st.DrawFn) -> list[bytes]:
+    return draw(st.lists(_NOT_QUITE_HASHES, max_size=70))
+
+
+_TREE_INTS = st.integers(-2, 70) | st.integers(2**63, 2**66) | st.sampled_from([2**64 - 1])
+
+
+@fuzz_settings(150)
+@given(_TREE_INTS, _TREE_INTS, _proof_nodes(), _NOT_QUITE_HASHES, _NOT_QUITE_HASHES)
+def test_merkle_verifiers(a: int, b: int, proof: list[bytes], node: bytes, other: bytes) -> None:
+    """Proof nodes and sizes as a hostile server sends them (ledger.merkle, L8, L10)."""
+    typed_or_accepted(lambda p: verify_inclusion(node, a, b, p, other), proof)
+    typed_or_accepted(lambda p: verify_consistency(a, b, p, node, other), proof)
+
+
+# ----------------------------------------------------------------------------- receipts
+
+
+@cache
+def _receipt_seeds() -> tuple[tuple[Entry, bytes], ...]:
+    """A real receipt (serialised common_pb2.Receipt) for each entry of a small tree."""
+    entries = [r.to_entry() for r in records()]
+    leaves = [e.leaf_hash() for e in entries]
+    signed = SIGNER.sign(Checkpoint(ORIGIN, len(leaves), root(leaves))).to_text()
+    out = []
+    for i, entry in enumerate(entries):
+        receipt = common_pb2.Receipt(
+            ledger_index=i,
+            leaf_hash=leaves[i],
+            checkpoint=signed,
+            tree_size=len(leaves),
+            inclusion_proof=inclusion_proof_from_leaves(i, leaves),
+        )
+        out.append((entry, receipt.SerializeToString()))
+    return tuple(out)
+
+
+@st.composite
+def _hostile_receipts(draw: st.DrawFn, seed: bytes) -> common_pb2.Receipt:
+    """A real receipt with one to three fields changed, or its bytes mutated."""
+    if draw(st.integers(0, 3)) == 0:
+        try:
+            return common_pb2.Receipt.FromString(draw(fuzz_bytes([seed], 0, 3)))
+        except DecodeError:
+            return common_pb2.Receipt()  # the gRPC layer refuses it: an empty receipt instead
+    receipt = common_pb2.Receipt.FromString(seed)
+    for _ in range(draw(st.integers(1, 3))):
+        field = draw(st.sampled_from(["index", "leaf", "checkpoint", "size", "proof"]))
+        if field in ("index", "size"):
+            value = draw(
+                st.sampled_from([0, 1, 4, 5, 2**63, 2**64 - 1]) | st.integers(0, 2**64 - 1)
+            )
+            setattr(receipt, "ledger_index" if field == "index" else "tree_size", value)
+        elif field == "leaf":
+            receipt.leaf_hash = draw(fuzz_bytes([receipt.leaf_hash], 40, 2))
+        elif field == "checkpoint":
+            text = draw(fuzz_text([receipt.checkpoint], 200, 2))
+            receipt.checkpoint = text.encode("utf-8", "replace").decode("utf-8")
+        else:
+            nodes = list(receipt.inclusion_proof) or [bytes(32)]
+            at = draw(st.integers(0, len(nodes) - 1))
+            op = draw(st.sampled_from(["drop", "duplicate", "change", "swap"]))
+            if op == "drop":
+                del nodes[at]
+            elif op == "duplicate":
+                nodes.insert(at, nodes[at])
+            elif op == "change":
+                nodes[at] = draw(fuzz_bytes([nodes[at]], 40, 2))
+            else:
+                nodes.reverse()
+            receipt.ClearField("inclusion_proof")
+            receipt.inclusion_proof.extend(nodes)
+    return receipt
+
+
+@fuzz_settings(200)
+@given(st.integers(0, len(RECORD_TYPES) - 1), st.booleans(), st.data())
+def test_meter_receipts(which: int, pinned: bool, data: st.DataObject) -> None:
+    """A hostile server's receipt: the meter client refuses it with a ReceiptError, never a
+    bare exception (issue 10 §3: the receipt check catches only LedgerError)."""
+    entry, seed = _receipt_seeds()[which]
+    receipt = data.draw(_hostile_receipts(seed))
+    key = LOG_KEY if pinned else None
+    typed_or_accepted(lambda r: verify_receipt(r, entry.kind, entry.payload, key), receipt)
 
 
 # ----------------------------------------------------------------------------- readings CSV
