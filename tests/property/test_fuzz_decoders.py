@@ -18,10 +18,12 @@ truncation, mutations, a checkpoint whose size has 5,000 digits), ``ledger.check
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -90,6 +92,7 @@ from tests.property.fuzz_support import (
     typed_or_accepted,
     witness_material,
 )
+from verifier.cli import main as audit_main
 from verifier.state import StateError, load_state
 from zkgrid.errors import InvalidArgumentError
 from zkgrid.settlement.v1 import common_pb2
@@ -387,6 +390,36 @@ def test_archive_checkpoint_with_a_5000_digit_size_is_a_format_error() -> None:
             SignedCheckpoint.from_text(text)
         with pytest.raises(LedgerFormatError, match="size"):
             verify_checkpoint(text, LOG_KEY)
+
+
+def _audit(data: bytes) -> tuple[int, str, str]:
+    """``zkgrid audit --archive`` on ``data``: exit code, stdout (JSON), stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "ledger.zkla"
+        path.write_bytes(data)
+        argv = ["--archive", str(path), "--log-key", LOG_KEY, "--no-state", "--json"]
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = audit_main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_the_auditor_names_a_5000_digit_checkpoint_size_as_a_violation() -> None:
+    """Issue 10 §3 (c): a tampered checkpoint is a violation (exit 1), not "could not run"."""
+    assert _audit(archive_seed())[0] == 0
+    code, out, err = _audit(archive_with_huge_checkpoint())
+    assert (code, err) == (1, "")
+    reasons = [v["reason"] for v in json.loads(out)["violations"]]
+    assert reasons == ["CHECKPOINT_MALFORMED", "CHECKPOINT_MALFORMED"]
+
+
+@fuzz_settings(25)
+@given(st.deferred(lambda: fuzz_bytes([archive_seed()], max_random=0, max_mutations=2)))
+def test_the_auditor_on_tampered_archives(data: bytes) -> None:
+    """Exit 0, 1 (violations named) or 2 (an unreadable archive), never an internal error."""
+    code, _, err = _audit(data)
+    assert code in (0, 1, 2)
+    assert "internal error" not in err, err
 
 
 # ----------------------------------------------------------------------------- checkpoints
