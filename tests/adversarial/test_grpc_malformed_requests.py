@@ -414,7 +414,7 @@ def test_malformed_request_is_invalid_argument(
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=TODAY)
-@fuzz_settings(80)
+@fuzz_settings(60)
 @given(st.sampled_from(METHODS), st.binary(max_size=96))
 def test_random_request_bytes_never_internal(server: Server, method: Method, raw: bytes) -> None:
     code, _ = server.call(method, raw)
@@ -423,7 +423,7 @@ def test_random_request_bytes_never_internal(server: Server, method: Method, raw
         assert code is grpc.StatusCode.INVALID_ARGUMENT, (str(method), raw.hex(), code)
 
 
-@fuzz_settings(80)
+@fuzz_settings(60)
 @given(data=st.data())
 def test_changed_valid_requests_never_internal(server: Server, data: st.DataObject) -> None:
     """Requests that parse but carry nonsense get a domain answer, never INTERNAL (passes today)."""

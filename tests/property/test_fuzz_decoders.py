@@ -205,7 +205,7 @@ def archive_with_huge_checkpoint() -> bytes:
 # ----------------------------------------------------------------------------- zkp
 
 
-@fuzz_settings(100)
+@fuzz_settings(80)
 @given(st.deferred(lambda: fuzz_bytes(point_seeds(), max_random=40)))
 def test_points_and_commitments(data: bytes) -> None:
     typed_or_accepted(decode_point, data)
@@ -222,7 +222,7 @@ def test_scalars(data: bytes) -> None:
         assert encode_scalar(value) == data
 
 
-@fuzz_settings(120)
+@fuzz_settings(100)
 @given(st.deferred(lambda: fuzz_bytes(range_proof_seeds(), max_random=1024, max_mutations=3)))
 def test_range_proofs(data: bytes) -> None:
     proof = typed_or_accepted(RangeProof.from_bytes, data)
@@ -267,7 +267,7 @@ def test_records(kind: EntryKind, data: st.DataObject) -> None:
     typed_or_accepted(decode_record, Entry(kind, raw))
 
 
-@fuzz_settings(120)
+@fuzz_settings(100)
 @given(
     st.deferred(
         lambda: fuzz_bytes(
@@ -367,7 +367,7 @@ def test_archive_random_bytes(data: bytes, skip_below: int) -> None:
     _consume_archive(data, skip_below)
 
 
-@fuzz_settings(200)
+@fuzz_settings(150)
 @given(
     st.deferred(
         lambda: fuzz_bytes(
@@ -437,7 +437,7 @@ def _note_seeds() -> list[str]:
     return [signed.to_text(), extended.to_text(), cosigned.to_text(), HUGE_SIZE_NOTE]
 
 
-@fuzz_settings(150)
+@fuzz_settings(120)
 @given(st.deferred(lambda: fuzz_text(_note_seeds())))
 def test_signed_checkpoint_notes(text: str) -> None:
     signed = typed_or_accepted(SignedCheckpoint.from_text, text)
@@ -497,7 +497,7 @@ def test_witness_records_random(data: bytes) -> None:
         typed_or_accepted(decode, data)
 
 
-@fuzz_settings(80)
+@fuzz_settings(60)
 @given(fuzz_text(["3-of-5", "1-of-1", "1024-of-1024"], max_random=24))
 def test_quorums(text: str) -> None:
     quorum = typed_or_accepted(Quorum.parse, text)
@@ -520,7 +520,7 @@ def _proof_nodes(draw: st.DrawFn) -> list[bytes]:
 _TREE_INTS = st.integers(-2, 70) | st.integers(2**63, 2**66) | st.sampled_from([2**64 - 1])
 
 
-@fuzz_settings(80)
+@fuzz_settings(60)
 @given(_TREE_INTS, _TREE_INTS, _proof_nodes(), _NOT_QUITE_HASHES, _NOT_QUITE_HASHES)
 def test_merkle_verifiers(a: int, b: int, proof: list[bytes], node: bytes, other: bytes) -> None:
     """Proof nodes and sizes as a hostile server sends them (ledger.merkle, L8, L10)."""
@@ -588,7 +588,7 @@ def _hostile_receipts(draw: st.DrawFn, seed: bytes) -> common_pb2.Receipt:
     return receipt
 
 
-@fuzz_settings(100)
+@fuzz_settings(80)
 @given(st.integers(0, len(RECORD_TYPES) - 1), st.booleans(), st.data())
 def test_meter_receipts(which: int, pinned: bool, data: st.DataObject) -> None:
     """A hostile server's receipt: the meter client refuses it with a ReceiptError, never a
@@ -611,7 +611,7 @@ def _csv_seed(minutes: int = MINUTES) -> str:
     return format_readings_csv(readings)
 
 
-@fuzz_settings(120)
+@fuzz_settings(100)
 @given(st.sampled_from([MINUTES, 15, 60]), st.data())
 def test_readings_csv(minutes: int, data: st.DataObject) -> None:
     """Mostly the seed of the parser's own interval (96 rows at 15 minutes), mutated."""
