@@ -644,9 +644,9 @@ def test_readings_csv_value_of_more_than_4300_digits_is_too_large(digits: int, c
 
 @contextlib.contextmanager
 def _recursion_limit(limit: int) -> Iterator[None]:
-    """CPython's default limit, as in a process that has not imported py_ecc (py_ecc raises
-    it to 100,000 on import, and then json.loads of 200,000 nested arrays overflows the C
-    stack: SIGSEGV instead of RecursionError)."""
+    """CPython's default limit, whatever the test process's imports raised it to (py_ecc
+    raises it to 100,000 on import; then json.loads of 200,000 nested arrays overflows the
+    C stack, SIGSEGV, instead of raising RecursionError)."""
     saved = sys.getrecursionlimit()
     sys.setrecursionlimit(limit)
     try:
