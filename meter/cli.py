@@ -194,7 +194,7 @@ def _parse_registration(text: str) -> MeterRegistration:
             record = base64.b64decode(json.loads(text)["record"], validate=True)
         else:
             record = base64.b64decode(text, validate=True)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise InvalidArgumentError(
             "the request is neither the JSON nor the base64 'zkgrid meter register' prints"
         ) from None

@@ -49,6 +49,7 @@ HEADER = ("interval_start", "import_wh", "export_wh")
 MAX_READING = (1 << 32) - 1
 _INTEGER = re.compile(r"[0-9]+", re.ASCII)
 _SIGNED_INTEGER = re.compile(r"-[0-9]+", re.ASCII)
+_MAX_READING_DIGITS = len(str(MAX_READING))
 _DECIMAL = re.compile(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
 _PERIOD = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 
@@ -187,7 +188,8 @@ def _parse_timestamp(text: str, line: int) -> datetime:
 def _parse_wh(text: str, line: int, column: str) -> int:
     raw = text.strip()
     if _INTEGER.fullmatch(raw):
-        value = int(raw)
+        # Bound the digits before int(): CPython refuses more than 4,300 with a ValueError.
+        value = int(raw) if len(raw.lstrip("0")) <= _MAX_READING_DIGITS else MAX_READING + 1
         if value > MAX_READING:
             raise ReadingsFormatError(
                 "value is too large (readings must be below 2^32 Wh)",

@@ -296,7 +296,7 @@ def load_state(path: Path) -> AuditorState | None:
         raise StateError(f"cannot read the state file {path}: {exc.strerror}") from None
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # bad UTF-8 or JSON, too deep, a huge integer
         raise StateError(f"state file {path} is not valid JSON") from None
     return AuditorState.from_json(data)
 

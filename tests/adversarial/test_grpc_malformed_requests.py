@@ -41,7 +41,6 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from ledger.checkpoint import CheckpointSigner, SignedCheckpoint
-from ledger.witness import WitnessKey, cosign
 from service.auth import POLICY, Role
 from service.config import ServiceConfig
 from service.server import build_server, server_info
@@ -57,6 +56,7 @@ from tests.property.fuzz_support import (
     records,
     witness_material,
 )
+from witness.keys import WitnessKey, cosign
 from zkgrid.settlement.v1 import (
     bills_pb2,
     ledger_pb2,

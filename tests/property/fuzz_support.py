@@ -28,9 +28,9 @@ from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
 from ledger.checkpoint import Checkpoint, CheckpointSigner, SignedCheckpoint
+from ledger.cosignature import Cosignature, CosignedCheckpoint, WitnessRegistration
 from ledger.entries import Entry, EntryKind
 from ledger.merkle import root
-from ledger.witness import Cosignature, CosignedCheckpoint, WitnessKey, WitnessRegistration, cosign
 from settlement.records import (
     Bill,
     MeterRegistration,
@@ -43,6 +43,7 @@ from settlement.records import (
     pop_message,
     reading_proof_context,
 )
+from witness.keys import WitnessKey, cosign
 from zkgrid.errors import ZkgridError
 from zkp.drbg import SeededScalars
 from zkp.group import ORDER
