@@ -216,11 +216,20 @@ class Authorizer:
             raise AuthenticationError("no client certificate")
         return caller_from_certificate(bytes(certs[0]))
 
-    def authorize(self, method: str, request: Any, context: grpc.ServicerContext) -> Caller | None:
+    def authorize(
+        self,
+        method: str,
+        request: Any,
+        context: grpc.ServicerContext,
+        *,
+        role_only: bool = False,
+    ) -> Caller | None:
         """Check the caller may call ``method`` with ``request``; return it (None if public).
 
         ``request`` is the decoded request message (``None`` for a
         client-streaming method, which must then not need a meter id).
+        ``role_only``: check the caller's role and nothing of the request (a request
+        that did not decode is refused as malformed after this).
         """
         if self.is_public(method):
             return None
@@ -233,6 +242,7 @@ class Authorizer:
             raise PermissionDeniedError(f"the {caller.role} role may not call {short}")
         if (
             caller.role is Role.METER
+            and not role_only
             and rule.meter_id is not None
             and (request is None or rule.meter_id(request) != caller.identity)
         ):

@@ -2,6 +2,11 @@
 
 Every call goes through :class:`ZkgridInterceptor`, which
 
+0. decodes the request itself: bytes that are not a well-formed request message
+   (invalid UTF-8 in a string field, a truncated varint, nesting too deep, junk)
+   become ``REQUEST_MALFORMED`` (INVALID_ARGUMENT) after the caller's role is
+   checked, counted in :attr:`ZkgridInterceptor.malformed_requests` and logged at
+   INFO, never gRPC's INTERNAL "Exception deserializing request!";
 1. refuses a call whose deadline has already passed (DEADLINE_EXCEEDED);
 2. authorizes it with :class:`service.auth.Authorizer` (the one policy table);
 3. runs the servicer and maps any exception to a gRPC status carrying a
@@ -54,9 +59,11 @@ check that failed and at most public sizes and indices, never secrets.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import Token
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NoReturn
 
@@ -66,7 +73,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[i
 from grpc_status import rpc_status
 
 from service.auth import Authorizer, current_caller
-from zkgrid.errors import Reason, ZkgridError
+from zkgrid.errors import InvalidArgumentError, Reason, ZkgridError
 
 __all__ = [
     "ERROR_DOMAIN",
@@ -140,6 +147,7 @@ STATUS_FOR_REASON: Mapping[Reason, grpc.StatusCode] = MappingProxyType(
         Reason.METER_HOME: grpc.StatusCode.INVALID_ARGUMENT,
         Reason.INSECURE_PERMISSIONS: grpc.StatusCode.INVALID_ARGUMENT,
         Reason.READINGS_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.REQUEST_MALFORMED: grpc.StatusCode.INVALID_ARGUMENT,
         # INTERNAL (generic message): server-side faults, category roots, local-only and
         # auditor-only reasons the service never sends
         Reason.INTERNAL: grpc.StatusCode.INTERNAL,
@@ -202,6 +210,34 @@ def rpc_status_for(error: BaseException, method: str) -> grpc.Status:
     return rpc_status.to_status(status)
 
 
+class RequestMalformed(InvalidArgumentError):
+    """The request's bytes are not a well-formed message of the method's request type."""
+
+    reason = Reason.REQUEST_MALFORMED
+
+
+@dataclass(frozen=True, slots=True)
+class _Undecodable:
+    """Stands for a request whose bytes did not parse, so the failure reaches the
+    interceptor as a typed error instead of gRPC's INTERNAL."""
+
+    size: int
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """``deserializer``, returning :class:`_Undecodable` for bytes it cannot parse."""
+    if deserializer is None:
+        return None
+
+    def decode(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception:  # DecodeError, UnicodeDecodeError, RecursionError, ...: the bytes
+            return _Undecodable(len(data))
+
+    return decode
+
+
 def _already_aborted(context: grpc.ServicerContext) -> bool:
     code = getattr(context, "code", None)
     return callable(code) and code() is not None
@@ -212,6 +248,13 @@ class ZkgridInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
 
     def __init__(self, authorizer: Authorizer) -> None:
         self._authorizer = authorizer
+        self._malformed = itertools.count()
+        self._malformed_seen = 0
+
+    @property
+    def malformed_requests(self) -> int:
+        """Requests refused as ``REQUEST_MALFORMED`` since the server started."""
+        return self._malformed_seen
 
     def _fail(self, error: BaseException, method: str, context: grpc.ServicerContext) -> NoReturn:
         status = rpc_status_for(error, method)
@@ -226,6 +269,11 @@ class ZkgridInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the call")
+        if isinstance(request, _Undecodable):
+            # The role first (an anonymous caller learns nothing), then the typed refusal.
+            self._authorizer.authorize(method, None, context, role_only=True)
+            self._malformed_seen = next(self._malformed) + 1
+            raise RequestMalformed(f"the request ({request.size} bytes) is not a valid message")
         return current_caller.set(self._authorizer.authorize(method, request, context))
 
     def intercept_service(
@@ -240,25 +288,25 @@ class ZkgridInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._streaming(method, handler.unary_stream, request_is_stream=False),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary is not None:
             return grpc.stream_unary_rpc_method_handler(
                 self._unary(method, handler.stream_unary, request_is_stream=True),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_stream is not None:
             return grpc.stream_stream_rpc_method_handler(
                 self._streaming(method, handler.stream_stream, request_is_stream=True),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler

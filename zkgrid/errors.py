@@ -51,6 +51,7 @@ class Reason(StrEnum):
     # -- general
     INTERNAL = "INTERNAL"
     INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    REQUEST_MALFORMED = "REQUEST_MALFORMED"
     USAGE = "USAGE"
     # -- proofs (zkp)
     VALUE_OUT_OF_RANGE = "VALUE_OUT_OF_RANGE"

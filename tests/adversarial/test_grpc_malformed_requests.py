@@ -16,10 +16,9 @@ to random text or 5,000 digits, bytes mutated, integers to their extremes, repea
 shortened, extended or mutated). Whatever the domain answers, it is never ``INTERNAL`` or
 ``UNKNOWN``: that test passes today and must keep passing.
 
-Until the interceptor (``service/interceptors.py``) maps request deserialization
-failures, grpcio answers ``INTERNAL "Exception deserializing request!"``: the tests of
-the target behaviour are marked ``xfail(strict=True)`` with that reason. Once the fix
-lands they pass, ``strict`` turns that into a failure, and the marker must be removed.
+Before the interceptor (``service/interceptors.py``) decoded requests itself, grpcio
+answered ``INTERNAL "Exception deserializing request!"`` and logged it as an error; the
+malformed requests are now ``REQUEST_MALFORMED`` and counted.
 """
 
 from __future__ import annotations
@@ -66,10 +65,6 @@ from zkgrid.settlement.v1 import (
     witness_pb2,
 )
 
-TODAY = (
-    "fails until service/interceptors.py maps request deserialization failures to "
-    "INVALID_ARGUMENT (today grpcio answers INTERNAL 'Exception deserializing request!')"
-)
 _FILES = (bills_pb2, ledger_pb2, meters_pb2, readings_pb2, tariffs_pb2, witness_pb2)
 _WIRE_VARINT, _WIRE_LEN, _WIRE_START_GROUP, _WIRE_END_GROUP = 0, 2, 3, 4
 
@@ -397,7 +392,6 @@ def test_well_formed_raw_bytes_reach_the_service(server: Server, method: Method)
     assert code not in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN), str(method)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=TODAY)
 @pytest.mark.parametrize(("method", "name", "raw"), CASES)
 def test_malformed_request_is_invalid_argument(
     server: Server, method: Method, name: str, raw: bytes, caplog: pytest.LogCaptureFixture
@@ -408,12 +402,11 @@ def test_malformed_request_is_invalid_argument(
     assert err is not None
     reason = _error_reason(err)
     assert reason, "an empty ErrorInfo reason"
-    assert reason != "INTERNAL"
+    assert reason == "REQUEST_MALFORMED"
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not errors, [r.getMessage() for r in errors]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=TODAY)
 @fuzz_settings(60)
 @given(st.sampled_from(METHODS), st.binary(max_size=96))
 def test_random_request_bytes_never_internal(server: Server, method: Method, raw: bytes) -> None:

@@ -263,3 +263,51 @@ def test_unknown_method_handler_passes_through() -> None:
         invocation_metadata = ()
 
     assert interceptor.intercept_service(lambda _d: None, Details()) is None  # type: ignore[arg-type]
+
+
+def _decoding_handler(method: str, behavior: Any) -> tuple[ZkgridInterceptor, Any]:
+    """A unary handler whose requests are GetMeterRequest bytes, decoded by the interceptor."""
+    from zkgrid.settlement.v1 import meters_pb2
+
+    interceptor = ZkgridInterceptor(Authorizer(insecure=True))
+    inner = grpc.unary_unary_rpc_method_handler(
+        behavior, request_deserializer=meters_pb2.GetMeterRequest.FromString
+    )
+
+    class Details:
+        pass
+
+    details: Any = Details()
+    details.method = method
+    details.invocation_metadata = ()
+    return interceptor, interceptor.intercept_service(lambda _d: inner, details)
+
+
+def test_undecodable_request_is_request_malformed_and_counted() -> None:
+    called = []
+    interceptor, handler = _decoding_handler(GET_METER, lambda r, c: called.append(r))
+    junk = b"\x0a\x05\xff\xfe\xfd\xfc\xfb"  # field 1 (meter_id): 5 bytes of invalid UTF-8
+    request = handler.request_deserializer(junk)  # never raises: grpc would answer INTERNAL
+    context = FakeContext({"x-zkgrid-role": "meter", "x-zkgrid-identity": "m1"})
+    with pytest.raises(_Aborted):
+        handler.unary_unary(request, context)
+    assert context.status.code is C.INVALID_ARGUMENT
+    assert _error_info(context.status).reason == "REQUEST_MALFORMED"
+    assert interceptor.malformed_requests == 1
+    assert called == []
+    good = handler.request_deserializer(b"\x0a\x02m1")
+    handler.unary_unary(good, FakeContext({"x-zkgrid-role": "meter", "x-zkgrid-identity": "m1"}))
+    assert [r.meter_id for r in called] == ["m1"]
+    assert interceptor.malformed_requests == 1
+
+
+def test_undecodable_request_from_a_role_without_access_is_permission_denied() -> None:
+    """The role is checked first: junk tells a caller nothing about a method it may not call."""
+    interceptor, handler = _decoding_handler(
+        "/zkgrid.settlement.v1.MeterService/RegisterMeter", lambda r, c: None
+    )
+    context = FakeContext({"x-zkgrid-role": "meter", "x-zkgrid-identity": "m1"})
+    with pytest.raises(_Aborted):
+        handler.unary_unary(handler.request_deserializer(b"\xff\xff"), context)
+    assert context.status.code is C.PERMISSION_DENIED
+    assert interceptor.malformed_requests == 0
