@@ -15,6 +15,8 @@ from service.storage.errors import (
     StoreUnavailable,
 )
 from service.storage.store import (
+    Appended,
+    AppendedEntry,
     LedgerStore,
     Precondition,
     StartupCheck,
@@ -25,6 +27,8 @@ from service.storage.store import (
 
 __all__ = [
     "AppendOnlyViolation",
+    "Appended",
+    "AppendedEntry",
     "EntryNotFound",
     "LedgerStore",
     "Precondition",
