@@ -210,8 +210,8 @@ def test_edited_bill_amount_is_named(
     set_payload(db_url, index, edited.encode())
     result = audit(capsys, "--archive", _archive(db_url, tmp_path))
     assert result.code == 1
-    assert {"BILL_PROOF_INVALID", "ROOT_MISMATCH"} <= result.reasons_at(index)
-    flagged = {v["index"] for v in result.report["violations"] if "BILL" in v["reason"]}
+    assert {"PROOF_INVALID", "ROOT_MISMATCH"} <= result.reasons_at(index)  # C4
+    flagged = {v["index"] for v in result.report["violations"] if v["reason"] == "PROOF_INVALID"}
     assert flagged == {index}
 
 
@@ -226,7 +226,7 @@ def test_duplicate_bill_appended_by_the_operator(
         again = store.append(EntryKind.BILL, payload).index
     result = audit(capsys, "--archive", _archive(url, tmp_path))
     assert result.code == 1
-    assert result.reasons_at(again) == {"BILL_EXISTS"}
+    assert result.reasons_at(again) == {"DUPLICATE_BILL"}  # R5: the identical bill again
     assert result.report["figures"]["bill_sums_micro"] == {"EUR": sum(built.bill_totals)}
 
 
