@@ -35,10 +35,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 from ledger.entries import EntryKind
-from ledger.witness import WitnessError, WitnessRegistration
 from settlement.records import (
     RECORD_TYPES,
     ZERO_HASH,
@@ -50,6 +49,9 @@ from settlement.records import (
     RecordFormatError,
     Tariff,
 )
+
+if TYPE_CHECKING:  # the witness scheme (py_ecc) is imported only to decode a witness key
+    from ledger.witness import WitnessRegistration
 
 __all__ = [
     "BILL_EXISTS",
@@ -119,7 +121,7 @@ _DEFINED_KINDS: Final = frozenset(
     }
 )
 
-LedgerRecord = Record | WitnessRegistration
+LedgerRecord: TypeAlias = "Record | WitnessRegistration"
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +219,8 @@ def decode(kind: int, payload: bytes) -> LedgerRecord | Refusal:
         return Refusal("R1", ENTRY_KIND_UNDEFINED, f"entry kind {name} carries no defined record")
     entry_kind = EntryKind(kind)
     if entry_kind is EntryKind.WITNESS_KEY:
+        from ledger.witness import WitnessError, WitnessRegistration
+
         try:
             return WitnessRegistration.decode(payload)  # C5: checks the proof of possession
         except WitnessError as exc:
@@ -325,7 +329,7 @@ def check(state: LedgerState, record: LedgerRecord, digest: bytes | None = None)
         if isinstance(meter, Refusal):
             return meter
         return _revoked(meter)
-    if isinstance(record, WitnessRegistration):
+    if not isinstance(record, Tariff | ReadingBatch | Bill):  # a witness registration
         if record.name in state.witnesses or record.public_key in state._witness_keys:
             return Refusal(
                 "R15", WITNESS_EXISTS, f"witness {record.name!r} or its key is registered"
@@ -350,9 +354,6 @@ def apply(state: LedgerState, record: LedgerRecord, ref: Ref) -> None:
         state.meters[record.meter_id] = MeterState(record, ref)
     elif isinstance(record, MeterRevocation):
         state.meters[record.meter_id].revocation = record
-    elif isinstance(record, WitnessRegistration):
-        state.witnesses[record.name] = record.public_key
-        state._witness_keys.add(record.public_key)
     elif isinstance(record, Tariff):
         state.tariffs[record.period] = (record, ref)
     elif isinstance(record, ReadingBatch):
@@ -360,8 +361,11 @@ def apply(state: LedgerState, record: LedgerRecord, ref: Ref) -> None:
         meter.batches[record.period] = ref
         meter.next_sequence = record.sequence + 1
         meter.last_batch_hash = ref.digest
-    else:
+    elif isinstance(record, Bill):
         state.meters[record.meter_id].bills[record.period] = ref
+    else:  # a witness registration
+        state.witnesses[record.name] = record.public_key
+        state._witness_keys.add(record.public_key)
 
 
 def step(state: LedgerState, record: LedgerRecord, ref: Ref) -> Refusal | None:
