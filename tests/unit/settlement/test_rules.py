@@ -63,7 +63,8 @@ def test_vector_on_the_pure_rules(vector: dict[str, Any]) -> None:
         assert (refusal.reason, refusal.rule) == (expected, entry["rule"]), (index, entry["note"])
         if entry["same_as"] is not None:
             original = state.original(decoded, digest)
-            assert original is not None and original.index == entry["same_as"]
+            assert original is not None
+            assert original.index == entry["same_as"]
         else:
             assert state.original(decoded, digest) is None
 
@@ -83,7 +84,8 @@ def test_a_refused_record_changes_nothing() -> None:
     record = rules.decode(chain_broken["kind"], payload)
     assert not isinstance(record, rules.Refusal)
     refusal = rules.step(state, record, Ref(99, hashlib.sha256(payload).digest()))
-    assert refusal is not None and refusal.reason == "CHAIN_BROKEN"
+    assert refusal is not None
+    assert refusal.reason == "CHAIN_BROKEN"
     assert repr(state) == before
 
 

@@ -192,7 +192,8 @@ def _tariff(period: str, interval_minutes: int = 240, seed: int = 1) -> Tariff:
 
 
 def _witness_key(name: str) -> WitnessKey:
-    secret = int.from_bytes(hashlib.sha256(b"zkgrid/rule-vectors/witness/" + name.encode()).digest())
+    seed = b"zkgrid/rule-vectors/witness/" + name.encode()
+    secret = int.from_bytes(hashlib.sha256(seed).digest())
     return WitnessKey(name, secret % (2**252) + 1)
 
 
@@ -354,7 +355,9 @@ def revoked() -> _Vector:
     billed = v.add(bill, note="m-1's bill for P1")
     v.add(m1.batch(P2), note="m-1 P2")
     v.add(MeterRevocation("m-1", "stolen"), note="revoke m-1")
-    v.add(m1.batches[P1], "DUPLICATE_BATCH", "R5", "identical batch after revocation", same_as=batch)
+    v.add(
+        m1.batches[P1], "DUPLICATE_BATCH", "R5", "identical batch after revocation", same_as=batch
+    )
     v.add(bill, "DUPLICATE_BILL", "R5", "identical bill after revocation", same_as=billed)
     v.add(m1.batch(P3, advance=False), "METER_REVOKED", "R6", "a new batch after revocation")
     v.add(
