@@ -11,15 +11,23 @@ afterwards it catches up on entries appended by other replicas whenever it
 takes the ledger's write lock (and on reads, cheaply). A request is checked in
 two steps:
 
-1. *Outside the lock*, against the projection as it is: the cheap rules (so most
-   bad requests fail fast) and then the expensive checks, the ECDSA signature
+The rules are :mod:`settlement.rules` (settlement-v1.md, "Rules"), the state
+machine the auditor replays too; this module translates a refusal's reason into
+its typed error (:mod:`service.errors`) and the identical record again (R5) into
+the original receipt. The projection applies every entry through it and records
+the entries it refuses (written behind the service's back) as anomalies.
+
+1. *Outside the lock*, against the projection as it is: the state rules (so most
+   bad requests fail fast) and then the cryptographic rules, the ECDSA signature
    and the range or bill proof (verified in micro-batches by
    :class:`service.verification.ProofVerifier`).
 2. *Under the ledger's write lock* (the ``precondition`` hook of
    :meth:`service.storage.LedgerStore.append_batch`): catch up on entries other
-   replicas appended, then re-check only the state rules (registration,
-   revocation, chain, duplicates). Raising there aborts the append, so two
-   replicas on one database can never both accept conflicting entries.
+   replicas appended, then the state rules again. Raising there aborts the
+   append, so two replicas on one database can never both accept conflicting
+   entries. The append returns what it made (indices, leaf hashes, the signed
+   checkpoint): the projection applies the record objects held here, and the
+   receipts are built from them.
 
 Nothing is appended when a request fails. Resubmitting the identical batch,
 bill or tariff returns the original receipt (idempotent).
