@@ -26,6 +26,7 @@ __all__ = [
     "EntryKind",
     "decode_entry",
     "encode_entry",
+    "entry_leaf_hash",
 ]
 
 ENTRY_FORMAT_VERSION = 1
@@ -79,6 +80,24 @@ def encode_entry(kind: EntryKind, payload: bytes) -> bytes:
     if len(body) > MAX_PAYLOAD_SIZE:
         raise LedgerArgumentError("entry payload longer than 2^32 - 1 bytes")
     return _HEADER.pack(ENTRY_FORMAT_VERSION, k, len(body)) + body
+
+
+def entry_leaf_hash(kind: int, payload: bytes) -> bytes:
+    """(L1, L12) The leaf hash of an entry as a log holds it, for *any* u16 kind.
+
+    A verifier must hash what the log holds, also an entry of a kind this code does not
+    define (it then flags the kind; :func:`encode_entry` and :func:`decode_entry` still
+    refuse it). Raises :class:`LedgerArgumentError` for a kind outside u16 or a payload
+    that is not bytes.
+    """
+    if isinstance(kind, bool) or not isinstance(kind, int) or not 0 <= kind <= 0xFFFF:
+        raise LedgerArgumentError("entry kind must be a u16")
+    if not isinstance(payload, bytes | bytearray | memoryview):
+        raise LedgerArgumentError("entry payload must be bytes")
+    body = bytes(payload)
+    if len(body) > MAX_PAYLOAD_SIZE:
+        raise LedgerArgumentError("entry payload longer than 2^32 - 1 bytes")
+    return leaf_hash(_HEADER.pack(ENTRY_FORMAT_VERSION, kind, len(body)) + body)
 
 
 def decode_entry(data: bytes) -> Entry:

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from settlement import periods
+from settlement.periods import RecordFormatError
 from zkgrid.errors import InvalidArgumentError, Reason
 
 __all__ = [
@@ -51,7 +53,6 @@ _INTEGER = re.compile(r"[0-9]+", re.ASCII)
 _SIGNED_INTEGER = re.compile(r"-[0-9]+", re.ASCII)
 _MAX_READING_DIGITS = len(str(MAX_READING))
 _DECIMAL = re.compile(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
-_PERIOD = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 
 
 class ReadingsFormatError(InvalidArgumentError):
@@ -82,25 +83,21 @@ class ReadingsFormatError(InvalidArgumentError):
 
 
 def intervals_per_day(interval_minutes: int) -> int:
-    """T = 1440 / interval_minutes; ``interval_minutes`` must divide a day."""
-    if (
-        isinstance(interval_minutes, bool)
-        or not isinstance(interval_minutes, int)
-        or not 0 < interval_minutes <= 1440
-        or 1440 % interval_minutes
-    ):
-        raise InvalidArgumentError("interval_minutes must be a positive divisor of 1440")
-    return 1440 // interval_minutes
+    """T = 1440 / interval_minutes (:func:`settlement.periods.intervals_per_day`); a bad
+    interval is the meter owner's input error (``INVALID_ARGUMENT``)."""
+    try:
+        return periods.intervals_per_day(interval_minutes)
+    except RecordFormatError as exc:
+        raise InvalidArgumentError(str(exc)) from None
 
 
 def parse_period(text: str) -> date:
-    """A period ``YYYY-MM-DD`` (a UTC day)."""
-    if not isinstance(text, str) or not _PERIOD.fullmatch(text):
-        raise InvalidArgumentError("period must be YYYY-MM-DD")
+    """A period ``YYYY-MM-DD`` (:func:`settlement.periods.parse_period`); a bad one is the
+    meter owner's input error (``INVALID_ARGUMENT``)."""
     try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InvalidArgumentError("period is not a calendar date") from None
+        return periods.parse_period(text)
+    except RecordFormatError as exc:
+        raise InvalidArgumentError(str(exc)) from None
 
 
 @dataclass(frozen=True)

@@ -204,10 +204,11 @@ class ReadingServicer(readings_pb2_grpc.ReadingServiceServicer):
         self, request: readings_pb2.GetReceiptRequest, context: grpc.ServicerContext
     ) -> readings_pb2.GetReceiptResponse:
         as_meter = _as_meter()
-        receipt = self._settlement.get_receipt(request.meter_id, request.period, as_meter=as_meter)
-        batch = self._settlement.get_batch(request.meter_id, request.period)
+        receipt, batch_hash = self._settlement.get_batch_receipt(
+            request.meter_id, request.period, as_meter=as_meter
+        )
         return readings_pb2.GetReceiptResponse(
-            receipt=codec.receipt_to_proto(receipt), batch_hash=batch.batch_hash()
+            receipt=codec.receipt_to_proto(receipt), batch_hash=batch_hash
         )
 
 

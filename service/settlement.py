@@ -11,15 +11,23 @@ afterwards it catches up on entries appended by other replicas whenever it
 takes the ledger's write lock (and on reads, cheaply). A request is checked in
 two steps:
 
-1. *Outside the lock*, against the projection as it is: the cheap rules (so most
-   bad requests fail fast) and then the expensive checks, the ECDSA signature
+The rules are :mod:`settlement.rules` (settlement-v1.md, "Rules"), the state
+machine the auditor replays too; this module translates a refusal's reason into
+its typed error (:mod:`service.errors`) and the identical record again (R5) into
+the original receipt. The projection applies every entry through it and records
+the entries it refuses (written behind the service's back) as anomalies.
+
+1. *Outside the lock*, against the projection as it is: the state rules (so most
+   bad requests fail fast) and then the cryptographic rules, the ECDSA signature
    and the range or bill proof (verified in micro-batches by
    :class:`service.verification.ProofVerifier`).
 2. *Under the ledger's write lock* (the ``precondition`` hook of
    :meth:`service.storage.LedgerStore.append_batch`): catch up on entries other
-   replicas appended, then re-check only the state rules (registration,
-   revocation, chain, duplicates). Raising there aborts the append, so two
-   replicas on one database can never both accept conflicting entries.
+   replicas appended, then the state rules again. Raising there aborts the
+   append, so two replicas on one database can never both accept conflicting
+   entries. The append returns what it made (indices, leaf hashes, the signed
+   checkpoint): the projection applies the record objects held here, and the
+   receipts are built from them.
 
 Nothing is appended when a request fails. Resubmitting the identical batch,
 bill or tariff returns the original receipt (idempotent).
@@ -33,14 +41,13 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
 from ledger.checkpoint import CheckpointVerifier, SignedCheckpoint
-from ledger.entries import Entry, EntryKind, encode_entry
+from ledger.entries import Entry, EntryKind
 from ledger.inclusion import verify_entry_inclusion
-from ledger.merkle import leaf_hash
 from service.errors import (
     BillExists,
     ChainBroken,
@@ -52,6 +59,7 @@ from service.errors import (
     PermissionDenied,
     ProofMalformed,
     ServiceClosing,
+    SettlementError,
     TariffExists,
     UnknownBatch,
     UnknownMeter,
@@ -59,6 +67,8 @@ from service.errors import (
 )
 from service.storage import EntryNotFound, LedgerStore, StoredEntry
 from service.verification import ProofVerifier, RangeJob, parse_commitments
+from settlement import rules
+from settlement.periods import validate_period
 from settlement.records import (
     RANGE_PROOF_BITS,
     Bill,
@@ -71,8 +81,8 @@ from settlement.records import (
     bill_coefficients,
     decode_record,
     validate_meter_id,
-    validate_period,
 )
+from settlement.rules import LedgerState, MeterState, Ref
 from zkgrid.errors import ProofFormatError, ZkgridError
 from zkp.sigma import LinearCombinationClaim, LinearCombinationProof
 
@@ -183,101 +193,63 @@ class Statement:
 # --------------------------------------------------------------------------- projection
 
 
-@dataclass(slots=True)
-class _Ref:
-    index: int
-    leaf_hash: bytes
-    digest: bytes  # SHA-256 of the record bytes (batch hash, tariff hash, bill digest)
-
-
-@dataclass(slots=True)
-class _Meter:
-    registration: MeterRegistration
-    ref: _Ref
-    revocation: MeterRevocation | None = None
-    next_sequence: int = 0
-    last_batch_hash: bytes = bytes(32)
-    periods: dict[str, _BatchRef] = field(default_factory=dict)
-    bills: dict[str, tuple[Bill, _Ref]] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _BatchRef:
-    ref: _Ref
-    sequence: int
-    interval_minutes: int
+#: The typed error of each state rule's reason (settlement-v1.md, "Rules"); the identical
+#: record again (``rules.IDEMPOTENT``) is answered with the original receipt instead.
+_REFUSALS: dict[str, type[SettlementError]] = {
+    rules.METER_EXISTS: MeterExists,
+    rules.UNKNOWN_METER: UnknownMeter,
+    rules.METER_REVOKED: MeterRevoked,
+    rules.INTERVALS_MISMATCH: IntervalsMismatch,
+    rules.DUPLICATE_PERIOD: DuplicatePeriod,
+    rules.CHAIN_BROKEN: ChainBroken,
+    rules.TARIFF_EXISTS: TariffExists,
+    rules.BILL_EXISTS: BillExists,
+    rules.UNKNOWN_BATCH: UnknownBatch,
+    rules.UNKNOWN_TARIFF: UnknownTariff,
+}
 
 
 class _Projection:
-    """The state the rules need, built from the log in index order."""
+    """The state the rules need (:class:`settlement.rules.LedgerState`), built from the log
+    in index order through :func:`settlement.rules.step`: an entry the rules refuse (one
+    written behind the service's back) changes nothing and is recorded as an anomaly."""
 
     def __init__(self) -> None:
         self.applied = 0
-        self.meters: dict[str, _Meter] = {}
-        self.tariffs: dict[str, tuple[Tariff, _Ref]] = {}
-        #: Entries the rules would have refused (written behind the service's back).
-        self.anomalies: list[int] = []
+        self.ledger = LedgerState()
+        #: (meter id, period) -> the bill (statements list them).
+        self.bills: dict[tuple[str, str], Bill] = {}
+        #: (index, reason) of each entry the rules refused, in log order.
+        self.anomalies: list[tuple[int, str]] = []
 
     def apply(self, index: int, kind: EntryKind, payload: bytes, lh: bytes) -> None:
+        """Apply a stored entry (catching up: decode it first)."""
+        decoded = rules.decode(kind, payload)
+        if isinstance(decoded, rules.Refusal):
+            self._advance(index)
+            self.anomalies.append((index, decoded.reason))
+            return
+        self.apply_record(decoded, Ref(index, hashlib.sha256(payload).digest(), lh))
+
+    def apply_record(self, record: rules.LedgerRecord, ref: Ref) -> None:
+        """Apply a record the caller holds as an object (the append path)."""
+        self._advance(ref.index)
+        refusal = rules.step(self.ledger, record, ref)
+        if refusal is not None:
+            self.anomalies.append((ref.index, refusal.reason))
+        elif isinstance(record, Bill):
+            self.bills[(record.meter_id, record.period)] = record
+
+    def _advance(self, index: int) -> None:
         if index != self.applied:
             raise InvalidRequest(f"projection: entry {index} applied out of order")
         self.applied += 1
-        if kind not in (
-            EntryKind.METER_REGISTRATION,
-            EntryKind.METER_REVOCATION,
-            EntryKind.READING_BATCH,
-            EntryKind.TARIFF,
-            EntryKind.BILL,
-        ):
-            return
-        try:
-            record = decode_record(Entry(kind, payload))
-        except RecordFormatError:
-            self.anomalies.append(index)
-            return
-        ref = _Ref(index, lh, hashlib.sha256(payload).digest())
-        if not self._apply_record(record, ref):
-            self.anomalies.append(index)
-
-    def _apply_record(self, record: Record, ref: _Ref) -> bool:
-        """Apply ``record``; ``False`` (and no change) when the rules would refuse it."""
-        if isinstance(record, MeterRegistration):
-            if record.meter_id in self.meters:
-                return False
-            self.meters[record.meter_id] = _Meter(record, ref)
-            return True
-        if isinstance(record, Tariff):
-            if record.period in self.tariffs:
-                return False
-            self.tariffs[record.period] = (record, ref)
-            return True
-        meter = self.meters.get(record.meter_id)
-        if meter is None or meter.revocation is not None:
-            return False
-        if isinstance(record, MeterRevocation):
-            meter.revocation = record
-            return True
-        if isinstance(record, ReadingBatch):
-            if (
-                record.period in meter.periods
-                or record.sequence != meter.next_sequence
-                or record.prev_hash != meter.last_batch_hash
-            ):
-                return False
-            meter.periods[record.period] = _BatchRef(ref, record.sequence, record.interval_minutes)
-            meter.next_sequence = record.sequence + 1
-            meter.last_batch_hash = ref.digest
-            return True
-        if record.period in meter.bills:
-            return False
-        meter.bills[record.period] = (record, ref)
-        return True
 
 
 class _AlreadyRecorded(Exception):
     """Internal: the identical record is already in the log (raised to abort an append)."""
 
-    def __init__(self, ref: _Ref) -> None:
+    def __init__(self, ref: Ref) -> None:
         super().__init__("already recorded")
         self.ref = ref
 
@@ -298,6 +270,8 @@ class _PendingAppend:
     check: Callable[[], None]
     key: str
     future: Future[_GroupOutcome]
+    #: SHA-256 of ``payload`` when the caller has it.
+    digest: bytes | None = None
 
 
 class _GroupCommitter:
@@ -325,11 +299,18 @@ class _GroupCommitter:
         self._thread.start()
 
     def append(
-        self, record: Record, check: Callable[[], None], key: str
+        self,
+        record: Record,
+        check: Callable[[], None],
+        key: str,
+        payload: bytes | None = None,
+        digest: bytes | None = None,
     ) -> tuple[int, bytes, SignedCheckpoint] | _AlreadyRecorded:
-        """Queue ``record`` and wait: (index, leaf hash, the group's checkpoint), or the
-        original entry; raises the check's error."""
-        pending = _PendingAppend(record, record.encode(), check, key, Future())
+        """Queue ``record`` (``payload``: its bytes, when the caller has them) and wait:
+        (index, leaf hash, the group's checkpoint), or the original entry; raises the
+        check's error."""
+        data = record.encode() if payload is None else payload
+        pending = _PendingAppend(record, data, check, key, Future(), digest)
         with self._close_lock:
             if self._closed:
                 raise ServiceClosing("the settlement service is closing")
@@ -439,6 +420,12 @@ class Settlement:
         """Indices of entries the rules would have refused (none unless the log was written
         behind the service's back); the projection ignores them."""
         with self._lock:
+            return [index for index, _ in self._state.anomalies]
+
+    @property
+    def anomaly_reasons(self) -> list[tuple[int, str]]:
+        """(index, reason) of each entry the rules refused: the reasons the auditor gives."""
+        with self._lock:
             return list(self._state.anomalies)
 
     def close(self) -> None:
@@ -472,22 +459,28 @@ class Settlement:
                 self._state.apply(e.index, e.kind, e.payload, e.leaf_hash)
 
     def _append(
-        self, record: Record, check: Callable[[], None], *, group_key: str | None = None
+        self,
+        record: Record,
+        payload: bytes,
+        digest: bytes,
+        check: Callable[[], None],
+        *,
+        group_key: str | None = None,
     ) -> Receipt:
-        """Append ``record`` if ``check`` (run under the write lock, after catching up and
-        holding the projection lock) passes; the original receipt if it is already there.
+        """Append ``record`` (``payload`` its bytes, ``digest`` their SHA-256) if ``check``
+        (run under the write lock, after catching up and holding the projection lock)
+        passes; the original receipt if it is already there.
 
         With a ``group_key`` (the meter id of a reading batch or bill) the append goes
         through the group committer: records appended concurrently share one
         transaction and one checkpoint, at most one per key (see :class:`_GroupCommitter`).
         """
         if group_key is not None and self._committer is not None:
-            outcome = self._committer.append(record, check, group_key)
+            outcome = self._committer.append(record, check, group_key, payload, digest)
             if isinstance(outcome, _AlreadyRecorded):
                 return self._receipt(outcome.ref.index, outcome.ref.leaf_hash)
             index, lh, signed = outcome
             return receipt_for(self._store, index, lh, signed)
-        payload = record.encode()
 
         def precondition(conn: Connection, size: int) -> None:
             if self._state.applied < size:
@@ -496,20 +489,19 @@ class Settlement:
                 check()
 
         try:
-            index = self._store.append(record.KIND, payload, precondition=precondition)
+            made = self._store.append(record.KIND, payload, precondition=precondition)
         except _AlreadyRecorded as done:
             return self._receipt(done.ref.index, done.ref.leaf_hash)
-        return self._receipt(index, self._applied(index, record.KIND, payload))
+        self._applied(record, Ref(made.index, digest, made.leaf_hash))
+        return receipt_for(self._store, made.index, made.leaf_hash, made.checkpoint)
 
-    def _applied(self, index: int, kind: EntryKind, payload: bytes) -> bytes:
-        """Apply the entry just appended at ``index`` to the projection; its leaf hash."""
-        lh = leaf_hash(encode_entry(kind, payload))
+    def _applied(self, record: Record, ref: Ref) -> None:
+        """Apply ``record``, just appended at ``ref``, to the projection (as the object)."""
         with self._lock:
-            if self._state.applied == index:
-                self._state.apply(index, kind, payload, lh)
-        if self._state.applied <= index:  # pragma: no cover - another thread is mid-apply
+            if self._state.applied == ref.index:
+                self._state.apply_record(record, ref)
+        if self._state.applied <= ref.index:  # pragma: no cover - another thread is mid-apply
             self.catch_up()
-        return lh
 
     def _group_precondition(
         self, items: Sequence[_PendingAppend], live: list[int], failed: dict[int, Exception]
@@ -540,7 +532,7 @@ class Settlement:
             failed: dict[int, Exception] = {}
             precondition = self._group_precondition(items, live, failed)
             try:
-                indices = self._store.append_batch(
+                made = self._store.append_batch(
                     [(items[i].record.KIND, items[i].payload) for i in live],
                     precondition=precondition,
                 )
@@ -549,16 +541,33 @@ class Settlement:
                     outcomes[i] = exc
                 live = [i for i in live if i not in failed]
                 continue
-            signed = self._store.checkpoint_at(indices[-1] + 1)  # the group's, for every receipt
-            for i, index in zip(live, indices, strict=True):
+            signed = made.checkpoint  # the group's, for every receipt
+            if signed is None:  # pragma: no cover - a non-empty batch always signs
+                raise InvalidRequest("the store signed no checkpoint for a group")
+            for i, index, lh in zip(live, made.indices, made.leaf_hashes, strict=True):
                 item = items[i]
-                lh = self._applied(index, item.record.KIND, item.payload)
+                digest = item.digest or hashlib.sha256(item.payload).digest()
+                self._applied(item.record, Ref(index, digest, lh))
                 outcomes[i] = (index, lh, signed)
             break
         return [outcomes[i] for i in range(len(items))]  # every item has its outcome
 
-    def _receipt(self, index: int, lh: bytes) -> Receipt:
+    def _receipt(self, index: int, lh: bytes | None) -> Receipt:
+        if lh is None:  # pragma: no cover - the projection keeps every leaf hash
+            lh = self._store.entry(index).leaf_hash
         return receipt_for(self._store, index, lh)
+
+    def _state_rules(self, record: Record, digest: bytes) -> None:
+        """The state rules of ``record`` (projection lock held): raises the typed error of
+        the first broken rule, or :class:`_AlreadyRecorded` for the identical record."""
+        refusal = rules.check(self._state.ledger, record, digest)
+        if refusal is None:
+            return
+        if refusal.reason in rules.IDEMPOTENT:
+            original = self._state.ledger.original(record, digest)
+            if original is not None:
+                raise _AlreadyRecorded(original)
+        raise _REFUSALS[refusal.reason](refusal.detail)
 
     # ------------------------------------------------------------------ helpers
 
@@ -572,31 +581,45 @@ class Settlement:
         if as_meter is not None and as_meter != meter_id:
             raise PermissionDenied("a meter may act only for its own meter id")
 
-    def _meter(self, meter_id: str, *, active: bool) -> _Meter:
-        """The meter (projection lock held); UNKNOWN_METER / METER_REVOKED."""
-        meter = self._state.meters.get(meter_id)
+    def _meter(self, meter_id: str) -> MeterState:
+        """The meter (projection lock held); UNKNOWN_METER."""
+        meter = self._state.ledger.meters.get(meter_id)
         if meter is None:
             raise UnknownMeter(f"meter {meter_id!r} is not registered")
-        if active and meter.revocation is not None:
-            raise MeterRevoked(f"meter {meter_id!r} is revoked")
         return meter
+
+    def _checked(self, record: Record, payload: bytes) -> tuple[bytes, Ref | None]:
+        """Catch up, then the state rules outside the write lock (cheap, so bad requests
+        fail fast): the record's digest, and the original entry of an identical record."""
+        digest = hashlib.sha256(payload).digest()
+        self.catch_up()
+        try:
+            with self._lock:
+                self._state_rules(record, digest)
+        except _AlreadyRecorded as done:
+            return digest, done.ref
+        return digest, None
+
+    def _append_checked(
+        self, record: Record, payload: bytes, digest: bytes, *, group_key: str | None = None
+    ) -> Receipt:
+        """Append ``record``; its state rules run again under the write lock."""
+
+        def check() -> None:
+            self._state_rules(record, digest)
+
+        return self._append(record, payload, digest, check, group_key=group_key)
 
     # ------------------------------------------------------------------ meters
 
     def register_meter(self, registration: MeterRegistration) -> Receipt:
-        """Append a registration: valid proof of possession, unused id (else ``METER_EXISTS``)."""
+        """Append a registration: unused id (R3, else ``METER_EXISTS``), then a valid proof
+        of possession (C1, ``SIGNATURE_INVALID``)."""
         self._record(registration, MeterRegistration, "registration")
-        meter_id = registration.meter_id
-
-        def check() -> None:
-            if meter_id in self._state.meters:
-                raise MeterExists(f"meter {meter_id!r} is already registered")
-
-        self.catch_up()
-        with self._lock:
-            check()
-        registration.verify_pop()  # SIGNATURE_INVALID
-        return self._append(registration, check)
+        payload = registration.encode()
+        digest, _ = self._checked(registration, payload)
+        registration.verify_pop()  # C1: SIGNATURE_INVALID
+        return self._append_checked(registration, payload, digest)
 
     def revoke_meter(self, meter_id: str, reason: str = "") -> Receipt:
         """Append a revocation of an active meter (``UNKNOWN_METER`` / ``METER_REVOKED``)."""
@@ -604,20 +627,15 @@ class Settlement:
             revocation = MeterRevocation(meter_id, reason)
         except RecordFormatError as exc:
             raise InvalidRequest(f"revocation: {exc}") from None
-
-        def check() -> None:
-            self._meter(meter_id, active=True)
-
-        self.catch_up()
-        with self._lock:
-            check()
-        return self._append(revocation, check)
+        payload = revocation.encode()
+        digest, _ = self._checked(revocation, payload)
+        return self._append_checked(revocation, payload, digest)
 
     def get_meter(self, meter_id: str) -> MeterInfo:
         self._validate_id(meter_id)
         self.catch_up()
         with self._lock:
-            meter = self._meter(meter_id, active=False)
+            meter = self._meter(meter_id)
             return MeterInfo(
                 registration=meter.registration,
                 receipt_index=meter.ref.index,
@@ -631,7 +649,7 @@ class Settlement:
         self._validate_id(meter_id)
         self.catch_up()
         with self._lock:
-            ref = self._meter(meter_id, active=False).ref
+            ref = self._meter(meter_id).ref
         return self._receipt(ref.index, ref.leaf_hash)
 
     @staticmethod
@@ -650,32 +668,6 @@ class Settlement:
 
     # ------------------------------------------------------------------ readings
 
-    def _batch_state_rules(self, batch: ReadingBatch, digest: bytes) -> None:
-        """The state rules of a batch (projection lock held). Raises _AlreadyRecorded for
-        the identical batch."""
-        meter = self._meter(batch.meter_id, active=False)
-        existing = meter.periods.get(batch.period)
-        if existing is not None and existing.ref.digest == digest:
-            raise _AlreadyRecorded(existing.ref)
-        if meter.revocation is not None:
-            raise MeterRevoked(f"meter {batch.meter_id!r} is revoked")
-        if batch.interval_minutes != meter.registration.interval_minutes:
-            raise IntervalsMismatch(
-                f"meter {batch.meter_id!r} reports every {meter.registration.interval_minutes}"
-                f" minutes; the batch has {batch.interval_minutes}"
-            )
-        if existing is not None:
-            raise DuplicatePeriod(
-                f"meter {batch.meter_id!r} already submitted a batch for {batch.period}"
-            )
-        if batch.sequence != meter.next_sequence:
-            raise ChainBroken(
-                f"batch sequence {batch.sequence}; meter {batch.meter_id!r} is at"
-                f" {meter.next_sequence}"
-            )
-        if batch.prev_hash != meter.last_batch_hash:
-            raise ChainBroken("prev_hash is not the hash of the meter's last batch")
-
     def submit_readings(self, batch: ReadingBatch, *, as_meter: str | None = None) -> Receipt:
         """Check and append a reading batch; the identical batch returns its original receipt.
 
@@ -684,43 +676,43 @@ class Settlement:
         """
         self._record(batch, ReadingBatch, "batch")
         self._acting_as(as_meter, batch.meter_id)
-        digest = batch.batch_hash()
-        self.catch_up()
-        try:
-            with self._lock:
-                self._batch_state_rules(batch, digest)
-                public_key = self._state.meters[batch.meter_id].registration.public_key
-        except _AlreadyRecorded as done:
-            return self._receipt(done.ref.index, done.ref.leaf_hash)
-        # Expensive checks, outside every lock.
-        batch.verify_signature(public_key)  # SIGNATURE_INVALID
-        # PROOF_MALFORMED / PROOF_INVALID; parsed and verified where the verifier runs
+        payload = batch.encode()
+        digest, original = self._checked(batch, payload)
+        if original is not None:
+            return self._receipt(original.index, original.leaf_hash)
+        with self._lock:
+            public_key = self._state.ledger.meters[batch.meter_id].registration.public_key
+        # The cryptographic rules, outside every lock.
+        batch.verify_signature(public_key)  # C2: SIGNATURE_INVALID
+        # C3: PROOF_MALFORMED / PROOF_INVALID; parsed and verified where the verifier runs
         self._verifier.verify(
             RangeJob(batch.range_proof, batch.commitments, RANGE_PROOF_BITS, batch.proof_context())
         )
+        return self._append_checked(batch, payload, digest, group_key=batch.meter_id)
 
-        def check() -> None:
-            self._batch_state_rules(batch, digest)
-
-        return self._append(batch, check, group_key=batch.meter_id)
-
-    def _batch_ref(self, meter_id: str, period: str) -> _BatchRef:
+    def _batch_ref(self, meter_id: str, period: str) -> Ref:
         """(projection lock held)"""
-        meter = self._meter(meter_id, active=False)
-        ref = meter.periods.get(period)
+        ref = self._meter(meter_id).batches.get(period)
         if ref is None:
             raise UnknownBatch(f"meter {meter_id!r} has no batch for {period}")
         return ref
 
     def get_receipt(self, meter_id: str, period: str, *, as_meter: str | None = None) -> Receipt:
         """The receipt of the meter's batch for ``period`` (``UNKNOWN_BATCH`` if none)."""
+        return self.get_batch_receipt(meter_id, period, as_meter=as_meter)[0]
+
+    def get_batch_receipt(
+        self, meter_id: str, period: str, *, as_meter: str | None = None
+    ) -> tuple[Receipt, bytes]:
+        """The receipt of the meter's batch for ``period`` and the batch's hash, both from
+        the projection (``UNKNOWN_BATCH`` if none)."""
         self._validate_id(meter_id)
         self._validate_period(period)
         self._acting_as(as_meter, meter_id)
         self.catch_up()
         with self._lock:
-            ref = self._batch_ref(meter_id, period).ref
-        return self._receipt(ref.index, ref.leaf_hash)
+            ref = self._batch_ref(meter_id, period)
+        return self._receipt(ref.index, ref.leaf_hash), ref.digest
 
     def get_batch(self, meter_id: str, period: str) -> ReadingBatch:
         """The meter's batch for ``period`` as stored (``UNKNOWN_BATCH`` if none)."""
@@ -728,7 +720,7 @@ class Settlement:
         self._validate_period(period)
         self.catch_up()
         with self._lock:
-            index = self._batch_ref(meter_id, period).ref.index
+            index = self._batch_ref(meter_id, period).index
         return self._load_batch(index)
 
     def _load_batch(self, index: int) -> ReadingBatch:
@@ -744,61 +736,24 @@ class Settlement:
         """Append the period's tariff; the identical tariff returns its original receipt,
         another one is ``TARIFF_EXISTS``."""
         self._record(tariff, Tariff, "tariff")
-        digest = tariff.tariff_hash()
-
-        def check() -> None:
-            existing = self._state.tariffs.get(tariff.period)
-            if existing is not None:
-                if existing[1].digest == digest:
-                    raise _AlreadyRecorded(existing[1])
-                raise TariffExists(f"the tariff for {tariff.period} is already published")
-
-        self.catch_up()
-        try:
-            with self._lock:
-                check()
-        except _AlreadyRecorded as done:
-            return self._receipt(done.ref.index, done.ref.leaf_hash)
-        return self._append(tariff, check)
+        payload = tariff.encode()
+        digest, original = self._checked(tariff, payload)
+        if original is not None:
+            return self._receipt(original.index, original.leaf_hash)
+        return self._append_checked(tariff, payload, digest)
 
     def get_tariff(self, period: str) -> tuple[Tariff, Receipt]:
         """The period's tariff and its receipt (``UNKNOWN_TARIFF`` if none)."""
         self._validate_period(period)
         self.catch_up()
         with self._lock:
-            found = self._state.tariffs.get(period)
+            found = self._state.ledger.tariffs.get(period)
         if found is None:
             raise UnknownTariff(f"no tariff is published for {period}")
         tariff, ref = found
         return tariff, self._receipt(ref.index, ref.leaf_hash)
 
     # ------------------------------------------------------------------ bills
-
-    def _bill_state_rules(self, bill: Bill, digest: bytes) -> tuple[_BatchRef, Tariff]:
-        """The state rules of a bill (projection lock held)."""
-        meter = self._meter(bill.meter_id, active=False)
-        existing = meter.bills.get(bill.period)
-        if existing is not None and existing[1].digest == digest:
-            raise _AlreadyRecorded(existing[1])
-        if meter.revocation is not None:
-            raise MeterRevoked(f"meter {bill.meter_id!r} is revoked")
-        if existing is not None:
-            raise BillExists(f"meter {bill.meter_id!r} already has a bill for {bill.period}")
-        batch = meter.periods.get(bill.period)
-        if batch is None or batch.ref.digest != bill.batch_hash:
-            raise UnknownBatch(
-                f"the bill does not name meter {bill.meter_id!r}'s batch for {bill.period}"
-            )
-        found = self._state.tariffs.get(bill.period)
-        if found is None or found[1].digest != bill.tariff_hash:
-            raise UnknownTariff(f"the bill does not name the published tariff of {bill.period}")
-        tariff = found[0]
-        if tariff.interval_minutes != batch.interval_minutes:
-            raise IntervalsMismatch(
-                f"the tariff of {bill.period} has {tariff.interval_minutes}-minute intervals;"
-                f" the batch has {batch.interval_minutes}"
-            )
-        return batch, tariff
 
     def bill_claim(self, bill: Bill, batch: ReadingBatch, tariff: Tariff) -> LinearCombinationClaim:
         """The statement a bill proves: ``sum p_i*C_i`` commits to ``total - fixed``."""
@@ -815,30 +770,39 @@ class Settlement:
             context=bill.proof_context(),
         )
 
+    def _prepare_bill(self, bill: object, as_meter: str | None) -> _PreparedBill | Receipt:
+        """A bill's checks up to its proof (C4): the record, the caller, the state rules
+        (R4..R14); the original receipt of an identical bill; the claim its proof makes."""
+        if not isinstance(bill, Bill):
+            raise InvalidRequest("bill must be a Bill")
+        self._acting_as(as_meter, bill.meter_id)
+        payload = bill.encode()
+        digest, original = self._checked(bill, payload)
+        if original is not None:
+            return self._receipt(original.index, original.leaf_hash)
+        with self._lock:
+            batch_index = self._batch_ref(bill.meter_id, bill.period).index
+            tariff = self._state.ledger.tariffs[bill.period][0]
+        claim = self.bill_claim(bill, self._load_batch(batch_index), tariff)
+        return _PreparedBill(bill, payload, digest, claim)
+
     def submit_bill(self, bill: Bill, *, as_meter: str | None = None) -> Receipt:
         """Verify the bill against the ledger's batch and tariff and append it.
 
         The identical bill returns its original receipt; another bill for the same
         (meter, period) is ``BILL_EXISTS``.
         """
-        self._record(bill, Bill, "bill")
-        self._acting_as(as_meter, bill.meter_id)
-        digest = hashlib.sha256(bill.encode()).digest()
-        self.catch_up()
-        try:
-            with self._lock:
-                batch_ref, tariff = self._bill_state_rules(bill, digest)
-        except _AlreadyRecorded as done:
-            return self._receipt(done.ref.index, done.ref.leaf_hash)
-        batch = self._load_batch(batch_ref.ref.index)
-        self._verifier.verify_bill(self.bill_claim(bill, batch, tariff))  # PROOF_INVALID
-        return self._append_bill(bill, digest)
+        prepared = self._prepare_bill(bill, as_meter)
+        if isinstance(prepared, Receipt):
+            return prepared
+        self._verifier.verify_bill(prepared.claim)  # C4: PROOF_INVALID
+        return self._append_bill(prepared)
 
-    def _append_bill(self, bill: Bill, digest: bytes) -> Receipt:
-        def check() -> None:
-            self._bill_state_rules(bill, digest)
-
-        return self._append(bill, check, group_key=bill.meter_id)
+    def _append_bill(self, prepared: _PreparedBill) -> Receipt:
+        bill = prepared.bill
+        return self._append_checked(
+            bill, prepared.payload, prepared.digest, group_key=bill.meter_id
+        )
 
     def get_statement(
         self, meter_id: str, period: str | None = None, *, as_meter: str | None = None
@@ -850,12 +814,12 @@ class Settlement:
         self._acting_as(as_meter, meter_id)
         self.catch_up()
         with self._lock:
-            meter = self._meter(meter_id, active=False)
-            bills = sorted(
-                (b for p, b in meter.bills.items() if period is None or p == period),
-                key=lambda item: item[0].period,
+            meter = self._meter(meter_id)
+            found = sorted(
+                (p, ref) for p, ref in meter.bills.items() if period is None or p == period
             )
-            currencies = {p: self._state.tariffs[p][0].currency for p in meter.bills}
+            bills = [(self._state.bills[(meter_id, p)], ref) for p, ref in found]
+            currencies = {p: self._state.ledger.tariffs[p][0].currency for p, _ in found}
         lines = tuple(
             StatementLine(bill, currencies[bill.period], self._receipt(ref.index, ref.leaf_hash))
             for bill, ref in bills
@@ -867,33 +831,39 @@ class Settlement:
     def submit_bills(
         self, bills: Sequence[Bill], *, as_meter: str | None = None
     ) -> list[Receipt | ZkgridError]:
-        """Submit many bills at once: their proofs are verified together (one batch per
-        ``max_batch``); each bill gets its receipt or its error, in order."""
-        futures: list[tuple[Bill, bytes, Future[None] | Receipt | ZkgridError]] = []
+        """Submit many bills at once: each goes through :meth:`submit_bill`'s checks, only
+        their proofs are verified together (one batch per ``max_batch``); each bill gets its
+        receipt or its error, in order."""
+        pending: list[tuple[_PreparedBill, Future[None]] | Receipt | ZkgridError] = []
         for bill in bills:
-            digest = b""
             try:
-                self._record(bill, Bill, "bill")
-                self._acting_as(as_meter, bill.meter_id)
-                digest = hashlib.sha256(bill.encode()).digest()
-                self.catch_up()
-                with self._lock:
-                    batch_ref, tariff = self._bill_state_rules(bill, digest)
-                batch = self._load_batch(batch_ref.ref.index)
-                claim = self.bill_claim(bill, batch, tariff)
-                futures.append((bill, digest, self._verifier.bill_proofs.submit(claim)))
-            except _AlreadyRecorded as done:
-                futures.append((bill, digest, self._receipt(done.ref.index, done.ref.leaf_hash)))
+                prepared = self._prepare_bill(bill, as_meter)
             except ZkgridError as exc:
-                futures.append((bill, digest, exc))
-        results: list[Receipt | ZkgridError] = []
-        for bill, digest, pending in futures:
-            if isinstance(pending, Receipt | ZkgridError):
-                results.append(pending)
+                pending.append(exc)
                 continue
+            if isinstance(prepared, Receipt):
+                pending.append(prepared)
+            else:
+                pending.append((prepared, self._verifier.bill_proofs.submit(prepared.claim)))
+        results: list[Receipt | ZkgridError] = []
+        for item in pending:
+            if isinstance(item, Receipt | ZkgridError):
+                results.append(item)
+                continue
+            prepared, proof_checked = item
             try:
-                pending.result()
-                results.append(self._append_bill(bill, digest))
+                proof_checked.result()  # C4: PROOF_INVALID
+                results.append(self._append_bill(prepared))
             except ZkgridError as exc:
                 results.append(exc)
         return results
+
+
+@dataclass(frozen=True, slots=True)
+class _PreparedBill:
+    """A bill whose checks passed up to its proof: its bytes, digest and claim."""
+
+    bill: Bill
+    payload: bytes
+    digest: bytes
+    claim: LinearCombinationClaim

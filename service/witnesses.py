@@ -49,8 +49,8 @@ from ledger.cosignature import (
     aggregate,
     verify_finality,
 )
-from ledger.entries import EntryKind, encode_entry
-from ledger.merkle import HASH_SIZE, leaf_hash
+from ledger.entries import EntryKind
+from ledger.merkle import HASH_SIZE
 from service.errors import InvalidRequest
 from service.settlement import Receipt, receipt_for
 from service.storage import EntryNotFound, LedgerStore, StoredEntry
@@ -230,9 +230,9 @@ class Witnesses:
             with self._lock:
                 self._check_new(registration)
 
-        index = self._store.append(EntryKind.WITNESS_KEY, payload, precondition=precondition)
+        made = self._store.append(EntryKind.WITNESS_KEY, payload, precondition=precondition)
         self.catch_up()
-        return self._receipt(index, leaf_hash(encode_entry(EntryKind.WITNESS_KEY, payload)))
+        return self._receipt(made.index, made.leaf_hash)
 
     def _receipt(self, index: int, lh: bytes) -> Receipt:
         return receipt_for(self._store, index, lh)

@@ -6,8 +6,10 @@ their :class:`~zkgrid.errors.Reason` members as findings. Messages carry public
 facts only (ids, periods, sequence numbers, indices), never readings, blindings
 or keys.
 
-The records' own errors stay beside the records: :class:`settlement.records.RecordFormatError`
-(``RECORD_MALFORMED``) and :class:`settlement.records.SignatureError` (``SIGNATURE_INVALID``).
+:class:`RecordFormatError` (``RECORD_MALFORMED``) is the format error of the records
+and of the period vocabulary (:mod:`settlement.records` and :mod:`settlement.periods`
+re-export it); :class:`settlement.records.SignatureError` (``SIGNATURE_INVALID``) stays
+beside the records.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ __all__ = [
     "MeterRevoked",
     "ProofInvalid",
     "ProofMalformed",
+    "RecordFormatError",
     "SettlementError",
     "TariffExists",
     "UnknownBatch",
@@ -35,6 +38,13 @@ class SettlementError(ZkgridError):
     """Root of the settlement domain's errors."""
 
     reason = Reason.SETTLEMENT_ERROR
+
+
+class RecordFormatError(SettlementError, ProofFormatError):
+    """Bytes (or fields) that are not a canonical settlement record: among them a period
+    that is not a canonical ``YYYY-MM-DD`` date or an interval that does not divide a day."""
+
+    reason = Reason.RECORD_MALFORMED
 
 
 class MeterExists(SettlementError):

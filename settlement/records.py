@@ -27,7 +27,6 @@ valid signature (and thus a second batch hash) from a meter's batch.
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import re
 import struct
@@ -47,7 +46,14 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from ledger.encoding import CanonicalReader, CanonicalWriter, utf8_bytes
 from ledger.entries import Entry, EntryKind
 from settlement.errors import SettlementError
-from zkgrid.errors import InvalidArgumentError, ProofFormatError, Reason, VerificationError
+from settlement.periods import (
+    MINUTES_PER_DAY,
+    RecordFormatError,
+    intervals_per_day,
+    parse_period,
+    validate_period,
+)
+from zkgrid.errors import InvalidArgumentError, Reason, VerificationError
 
 __all__ = [
     "BILL_CONTEXT_DOMAIN",
@@ -87,7 +93,6 @@ __all__ = [
 ]
 
 RECORD_VERSION = 1
-MINUTES_PER_DAY = 1440
 POINT_SIZE = 33
 HASH_SIZE = 32
 ZERO_HASH = bytes(HASH_SIZE)
@@ -116,17 +121,10 @@ _CURVE_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC63255
 _HALF_ORDER = _CURVE_ORDER // 2
 
 _METER_ID = re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII)
-_PERIOD = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _CURRENCY = re.compile(r"[A-Z]{3}", re.ASCII)
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
-
-
-class RecordFormatError(SettlementError, ProofFormatError):
-    """Bytes (or fields) that are not a canonical settlement record."""
-
-    reason = Reason.RECORD_MALFORMED
 
 
 class SignatureError(SettlementError, VerificationError):
@@ -170,35 +168,6 @@ def validate_meter_id(meter_id: object) -> str:
     if not isinstance(meter_id, str) or _METER_ID.fullmatch(meter_id) is None:
         raise RecordFormatError("meter id must be 1..64 characters of [A-Za-z0-9._-]")
     return meter_id
-
-
-def parse_period(period: object) -> _dt.date:
-    """The UTC day named by ``YYYY-MM-DD`` (a real calendar date, nothing else)."""
-    if not isinstance(period, str) or _PERIOD.fullmatch(period) is None:
-        raise RecordFormatError("period must be a date written YYYY-MM-DD")
-    try:
-        day = _dt.date.fromisoformat(period)
-    except ValueError:
-        raise RecordFormatError("period is not a calendar date") from None
-    if day.isoformat() != period:  # pragma: no cover - the regex already pins the form
-        raise RecordFormatError("period is not in canonical YYYY-MM-DD form")
-    return day
-
-
-def validate_period(period: object) -> str:
-    """``period`` if it is a canonical ``YYYY-MM-DD`` date; :class:`RecordFormatError` else."""
-    if not isinstance(period, str):
-        raise RecordFormatError("period must be a date written YYYY-MM-DD")
-    parse_period(period)
-    return period
-
-
-def intervals_per_day(interval_minutes: object) -> int:
-    """T = 1440 / interval_minutes; the interval must be 1..1440 minutes and divide a day."""
-    minutes = _int(interval_minutes, "interval_minutes", 1, MINUTES_PER_DAY)
-    if MINUTES_PER_DAY % minutes:
-        raise RecordFormatError("interval_minutes must divide 1440")
-    return MINUTES_PER_DAY // minutes
 
 
 def _text(value: object, what: str, max_bytes: int) -> str:

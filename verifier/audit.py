@@ -5,9 +5,12 @@ One pass over the entries (streamed from a :class:`verifier.sources.LedgerSource
 * rebuild the Merkle tree leaf by leaf (:class:`ledger.merkle.CompactRange`),
   compare its root with every checkpoint on the way and with the final one,
   whose Ed25519 signature must verify under the pinned log key;
-* replay the settlement rules of settlement-v1.md in log order (registration,
-  revocation, the meters' hash chains, duplicates, tariffs, bills) and verify
-  each ECDSA signature;
+* replay the settlement rules of settlement-v1.md ("Rules") in log order through
+  the one state machine the service uses (:mod:`settlement.rules`): an entry
+  whose kind or payload is undefined is flagged (R1, R2), an entry that breaks a
+  state rule is flagged with the first reason by precedence and *not* applied,
+  exactly as the service would have refused it; then the cryptographic rules
+  of the entries the state rules accept (C1, C2: each ECDSA signature);
 * collect the range proofs and bill proofs, then verify them in batches
   (:meth:`zkp.rangeproof.RangeProof.verify_batch`,
   :meth:`zkp.sigma.LinearCombinationProof.verify_batch`), bisecting a failing
@@ -22,6 +25,7 @@ docs/notes/audit.md.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import multiprocessing
 import os
@@ -32,13 +36,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ledger.checkpoint import Checkpoint, CheckpointVerifier, verify_checkpoint
-from ledger.cosignature import WitnessError, WitnessRegistration
-from ledger.entries import ENTRY_FORMAT_VERSION, EntryKind
+from ledger.cosignature import WitnessRegistration
+from ledger.entries import EntryKind, entry_leaf_hash
 from ledger.errors import CheckpointSignatureError, ConsistencyProofError, LedgerFormatError
-from ledger.merkle import EMPTY_ROOT, CompactRange, leaf_hash, verify_consistency
+from ledger.merkle import EMPTY_ROOT, CompactRange, verify_consistency
+from settlement import rules
 from settlement.records import (
     RANGE_PROOF_BITS,
-    ZERO_HASH,
     Bill,
     MeterRegistration,
     MeterRevocation,
@@ -49,7 +53,8 @@ from settlement.records import (
     bill_coefficients,
     reading_proof_context,
 )
-from verifier.state import AuditorState, MeterView, OpenBatch, period_ordinal
+from settlement.rules import LedgerState, Ref
+from verifier.state import AuditorState, OpenBatch
 from zkgrid.errors import (
     ProofFormatError,
     Reason,
@@ -72,7 +77,6 @@ __all__ = [
     "Violation",
 ]
 
-_ENTRY_HEADER = ENTRY_FORMAT_VERSION.to_bytes(1, "big")
 #: Below this many batches (a bill counts 1/8) the proofs are verified in this process
 #: (starting a spawn pool costs ~1.5 s).
 POOL_THRESHOLD = 48
@@ -299,7 +303,7 @@ def verify_units(units: Sequence[_Unit]) -> list[_Finding]:
         findings.append((unit[0], Reason.PROOF_MALFORMED, "a commitment is not a P-256 point"))
         for bill in unit[3]:
             findings.append(
-                (bill[0], Reason.BILL_PROOF_INVALID, f"its batch (entry {unit[0]}) is malformed")
+                (bill[0], Reason.PROOF_INVALID, f"(C4) its batch (entry {unit[0]}) is malformed")
             )
     # Range proofs: one batch verification, bisection on failure (zkp.batch, B3).
     range_items = [
@@ -330,7 +334,7 @@ def verify_units(units: Sequence[_Unit]) -> list[_Finding]:
                 bill_proof = LinearCombinationProof.from_bytes(proof_bytes)
             except ProofFormatError:
                 findings.append(
-                    (index, Reason.BILL_PROOF_MALFORMED, "the bill proof cannot be parsed")
+                    (index, Reason.PROOF_MALFORMED, "(C4) the bill proof cannot be parsed")
                 )
                 continue
             claims.append(
@@ -342,19 +346,12 @@ def verify_units(units: Sequence[_Unit]) -> list[_Finding]:
                 )
             )
     for bad in LinearCombinationProof.find_invalid([claim for _, claim in claims]):
-        detail = "the bill proof does not verify against its batch"
-        findings.append((claims[bad][0], Reason.BILL_PROOF_INVALID, detail))
+        detail = "(C4) the bill proof does not verify against its batch"
+        findings.append((claims[bad][0], Reason.PROOF_INVALID, detail))
     return findings
 
 
 # --------------------------------------------------------------------------- the engine
-
-
-def _raw_leaf_hash(kind: int, payload: bytes) -> bytes:
-    """(L1, L12) leaf hash of an entry, also for a kind this verifier does not know."""
-    return leaf_hash(
-        _ENTRY_HEADER + kind.to_bytes(2, "big") + len(payload).to_bytes(4, "big") + payload
-    )
 
 
 class _Pending:
@@ -391,11 +388,10 @@ class Auditor:
         self._progress: Progress = progress or _NoProgress()
         self._violations: list[Violation] = []
         self._figures = Figures()
-        # domain view (restored from the state for --since-last)
-        self._meters: dict[str, MeterView] = {}
-        self._tariffs: dict[str, tuple[Tariff, bytes]] = {}
+        # the rules' state (restored from the state file for --since-last) and the
+        # commitments of the batches without a bill yet (their bills' proofs need them)
+        self._ledger = LedgerState()
         self._open: dict[bytes, OpenBatch] = {}
-        self._witnesses: dict[str, bytes] = {}
         self._units: list[_Pending] = []
         self._pending: dict[bytes, _Pending] = {}
         self._pool: ProcessPoolExecutor | None = None
@@ -511,7 +507,7 @@ class Auditor:
                 )
             else:  # pragma: no cover - sources enforce increasing indices
                 self._flag(item.index, "ENTRY_OUT_OF_ORDER", f"entry {item.index} repeats")
-        lh = _raw_leaf_hash(item.kind, item.payload)
+        lh = entry_leaf_hash(item.kind, item.payload)
         if item.leaf_hash is not None and not hmac.compare_digest(lh, item.leaf_hash):
             self._flag(
                 item.index,
@@ -526,161 +522,83 @@ class Auditor:
         try:
             kind = EntryKind(item.kind)
         except ValueError:
-            self._flag(item.index, "ENTRY_MALFORMED", f"unknown entry kind {item.kind}")
+            self._flag(item.index, "ENTRY_MALFORMED", f"(L12) unknown entry kind {item.kind}")
             return
-        try:
-            if kind is EntryKind.METER_REGISTRATION:
-                self._registration(item.index, MeterRegistration.decode(item.payload))
-            elif kind is EntryKind.METER_REVOCATION:
-                self._revocation(item.index, MeterRevocation.decode(item.payload))
-            elif kind is EntryKind.READING_BATCH:
-                self._batch(item.index, ReadingBatch.decode(item.payload))
-            elif kind is EntryKind.TARIFF:
-                self._tariff(item.index, Tariff.decode(item.payload))
-            elif kind is EntryKind.BILL:
-                self._bill(item.index, Bill.decode(item.payload))
-            elif kind is EntryKind.WITNESS_KEY:
-                self._witness(item.index, item.payload)
-            # COSIGNATURE: no entries of this kind are written (cosignatures live beside the log).
-        except RecordFormatError as exc:
-            self._flag(item.index, "RECORD_MALFORMED", f"{kind.name}: {exc}")
+        self._count(kind)
+        decoded = rules.decode(kind, item.payload)  # R1, R2 (and C5 for a witness key)
+        if isinstance(decoded, rules.Refusal):
+            self._flag(item.index, decoded.reason, f"({decoded.rule}) {decoded.detail}")
+            return
+        digest = hashlib.sha256(item.payload).digest()
+        refusal = rules.check(self._ledger, decoded, digest)  # R3..R15, by precedence
+        if refusal is not None:
+            # Refused, as the service refuses it: flagged, not applied.
+            self._flag(item.index, refusal.reason, f"({refusal.rule}) {refusal.detail}")
+            return
+        self._crypto(item.index, decoded, digest)
+        rules.apply(self._ledger, decoded, Ref(item.index, digest, lh))
+        self._applied(decoded, digest)
 
-    def _witness(self, index: int, payload: bytes) -> None:
-        """A witness registration: well formed, a valid proof of possession (witness.md),
-        and neither its name nor its key registered before: finality counts on it."""
-        try:
-            reg = WitnessRegistration.decode(payload)  # checks the proof of possession
-        except WitnessError as exc:
-            self._flag(index, exc.reason, f"witness registration: {exc}")
-            return
-        if reg.name in self._witnesses or reg.public_key in self._witnesses.values():
-            self._flag(index, "WITNESS_EXISTS", f"witness {reg.name!r} or its key is registered")
-            return
-        self._witnesses[reg.name] = reg.public_key
-        self._figures.witnesses += 1
+    def _count(self, kind: EntryKind) -> None:
+        if kind is EntryKind.READING_BATCH:
+            self._figures.batches += 1
+        elif kind is EntryKind.BILL:
+            self._figures.bills += 1
+        elif kind is EntryKind.TARIFF:
+            self._figures.tariffs += 1
 
-    def _registration(self, index: int, reg: MeterRegistration) -> None:
-        if reg.meter_id in self._meters:
-            self._flag(index, "METER_EXISTS", f"meter {reg.meter_id!r} is already registered")
-            return
-        try:
-            reg.verify_pop()
-        except (SignatureError, RecordFormatError) as exc:
-            self._flag(index, "POP_INVALID", f"meter {reg.meter_id!r}: {exc}")
-        self._meters[reg.meter_id] = MeterView(reg.public_key, reg.interval_minutes)
-        self._figures.meters_registered += 1
+    def _crypto(self, index: int, record: rules.LedgerRecord, digest: bytes) -> None:
+        """The cryptographic rules of a record its state rules accept (settlement-v1.md,
+        "Rules": C1..C4; C5 was checked when a witness key was decoded). Signatures here;
+        range and bill proofs are queued and verified in batches."""
+        if isinstance(record, MeterRegistration):
+            try:
+                record.verify_pop()  # C1
+            except (SignatureError, RecordFormatError) as exc:
+                self._flag(index, exc.reason, f"(C1) meter {record.meter_id!r}: {exc}")
+        elif isinstance(record, ReadingBatch):
+            self._figures.periods.add(record.period)
+            public_key = self._ledger.meters[record.meter_id].registration.public_key
+            try:
+                record.verify_signature(public_key)  # C2
+            except (SignatureError, RecordFormatError) as exc:
+                who = f"meter {record.meter_id!r} {record.period}"
+                self._flag(index, exc.reason, f"(C2) {who}: {exc}")
+            context = reading_proof_context(record.meter_id, record.period, record.sequence)
+            pending = _Pending(index, record.commitments, (index, context, record.range_proof))
+            self._units.append(pending)  # C3
+            self._pending[digest] = pending
+            if len(self._units) >= self._options.flush_units:
+                self._flush(final=False)
+        elif isinstance(record, Bill):
+            self._bill_proof(index, record)  # C4
 
-    def _revocation(self, index: int, rev: MeterRevocation) -> None:
-        meter = self._meters.get(rev.meter_id)
-        if meter is None:
-            self._flag(index, "UNKNOWN_METER", f"revocation of unregistered meter {rev.meter_id!r}")
-            return
-        if meter.revoked:
-            self._flag(index, "METER_REVOKED", f"meter {rev.meter_id!r} is already revoked")
-            return
-        meter.revoked = True
-        self._figures.meters_revoked += 1
-
-    def _batch(self, index: int, batch: ReadingBatch) -> None:
-        self._figures.batches += 1
-        self._figures.periods.add(batch.period)
-        meter = self._meters.get(batch.meter_id)
-        if meter is None:
-            self._flag(
-                index,
-                "UNKNOWN_METER",
-                f"batch of meter {batch.meter_id!r}, which is not registered",
+    def _applied(self, record: rules.LedgerRecord, digest: bytes) -> None:
+        """Book-keeping after the rules applied ``record``: figures, open batches."""
+        if isinstance(record, MeterRegistration):
+            self._figures.meters_registered += 1
+        elif isinstance(record, MeterRevocation):
+            self._figures.meters_revoked += 1
+        elif isinstance(record, WitnessRegistration):
+            self._figures.witnesses += 1
+        elif isinstance(record, Tariff):
+            self._figures.periods.add(record.period)
+        elif isinstance(record, ReadingBatch):
+            self._open[digest] = OpenBatch(
+                record.meter_id, record.period, record.interval_minutes, record.commitments
             )
-            return
-        who = f"meter {batch.meter_id!r} {batch.period}"
-        if meter.revoked:
-            self._flag(index, "METER_REVOKED", f"{who}: batch after the meter's revocation")
-        try:
-            batch.verify_signature(meter.public_key)
-        except (SignatureError, RecordFormatError) as exc:
-            self._flag(index, "SIGNATURE_INVALID", f"{who}: {exc}")
-        if batch.interval_minutes != meter.interval_minutes:
-            self._flag(
-                index,
-                "INTERVALS_MISMATCH",
-                f"{who}: {batch.interval_minutes}-minute intervals; the meter registered"
-                f" {meter.interval_minutes}",
+        elif isinstance(record, Bill):
+            tariff = self._ledger.tariffs[record.period][0]
+            self._figures.bill_sums[tariff.currency] = (
+                self._figures.bill_sums.get(tariff.currency, 0) + record.total
             )
-        digest = batch.batch_hash()
-        day = period_ordinal(batch.period)
-        if digest == meter.last_hash or digest in self._open:
-            self._flag(index, "DUPLICATE_BATCH", f"{who}: the same batch appears twice")
-            return  # counted once
-        if day in meter.periods:
-            self._flag(index, "DUPLICATE_PERIOD", f"{who}: a second batch for the period")
-        elif batch.sequence != meter.next_sequence:
-            self._flag(
-                index,
-                "CHAIN_BROKEN",
-                f"{who}: sequence {batch.sequence}, the meter's chain is at {meter.next_sequence}",
-            )
-        elif batch.prev_hash != meter.last_hash:
-            self._flag(
-                index, "CHAIN_BROKEN", f"{who}: prev_hash is not the hash of the meter's last batch"
-            )
-        if batch.sequence == 0 and batch.prev_hash != ZERO_HASH:  # pragma: no cover - decode
-            self._flag(index, "CHAIN_BROKEN", f"{who}: first batch with a non-zero prev_hash")
-        meter.next_sequence = batch.sequence + 1
-        meter.last_hash = digest
-        meter.periods.add(day)
-        context = reading_proof_context(batch.meter_id, batch.period, batch.sequence)
-        pending = _Pending(index, batch.commitments, (index, context, batch.range_proof))
-        self._units.append(pending)
-        self._pending[digest] = pending
-        if len(self._units) >= self._options.flush_units:
-            self._flush(final=False)
-        self._open[digest] = OpenBatch(
-            batch.meter_id, batch.period, batch.interval_minutes, batch.commitments
-        )
+            del self._open[record.batch_hash]
 
-    def _tariff(self, index: int, tariff: Tariff) -> None:
-        self._figures.tariffs += 1
-        self._figures.periods.add(tariff.period)
-        if tariff.period in self._tariffs:
-            self._flag(index, "TARIFF_EXISTS", f"a second tariff for {tariff.period}")
-            return
-        self._tariffs[tariff.period] = (tariff, tariff.tariff_hash())
-
-    def _bill(self, index: int, bill: Bill) -> None:
-        self._figures.bills += 1
-        who = f"meter {bill.meter_id!r} {bill.period}"
-        meter = self._meters.get(bill.meter_id)
-        if meter is None:
-            self._flag(index, "UNKNOWN_METER", f"bill of meter {bill.meter_id!r}, not registered")
-            return
-        if meter.revoked:
-            self._flag(index, "METER_REVOKED", f"{who}: bill after the meter's revocation")
-        day = period_ordinal(bill.period)
-        if day in meter.billed:
-            self._flag(index, "BILL_EXISTS", f"{who}: the period is already billed")
-            return  # counted once
-        batch = self._open.get(bill.batch_hash)
-        if batch is None or batch.meter_id != bill.meter_id or batch.period != bill.period:
-            self._flag(index, "UNKNOWN_BATCH", f"{who}: the bill names no batch of this meter")
-            return
-        tariff_entry = self._tariffs.get(bill.period)
-        if tariff_entry is None or tariff_entry[1] != bill.tariff_hash:
-            self._flag(index, "UNKNOWN_TARIFF", f"{who}: the bill names no tariff of the period")
-            return
-        tariff = tariff_entry[0]
-        if tariff.interval_minutes != batch.interval_minutes:
-            self._flag(
-                index,
-                "INTERVALS_MISMATCH",
-                f"{who}: the tariff has {tariff.interval_minutes}-minute intervals, the batch"
-                f" {batch.interval_minutes}",
-            )
-            return
-        meter.billed.add(day)
-        del self._open[bill.batch_hash]
-        self._figures.bill_sums[tariff.currency] = (
-            self._figures.bill_sums.get(tariff.currency, 0) + bill.total
-        )
+    def _bill_proof(self, index: int, bill: Bill) -> None:
+        """Queue the proof of a bill the state rules accept (R12, R13 hold: its batch is
+        open and the period's tariff is the one it names)."""
+        batch = self._open[bill.batch_hash]
+        tariff = self._ledger.tariffs[bill.period][0]
         job: _BillJob = (
             index,
             tuple(bill_coefficients(tariff)),
@@ -759,15 +677,13 @@ class Auditor:
         self._tree = tree
         self._last_good = cp.size
         self._root_at_previous = cp.root
-        self._meters = state.meters
+        if state.ledger is None:
+            raise AuditError(
+                "the state file is of version 1, which cannot resume the rules: run one full"
+                " audit (without --since-last) to write version 2"
+            )
+        self._ledger = state.ledger
         self._open = state.open_batches
-        self._witnesses = dict(state.witnesses)
-        for period, raw in state.tariffs.items():
-            try:
-                tariff = Tariff.decode(raw)
-            except RecordFormatError as exc:
-                raise AuditError(f"the state file holds a malformed tariff: {exc}") from None
-            self._tariffs[period] = (tariff, tariff.tariff_hash())
 
     def _check_state_head(self, head: Checkpoint) -> None:
         """The new head must extend the auditor's last accepted checkpoint."""
@@ -853,7 +769,7 @@ class Auditor:
         self._verify_proofs()
         timings["proofs"] = time.perf_counter() - t0
         self._figures.seconds = time.perf_counter() - started
-        self._figures.meters_total = len(self._meters)
+        self._figures.meters_total = len(self._ledger.meters)
         self._violations.sort(key=lambda v: (-1 if v.index is None else v.index, v.reason))
         new_state = None
         if head is not None and not self._violations:
@@ -862,10 +778,8 @@ class Auditor:
                 log_key=self._key.to_text(),
                 checkpoint=self._signed_head_text(early),
                 frontier=list(self._tree.hashes),
-                meters=self._meters,
-                tariffs={p: t.encode() for p, (t, _h) in self._tariffs.items()},
+                ledger=self._ledger,
                 open_batches=self._open,
-                witnesses=self._witnesses,
             )
         return AuditResult(
             source=self._source.description,

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from verifier.state import DEFAULT_STATE_PATH
+from verifier.defaults import DEFAULT_STATE_PATH
 from zkgrid._internal.cliargs import OneLineParser
 from zkgrid._internal.files import PrivateFileError, read_file
 from zkgrid.errors import UsageError, ZkgridError

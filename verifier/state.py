@@ -6,7 +6,7 @@ One JSON file (default ``~/.zkgrid/auditor/state.json``), written with mode
 a failed audit leaves the previous (good) view in place, so the next run is
 compared with what was last known to be right.
 
-Contents (``version`` 1), compact on purpose:
+Contents (``version`` 2):
 
 * ``origin``, ``log_key``: the log this state belongs to (a state is refused
   for another log);
@@ -14,46 +14,57 @@ Contents (``version`` 1), compact on purpose:
   ``frontier``: the right frontier of that tree (log2 n hashes,
   :class:`ledger.merkle.CompactRange`), so new leaves extend it without
   re-reading old entries;
-* ``meters``: per meter its public key, interval, revocation flag, next
-  sequence and last batch hash (the hash chain), and the days it submitted
-  batches and bills for, as ``[first, last]`` ranges of proleptic ordinals;
-* ``tariffs``: the tariff record of each period (base64 of its canonical bytes);
+* ``ledger``: the state of the settlement rules (:class:`settlement.rules.LedgerState`)
+  after that checkpoint: per meter its registration record, its revocation, the
+  hash chain (next sequence, last batch hash), and per period the index and hash
+  of its batch and of its bill; the tariff record of each period with its index;
+  the registered witnesses' names and keys;
 * ``open_batches``: batches without a bill yet, with their commitments (a later
-  bill is verified against them); a billed batch is dropped.
+  bill's proof is verified against them); a billed batch is dropped.
+
+Version 1 (before the rules were one state machine) kept days, not batch and
+bill hashes, so it cannot resume the rules: it is still read, for its
+checkpoint and frontier (a full audit still detects a rewritten history against
+it and then writes version 2), and ``--since-last`` refuses it until one full
+audit has run.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import datetime as _dt
+import hashlib
 import json
-import os
-import stat
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zkgrid._internal.files import PrivateFileError, replace_private
+from settlement.periods import validate_period
+from settlement.records import MeterRegistration, MeterRevocation, RecordFormatError, Tariff
+from settlement.rules import LedgerState, MeterState, Ref
+from verifier.defaults import DEFAULT_STATE_PATH
+from zkgrid._internal.files import PrivateFileError, read_private, replace_private
 from zkgrid.errors import Reason, ZkgridError
 
 __all__ = [
     "DEFAULT_STATE_PATH",
     "STATE_VERSION",
     "AuditorState",
-    "DaySet",
-    "MeterView",
     "OpenBatch",
     "StateError",
     "load_state",
     "save_state",
 ]
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+#: Versions still read (version 1: checkpoint and frontier only).
+_READABLE_VERSIONS = (1, 2)
 _FORMAT = "zkgrid-auditor-state"
-DEFAULT_STATE_PATH = Path("~/.zkgrid/auditor/state.json")
 
+
+#: Largest state file read: the rules' state grows with meters and periods (about a
+#: hundred bytes per meter and period), so this is years of a large community.
+MAX_STATE_BYTES = 1 << 30
 
 class StateError(ZkgridError):
     """The state file cannot be read, parsed or written, or belongs to another log."""
@@ -92,92 +103,111 @@ def _dict(value: object, what: str) -> dict[str, Any]:
     return value
 
 
-def period_ordinal(period: str) -> int:
-    return _dt.date.fromisoformat(period).toordinal()
+def _hash(value: object, what: str) -> bytes:
+    digest = _unb64(value, what)
+    if len(digest) != 32:
+        raise StateError(f"state file: {what} is not 32 bytes")
+    return digest
 
 
-class DaySet:
-    """A set of days (proleptic ordinals), serialised as sorted ``[first, last]`` ranges."""
-
-    __slots__ = ("_days",)
-
-    def __init__(self, days: Iterable[int] = ()) -> None:
-        self._days: set[int] = set(days)
-
-    def __contains__(self, day: int) -> bool:
-        return day in self._days
-
-    def add(self, day: int) -> None:
-        self._days.add(day)
-
-    def __len__(self) -> int:
-        return len(self._days)
-
-    def ranges(self) -> list[list[int]]:
-        out: list[list[int]] = []
-        for day in sorted(self._days):
-            if out and out[-1][1] + 1 == day:
-                out[-1][1] = day
-            else:
-                out.append([day, day])
-        return out
-
-    @classmethod
-    def from_ranges(cls, value: object, what: str) -> DaySet:
-        if not isinstance(value, list):
-            raise StateError(f"state file: {what} is not a list of ranges")
-        days: set[int] = set()
-        for item in value:
-            if not isinstance(item, list) or len(item) != 2:
-                raise StateError(f"state file: {what} holds a malformed range")
-            lo, hi = _int(item[0], what), _int(item[1], what)
-            if hi < lo or hi - lo > 1_000_000:
-                raise StateError(f"state file: {what} holds a malformed range")
-            days.update(range(lo, hi + 1))
-        return cls(days)
+def _refs(value: object, what: str) -> dict[str, Ref]:
+    """``{period: [index, base64 digest]}``"""
+    out: dict[str, Ref] = {}
+    for period, raw in _dict(value, what).items():
+        _period(period, what)
+        if not isinstance(raw, list) or len(raw) != 2:
+            raise StateError(f"state file: {what} {period} is not [index, hash]")
+        out[period] = Ref(_int(raw[0], f"{what} index"), _hash(raw[1], f"{what} hash"))
+    return out
 
 
-@dataclass
-class MeterView:
-    """What the log says about one meter so far."""
+def _period(period: object, what: str) -> str:
+    try:
+        return validate_period(period)
+    except RecordFormatError:
+        raise StateError(f"state file: {what}: {period!r} is not a period") from None
 
-    public_key: bytes
-    interval_minutes: int
-    revoked: bool = False
-    next_sequence: int = 0
-    last_hash: bytes = bytes(32)
-    periods: DaySet = field(default_factory=DaySet)
-    billed: DaySet = field(default_factory=DaySet)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "key": _b64(self.public_key),
-            "interval": self.interval_minutes,
-            "revoked": self.revoked,
-            "next": self.next_sequence,
-            "last": _b64(self.last_hash),
-            "periods": self.periods.ranges(),
-            "billed": self.billed.ranges(),
-        }
+def _record_bytes(value: object, what: str) -> bytes:
+    return _unb64(value, what)
 
-    @classmethod
-    def from_json(cls, meter_id: str, raw: object) -> MeterView:
-        d = _dict(raw, f"meter {meter_id}")
-        revoked = d.get("revoked")
-        if not isinstance(revoked, bool):
-            raise StateError(f"state file: meter {meter_id}: revoked is not a boolean")
-        last = _unb64(d.get("last"), f"meter {meter_id} last hash")
-        if len(last) != 32:
-            raise StateError(f"state file: meter {meter_id}: last hash is not 32 bytes")
-        return cls(
-            public_key=_unb64(d.get("key"), f"meter {meter_id} key"),
-            interval_minutes=_int(d.get("interval"), f"meter {meter_id} interval"),
-            revoked=revoked,
-            next_sequence=_int(d.get("next"), f"meter {meter_id} next sequence"),
-            last_hash=last,
-            periods=DaySet.from_ranges(d.get("periods"), f"meter {meter_id} periods"),
-            billed=DaySet.from_ranges(d.get("billed"), f"meter {meter_id} billed"),
+
+def _meter_to_json(meter: MeterState) -> dict[str, Any]:
+    return {
+        "registration": _b64(meter.registration.encode()),
+        "at": meter.ref.index,
+        "revocation": None if meter.revocation is None else _b64(meter.revocation.encode()),
+        "next": meter.next_sequence,
+        "last": _b64(meter.last_batch_hash),
+        "batches": {p: [r.index, _b64(r.digest)] for p, r in sorted(meter.batches.items())},
+        "bills": {p: [r.index, _b64(r.digest)] for p, r in sorted(meter.bills.items())},
+    }
+
+
+def _meter_from_json(meter_id: str, raw: object) -> MeterState:
+    d = _dict(raw, f"meter {meter_id}")
+    what = f"meter {meter_id}"
+    data = _record_bytes(d.get("registration"), f"{what} registration")
+    try:
+        registration = MeterRegistration.decode(data)
+        revocation_raw = d.get("revocation")
+        revocation = (
+            None
+            if revocation_raw is None
+            else MeterRevocation.decode(_record_bytes(revocation_raw, f"{what} revocation"))
         )
+    except RecordFormatError as exc:
+        raise StateError(f"state file: {what} holds a malformed record: {exc}") from None
+    if registration.meter_id != meter_id or (
+        revocation is not None and revocation.meter_id != meter_id
+    ):
+        raise StateError(f"state file: {what} holds another meter's record")
+    return MeterState(
+        registration=registration,
+        ref=Ref(_int(d.get("at"), f"{what} index"), hashlib.sha256(data).digest()),
+        revocation=revocation,
+        next_sequence=_int(d.get("next"), f"{what} next sequence"),
+        last_batch_hash=_hash(d.get("last"), f"{what} last hash"),
+        batches=_refs(d.get("batches"), f"{what} batches"),
+        bills=_refs(d.get("bills"), f"{what} bills"),
+    )
+
+
+def _ledger_to_json(ledger: LedgerState) -> dict[str, Any]:
+    return {
+        "meters": {m: _meter_to_json(v) for m, v in sorted(ledger.meters.items())},
+        "tariffs": {
+            p: [ref.index, _b64(t.encode())] for p, (t, ref) in sorted(ledger.tariffs.items())
+        },
+        "witnesses": {n: _b64(k) for n, k in sorted(ledger.witnesses.items())},
+    }
+
+
+def _ledger_from_json(raw: object) -> LedgerState:
+    d = _dict(raw, "ledger")
+    meters = {
+        _str(k, "meter id"): _meter_from_json(k, v)
+        for k, v in _dict(d.get("meters"), "meters").items()
+    }
+    tariffs: dict[str, tuple[Tariff, Ref]] = {}
+    for period, item in _dict(d.get("tariffs"), "tariffs").items():
+        _period(period, "tariffs")
+        if not isinstance(item, list) or len(item) != 2:
+            raise StateError(f"state file: tariff {period} is not [index, record]")
+        data = _record_bytes(item[1], f"tariff {period}")
+        try:
+            tariff = Tariff.decode(data)
+        except RecordFormatError as exc:
+            raise StateError(f"state file: tariff {period} is malformed: {exc}") from None
+        if tariff.period != period:
+            raise StateError(f"state file: the tariff under {period} is another period's")
+        ref = Ref(_int(item[0], f"tariff {period} index"), hashlib.sha256(data).digest())
+        tariffs[period] = (tariff, ref)
+    witnesses = {
+        _str(k, "witness name"): _unb64(v, f"witness {k}")
+        for k, v in _dict(d.get("witnesses"), "witnesses").items()
+    }
+    return LedgerState(meters=meters, tariffs=tariffs, witnesses=witnesses)
 
 
 @dataclass
@@ -213,19 +243,22 @@ class OpenBatch:
 
 @dataclass
 class AuditorState:
-    """The auditor's view of one log after its last clean audit."""
+    """The auditor's view of one log after its last clean audit.
+
+    ``ledger`` is ``None`` for a version-1 file: it then serves as the last accepted
+    checkpoint only (``--since-last`` needs one full audit first).
+    """
 
     origin: str
     log_key: str
     checkpoint: str
     frontier: list[bytes]
-    meters: dict[str, MeterView] = field(default_factory=dict)
-    tariffs: dict[str, bytes] = field(default_factory=dict)
+    ledger: LedgerState | None = field(default_factory=LedgerState)
     open_batches: dict[bytes, OpenBatch] = field(default_factory=dict)
-    #: registered witnesses: name -> 48-byte BLS public key
-    witnesses: dict[str, bytes] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        if self.ledger is None:
+            raise StateError("a version-1 state is only read, never written")
         return {
             "format": _FORMAT,
             "version": STATE_VERSION,
@@ -233,10 +266,8 @@ class AuditorState:
             "log_key": self.log_key,
             "checkpoint": self.checkpoint,
             "frontier": [_b64(h) for h in self.frontier],
-            "meters": {m: v.to_json() for m, v in sorted(self.meters.items())},
-            "tariffs": {p: _b64(t) for p, t in sorted(self.tariffs.items())},
+            "ledger": _ledger_to_json(self.ledger),
             "open_batches": {_b64(h): b.to_json() for h, b in self.open_batches.items()},
-            "witnesses": {n: _b64(k) for n, k in sorted(self.witnesses.items())},
         }
 
     @classmethod
@@ -244,56 +275,39 @@ class AuditorState:
         d = _dict(raw, "state")
         if d.get("format") != _FORMAT:
             raise StateError("not a zkgrid auditor state file")
-        if d.get("version") != STATE_VERSION:
-            raise StateError(f"unsupported auditor state version {d.get('version')!r}")
+        version = d.get("version")
+        if version not in _READABLE_VERSIONS:
+            raise StateError(f"unsupported auditor state version {version!r}")
         frontier_raw = d.get("frontier")
         if not isinstance(frontier_raw, list):
             raise StateError("state file: frontier is not a list")
         frontier = [_unb64(h, "frontier hash") for h in frontier_raw]
         if any(len(h) != 32 for h in frontier):
             raise StateError("state file: a frontier hash is not 32 bytes")
-        meters = {
-            _str(k, "meter id"): MeterView.from_json(k, v)
-            for k, v in _dict(d.get("meters"), "meters").items()
-        }
-        tariffs = {
-            _str(k, "tariff period"): _unb64(v, f"tariff {k}")
-            for k, v in _dict(d.get("tariffs"), "tariffs").items()
-        }
+        ledger: LedgerState | None = None
         open_batches: dict[bytes, OpenBatch] = {}
-        for k, v in _dict(d.get("open_batches"), "open batches").items():
-            digest = _unb64(k, "open batch hash")
-            if len(digest) != 32:
-                raise StateError("state file: an open batch hash is not 32 bytes")
-            open_batches[digest] = OpenBatch.from_json(v)
-        witnesses = {
-            _str(k, "witness name"): _unb64(v, f"witness {k}")
-            for k, v in _dict(d.get("witnesses", {}), "witnesses").items()
-        }
+        if version == STATE_VERSION:
+            ledger = _ledger_from_json(d.get("ledger"))
+            for k, v in _dict(d.get("open_batches"), "open batches").items():
+                open_batches[_hash(k, "open batch hash")] = OpenBatch.from_json(v)
         return cls(
             origin=_str(d.get("origin"), "origin"),
             log_key=_str(d.get("log_key"), "log key"),
             checkpoint=_str(d.get("checkpoint"), "checkpoint"),
             frontier=frontier,
-            meters=meters,
-            tariffs=tariffs,
+            ledger=ledger,
             open_batches=open_batches,
-            witnesses=witnesses,
         )
 
 
 def load_state(path: Path) -> AuditorState | None:
     """The state at ``path``, or ``None`` when there is no file yet."""
-    try:
-        with path.open("rb") as f:
-            info = os.fstat(f.fileno())
-            if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-                raise StateError(f"state file {path} is accessible by group or others (chmod 600)")
-            raw = f.read()
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         return None
-    except OSError as exc:
-        raise StateError(f"cannot read the state file {path}: {exc.strerror}") from None
+    try:
+        raw = read_private(path, max_bytes=MAX_STATE_BYTES)
+    except PrivateFileError as exc:
+        raise StateError(f"cannot read the state file: {exc}") from None
     try:
         data = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError):  # bad UTF-8 or JSON, too deep, a huge integer

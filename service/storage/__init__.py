@@ -16,6 +16,8 @@ from service.storage.errors import (
     StoreUnavailable,
 )
 from service.storage.store import (
+    Appended,
+    AppendedEntry,
     LedgerStore,
     Precondition,
     StartupCheck,
@@ -26,6 +28,8 @@ from service.storage.store import (
 
 __all__ = [
     "AppendOnlyViolation",
+    "Appended",
+    "AppendedEntry",
     "CosignatureStore",
     "EntryNotFound",
     "LedgerStore",

@@ -80,6 +80,8 @@ from service.storage.models import CHECKPOINTS, ENTRIES, META, NODES, TABLES
 from service.storage.schema import APPEND_ONLY_MARKER, SCHEMA_VERSION, install_triggers
 
 __all__ = [
+    "Appended",
+    "AppendedEntry",
     "LedgerStore",
     "Precondition",
     "StartupCheck",
@@ -120,6 +122,27 @@ class StoredEntry:
     def leaf_data(self) -> bytes:
         """The leaf's bytes (what the Merkle tree hashes)."""
         return encode_entry(self.kind, self.payload)
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """What :meth:`LedgerStore.append_batch` made, in the order of its items: the entries'
+    indices and leaf hashes, and the checkpoint signed in the same transaction (``None``
+    only for an empty batch, which appends and signs nothing)."""
+
+    indices: tuple[int, ...]
+    leaf_hashes: tuple[bytes, ...]
+    checkpoint: SignedCheckpoint | None
+
+
+@dataclass(frozen=True, slots=True)
+class AppendedEntry:
+    """What :meth:`LedgerStore.append` made: the entry's index, its leaf hash and the
+    checkpoint signed when it was appended (size ``index + 1``)."""
+
+    index: int
+    leaf_hash: bytes
+    checkpoint: SignedCheckpoint
 
 
 def normalize_url(url: str) -> str:
@@ -424,19 +447,24 @@ class LedgerStore:
 
     def append(
         self, kind: EntryKind | int, payload: bytes, *, precondition: Precondition | None = None
-    ) -> int:
-        """Append one entry; return its index once committed with its nodes and checkpoint."""
-        return self.append_batch([(kind, payload)], precondition=precondition)[0]
+    ) -> AppendedEntry:
+        """Append one entry; once committed with its nodes and checkpoint, return its index,
+        leaf hash and that checkpoint."""
+        made = self.append_batch([(kind, payload)], precondition=precondition)
+        if made.checkpoint is None:  # pragma: no cover - one item always signs
+            raise StoreIntegrityError("an append of one entry signed no checkpoint")
+        return AppendedEntry(made.indices[0], made.leaf_hashes[0], made.checkpoint)
 
     def append_batch(
         self,
         items: Iterable[tuple[EntryKind | int, bytes]],
         *,
         precondition: Precondition | None = None,
-    ) -> list[int]:
-        """Append entries atomically (one transaction, one new checkpoint); return their indices.
+    ) -> Appended:
+        """Append entries atomically (one transaction, one new checkpoint); return what it
+        made (:class:`Appended`: indices, leaf hashes, the signed checkpoint).
 
-        An empty batch appends nothing, signs nothing and returns ``[]``.
+        An empty batch appends nothing, signs nothing and returns no indices.
 
         ``precondition(conn, size)``, when given, runs inside the write transaction,
         holding the ledger's write lock, after the current size is read and before
@@ -448,7 +476,7 @@ class LedgerStore:
         """
         leaves = [self._leaf(kind, payload) for kind, payload in items]
         if not leaves:
-            return []
+            return Appended((), (), None)
         with self._write() as conn:
             latest = self._latest_row(conn)
             if latest is None:
@@ -510,8 +538,8 @@ class LedgerStore:
                     f"refusing to sign size {new_size}: not consistent with the last checkpoint"
                     f" (size {size}): {exc}"
                 ) from exc
-            self._insert_checkpoint(conn, Checkpoint(self._origin, new_size, new_root))
-        return list(range(size, new_size))
+            signed = self._insert_checkpoint(conn, Checkpoint(self._origin, new_size, new_root))
+        return Appended(tuple(range(size, new_size)), tuple(lh for _, _, lh in leaves), signed)
 
     def entries_locked(self, conn: Connection, start: int, stop: int) -> list[StoredEntry]:
         """Entries ``[start, stop)`` read through ``conn`` (for a precondition of

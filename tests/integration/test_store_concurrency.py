@@ -23,9 +23,9 @@ def _worker(store: LedgerStore, tag: str, start: threading.Barrier) -> dict[int,
     start.wait()
     for r in range(ROUNDS):
         payload = f"{tag}/single/{r}".encode()
-        got[store.append(EntryKind.READING_BATCH, payload)] = payload
+        got[store.append(EntryKind.READING_BATCH, payload).index] = payload
         batch = [f"{tag}/batch/{r}/{k}".encode() for k in range(3)]
-        indices = store.append_batch([(EntryKind.BILL, p) for p in batch])
+        indices = list(store.append_batch([(EntryKind.BILL, p) for p in batch]).indices)
         assert indices == list(range(indices[0], indices[0] + 3))  # a batch is contiguous
         got.update(zip(indices, batch, strict=True))
     return got

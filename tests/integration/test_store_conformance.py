@@ -17,6 +17,7 @@ from ledger.checkpoint import Checkpoint, CheckpointSigner, verify_checkpoint
 from ledger.entries import EntryKind, encode_entry
 from ledger.merkle import EMPTY_ROOT, leaf_hash, root, verify_consistency, verify_inclusion
 from service.storage import (
+    Appended,
     AppendOnlyViolation,
     EntryNotFound,
     LedgerStore,
@@ -57,7 +58,7 @@ def test_empty_store_has_a_signed_size_zero_checkpoint(
 def test_appends_get_consecutive_indices_and_round_trip(store: LedgerStore) -> None:
     before = datetime.now(UTC) - timedelta(seconds=5)
     items = _items(7)
-    assert [store.append(kind, payload) for kind, payload in items] == list(range(7))
+    assert [store.append(kind, payload).index for kind, payload in items] == list(range(7))
     assert store.size() == 7
     for i, (kind, payload) in enumerate(items):
         e = store.entry(i)
@@ -71,10 +72,10 @@ def test_appends_get_consecutive_indices_and_round_trip(store: LedgerStore) -> N
 def test_batches_are_atomic_units_with_one_checkpoint_each(
     store: LedgerStore, ledger_signer: CheckpointSigner
 ) -> None:
-    assert store.append_batch(_items(5, "a")) == [0, 1, 2, 3, 4]
-    assert store.append_batch([]) == []
-    assert store.append_batch(_items(3, "b")) == [5, 6, 7]
-    assert store.append(EntryKind.BILL, b"") == 8
+    assert store.append_batch(_items(5, "a")).indices == (0, 1, 2, 3, 4)
+    assert store.append_batch([]) == Appended((), (), None)
+    assert store.append_batch(_items(3, "b")).indices == (5, 6, 7)
+    assert store.append(EntryKind.BILL, b"").index == 8
     sizes = [c.checkpoint.size for c in store.checkpoints()]
     assert sizes == [0, 5, 8, 9]
     for size in sizes:
@@ -172,7 +173,7 @@ def test_invalid_entries_are_refused_before_anything_is_written(store: LedgerSto
     with pytest.raises(InvalidArgumentError):
         store.append(True, b"a bool is not a kind")
     assert store.size() == 1
-    assert store.append(int(EntryKind.TARIFF), b"int kind") == 1
+    assert store.append(int(EntryKind.TARIFF), b"int kind").index == 1
     assert store.entry(1).kind is EntryKind.TARIFF
 
 
@@ -196,7 +197,7 @@ def test_a_failure_inside_the_transaction_stores_nothing(
     assert store.latest_checkpoint() == latest
     assert store.verify_integrity(full=True).size == 3
     # The indices of the failed batch are handed out again: no gap.
-    assert store.append_batch(_items(2, "next")) == [3, 4]
+    assert store.append_batch(_items(2, "next")).indices == (3, 4)
     assert store.verify_integrity(full=True).size == 5
 
 
@@ -239,7 +240,7 @@ def test_reopen_keeps_everything(
         assert s.size() == 12
         assert s.latest_checkpoint() == latest
         assert [(e.kind, e.payload) for e in s.entries()] == items
-        assert s.append(EntryKind.BILL, b"after reopen") == 12
+        assert s.append(EntryKind.BILL, b"after reopen").index == 12
     with open_store(durable_ledger_url, ledger_signer, ledger_origin, startup_check="quick") as s:
         assert s.size() == 13
 

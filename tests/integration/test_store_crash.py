@@ -28,7 +28,7 @@ def _child(url: str, seed_hex: str, origin: str) -> None:
     signer = CheckpointSigner.from_private_bytes("zkgrid-test", bytes.fromhex(seed_hex))
     with open_store(url, signer, origin) as store:
         for i in range(1_000_000):
-            index = store.append(EntryKind.READING_BATCH, f"child {i}".encode())
+            index = store.append(EntryKind.READING_BATCH, f"child {i}".encode()).index
             sys.stdout.write(f"{index} {i}\n")
             sys.stdout.flush()
 
@@ -77,7 +77,7 @@ def _parent_appends(
         k = 0
         while not stop.is_set():
             batch = [f"parent {tag}/{k}/{j}".encode() for j in range(3)]
-            indices = s.append_batch([(EntryKind.BILL, p) for p in batch])
+            indices = s.append_batch([(EntryKind.BILL, p) for p in batch]).indices
             acks.update(zip(indices, batch, strict=True))
             k += 1
             time.sleep(0.005)
@@ -88,7 +88,7 @@ def test_sigkill_mid_stream_loses_no_acknowledged_append(
 ) -> None:
     expected: dict[int, bytes] = {}
     with open_store(durable_ledger_url, ledger_signer, ledger_origin) as store:
-        expected[store.append(EntryKind.TARIFF, b"before")] = b"before"
+        expected[store.append(EntryKind.TARIFF, b"before").index] = b"before"
     for round_ in range(ROUNDS):
         # The parent appends batches concurrently: two processes share the write lock.
         stop = threading.Event()

@@ -128,7 +128,7 @@ def test_a_group_appends_the_good_records_in_one_transaction(store: LedgerStore)
                  _pending(day1[2], "meter-2")]  # fmt: skip
 
         def rules(batch: ReadingBatch) -> Any:
-            return lambda: settlement._batch_state_rules(batch, batch.batch_hash())
+            return lambda: settlement._state_rules(batch, batch.batch_hash())
 
         for item in items:
             item.check = rules(item.record)  # type: ignore[arg-type]

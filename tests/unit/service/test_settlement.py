@@ -452,10 +452,11 @@ def test_two_replicas_on_one_ledger_catch_up_under_the_lock(tmp_path: Any) -> No
         # refuse a conflicting batch for the same sequence
         conflicting = SimMeter("m", key=meter.key)
         other = conflicting.batch(DAY2)
-        assert a._state.meters["m"].next_sequence == 0  # stale on purpose
+        assert a._state.ledger.meters["m"].next_sequence == 0  # stale on purpose
         size = store_a.size()
+        digest = other.batch_hash()
         with pytest.raises(ChainBroken):
-            a._append(other, lambda: a._batch_state_rules(other, other.batch_hash()))
+            a._append(other, other.encode(), digest, lambda: a._state_rules(other, digest))
         assert store_a.size() == size
         assert a.get_meter("m").next_sequence == 1
 
@@ -466,9 +467,16 @@ def test_records_written_behind_the_service_are_anomalies(store: LedgerStore) ->
     store.append(EntryKind.METER_REGISTRATION, reg.encode())
     store.append(EntryKind.METER_REGISTRATION, reg.encode())  # a duplicate
     store.append(EntryKind.BILL, b"\x01garbage")
-    store.append(EntryKind.WITNESS_KEY, b"not a settlement record")
+    store.append(EntryKind.WITNESS_KEY, b"not a witness registration")
+    store.append(EntryKind.COSIGNATURE, b"no payload is defined for this kind")
     with Settlement(store) as s:
-        assert s.anomalies == [1, 2]
+        assert s.anomalies == [1, 2, 3, 4]
+        assert s.anomaly_reasons == [
+            (1, "METER_EXISTS"),
+            (2, "RECORD_MALFORMED"),
+            (3, "WITNESS_MALFORMED"),
+            (4, "ENTRY_KIND_UNDEFINED"),
+        ]
         assert s.get_meter("m").receipt_index == 0
 
 

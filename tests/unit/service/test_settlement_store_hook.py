@@ -35,7 +35,7 @@ def test_precondition_sees_size_and_unseen_entries(store: LedgerStore) -> None:
     def check(conn: Connection, size: int) -> None:
         seen.append((size, [e.payload for e in store.entries_locked(conn, 1, size)]))
 
-    index = store.append(EntryKind.BILL, b"c", precondition=check)
+    index = store.append(EntryKind.BILL, b"c", precondition=check).index
     assert index == 2
     assert seen == [(2, [b"b"])]
     assert store.entries_locked.__doc__
@@ -53,7 +53,7 @@ def test_raising_aborts_and_stores_nothing(store: LedgerStore) -> None:
     assert store.size() == 1
     assert store.latest_checkpoint() == checkpoint
     store.verify_integrity()
-    assert store.append(EntryKind.BILL, b"z") == 1
+    assert store.append(EntryKind.BILL, b"z").index == 1
 
 
 def test_concurrent_conditional_appends_admit_exactly_one(store: LedgerStore) -> None:

@@ -98,7 +98,10 @@ def test_in_memory_store_round_trip(ledger_signer: CheckpointSigner) -> None:
     with open_store("sqlite://", ledger_signer, "unit/ledger") as store:
         assert store.backend == "sqlite"
         assert store.origin == "unit/ledger"
-        assert store.append_batch([(EntryKind.BILL, b"a"), (EntryKind.TARIFF, b"b")]) == [0, 1]
+        made = store.append_batch([(EntryKind.BILL, b"a"), (EntryKind.TARIFF, b"b")])
+        assert made.indices == (0, 1)
+        assert made.leaf_hashes == tuple(store.entry(i).leaf_hash for i in (0, 1))
+        assert made.checkpoint == store.latest_checkpoint()
         entry = store.entry(1)
         assert (entry.kind, entry.payload) == (EntryKind.TARIFF, b"b")
         assert store.latest_checkpoint().checkpoint.size == 2

@@ -8,29 +8,44 @@ from pathlib import Path
 
 import pytest
 
+from settlement.records import MeterRevocation
+from settlement.rules import LedgerState, MeterState, Ref
+from tests.unit.service.settlement_support import SimMeter, make_tariff
 from verifier.state import (
     AuditorState,
-    DaySet,
-    MeterView,
     OpenBatch,
     StateError,
     load_state,
     save_state,
 )
 
+_SIM = SimMeter("m-1")
+_REG = _SIM.registration()  # signed once (ECDSA nonces are random)
+
 
 def _state() -> AuditorState:
-    meter = MeterView(b"\x02" + bytes(32), 240, next_sequence=2, last_hash=b"\x11" * 32)
-    meter.periods = DaySet([738000, 738001, 738003])
-    meter.billed = DaySet([738000])
+    meter = MeterState(
+        _REG,
+        Ref(0, b"\x10" * 32),
+        revocation=MeterRevocation("m-1", "replaced"),
+        next_sequence=2,
+        last_batch_hash=b"\x11" * 32,
+        batches={"2025-03-01": Ref(2, b"\x12" * 32), "2025-03-02": Ref(4, b"\x11" * 32)},
+        bills={"2025-03-01": Ref(3, b"\x13" * 32)},
+    )
+    tariff = make_tariff("2025-03-01")
+    ledger = LedgerState(
+        meters={"m-1": meter},
+        tariffs={"2025-03-01": (tariff, Ref(1, tariff.tariff_hash()))},
+        witnesses={"regulator": b"\x07" * 48},
+    )
     return AuditorState(
         origin="o",
         log_key="k+00000000+AQ==",
         checkpoint="o\n0\nroot\n\n— k sig\n",
         frontier=[b"\x01" * 32, b"\x02" * 32],
-        meters={"m-1": meter},
-        tariffs={"2025-03-01": b"tariff-bytes"},
-        open_batches={b"\x05" * 32: OpenBatch("m-1", "2025-03-02", 240, (b"\x02" * 33,) * 4)},
+        ledger=ledger,
+        open_batches={b"\x11" * 32: OpenBatch("m-1", "2025-03-02", 240, (b"\x02" * 33,) * 4)},
     )
 
 
@@ -43,7 +58,12 @@ def test_round_trip_and_mode(tmp_path: Path) -> None:
     loaded = load_state(path)
     assert loaded is not None
     assert loaded.to_json() == _state().to_json()
-    assert loaded.meters["m-1"].periods.ranges() == [[738000, 738001], [738003, 738003]]
+    assert loaded.ledger is not None
+    meter = loaded.ledger.meters["m-1"]
+    assert meter.registration == _REG
+    assert meter.revocation == MeterRevocation("m-1", "replaced")
+    assert meter.batches["2025-03-02"] == Ref(4, b"\x11" * 32)
+    assert loaded.ledger.witness_key_registered(b"\x07" * 48)
     save_state(path, _state())  # atomic replace
     assert [p.name for p in path.parent.iterdir()] == ["state.json"]
 
@@ -67,4 +87,34 @@ def test_refuses_exposed_or_broken_files(tmp_path: Path) -> None:
 
     path.write_text(json.dumps(data))
     with pytest.raises(StateError, match="base64"):
+        load_state(path)
+
+
+def test_version_1_is_read_for_its_checkpoint_only(tmp_path: Path) -> None:
+    """A version-1 file (days, not hashes) still names the last accepted checkpoint; it
+    cannot resume the rules (``ledger`` is None) and is never written again."""
+    import json
+
+    path = tmp_path / "state.json"
+    old = {
+        "format": "zkgrid-auditor-state",
+        "version": 1,
+        "origin": "o",
+        "log_key": "k+00000000+AQ==",
+        "checkpoint": "cp",
+        "frontier": [],
+        "meters": {},
+        "tariffs": {},
+        "open_batches": {},
+    }
+    path.write_text(json.dumps(old))
+    os.chmod(path, 0o600)
+    loaded = load_state(path)
+    assert loaded is not None
+    assert (loaded.checkpoint, loaded.ledger) == ("cp", None)
+    with pytest.raises(StateError, match="version-1"):
+        save_state(path, loaded)
+    old["version"] = 3
+    path.write_text(json.dumps(old))
+    with pytest.raises(StateError, match="unsupported auditor state version"):
         load_state(path)
