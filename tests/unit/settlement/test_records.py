@@ -172,6 +172,34 @@ def test_batch_layout_signed_bytes_and_hash() -> None:
         batch.verify_signature(OTHER.public_key)
 
 
+def _lp(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
+def test_signed_bytes_are_the_design_formulas() -> None:
+    """settlement-v1.md's "Signed bytes" lines, byte for byte (version, length prefixes)."""
+    reg = make_registration()
+    assert reg.signed_bytes() == (
+        b"zkgrid/meter-registration v1"
+        + b"\x01"
+        + _lp(reg.meter_id.encode())
+        + reg.public_key
+        + struct.pack(">H", reg.interval_minutes)
+    )
+    batch = make_batch()
+    assert batch.signed_bytes() == (
+        b"zkgrid/reading-batch v1"
+        + b"\x01"
+        + _lp(batch.meter_id.encode())
+        + _lp(batch.period.encode())
+        + struct.pack(">HQ", batch.interval_minutes, batch.sequence)
+        + batch.prev_hash
+        + struct.pack(">I", len(batch.commitments))
+        + b"".join(batch.commitments)
+        + _lp(batch.range_proof)
+    )
+
+
 def test_registration_pop() -> None:
     reg = make_registration()
     reg.verify_pop()
