@@ -29,6 +29,7 @@ calls this and encodes.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -43,7 +44,6 @@ from ledger.cosignature import (
     DuplicateCosignatureError,
     FinalityError,
     Quorum,
-    WitnessError,
     WitnessRegistration,
     WitnessRegistry,
     aggregate,
@@ -55,6 +55,7 @@ from service.errors import InvalidRequest
 from service.settlement import Receipt, receipt_for
 from service.storage import EntryNotFound, LedgerStore, StoredEntry
 from service.storage.cosignatures import CosignatureStore
+from settlement import rules
 from zkgrid.errors import Reason, ZkgridError
 
 __all__ = [
@@ -139,8 +140,8 @@ class Witnesses:
         self._lock = threading.Lock()  # guards the projection and caches; never held during I/O
         self._applied = 0
         self._members: list[RegisteredWitness] = []
-        self._names: set[str] = set()
-        self._keys: set[bytes] = set()
+        #: The settlement rules' state, fed the WITNESS_KEY entries only (R1, R2, C5, R15).
+        self._rules = rules.LedgerState()
         #: Entries that are not a valid, new registration (written behind the service's back).
         self.anomalies: list[int] = []
         self._registries: dict[int, WitnessRegistry] = {}
@@ -157,28 +158,22 @@ class Witnesses:
 
     def _apply(self, entries: Iterable[StoredEntry]) -> None:
         for e in entries:
-            registration: WitnessRegistration | None = None
-            if e.kind == EntryKind.WITNESS_KEY:
-                try:
-                    registration = WitnessRegistration.decode(e.payload)  # PoP checked (cached)
-                except WitnessError:
-                    registration = None
+            # Decoded outside the lock: the proof of possession (C5) is checked here.
+            record = rules.decode(e.kind, e.payload) if e.kind == EntryKind.WITNESS_KEY else None
             with self._lock:
                 if e.index != self._applied:
                     continue
                 self._applied += 1
                 if e.kind != EntryKind.WITNESS_KEY:
                     continue
-                if (
-                    registration is None
-                    or registration.name in self._names
-                    or registration.public_key in self._keys
-                ):
+                if not isinstance(record, WitnessRegistration):  # a Refusal (R2, C5)
                     self.anomalies.append(e.index)
                     continue
-                self._members.append(RegisteredWitness(registration, e.index))
-                self._names.add(registration.name)
-                self._keys.add(registration.public_key)
+                ref = rules.Ref(e.index, hashlib.sha256(e.payload).digest(), e.leaf_hash)
+                if rules.step(self._rules, record, ref) is not None:  # R15
+                    self.anomalies.append(e.index)
+                    continue
+                self._members.append(RegisteredWitness(record, e.index))
 
     def members(self, tree_size: int | None = None) -> tuple[list[RegisteredWitness], int]:
         """The witnesses registered in the tree of ``tree_size`` (default: the ledger's
@@ -208,11 +203,10 @@ class Witnesses:
     # ------------------------------------------------------------------ registration
 
     def _check_new(self, registration: WitnessRegistration) -> None:
-        """(projection lock held)"""
-        if registration.name in self._names:
-            raise WitnessExists(f"a witness named {registration.name!r} is already registered")
-        if registration.public_key in self._keys:
-            raise WitnessExists("this public key is already registered (under another name)")
+        """(projection lock held) R15: a new name and a new key (``WITNESS_EXISTS``)."""
+        refusal = rules.check(self._rules, registration)
+        if refusal is not None:
+            raise WitnessExists(f"({refusal.rule}) {refusal.detail}")
 
     def register(self, registration: WitnessRegistration) -> Receipt:
         """Append a ``WITNESS_KEY`` entry: PoP verified, new name and key (``WITNESS_EXISTS``)."""
