@@ -65,7 +65,7 @@ from service.errors import (
     UnknownMeter,
     UnknownTariff,
 )
-from service.storage import EntryNotFound, LedgerStore, StoredEntry
+from service.storage import LedgerStore, StoredEntry
 from service.verification import ProofVerifier, RangeJob, parse_commitments
 from settlement import rules
 from settlement.periods import validate_period
@@ -135,14 +135,12 @@ class Receipt:
 def receipt_for(
     store: LedgerStore, index: int, lh: bytes, signed: SignedCheckpoint | None = None
 ) -> Receipt:
-    """The receipt of entry ``index``: against ``signed`` when given (the checkpoint of
-    the group that appended it), else the checkpoint signed at ``index + 1`` (the same
-    for every later request) or, for an entry appended inside a batch, the latest one."""
+    """The receipt of entry ``index``: against the checkpoint signed by the transaction
+    that appended it (``signed`` when the caller holds it, else
+    :meth:`LedgerStore.checkpoint_covering`), so every later request for the entry, a
+    resubmission or ``GetReceipt``, returns the same receipt."""
     if signed is None:
-        try:
-            signed = store.checkpoint_at(index + 1)
-        except EntryNotFound:
-            signed = store.latest_checkpoint()
+        signed = store.checkpoint_covering(index)
     size = signed.checkpoint.size
     proof = store.inclusion_proof(index, size)
     return Receipt(index, lh, signed.to_text(), size, tuple(proof))

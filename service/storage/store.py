@@ -696,6 +696,21 @@ class LedgerStore:
             raise EntryNotFound(f"no checkpoint was signed at size {size}")
         return self._signed_from_row(row)
 
+    def checkpoint_covering(self, index: int) -> SignedCheckpoint:
+        """The checkpoint signed by the transaction that appended entry ``index``: the
+        smallest one whose tree holds it (every append signs the new size, so the one
+        before has a size <= ``index``). The same answer for every later call."""
+        with self._read() as conn:
+            row = conn.execute(
+                _CHECKPOINTS.select()
+                .where(_CHECKPOINTS.c.size > index)
+                .order_by(_CHECKPOINTS.c.size)
+                .limit(1)
+            ).first()
+        if row is None:
+            raise EntryNotFound(f"entry {index} is in no signed checkpoint")
+        return self._signed_from_row(row)
+
     def checkpoints(self, start_size: int = 0) -> Iterator[SignedCheckpoint]:
         """Stream every stored checkpoint with size >= ``start_size``, by size."""
         cursor = start_size

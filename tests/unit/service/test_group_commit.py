@@ -156,6 +156,7 @@ def test_concurrent_submissions_share_checkpoints(store: LedgerStore) -> None:
     with Settlement(store) as settlement:
         registered(settlement, *meters)
         before = len(list(store.checkpoints()))
+        issued: list[tuple[ReadingBatch, Receipt]] = []
         for period in (DAY1, DAY2):
             batches = [m.batch(period) for m in meters]
             receipts: dict[int, Receipt] = {}
@@ -178,8 +179,14 @@ def test_concurrent_submissions_share_checkpoints(store: LedgerStore) -> None:
             assert len(receipts) == len(batches)
             for i, batch in enumerate(batches):
                 receipts[i].verify(SIGNER.verifier(), batch.to_entry())
+                issued.append((batch, receipts[i]))
         assert store.size() == len(meters) * 3
         for m in meters:
             assert settlement.get_meter(m.meter_id).next_sequence == 2
         # 16 batches, but fewer checkpoints: the micro-batched verifier releases them together
         assert len(list(store.checkpoints())) - before < 2 * len(meters)
+        # Receipts are stable: later, the same receipt (the appending group's checkpoint),
+        # from GetReceipt and from resubmitting the identical batch.
+        for batch, receipt in issued:
+            assert settlement.get_receipt(batch.meter_id, batch.period) == receipt
+            assert settlement.submit_readings(batch, as_meter=batch.meter_id) == receipt
