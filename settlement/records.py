@@ -58,6 +58,7 @@ from zkgrid.errors import InvalidArgumentError, Reason, VerificationError
 __all__ = [
     "BILL_CONTEXT_DOMAIN",
     "BILL_PROOF_SIZE",
+    "MAX_BATCH_VALUES",
     "MAX_FIXED_CHARGE",
     "MAX_RATE",
     "MAX_REASON_BYTES",
@@ -83,6 +84,7 @@ __all__ = [
     "bill_proof_context",
     "decode_record",
     "intervals_per_day",
+    "metered_intervals",
     "parse_period",
     "pop_message",
     "reading_proof_context",
@@ -106,8 +108,11 @@ MAX_RATE = 2**19
 #: Upper bound on ``|fixed_charge|``: together with :data:`MAX_RATE` every bill fits an i64.
 MAX_FIXED_CHARGE = 2**62
 MAX_REASON_BYTES = 1024
-#: Upper bound on a length-prefixed range proof (a 32-bit proof for 2880 values is ~1.3 kB).
+#: Upper bound on a length-prefixed range proof (a 32-bit proof for 1,024 values is ~1.3 kB).
 MAX_RANGE_PROOF_BYTES = 1 << 16
+#: Values one batch's range proof covers at most (zkp.rangeproof.MAX_AGGREGATION): a day
+#: of intervals has 2T values, so a meter's interval is at least 3 minutes (2 * 480 = 960).
+MAX_BATCH_VALUES = 1024
 #: DER ECDSA P-256 signatures are 8..72 bytes.
 _MIN_DER, _MAX_DER = 8, 72
 
@@ -126,6 +131,19 @@ _CURRENCY = re.compile(r"[A-Z]{3}", re.ASCII)
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 
+
+
+def metered_intervals(interval_minutes: object) -> int:
+    """T for a meter's interval: :func:`intervals_per_day`, and a day's 2T values must fit
+    one batch's range proof (:data:`MAX_BATCH_VALUES`), else no batch could ever verify
+    and the meter id would be lost (ids are never reused)."""
+    intervals = intervals_per_day(interval_minutes)
+    if 2 * intervals > MAX_BATCH_VALUES:
+        raise RecordFormatError(
+            f"a day of {interval_minutes}-minute intervals is {2 * intervals} values; one"
+            f" batch proves at most {MAX_BATCH_VALUES}: use an interval of 3 minutes or more"
+        )
+    return intervals
 
 class SignatureError(SettlementError, VerificationError):
     """A meter signature (or proof of possession) that does not verify."""
@@ -225,7 +243,7 @@ class MeterRegistration(_RecordBase):
     def __post_init__(self) -> None:
         validate_meter_id(self.meter_id)
         validate_public_key(self.public_key)
-        intervals_per_day(self.interval_minutes)
+        metered_intervals(self.interval_minutes)
         _bytes(self.pop_signature, "pop signature", max_size=_MAX_DER)
 
     def _unsigned(self) -> CanonicalWriter:
@@ -271,7 +289,7 @@ def pop_message(meter_id: str, public_key: bytes, interval_minutes: int) -> byte
     """``"zkgrid/meter-registration v1" || version || meter_id || public_key || interval``."""
     validate_meter_id(meter_id)
     _point(public_key, "public key")
-    intervals_per_day(interval_minutes)
+    metered_intervals(interval_minutes)
     w = CanonicalWriter(RECORD_VERSION)
     w.text(meter_id)
     w.fixed(public_key)
@@ -331,7 +349,7 @@ class ReadingBatch(_RecordBase):
     def __post_init__(self) -> None:
         validate_meter_id(self.meter_id)
         validate_period(self.period)
-        intervals = intervals_per_day(self.interval_minutes)
+        intervals = metered_intervals(self.interval_minutes)
         _int(self.sequence, "sequence", 0, 2**64 - 1)
         _bytes(self.prev_hash, "prev_hash", size=HASH_SIZE)
         if self.sequence == 0 and self.prev_hash != ZERO_HASH:

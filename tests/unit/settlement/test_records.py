@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from ledger import Entry, EntryKind
 from settlement.records import (
     BILL_PROOF_SIZE,
+    MAX_BATCH_VALUES,
     MAX_FIXED_CHARGE,
     MAX_RATE,
     RECORD_TYPES,
@@ -32,6 +33,7 @@ from settlement.records import (
     bill_proof_context,
     decode_record,
     intervals_per_day,
+    metered_intervals,
     parse_period,
     reading_proof_context,
     validate_meter_id,
@@ -489,3 +491,24 @@ def test_meter_key_pem_round_trip() -> None:
         MeterKey.from_pem(b"not a pem")
     with pytest.raises(ZkgridError):
         MeterKey.from_private_value(0)
+
+
+@pytest.mark.parametrize("minutes", [1, 2])
+def test_a_meter_interval_whose_day_no_batch_can_prove_is_refused(minutes: int) -> None:
+    """1- and 2-minute days are 2,880 and 1,440 values: over one proof's 1,024 (issue 10)."""
+    with pytest.raises(RecordFormatError, match="3 minutes or more"):
+        MeterRegistration.create(KEY, "meter-1", minutes)
+    reg = make_registration()
+    data = reg.encode()
+    at = 1 + 4 + len(reg.meter_id) + 33  # version, meter_id, public key: then the interval
+    assert data[at : at + 2] == struct.pack(">H", reg.interval_minutes)
+    forged = data[:at] + struct.pack(">H", minutes) + data[at + 2 :]
+    with pytest.raises(RecordFormatError, match="3 minutes or more"):
+        MeterRegistration.decode(forged)
+
+
+def test_batch_values_bound_is_the_range_proofs() -> None:
+    from zkp.rangeproof import MAX_AGGREGATION
+
+    assert MAX_BATCH_VALUES == MAX_AGGREGATION
+    assert metered_intervals(3) == 480
