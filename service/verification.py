@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -44,6 +46,7 @@ from service.errors import (
     VerifierClosed,
     VerifierFailed,
 )
+from zkgrid._internal.processes import die_with_parent
 from zkgrid.errors import ProofFormatError, ZkgridError
 from zkp.group import Point, decode_points
 from zkp.pedersen import Commitment
@@ -70,6 +73,9 @@ _T = TypeVar("_T")
 #: What a batch check says of each item: ``None`` (it holds) or the error to raise.
 Outcome = ZkgridError | None
 
+
+#: Batch sizes a micro-batcher keeps for its statistics (the last ones only).
+BATCH_SIZES_KEPT = 1024
 
 class RangeJob(NamedTuple):
     """A range-proof statement as bytes, as it arrived (parsed where it is verified)."""
@@ -222,8 +228,8 @@ class MicroBatcher(Generic[_T]):
         self._queue: queue.SimpleQueue[_Job[_T] | object] = queue.SimpleQueue()
         self._closed = False
         self._close_lock = threading.Lock()
-        #: Sizes of the batches checked so far (for tests and metrics).
-        self.batch_sizes: list[int] = []
+        #: Sizes of the last batches checked (for tests and metrics; bounded).
+        self.batch_sizes: deque[int] = deque(maxlen=BATCH_SIZES_KEPT)
         self._threads = [
             threading.Thread(target=self._run, name=f"zkgrid-{name}-{i}", daemon=True)
             for i in range(threads)
@@ -385,7 +391,12 @@ class ProofVerifier:
     def _new_pool(processes: int) -> ProcessPoolExecutor | None:
         if not processes:
             return None
-        pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(
+            processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=die_with_parent,  # no worker outlives a killed server
+            initargs=(os.getpid(),),
+        )
         for _ in range(processes):  # start the workers and build their tables now
             pool.submit(_warm_up)
         return pool

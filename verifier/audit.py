@@ -55,6 +55,7 @@ from settlement.records import (
 )
 from settlement.rules import LedgerState, Ref
 from verifier.state import AuditorState, OpenBatch
+from zkgrid._internal.processes import die_with_parent
 from zkgrid.errors import (
     ProofFormatError,
     Reason,
@@ -644,7 +645,12 @@ class Auditor:
             return
         if self._pool is None:
             context = multiprocessing.get_context("spawn")  # zkp runs threads: never fork
-            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=context,
+                initializer=die_with_parent,  # no worker outlives a killed audit
+                initargs=(os.getpid(),),
+            )
         # Chunks no larger than an equal share per worker, so the cores finish together.
         size = max(1, min(UNIT_CHUNK, -(-len(units) // workers)))
         for i in range(0, len(units), size):
