@@ -257,9 +257,24 @@ def _db_errors(action: str) -> Iterator[None]:
         text = str(exc.orig) if exc.orig is not None else str(exc)
         if APPEND_ONLY_MARKER in text:
             raise AppendOnlyViolation(f"{action}: the database refused a rewrite ({text})") from exc
-        if isinstance(exc, OperationalError) or exc.connection_invalidated:
+        if (
+            isinstance(exc, OperationalError)
+            or exc.connection_invalidated
+            or _sqlstate(exc).startswith(_UNAVAILABLE_SQLSTATES)
+        ):
             raise StoreUnavailable(f"{action}: the database is unavailable ({text})") from exc
         raise
+
+
+#: PostgreSQL error classes after which the same request may succeed later: connection
+#: exceptions (08), insufficient resources such as a full disk (53), operator
+#: intervention such as a shutdown (57P), and a revoked right (42501: the service
+#: recovers when the right is granted again, without a restart).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P", "42501")
+
+
+def _sqlstate(exc: DBAPIError) -> str:
+    return str(getattr(exc.orig, "sqlstate", None) or "")
 
 
 class LedgerStore:
