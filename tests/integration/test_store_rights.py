@@ -39,6 +39,7 @@ def test_a_revoked_insert_right_is_store_unavailable_and_recovers(
     pg_url: str, admin: Engine, ledger_signer: CheckpointSigner, ledger_origin: str
 ) -> None:
     schema = f"rights_{secrets.token_hex(4)}"
+    tables = f'ALL TABLES IN SCHEMA "{schema}"'
     role = f"zkgrid_rights_{secrets.token_hex(4)}"
     base = make_url(pg_url).set(drivername="postgresql+psycopg")
     with admin.connect() as conn:
@@ -59,13 +60,13 @@ def test_a_revoked_insert_right_is_store_unavailable_and_recovers(
                         ledger_origin) as store:  # fmt: skip
             store.append(EntryKind.TARIFF, b"appended by the service's role")
             with admin.connect() as conn:
-                conn.exec_driver_sql(f'REVOKE INSERT ON ALL TABLES IN SCHEMA "{schema}" FROM "{role}"')
+                conn.exec_driver_sql(f'REVOKE INSERT ON {tables} FROM "{role}"')
             with pytest.raises(StoreUnavailable) as refused:
                 store.append(EntryKind.TARIFF, b"refused")
             assert status_for_reason(refused.value.reason).name == "UNAVAILABLE"
             assert store.size() == 2
             with admin.connect() as conn:
-                conn.exec_driver_sql(f'GRANT INSERT ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"')
+                conn.exec_driver_sql(f'GRANT INSERT ON {tables} TO "{role}"')
             store.append(EntryKind.TARIFF, b"after the grant")
             assert store.size() == 3
     finally:
