@@ -302,9 +302,13 @@ def _statement(args: argparse.Namespace, out: TextIO) -> int:
         for line in statement.lines:
             tariff, _ = client.tariff(line.bill.period)
             currency = tariff.currency
+            # "verified" only when the pinned log key signed the checkpoint: an unpinned
+            # receipt proves inclusion in *a* tree, which anyone can make (issue 10 §5).
+            pinned = line.receipt.signature_verified
+            status = "verified" if pinned else "inclusion only, log key not pinned"
             out.write(
                 f"{line.bill.period}  {format_money(line.bill.total, currency):>16}"
-                f"  ledger index {line.receipt.ledger_index}  verified\n"
+                f"  ledger index {line.receipt.ledger_index}  {status}\n"
             )
         if not statement.lines:
             out.write(f"{client.meter_id}: no bills yet\n")
