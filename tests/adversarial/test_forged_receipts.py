@@ -8,6 +8,7 @@ it verified: not the SDK's result, not the meter command's statement line.
 
 from __future__ import annotations
 
+import argparse
 import io
 from types import SimpleNamespace
 from typing import Any
@@ -63,7 +64,7 @@ def test_the_statement_says_so_when_nothing_is_pinned(monkeypatch: pytest.Monkey
         )
         monkeypatch.setattr(meter_cli, "_client", lambda _args, c=client: _Ctx(c))
         out = io.StringIO()
-        assert meter_cli._statement(SimpleNamespace(period=None), out) == 0
+        assert meter_cli._statement(argparse.Namespace(period=None), out) == 0
         text = out.getvalue()
         assert expected in text
         if not pinned:
