@@ -29,7 +29,10 @@ from zkgrid._internal.cliargs import OneLineParser, UsageError
 from zkgrid.errors import VerificationError, ZkgridError
 
 if TYPE_CHECKING:  # pragma: no cover - imported where used: `--help` loads neither BLS nor grpc
+    import grpc
+
     from ledger.checkpoint import CheckpointVerifier
+    from zkgrid._internal.channels import Metadata
 
 __all__ = ["main"]
 
@@ -124,24 +127,25 @@ def _registration(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_channel(args: argparse.Namespace, *, role: str) -> tuple[grpc.Channel, Metadata]:
+    """The channel of the connection flags (:func:`witness.cosign.open_channel`)."""
+    from witness.cosign import open_channel
+
+    return open_channel(
+        args.target, ca=args.ca, cert=args.cert, key=args.key, insecure=args.insecure, role=role
+    )
+
+
 def _register(args: argparse.Namespace) -> int:
     import grpc
 
     from ledger.cosignature import WitnessRegistration
-    from witness.cosign import open_channel
     from zkgrid._internal.rpc import remote_error
     from zkgrid.settlement.v1 import witness_pb2, witness_pb2_grpc
 
     payload = _registration_bytes(args.registration)
     registration = WitnessRegistration.decode(payload)  # checked here too: fail before sending
-    channel, metadata = open_channel(
-        args.target,
-        ca=args.ca,
-        cert=args.cert,
-        key=args.key,
-        insecure=args.insecure,
-        role="utility",
-    )
+    channel, metadata = _open_channel(args, role="utility")
     try:
         response = witness_pb2_grpc.WitnessServiceStub(channel).RegisterWitness(
             witness_pb2.RegisterWitnessRequest(registration=payload),
@@ -164,17 +168,10 @@ def _register(args: argparse.Namespace) -> int:
 
 def _finality(args: argparse.Namespace) -> int:
     from ledger.cosignature import FinalityError
-    from witness.cosign import check_finality, open_channel
+    from witness.cosign import check_finality
 
     log_key = _log_key(args)
-    channel, metadata = open_channel(
-        args.target,
-        ca=args.ca,
-        cert=args.cert,
-        key=args.key,
-        insecure=args.insecure,
-        role="auditor",
-    )
+    channel, metadata = _open_channel(args, role="auditor")
     try:
         report = check_finality(
             channel,
