@@ -55,7 +55,7 @@ from bench.pg import backend_url, default_pg_admin_url
 from cli.community import day_readings, make_community, time_of_use_tariff
 from cli.demo import embedded_service, publish_tariff, register_meter
 from ledger.entries import EntryKind
-from meter.client import IDENTITY_HEADER, ROLE_HEADER, verify_receipt
+from meter.client import verify_receipt
 from service.config import DEFAULT_VERIFY_PROCESSES
 from settlement import convert
 from settlement.records import (
@@ -70,6 +70,7 @@ from settlement.records import (
     bill_proof_context,
     reading_proof_context,
 )
+from zkgrid._internal.channels import dev_metadata
 from zkgrid.settlement.v1 import bills_pb2, bills_pb2_grpc, readings_pb2, readings_pb2_grpc
 from zkp.pedersen import Commitment
 from zkp.rangeproof import RangeProof
@@ -199,10 +200,6 @@ def _percentiles_ms(samples: Sequence[float]) -> dict[str, float]:
     return {"median": round(statistics.median(ordered) * 1e3, 1), "p99": round(p99 * 1e3, 1)}
 
 
-def _meter_metadata(meter_id: str) -> tuple[tuple[str, str], ...]:
-    return ((ROLE_HEADER, "meter"), (IDENTITY_HEADER, meter_id))
-
-
 def bench_backend(
     backend: str,
     meters: Sequence[CachedMeter],
@@ -244,7 +241,7 @@ def bench_backend(
             start = time.perf_counter()
             response = readings_stub.SubmitReadings(
                 readings_pb2.SubmitReadingsRequest(batch=convert.reading_batch_to_proto(m.batch)),
-                metadata=_meter_metadata(m.meter_id),
+                metadata=dev_metadata("meter", m.meter_id),
                 timeout=120,
             )
             verify_receipt(response.receipt, EntryKind.READING_BATCH, m.batch.encode(), log_key)
@@ -254,7 +251,7 @@ def bench_backend(
             start = time.perf_counter()
             response = bills_stub.SubmitBill(
                 bills_pb2.SubmitBillRequest(bill=convert.bill_to_proto(bill)),
-                metadata=_meter_metadata(bill.meter_id),
+                metadata=dev_metadata("meter", bill.meter_id),
                 timeout=120,
             )
             verify_receipt(response.receipt, EntryKind.BILL, bill.encode(), log_key)

@@ -50,8 +50,6 @@ from ledger.checkpoint import CheckpointSigner, CheckpointVerifier
 from ledger.entries import EntryKind
 from meter.cli import format_money
 from meter.client import (
-    IDENTITY_HEADER,
-    ROLE_HEADER,
     MeterClient,
     VerifiedReceipt,
     build_batch_in_home,
@@ -68,6 +66,7 @@ from settlement.records import (
     Tariff,
     bill_coefficients,
 )
+from zkgrid._internal.channels import dev_metadata
 from zkgrid.settlement.v1 import ledger_pb2, ledger_pb2_grpc, tariffs_pb2, tariffs_pb2_grpc
 from zkp.pedersen import Commitment
 from zkp.sigma import LinearCombinationProof
@@ -88,8 +87,8 @@ __all__ = [
 
 DEFAULT_PERIOD = "2026-04-21"
 ORIGIN = "zkgrid.demo/settlement"
-UTILITY_METADATA = ((ROLE_HEADER, "utility"), (IDENTITY_HEADER, "utility"))
-AUDITOR_METADATA = ((ROLE_HEADER, "auditor"), (IDENTITY_HEADER, "auditor"))
+UTILITY_METADATA = dev_metadata("utility")
+AUDITOR_METADATA = dev_metadata("auditor")
 
 
 @dataclass

@@ -56,13 +56,7 @@ from settlement.records import (
     bill_proof_context,
     reading_proof_context,
 )
-from zkgrid._internal.channels import (
-    IDENTITY_METADATA_KEY,
-    ROLE_METADATA_KEY,
-    TlsMaterial,
-    client_channel,
-    dev_metadata,
-)
+from zkgrid._internal.channels import TlsMaterial, client_channel, dev_metadata
 from zkgrid._internal.rpc import RemoteError, remote_error
 from zkgrid.errors import InvalidArgumentError, Reason, VerificationError
 from zkgrid.settlement.v1 import (
@@ -81,8 +75,6 @@ from zkp.rangeproof import RangeProof
 from zkp.sigma import LinearCombinationProof
 
 __all__ = [
-    "IDENTITY_HEADER",
-    "ROLE_HEADER",
     "BatchConflictError",
     "MeterClient",
     "ReceiptError",
@@ -98,11 +90,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: Metadata of the service's ``--insecure`` loopback mode (development only); the one
-#: definition is :mod:`zkgrid._internal.channels`.
-ROLE_HEADER = ROLE_METADATA_KEY
-IDENTITY_HEADER = IDENTITY_METADATA_KEY
 
 #: Refusals after which a pending batch can never be accepted as it is: it is discarded.
 _BATCH_FINAL_REFUSALS = frozenset(

@@ -12,13 +12,11 @@ defined elsewhere:
 
 * ``SIGNATURE_INVALID``: :class:`settlement.records.SignatureError`;
 * ``RECORD_MALFORMED``: :class:`settlement.records.RecordFormatError`;
-* ``RECEIPT_INVALID``: :class:`ledger.errors.ReceiptError` (:class:`ReceiptInvalid` here);
 * ``STORE_UNAVAILABLE`` and the other storage reasons: :mod:`service.storage.errors`.
 """
 
 from __future__ import annotations
 
-from ledger.errors import ReceiptError
 from settlement.errors import (
     BillExists,
     ChainBroken,
@@ -47,7 +45,6 @@ __all__ = [
     "PermissionDenied",
     "ProofInvalid",
     "ProofMalformed",
-    "ReceiptInvalid",
     "ServiceClosing",
     "ServiceUnavailable",
     "SettlementError",
@@ -72,12 +69,6 @@ class PermissionDenied(ZkgridError):
     this class."""
 
     reason = Reason.PERMISSION_DENIED
-
-
-class ReceiptInvalid(SettlementError, ReceiptError):
-    """A receipt that does not match its entry or checkpoint."""
-
-    reason = Reason.RECEIPT_INVALID
 
 
 class ServiceUnavailable(SettlementError):

@@ -1,35 +1,73 @@
-"""The witness's key and state files: small JSON files, written 0600, never overwritten.
+"""The witness's key and state files: small JSON files, private (mode 0600).
 
-Moved as they were from ``ledger/witness.py``; the shared private-file helper
-(``zkgrid/_internal/files.py``) is to replace :func:`write_new_file` and
-:func:`fsync_dir`.
+Creating, replacing and reading them is :mod:`zkgrid._internal.files` (``O_EXCL``,
+``O_NOFOLLOW``, fsync of the file and its directory, owner and mode checked on the
+open file, bounded reads). What is left here is the witness's side: its errors
+(a file that cannot be written or read is a :class:`~ledger.cosignature.WitnessArgumentError`,
+one too large or not UTF-8 JSON a :class:`~ledger.cosignature.WitnessFormatError`;
+no ``OSError`` escapes) and the strict JSON object loader of both file formats.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ledger.cosignature import WitnessArgumentError, WitnessFormatError
+from zkgrid._internal.files import (
+    FileTooLargeError,
+    PrivateFileError,
+    read_private,
+    replace_private,
+    write_new_private,
+)
 
-__all__ = ["MAX_FILE_BYTES", "fsync_dir", "load_json_object", "read_small_file", "write_new_file"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "load_json_object",
+    "read_private_text",
+    "replace_private_file",
+    "write_new_private_file",
+]
 
+#: Bound of a key or state file read (both are a few hundred bytes).
 MAX_FILE_BYTES = 1 << 16
 
 
-def read_small_file(path: Path, what: str) -> str:
+@contextmanager
+def _witness_errors(what: str) -> Iterator[None]:
+    """:class:`PrivateFileError` as the witness's typed errors (the message is kept)."""
     try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_FILE_BYTES + 1)
-    except OSError as e:
-        raise WitnessArgumentError(f"cannot read the {what} {path}: {e.strerror}") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise WitnessFormatError(f"{what} is larger than {MAX_FILE_BYTES} bytes")
+        yield
+    except FileTooLargeError as exc:
+        raise WitnessFormatError(f"{what}: {exc}") from exc
+    except PrivateFileError as exc:
+        raise WitnessArgumentError(f"{what}: {exc}") from exc
+
+
+def read_private_text(path: str | os.PathLike[str], what: str) -> str:
+    """The UTF-8 text of the private file ``path`` (not a symbolic link, owned by this user,
+    closed to group and others, at most :data:`MAX_FILE_BYTES`)."""
+    with _witness_errors(what):
+        raw = read_private(path, max_bytes=MAX_FILE_BYTES)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise WitnessFormatError(f"{what} is not UTF-8") from None
+
+
+def write_new_private_file(path: str | os.PathLike[str], data: bytes, what: str) -> None:
+    """Create ``path`` (mode 0600) with ``data``, durably; an existing file is refused."""
+    with _witness_errors(what):
+        write_new_private(path, data)
+
+
+def replace_private_file(path: str | os.PathLike[str], data: bytes, what: str) -> None:
+    """Atomically replace ``path`` (mode 0600) with ``data``, durably."""
+    with _witness_errors(what):
+        replace_private(path, data)
 
 
 def load_json_object(text: str, what: str, keys: frozenset[str]) -> dict[str, object]:
@@ -42,35 +80,3 @@ def load_json_object(text: str, what: str, keys: frozenset[str]) -> dict[str, ob
     if set(obj) != keys:
         raise WitnessFormatError(f"{what} must have exactly the fields {sorted(keys)}")
     return obj
-
-
-def write_new_file(path: Path, data: bytes) -> None:
-    """Create ``path`` with mode 0600 and ``data``; refuse if it exists. Durable (fsync)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(path, flags, 0o600)
-    except FileExistsError:
-        raise WitnessArgumentError(f"{path} already exists; refusing to overwrite it") from None
-    try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o600)  # whatever the umask
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        path.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    fsync_dir(path.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    if os.name != "posix":  # pragma: no cover - directories cannot be opened elsewhere
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -23,18 +23,22 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zkgrid._internal.cliargs import OneLineParser, UsageError
 from zkgrid.errors import VerificationError, ZkgridError
 
 if TYPE_CHECKING:  # pragma: no cover - imported where used: `--help` loads neither BLS nor grpc
+    import grpc
+
     from ledger.checkpoint import CheckpointVerifier
+    from zkgrid._internal.channels import Metadata
 
 __all__ = ["main"]
 
 PROG = "zkgrid witness"
+#: Bound of a ``--log-key-file`` or ``--registration @FILE`` read (each is one short line).
+MAX_TEXT_FILE_BYTES = 1 << 16
 
 
 def _connection_flags(p: argparse.ArgumentParser) -> None:
@@ -73,28 +77,33 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _read_text(path: str, what: str) -> str:
+    """The UTF-8 text of a small public file, as a :class:`~witness.cosign.CosignError` when
+    it cannot be read (missing, not a regular file, over :data:`MAX_TEXT_FILE_BYTES`)."""
+    from witness.cosign import CosignError
+    from zkgrid._internal.files import read_file
+
+    try:
+        return read_file(path, max_bytes=MAX_TEXT_FILE_BYTES).decode("utf-8")
+    except ZkgridError as exc:  # PrivateFileError: the message names the path and the check
+        raise CosignError(f"{what}: {exc}") from exc
+    except UnicodeDecodeError:
+        raise CosignError(f"{what} {path} is not UTF-8") from None
+
+
 def _log_key(args: argparse.Namespace) -> CheckpointVerifier | None:
     from ledger.checkpoint import parse_verifier_key
-    from witness.cosign import CosignError
 
     text: str | None = args.log_key
     if args.log_key_file:
-        try:
-            text = Path(args.log_key_file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CosignError(f"cannot read the log key file {args.log_key_file}: {exc}") from None
+        text = _read_text(args.log_key_file, "the log key file")
     return None if text is None else parse_verifier_key(text.strip())
 
 
 def _registration_bytes(value: str) -> bytes:
     from witness.cosign import CosignError
 
-    text = value
-    if value.startswith("@"):
-        try:
-            text = Path(value[1:]).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CosignError(f"cannot read {value[1:]}: {exc}") from None
+    text = _read_text(value[1:], "the registration file") if value.startswith("@") else value
     try:
         return bytes.fromhex(text.strip())
     except ValueError:
@@ -118,23 +127,25 @@ def _registration(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_channel(args: argparse.Namespace, *, role: str) -> tuple[grpc.Channel, Metadata]:
+    """The channel of the connection flags (:func:`witness.cosign.open_channel`)."""
+    from witness.cosign import open_channel
+
+    return open_channel(
+        args.target, ca=args.ca, cert=args.cert, key=args.key, insecure=args.insecure, role=role
+    )
+
+
 def _register(args: argparse.Namespace) -> int:
     import grpc
 
     from ledger.cosignature import WitnessRegistration
-    from witness.cosign import open_channel
+    from zkgrid._internal.rpc import remote_error
     from zkgrid.settlement.v1 import witness_pb2, witness_pb2_grpc
 
     payload = _registration_bytes(args.registration)
     registration = WitnessRegistration.decode(payload)  # checked here too: fail before sending
-    channel, metadata = open_channel(
-        args.target,
-        ca=args.ca,
-        cert=args.cert,
-        key=args.key,
-        insecure=args.insecure,
-        role="utility",
-    )
+    channel, metadata = _open_channel(args, role="utility")
     try:
         response = witness_pb2_grpc.WitnessServiceStub(channel).RegisterWitness(
             witness_pb2.RegisterWitnessRequest(registration=payload),
@@ -142,10 +153,12 @@ def _register(args: argparse.Namespace) -> int:
             timeout=args.timeout,
         )
     except grpc.RpcError as exc:
-        code = exc.code() if hasattr(exc, "code") else None
-        print(f"{PROG}: refused: {getattr(code, 'name', '?')}: {exc.details()}", file=sys.stderr)
+        error = remote_error(exc, "RegisterWitness")
+        print(f"{PROG}: refused: {error.code.name}: {error}", file=sys.stderr)
         return (
-            1 if code in (grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.INVALID_ARGUMENT) else 2
+            1
+            if error.code in (grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.INVALID_ARGUMENT)
+            else 2
         )
     finally:
         channel.close()
@@ -155,17 +168,10 @@ def _register(args: argparse.Namespace) -> int:
 
 def _finality(args: argparse.Namespace) -> int:
     from ledger.cosignature import FinalityError
-    from witness.cosign import check_finality, open_channel
+    from witness.cosign import check_finality
 
     log_key = _log_key(args)
-    channel, metadata = open_channel(
-        args.target,
-        ca=args.ca,
-        cert=args.cert,
-        key=args.key,
-        insecure=args.insecure,
-        role="auditor",
-    )
+    channel, metadata = _open_channel(args, role="auditor")
     try:
         report = check_finality(
             channel,

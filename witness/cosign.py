@@ -20,7 +20,6 @@ This module imports ``ledger``, ``settlement`` and the generated messages only, 
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import sys
 from dataclasses import dataclass
@@ -37,11 +36,13 @@ from ledger.cosignature import (
     WitnessRegistry,
     verify_finality,
 )
-from ledger.entries import EntryKind, encode_entry
-from ledger.merkle import leaf_hash, verify_inclusion
+from ledger.entries import Entry, EntryKind
+from ledger.inclusion import verify_entry_inclusion
 from settlement import convert
 from witness.keys import WitnessKey
 from witness.state import OriginMismatch, WitnessRefusal, WitnessState
+from zkgrid._internal.channels import Metadata, TlsMaterial, client_channel, dev_metadata
+from zkgrid._internal.rpc import remote_error
 from zkgrid.errors import Reason, ZkgridError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -66,8 +67,6 @@ __all__ = [
 
 #: Where a witness keeps its memory (one JSON file per witness name).
 DEFAULT_WITNESS_DIR = Path("~/.zkgrid/witness")
-
-Metadata = tuple[tuple[str, str | bytes], ...]
 
 
 class CosignError(ZkgridError):
@@ -110,7 +109,12 @@ def open_witness_state(path: str | os.PathLike[str], origin: str) -> WitnessStat
     p = Path(path)
     if p.exists():
         return WitnessState.load(p)
-    p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CosignError(
+            f"cannot create the witness state directory {p.parent}: {exc.strerror}"
+        ) from None
     return WitnessState.create(p, origin)
 
 
@@ -124,43 +128,21 @@ def open_channel(
     role: str,
 ) -> tuple[grpc.Channel, Metadata]:
     """A channel to ``target`` and the metadata to send: mutual TLS with the given files, or
-    (``insecure``, loopback only) plaintext with ``role`` as dev metadata."""
-    import grpc
-
-    if insecure:
-        if ca or cert or key:
-            raise CosignError("--insecure cannot be combined with --ca/--cert/--key")
-        if not _is_loopback(target):
-            raise CosignError("--insecure is only allowed for a loopback target")
-        return grpc.insecure_channel(target), (("x-zkgrid-role", role), ("x-zkgrid-identity", role))
-    if not (ca and cert and key):
-        raise CosignError("--target needs --ca, --cert and --key (or --insecure)")
+    (``insecure``, loopback only) plaintext with ``role`` as dev metadata
+    (:func:`zkgrid._internal.channels.client_channel`). A refused or unreadable
+    configuration is a :class:`CosignError`."""
     try:
-        files = [Path(f).read_bytes() for f in (ca, cert, key)]
-    except OSError as exc:
-        raise CosignError(f"cannot read a TLS file: {exc.filename}: {exc.strerror}") from None
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=files[0], certificate_chain=files[1], private_key=files[2]
-    )
-    return grpc.secure_channel(target, credentials), ()
-
-
-def _is_loopback(target: str) -> bool:
-    # verifier.sources.is_loopback, copied when this module left verifier/ (a witness does
-    # not import the auditor); the shared channel helper in zkgrid/_internal replaces both.
-    host = target.rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _rpc_error(exc: grpc.RpcError, what: str) -> CosignError:
-    code = exc.code() if hasattr(exc, "code") else None
-    details = exc.details() if hasattr(exc, "details") else None
-    return CosignError(f"{what} failed: {getattr(code, 'name', 'UNKNOWN')}: {details or '-'}")
+        if insecure:
+            if ca or cert or key:
+                raise CosignError("--insecure cannot be combined with --ca/--cert/--key")
+            return client_channel(target, insecure=True), dev_metadata(role)
+        if not (ca and cert and key):
+            raise CosignError("--target needs --ca, --cert and --key (or --insecure)")
+        return client_channel(target, tls=TlsMaterial.from_files(ca, cert, key)), ()
+    except CosignError:
+        raise
+    except ZkgridError as exc:  # ChannelConfigError, PrivateFileError (a TLS file)
+        raise CosignError(str(exc)) from exc
 
 
 def cosign_after_audit(
@@ -203,7 +185,8 @@ def cosign_after_audit(
                 timeout=timeout,
             )
         except grpc.RpcError as exc:
-            raise _rpc_error(exc, "GetConsistencyProof") from None
+            remote = remote_error(exc, "GetConsistencyProof")
+            raise CosignError(str(remote)) from remote
         proof = [bytes(h) for h in response.hashes]
     try:
         cosignature = state.cosign(key, signed, proof)
@@ -228,7 +211,8 @@ def cosign_after_audit(
             timeout=timeout,
         )
     except grpc.RpcError as exc:
-        raise _rpc_error(exc, "AddCosignature") from None
+        remote = remote_error(exc, "AddCosignature")
+        raise CosignError(str(remote)) from remote
     return CosignOutcome(
         witness=cosignature.name,
         tree_size=int(added.tree_size),
@@ -272,7 +256,8 @@ def fetch_cosigned(
             request, metadata=metadata, timeout=timeout
         )
     except grpc.RpcError as exc:
-        raise _rpc_error(exc, "GetCosignedCheckpoint") from None
+        remote = remote_error(exc, "GetCosignedCheckpoint")
+        raise CosignError(str(remote)) from remote
     try:
         signed = SignedCheckpoint.from_text(response.checkpoint)
         cosigned = (
@@ -308,7 +293,6 @@ def fetch_registry(
     from zkgrid.settlement.v1 import ledger_pb2, ledger_pb2_grpc, witness_pb2, witness_pb2_grpc
 
     size = checkpoint.checkpoint.size
-    root = checkpoint.checkpoint.root
     ledger = ledger_pb2_grpc.LedgerServiceStub(channel)
     try:
         listed = witness_pb2_grpc.WitnessServiceStub(channel).ListWitnesses(
@@ -317,17 +301,26 @@ def fetch_registry(
         registrations: list[WitnessRegistration] = []
         for w in listed.witnesses:
             reg = convert.witness_from_proto(w)
-            lh = leaf_hash(encode_entry(EntryKind.WITNESS_KEY, reg.encode()))
+            entry = Entry(EntryKind.WITNESS_KEY, reg.encode())
             proof = ledger.GetInclusionProof(
                 ledger_pb2.GetInclusionProofRequest(leaf_index=w.ledger_index, tree_size=size),
                 metadata=metadata,
                 timeout=timeout,
             )
-            verify_inclusion(lh, int(w.ledger_index), size, [bytes(h) for h in proof.hashes], root)
+            verify_entry_inclusion(  # against the checkpoint's root; its signature: the caller's
+                index=int(w.ledger_index),
+                leaf_hash=entry.leaf_hash(),
+                checkpoint=checkpoint,
+                tree_size=size,
+                inclusion_proof=[bytes(h) for h in proof.hashes],
+                log_key=None,
+                entry=entry,
+            )
             registrations.append(reg)
         return WitnessRegistry(registrations)  # verifies each proof of possession
     except grpc.RpcError as exc:
-        raise _rpc_error(exc, "ListWitnesses/GetInclusionProof") from None
+        remote = remote_error(exc, "ListWitnesses/GetInclusionProof")
+        raise CosignError(str(remote)) from remote
 
 
 def check_finality(

@@ -15,8 +15,6 @@ import json
 import os
 import re
 import secrets
-import stat
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from ledger.checkpoint import Checkpoint, SignedCheckpoint
@@ -31,7 +29,7 @@ from ledger.cosignature import (
     cosigned_message,
     validate_witness_name,
 )
-from witness._files import load_json_object, read_small_file, write_new_file
+from witness._files import load_json_object, read_private_text, write_new_private_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from blspy import PrivateKey
@@ -201,24 +199,13 @@ class WitnessKey:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the key file with mode 0600; refuse to overwrite an existing file."""
-        write_new_file(Path(path), (self.to_json() + "\n").encode("utf-8"))
+        write_new_private_file(path, (self.to_json() + "\n").encode("utf-8"), "witness key file")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> WitnessKey:
-        """Read a key file; on POSIX refuse one readable or writable by group or others."""
-        p = Path(path)
-        if os.name == "posix":
-            try:
-                mode = p.stat().st_mode
-            except OSError as e:
-                raise WitnessArgumentError(
-                    f"cannot read the witness key {p}: {e.strerror}"
-                ) from None
-            if stat.S_IMODE(mode) & 0o077:
-                raise WitnessArgumentError(
-                    f"witness key {p} is accessible by group or others (chmod 600 it)"
-                )
-        return cls.from_json(read_small_file(p, "witness key file"))
+        """Read a key file: a private file (mode 0600, owned by this user, not a symbolic
+        link); one that group or others can access is refused (``chmod 600`` it)."""
+        return cls.from_json(read_private_text(path, "witness key file"))
 
     def __repr__(self) -> str:
         return f"WitnessKey(name={self._name!r}, public_key={self._public_key.hex()[:16]}...)"

@@ -11,7 +11,6 @@ import base64
 import binascii
 import json
 import os
-import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,7 +24,12 @@ from ledger.cosignature import (
 )
 from ledger.errors import LedgerError
 from ledger.merkle import EMPTY_ROOT, HASH_SIZE, verify_consistency
-from witness._files import fsync_dir, load_json_object, read_small_file, write_new_file
+from witness._files import (
+    load_json_object,
+    read_private_text,
+    replace_private_file,
+    write_new_private_file,
+)
 from witness.keys import WitnessKey, cosign
 from zkgrid.errors import Reason, VerificationError
 
@@ -90,14 +94,14 @@ class WitnessState:
         """A fresh memory (size 0) for ``origin``, saved to a new file (never overwritten:
         resetting a witness's memory would let it co-sign a fork)."""
         state = cls(origin, path=path)
-        write_new_file(Path(path), state._to_json())
+        write_new_private_file(path, state._to_json(), "witness state file")
         return state
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> WitnessState:
         p = Path(path)
         keys = frozenset(("format", "version", "origin", "size", "root"))
-        obj = load_json_object(read_small_file(p, "witness state file"), "witness state", keys)
+        obj = load_json_object(read_private_text(p, "witness state file"), "witness state", keys)
         if obj["format"] != _STATE_FILE_FORMAT or obj["version"] != _FILE_VERSION:
             raise WitnessFormatError("not a version 1 zkgrid witness state file")
         origin, size, root_text = obj["origin"], obj["size"], obj["root"]
@@ -132,14 +136,7 @@ class WitnessState:
         """Atomically replace the state file (no-op for an in-memory state)."""
         if self._path is None:
             return
-        tmp = self._path.with_name(f".{self._path.name}.{secrets.token_hex(8)}.tmp")
-        write_new_file(tmp, self._to_json())
-        try:
-            os.replace(tmp, self._path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        fsync_dir(self._path.parent)
+        replace_private_file(self._path, self._to_json(), "witness state file")
 
     @property
     def origin(self) -> str:

@@ -215,6 +215,68 @@ def test_key_file_refuses_loose_mode(keys: dict[str, WitnessKey], tmp_path: Path
         WitnessKey.load(path)
 
 
+def test_key_and_state_files_are_private_files(keys: dict[str, WitnessKey], tmp_path: Path) -> None:
+    """The key and state files go through zkgrid._internal.files: a symbolic link is refused
+    (never followed), a file too large is malformed, and the cause says which check failed."""
+    from zkgrid._internal.files import FileTooLargeError, UnsafeFileError
+
+    real = tmp_path / "real.key"
+    keys["auditor"].save(real)
+    link = tmp_path / "link.key"
+    link.symlink_to(real)
+    with pytest.raises(WitnessArgumentError, match="symbolic link") as info:
+        WitnessKey.load(link)
+    assert isinstance(info.value.__cause__, UnsafeFileError)
+    with pytest.raises(WitnessArgumentError, match="exists"):
+        keys["auditor"].save(link)  # nor written through
+    assert WitnessKey.load(real).name == "auditor"
+    big = tmp_path / "big.json"
+    WitnessState.create(big, ORIGIN)
+    big.write_bytes(b" " * ((1 << 16) + 1))
+    with pytest.raises(WitnessFormatError, match="larger") as too_large:
+        WitnessState.load(big)
+    assert isinstance(too_large.value.__cause__, FileTooLargeError)
+    state = tmp_path / "state.json"
+    WitnessState.create(state, ORIGIN)
+    state.chmod(0o644)
+    with pytest.raises(WitnessArgumentError, match="group or others"):
+        WitnessState.load(state)
+    not_utf8 = tmp_path / "latin.key"
+    WitnessState.create(not_utf8, ORIGIN)
+    not_utf8.write_bytes(b"\xff\xfe")
+    with pytest.raises(WitnessFormatError, match="UTF-8"):
+        WitnessKey.load(not_utf8)
+
+
+def test_witness_cli_inputs_fail_typed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Files and channels of `zkgrid witness` fail as typed errors (exit 2), never an
+    OSError: bounded reads of the text files, the one loopback rule, readable TLS files."""
+    from witness.cli import MAX_TEXT_FILE_BYTES, main
+    from witness.cosign import CosignError, open_channel
+
+    big = tmp_path / "log.key"
+    big.write_bytes(b"a" * (MAX_TEXT_FILE_BYTES + 1))
+    loopback = ["--target", "127.0.0.1:1", "--insecure"]
+    assert main(["finality", *loopback, "--log-key-file", str(big)]) == 2
+    assert "is larger than" in capsys.readouterr().err
+    missing = tmp_path / "missing"
+    assert main(["register", *loopback, "--registration", f"@{missing}"]) == 2
+    assert f"the registration file: cannot open {missing}" in capsys.readouterr().err
+    assert main(["finality", "--target", "example.com:1", "--insecure"]) == 2
+    assert "loopback" in capsys.readouterr().err
+    with pytest.raises(CosignError, match="cannot open"):
+        open_channel(
+            "example.com:443",
+            ca=str(missing),
+            cert=str(missing),
+            key=str(missing),
+            insecure=False,
+            role="auditor",
+        )
+    with pytest.raises(CosignError, match="--insecure cannot be combined"):
+        open_channel("127.0.0.1:1", ca="x", cert=None, key=None, insecure=True, role="auditor")
+
+
 def test_key_file_strict(keys: dict[str, WitnessKey]) -> None:
     good = json.loads(keys["auditor"].to_json())
     other = keys["consumers"].public_key.hex()
