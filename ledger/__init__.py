@@ -10,8 +10,9 @@ package (``ledger.errors``, ``ledger.merkle``) does not load the others.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from zkgrid._internal.lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover
     from ledger.checkpoint import (
@@ -133,10 +134,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ledger' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -9,8 +9,9 @@ The names below are imported on first use (PEP 562), so that ``import meter.cli`
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from zkgrid._internal.lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover
     from meter.client import MeterClient, ServiceError, Statement, VerifiedReceipt
@@ -56,10 +57,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'meter' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -10,8 +10,9 @@ gRPC messages only, never the service. See docs/notes/audit.md.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from zkgrid._internal.lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover
     from verifier.audit import AuditOptions, Auditor, AuditResult, Figures, Violation
@@ -40,10 +41,4 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'verifier' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
