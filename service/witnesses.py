@@ -72,6 +72,10 @@ __all__ = [
 _MAX_SIZE = 2**63 - 1
 
 
+#: Finality answers remembered (one per cosigned checkpoint asked about; the oldest are
+#: forgotten first, so a long-running server's memo stays bounded).
+FINALITY_MEMO_SIZE = 4096
+
 class WitnessExists(ZkgridError):
     """A registration whose name or public key is already registered."""
 
@@ -350,4 +354,6 @@ class Witnesses:
             final = False
         with self._lock:
             self._finality[memo] = final
+            if len(self._finality) > FINALITY_MEMO_SIZE:  # bounded: the oldest goes first
+                del self._finality[next(iter(self._finality))]
         return final

@@ -141,3 +141,20 @@ def test_cosignature_store_on_every_backend(
         assert table.count(3) == 2
     finally:
         store.close()
+
+
+def test_the_finality_memo_is_bounded(
+    store: LedgerStore, keys: list[WitnessKey], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long-running server asked about ever more checkpoints keeps a bounded memo."""
+    import service.witnesses as module
+
+    monkeypatch.setattr(module, "FINALITY_MEMO_SIZE", 2)
+    witnesses = Witnesses(store)
+    witnesses.register(keys[0].registration())
+    for _ in range(4):
+        head = store.latest_checkpoint()
+        witnesses.add_cosignature(cosign(keys[0], head), checkpoint=head.to_text())
+        assert witnesses.cosigned(head.checkpoint.size).final
+        store.append(EntryKind.TARIFF, b"another entry %d" % store.size())
+    assert len(witnesses._finality) == 2
