@@ -51,7 +51,7 @@ from settlement.records import (
 )
 from zkgrid.errors import Reason
 
-if TYPE_CHECKING:  # the witness scheme (py_ecc) is imported only to decode a witness key
+if TYPE_CHECKING:  # the witness scheme (blspy) is imported only to decode a witness key
     from ledger.cosignature import WitnessRegistration
 
 __all__ = [
