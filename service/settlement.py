@@ -683,8 +683,10 @@ class Settlement:
         # The cryptographic rules, outside every lock.
         batch.verify_signature(public_key)  # C2: SIGNATURE_INVALID
         # C3: PROOF_MALFORMED / PROOF_INVALID; parsed and verified where the verifier runs
+        # A meter whose proof failed lately is verified alone (ProofVerifier.is_suspect).
         self._verifier.verify(
-            RangeJob(batch.range_proof, batch.commitments, RANGE_PROOF_BITS, batch.proof_context())
+            RangeJob(batch.range_proof, batch.commitments, RANGE_PROOF_BITS, batch.proof_context()),
+            caller=batch.meter_id,
         )
         return self._append_checked(batch, payload, digest, group_key=batch.meter_id)
 
@@ -793,7 +795,7 @@ class Settlement:
         prepared = self._prepare_bill(bill, as_meter)
         if isinstance(prepared, Receipt):
             return prepared
-        self._verifier.verify_bill(prepared.claim)  # C4: PROOF_INVALID
+        self._verifier.verify_bill(prepared.claim, caller=bill.meter_id)  # C4: PROOF_INVALID
         return self._append_bill(prepared)
 
     def _append_bill(self, prepared: _PreparedBill) -> Receipt:

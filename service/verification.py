@@ -32,7 +32,7 @@ import os
 import queue
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -76,6 +76,12 @@ Outcome = ZkgridError | None
 
 #: Batch sizes a micro-batcher keeps for its statistics (the last ones only).
 BATCH_SIZES_KEPT = 1024
+#: A caller whose proof failed is verified alone, outside the shared micro-batches, for
+#: this long after its last failure (seconds): one bad proof in a shared batch costs a
+#: bisection of the whole batch, paid by every honest caller in it.
+SUSPECT_FOR_S = 3600.0
+#: Suspects remembered at most (the longest-quiet are forgotten first).
+MAX_SUSPECTS = 10_000
 
 class RangeJob(NamedTuple):
     """A range-proof statement as bytes, as it arrived (parsed where it is verified)."""
@@ -370,6 +376,51 @@ class ProofVerifier:
             max_batch=max_batch,
             max_wait_s=max_wait_s,
         )
+        self._suspects: OrderedDict[str, float] = OrderedDict()  # caller -> last failure
+        self._suspects_lock = threading.Lock()
+        self._clock = time.monotonic
+
+    # ------------------------------------------------------------------ suspects
+
+    def is_suspect(self, caller: str) -> bool:
+        """Whether ``caller``'s proofs are verified alone (a proof of theirs failed lately)."""
+        with self._suspects_lock:
+            since = self._suspects.get(caller)
+            if since is None:
+                return False
+            if self._clock() - since > SUSPECT_FOR_S:
+                del self._suspects[caller]
+                return False
+            return True
+
+    def _suspect(self, caller: str) -> None:
+        with self._suspects_lock:
+            self._suspects[caller] = self._clock()
+            self._suspects.move_to_end(caller)
+            while len(self._suspects) > MAX_SUSPECTS:
+                self._suspects.popitem(last=False)
+
+    def _guarded(
+        self,
+        caller: str | None,
+        batched: Callable[[], None],
+        alone: Callable[[], Outcome],
+    ) -> None:
+        """Verify through the shared micro-batcher, or alone for a suspect caller; a
+        failure makes the caller a suspect (docs/notes/settlement.md, "What a caller
+        can cost")."""
+        if caller is not None and self.is_suspect(caller):
+            outcome = alone()
+            if outcome is not None:
+                self._suspect(caller)
+                raise outcome
+            return
+        try:
+            batched()
+        except (ProofInvalid, ProofMalformed):
+            if caller is not None:
+                self._suspect(caller)
+            raise
 
     def _check_range_batch(self, jobs: Sequence[RangeJob]) -> list[Outcome]:
         pool = self._pool
@@ -406,13 +457,30 @@ class ProofVerifier:
         :class:`ProofMalformed`."""
         return self.range_proofs.submit(job)
 
-    def verify(self, job: RangeJob, timeout: float | None = None) -> None:
-        """Verify one range-proof job (batched with concurrent callers)."""
-        self.range_proofs.verify(job, timeout)
+    def verify(
+        self, job: RangeJob, timeout: float | None = None, *, caller: str | None = None
+    ) -> None:
+        """Verify one range-proof job: batched with concurrent callers, or alone when
+        ``caller`` (the meter) sent a proof that failed lately."""
+        self._guarded(
+            caller,
+            lambda: self.range_proofs.verify(job, timeout),
+            lambda: self._check_range_batch([job])[0],
+        )
 
-    def verify_bill(self, claim: LinearCombinationClaim, timeout: float | None = None) -> None:
-        """Verify one bill proof (batched with concurrent callers)."""
-        self.bill_proofs.verify(claim, timeout)
+    def verify_bill(
+        self,
+        claim: LinearCombinationClaim,
+        timeout: float | None = None,
+        *,
+        caller: str | None = None,
+    ) -> None:
+        """Verify one bill proof: batched with concurrent callers, or alone for a suspect."""
+        self._guarded(
+            caller,
+            lambda: self.bill_proofs.verify(claim, timeout),
+            lambda: _check_bills([claim])[0],
+        )
 
     def close(self) -> None:
         self.range_proofs.close()

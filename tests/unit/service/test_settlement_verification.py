@@ -175,3 +175,44 @@ def test_unexpected_errors_fail_the_batch_not_the_thread() -> None:
 def test_arguments(max_batch: int, max_wait_s: float, processes: int) -> None:
     with pytest.raises(InvalidRequest):
         ProofVerifier(max_batch=max_batch, max_wait_s=max_wait_s, processes=processes)
+
+
+def test_a_caller_whose_proof_failed_is_verified_alone_from_then_on() -> None:
+    """One bad proof in a shared micro-batch makes every honest caller in it pay for a
+    bisection; after its first failure the caller's proofs stay out of shared batches."""
+    jobs = _jobs(6)
+    good = [job for job, expected in jobs if expected == "ok"]
+    bad = next(job for job, expected in jobs if expected == "invalid")
+    with ProofVerifier(max_batch=8, max_wait_s=0.01) as verifier:
+        verifier.verify(good[0], caller="honest")
+        batched = len(verifier.range_proofs.batch_sizes)
+        assert batched == 1
+        assert not verifier.is_suspect("mallory")
+        with pytest.raises(ProofInvalid):
+            verifier.verify(bad, caller="mallory")  # through the shared batcher, once
+        assert verifier.is_suspect("mallory")
+        assert len(verifier.range_proofs.batch_sizes) == batched + 1
+        for _ in range(3):
+            with pytest.raises(ProofInvalid):
+                verifier.verify(bad, caller="mallory")  # alone: no shared batch
+        verifier.verify(good[1], caller="mallory")  # a good proof still verifies, alone
+        assert len(verifier.range_proofs.batch_sizes) == batched + 1
+        verifier.verify(good[1], caller="honest")
+        assert len(verifier.range_proofs.batch_sizes) == batched + 2
+        assert not verifier.is_suspect("honest")
+
+
+def test_suspicion_expires_and_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import service.verification as module
+
+    monkeypatch.setattr(module, "MAX_SUSPECTS", 2)
+    with ProofVerifier() as verifier:
+        now = [1000.0]
+        verifier._clock = lambda: now[0]
+        for name in ("a", "b", "c"):
+            verifier._suspect(name)
+        assert not verifier.is_suspect("a")  # the longest-quiet went first
+        assert verifier.is_suspect("b")
+        assert verifier.is_suspect("c")
+        now[0] += module.SUSPECT_FOR_S + 1
+        assert not verifier.is_suspect("b")
