@@ -172,6 +172,15 @@ def test_range_proof_from_another_batch(world: tuple[Settlement, SimMeter, SimMe
         alice.key, **fields(batch, range_proof=alice.batches[DAY1].range_proof)
     )
     refused(settlement, "PROOF_INVALID", lambda: settlement.submit_readings(own_old))
+    # From now on alice's proofs are verified alone, never in a batch shared with bob's.
+    assert settlement.verifier.is_suspect("alice")
+    assert not settlement.verifier.is_suspect("bob")
+    shared = len(settlement.verifier.range_proofs.batch_sizes)
+    refused(settlement, "PROOF_INVALID", lambda: settlement.submit_readings(borrowed))
+    settlement.submit_readings(alice.batch(DAY2))  # her honest batch is still accepted
+    assert len(settlement.verifier.range_proofs.batch_sizes) == shared
+    settlement.submit_readings(bob.batch(DAY2))
+    assert len(settlement.verifier.range_proofs.batch_sizes) == shared + 1
 
 
 def test_out_of_range_readings(world: tuple[Settlement, SimMeter, SimMeter]) -> None:
