@@ -40,7 +40,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from ledger.checkpoint import Checkpoint, CheckpointVerifier, SignedCheckpoint, verify_checkpoint
 from ledger.encoding import CanonicalReader, CanonicalWriter
@@ -211,29 +211,33 @@ def _fixed_bytes(value: object, size: int, what: str) -> bytes:
     return value
 
 
-def decode_public_key(data: bytes, what: str = "public key") -> G1Element:
-    """(W1) A canonical compressed G1 point, in the prime-order subgroup, not the identity.
+_P = TypeVar("_P", "G1Element", "G2Element")
 
-    blspy's ``G1Element.from_bytes`` checks the flags, ``x < p``, that the point is
-    on the curve and in the subgroup; the round trip below checks canonicity once
-    more (it is how the py_ecc version checked it), and the identity is refused
-    here: blspy accepts it as a group element.
-    """
+
+def _decode_point(cls: type[_P], raw: bytes, group: str, what: str) -> _P:
+    """``cls.from_bytes(raw)`` (flags, ``x < p``, on the curve, in the subgroup), and the
+    round trip once more for canonicity (how the py_ecc version checked it)."""
+    try:
+        point = cls.from_bytes(raw)
+        canonical = bytes(point)
+    except _BLSPY_ERRORS:
+        raise WitnessFormatError(
+            f"{what} is not a compressed {group} point of the prime-order subgroup"
+        ) from None
+    if canonical != raw:
+        raise WitnessFormatError(f"{what} is not the canonical encoding of its point")
+    return point
+
+
+def decode_public_key(data: bytes, what: str = "public key") -> G1Element:
+    """(W1) A canonical compressed G1 point, in the prime-order subgroup, not the identity
+    (refused here: blspy accepts it as a group element)."""
     from blspy import G1Element
 
     raw = _fixed_bytes(data, PUBLIC_KEY_SIZE, what)
     if raw == _G1_IDENTITY:
         raise WitnessFormatError(f"{what} is the point at infinity")
-    try:
-        point = G1Element.from_bytes(raw)
-        canonical = bytes(point)
-    except _BLSPY_ERRORS:
-        raise WitnessFormatError(
-            f"{what} is not a compressed G1 point of the prime-order subgroup"
-        ) from None
-    if canonical != raw:
-        raise WitnessFormatError(f"{what} is not the canonical encoding of its point")
-    return point
+    return _decode_point(G1Element, raw, "G1", what)
 
 
 def decode_signature(data: bytes, what: str = "signature") -> G2Element:
@@ -241,17 +245,7 @@ def decode_signature(data: bytes, what: str = "signature") -> G2Element:
     well-formed signature that verifies for no key)."""
     from blspy import G2Element
 
-    raw = _fixed_bytes(data, SIGNATURE_SIZE, what)
-    try:
-        point = G2Element.from_bytes(raw)
-        canonical = bytes(point)
-    except _BLSPY_ERRORS:
-        raise WitnessFormatError(
-            f"{what} is not a compressed G2 point of the prime-order subgroup"
-        ) from None
-    if canonical != raw:
-        raise WitnessFormatError(f"{what} is not the canonical encoding of its point")
-    return point
+    return _decode_point(G2Element, _fixed_bytes(data, SIGNATURE_SIZE, what), "G2", what)
 
 
 def checkpoint_of(value: object) -> Checkpoint:
