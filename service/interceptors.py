@@ -59,8 +59,8 @@ check that failed and at most public sizes and indices, never secrets.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import Token
 from dataclasses import dataclass
@@ -249,7 +249,7 @@ class ZkgridInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
 
     def __init__(self, authorizer: Authorizer) -> None:
         self._authorizer = authorizer
-        self._malformed = itertools.count()
+        self._malformed_lock = threading.Lock()
         self._malformed_seen = 0
 
     @property
@@ -273,7 +273,8 @@ class ZkgridInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         if isinstance(request, _Undecodable):
             # The role first (an anonymous caller learns nothing), then the typed refusal.
             self._authorizer.authorize(method, None, context, role_only=True)
-            self._malformed_seen = next(self._malformed) + 1
+            with self._malformed_lock:
+                self._malformed_seen += 1
             raise RequestMalformed(f"the request ({request.size} bytes) is not a valid message")
         return current_caller.set(self._authorizer.authorize(method, request, context))
 
