@@ -234,11 +234,14 @@ class _Rpc:
                 error = remote_error(exc, what)
                 if not error.transient or attempt == self.max_attempts:
                     raise error from None
+                # Backoff with jitter, and no sooner than the service's RetryInfo says.
+                wait = delay * random.uniform(0.5, 1.5)  # noqa: S311 - jitter only
+                wait = max(wait, min(error.retry_after_s or 0.0, self.timeout))
                 log.info(
                     "%s: %s (attempt %d of %d), retrying in %.2fs",
-                    what, error.code.name, attempt, self.max_attempts, delay,
+                    what, error.reason, attempt, self.max_attempts, wait,
                 )  # fmt: skip
-                time.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter only
+                time.sleep(wait)
                 delay = min(delay * 2, 5.0)
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from service.config import (
     DEFAULT_DB,
+    DEFAULT_FAILURE_BURST,
+    DEFAULT_FAILURE_REFILL_S,
     DEFAULT_LISTEN,
     DEFAULT_LOG_KEY,
     DEFAULT_ORIGIN,
@@ -99,6 +101,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="worker processes that parse and verify range-proof batches"
         f" (default: one per two cores; 0: in the server process) {env('verify_processes')}",
+    )
+    parser.add_argument(
+        "--failure-burst",
+        type=int,
+        metavar="N",
+        help="failed verifications (invalid proofs, signatures, cosignatures) a caller may"
+        " have in a row before its verifying calls are refused with RESOURCE_EXHAUSTED"
+        f" (default {DEFAULT_FAILURE_BURST}; 0: no budgets) {env('failure_burst')}",
+    )
+    parser.add_argument(
+        "--failure-refill-s",
+        type=float,
+        metavar="S",
+        help="seconds for one failure to be forgiven"
+        f" (default {DEFAULT_FAILURE_REFILL_S:g}) {env('failure_refill_s')}",
     )
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]

@@ -84,6 +84,8 @@ ENV: Mapping[str, str] = {
     "startup_check": "ZKGRID_STARTUP_CHECK",
     "witness_quorum": "ZKGRID_WITNESS_QUORUM",
     "verify_processes": "ZKGRID_VERIFY_PROCESSES",
+    "failure_burst": "ZKGRID_FAILURE_BURST",
+    "failure_refill_s": "ZKGRID_FAILURE_REFILL_S",
 }
 
 #: RPC worker threads: a request waiting for its proof's micro-batch holds one, so this bounds
@@ -93,6 +95,11 @@ DEFAULT_WORKERS = 128
 #: Processes that parse and verify range-proof batches: one per two cores (0, in the
 #: server process, on a single core).
 DEFAULT_VERIFY_PROCESSES = (os.cpu_count() or 1) // 2
+
+
+#: Failure budgets (service/budgets.py): failures in a row, seconds to forgive one.
+DEFAULT_FAILURE_BURST = 5
+DEFAULT_FAILURE_REFILL_S = 60.0
 
 
 class ConfigError(InvalidArgumentError):
@@ -148,6 +155,10 @@ class ServiceConfig:
     witness_quorum: int | None = None
     #: Processes parsing and verifying range-proof batches (0: in the server process).
     verify_processes: int = 0
+    #: Failed verifications a caller may have in a row (service.budgets), and the seconds
+    #: for one to be forgiven; 0 failures: no budgets.
+    failure_burst: int = DEFAULT_FAILURE_BURST
+    failure_refill_s: float = DEFAULT_FAILURE_REFILL_S
 
     @classmethod
     def from_sources(
@@ -182,6 +193,10 @@ class ServiceConfig:
                 ),
                 verify_processes=int(
                     str(values.get("verify_processes", DEFAULT_VERIFY_PROCESSES))
+                ),
+                failure_burst=int(str(values.get("failure_burst", DEFAULT_FAILURE_BURST))),
+                failure_refill_s=float(
+                    str(values.get("failure_refill_s", DEFAULT_FAILURE_REFILL_S))
                 ),
             )
         except ValueError as exc:
@@ -225,6 +240,10 @@ class ServiceConfig:
             raise ConfigError("grace must be non-negative")
         if not 0 <= self.verify_processes <= 64:
             raise ConfigError("--verify-processes must be in [0, 64]")
+        if not 0 <= self.failure_burst <= 1_000_000:
+            raise ConfigError("--failure-burst must be in [0, 1000000]")
+        if not 0 < self.failure_refill_s <= 86_400:
+            raise ConfigError("--failure-refill-s must be in (0, 86400] seconds")
         if self.witness_quorum is not None and not 1 <= self.witness_quorum <= 1024:
             raise ConfigError("--witness-quorum must be in [1, 1024]")
         return self

@@ -37,11 +37,13 @@ from zkgrid.errors import InvalidArgumentError, Reason, ZkgridError
 __all__ = [
     "BillExists",
     "ChainBroken",
+    "DeadlineExceeded",
     "DuplicatePeriod",
     "IntervalsMismatch",
     "InvalidRequest",
     "MeterExists",
     "MeterRevoked",
+    "Overloaded",
     "PermissionDenied",
     "ProofInvalid",
     "ProofMalformed",
@@ -87,3 +89,21 @@ class VerifierFailed(ServiceUnavailable):
 
 class ServiceClosing(ServiceUnavailable):
     """The settlement service is shutting down and takes no more appends (retryable)."""
+
+
+class Overloaded(SettlementError):
+    """Load is shed: the verifier's queue is full, or the wait in it would outlast the
+    caller's deadline (``OVERLOADED``, RESOURCE_EXHAUSTED with a retry delay)."""
+
+    reason = Reason.OVERLOADED
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s: float | None = retry_after_s
+
+
+class DeadlineExceeded(SettlementError):
+    """The caller's deadline passed while its request waited for the verifier; the work
+    was dropped (``DEADLINE_EXCEEDED``)."""
+
+    reason = Reason.DEADLINE_EXCEEDED

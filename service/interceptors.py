@@ -8,12 +8,17 @@ Every call goes through :class:`ZkgridInterceptor`, which
    checked, counted in :attr:`ZkgridInterceptor.malformed_requests` and logged at
    INFO, never gRPC's INTERNAL "Exception deserializing request!";
 1. refuses a call whose deadline has already passed (DEADLINE_EXCEEDED);
-2. authorizes it with :class:`service.auth.Authorizer` (the one policy table);
+2. authorizes it with :class:`service.auth.Authorizer` (the one policy table), then
+   refuses a caller whose failure budget is spent (:mod:`service.budgets`) on the
+   methods that verify something, before any work; a refusal that cost a verification
+   spends the caller's budget;
 3. runs the servicer and maps any exception to a gRPC status carrying a
    ``google.rpc.ErrorInfo`` (``domain = "zkgrid.settlement.v1"``,
    ``reason`` = the error's ``reason``, ``metadata`` = ``{"method": <name>}``
    and nothing else) in the ``grpc-status-details-bin`` trailer
-   (read it with ``grpc_status.rpc_status.from_call``).
+   (read it with ``grpc_status.rpc_status.from_call``), and a
+   ``google.rpc.RetryInfo`` when the error knows when a retry may succeed
+   (``ZkgridError.retry_after_s``).
 
 Status codes by ``ZkgridError.reason``: one explicit row per
 :class:`zkgrid.errors.Reason` member in :data:`STATUS_FOR_REASON` (no name
@@ -33,6 +38,8 @@ ALREADY_EXISTS         ``METER_EXISTS``, ``TARIFF_EXISTS``,                the e
 FAILED_PRECONDITION    ``CHAIN_BROKEN``, ``METER_REVOKED``                 the error's
 UNAVAILABLE            ``STORE_UNAVAILABLE``, ``UNAVAILABLE``              generic
 DEADLINE_EXCEEDED      ``DEADLINE_EXCEEDED``                               generic
+RESOURCE_EXHAUSTED     ``FAILURE_BUDGET_EXHAUSTED``, ``OVERLOADED``         the error's
+                       (with a RetryInfo)
 INVALID_ARGUMENT       ``INVALID_ARGUMENT``, ``VALUE_OUT_OF_RANGE``,       the error's
                        ``INTERVALS_MISMATCH``, every ``*_MALFORMED`` and
                        ``*_INVALID`` (proofs, signatures, records,
@@ -61,6 +68,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import Token
 from dataclasses import dataclass
@@ -72,7 +80,9 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status
 
-from service.auth import Authorizer, current_caller
+from service.auth import Authorizer, Caller, current_caller
+from service.budgets import BUDGETED_METHODS, CHARGED_REASONS, FailureBudgets
+from service.deadlines import call_deadline
 from zkgrid.errors import InvalidArgumentError, Reason, ZkgridError
 
 __all__ = [
@@ -116,6 +126,10 @@ STATUS_FOR_REASON: Mapping[Reason, grpc.StatusCode] = MappingProxyType(
         Reason.STORE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
         Reason.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
         Reason.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
+        # RESOURCE_EXHAUSTED: this caller's failure budget is spent, or load is shed; the
+        # status carries a google.rpc.RetryInfo with the delay
+        Reason.FAILURE_BUDGET_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+        Reason.OVERLOADED: grpc.StatusCode.RESOURCE_EXHAUSTED,
         # INVALID_ARGUMENT: the request is wrong whatever the state; the reason tells which
         Reason.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
         Reason.USAGE: grpc.StatusCode.INVALID_ARGUMENT,
@@ -207,7 +221,15 @@ def rpc_status_for(error: BaseException, method: str) -> grpc.Status:
     )
     detail = any_pb2.Any()
     detail.Pack(info)
-    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=[detail])
+    details = [detail]
+    delay = error.retry_after_s if isinstance(error, ZkgridError) else None
+    if delay is not None:
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromNanoseconds(max(0, int(delay * 1e9)))
+        extra = any_pb2.Any()
+        extra.Pack(retry)
+        details.append(extra)
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=details)
     return rpc_status.to_status(status)
 
 
@@ -239,6 +261,10 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
     return decode
 
 
+def _budget_key(caller: Caller) -> str:
+    return f"{caller.role.value}/{caller.identity}"
+
+
 def _already_aborted(context: grpc.ServicerContext) -> bool:
     code = getattr(context, "code", None)
     return callable(code) and code() is not None
@@ -247,8 +273,10 @@ def _already_aborted(context: grpc.ServicerContext) -> bool:
 class ZkgridInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
     """Deadline check, authorization and error mapping for every method (see the module doc)."""
 
-    def __init__(self, authorizer: Authorizer) -> None:
+    def __init__(self, authorizer: Authorizer, budgets: FailureBudgets | None = None) -> None:
         self._authorizer = authorizer
+        #: Failure budgets per caller (service.budgets); ``None``: no budgets.
+        self.budgets = budgets
         self._malformed_lock = threading.Lock()
         self._malformed_seen = 0
 
@@ -270,13 +298,29 @@ class ZkgridInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the call")
+        # Reset with the caller below (a context's variables live as long as the call).
+        call_deadline.set(None if remaining is None else time.monotonic() + remaining)
         if isinstance(request, _Undecodable):
             # The role first (an anonymous caller learns nothing), then the typed refusal.
             self._authorizer.authorize(method, None, context, role_only=True)
             with self._malformed_lock:
                 self._malformed_seen += 1
             raise RequestMalformed(f"the request ({request.size} bytes) is not a valid message")
-        return current_caller.set(self._authorizer.authorize(method, request, context))
+        caller = self._authorizer.authorize(method, request, context)
+        if self.budgets is not None and caller is not None and method in BUDGETED_METHODS:
+            self.budgets.check(_budget_key(caller))  # FAILURE_BUDGET_EXHAUSTED, before any work
+        return current_caller.set(caller)
+
+    def _charge(self, error: BaseException) -> None:
+        """A refusal that cost a verification spends the caller's failure budget."""
+        caller = current_caller.get()
+        if (
+            self.budgets is not None
+            and caller is not None
+            and isinstance(error, ZkgridError)
+            and error.reason in CHARGED_REASONS
+        ):
+            self.budgets.charge(_budget_key(caller))
 
     def intercept_service(
         self,
@@ -328,6 +372,7 @@ class ZkgridInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
             except Exception as error:
                 if _already_aborted(context):
                     raise
+                self._charge(error)
                 self._fail(error, method, context)
             finally:
                 if token is not None:
@@ -351,6 +396,7 @@ class ZkgridInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
             except Exception as error:
                 if _already_aborted(context):
                     raise
+                self._charge(error)
                 self._fail(error, method, context)
             finally:
                 if token is not None:

@@ -29,6 +29,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from service.auth import Authorizer
+from service.budgets import FailureBudgets
 from service.config import ConfigError, ServiceConfig, load_log_key, split_listen
 from service.interceptors import ZkgridInterceptor
 from service.servicers import (
@@ -69,6 +70,12 @@ def _service_name(descriptor_file: Any, name: str) -> str:
     return str(descriptor_file.services_by_name[name].full_name)
 
 
+def _budgets(config: ServiceConfig) -> FailureBudgets | None:
+    if config.failure_burst == 0:
+        return None
+    return FailureBudgets(burst=config.failure_burst, refill_s=config.failure_refill_s)
+
+
 def build_server(
     settlement: Settlement | None,
     config: ServiceConfig,
@@ -90,7 +97,7 @@ def build_server(
         raise ConfigError("build_server needs a ledger store")
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="zkgrid-rpc"),
-        interceptors=[ZkgridInterceptor(Authorizer(insecure=config.insecure))],
+        interceptors=[ZkgridInterceptor(Authorizer(insecure=config.insecure), _budgets(config))],
         options=[
             ("grpc.max_receive_message_length", config.max_receive_bytes),
             ("grpc.max_send_message_length", config.max_send_bytes),

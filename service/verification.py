@@ -35,12 +35,16 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Generic, NamedTuple, TypeVar
 
+from service.deadlines import remaining_s
 from service.errors import (
+    DeadlineExceeded,
     InvalidRequest,
+    Overloaded,
     ProofInvalid,
     ProofMalformed,
     VerifierClosed,
@@ -55,6 +59,7 @@ from zkp.sigma import LinearCombinationClaim, LinearCombinationProof
 
 __all__ = [
     "DEFAULT_MAX_BATCH",
+    "DEFAULT_MAX_PENDING",
     "DEFAULT_MAX_WAIT_S",
     "MicroBatcher",
     "ProofVerifier",
@@ -67,6 +72,8 @@ _log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BATCH = 128
 DEFAULT_MAX_WAIT_S = 0.004
+#: Items a micro-batcher holds queued at most; beyond, submissions are shed (``OVERLOADED``).
+DEFAULT_MAX_PENDING = 1024
 
 _T = TypeVar("_T")
 
@@ -82,6 +89,11 @@ BATCH_SIZES_KEPT = 1024
 SUSPECT_FOR_S = 3600.0
 #: Suspects remembered at most (the longest-quiet are forgotten first).
 MAX_SUSPECTS = 10_000
+#: Suspects' proofs (verified one at a time) may use at most this share of the verifier:
+#: after a suspect's proof took t seconds, the suspects' lane rests t * (1 - share) / share.
+SUSPECT_SHARE = 0.2
+#: Suspects' proofs queued at most (beyond, a suspect's request is shed: ``OVERLOADED``).
+SUSPECT_MAX_PENDING = 64
 
 class RangeJob(NamedTuple):
     """A range-proof statement as bytes, as it arrived (parsed where it is verified)."""
@@ -210,6 +222,16 @@ class MicroBatcher(Generic[_T]):
     future fails with). ``threads`` batches may be checked at once (each on its
     own background thread); while they are busy, new items queue up and form
     the next batches.
+
+    The queue is bounded (docs/notes/settlement.md, "What a caller can cost"):
+    at most ``max_pending`` items wait; beyond that, and whenever the expected
+    wait (the queue times the recent seconds per item) would outlast the
+    caller's deadline, :meth:`submit` refuses at once with :class:`Overloaded`
+    (``OVERLOADED``, with the expected wait as its retry delay) instead of
+    letting the caller time out. An item whose caller stopped waiting is
+    dropped unchecked. ``share`` < 1 caps the share of time this batcher's
+    threads spend checking: after a batch that took ``t`` seconds, the thread
+    rests ``t * (1 - share) / share``.
     """
 
     def __init__(
@@ -220,6 +242,8 @@ class MicroBatcher(Generic[_T]):
         max_batch: int = DEFAULT_MAX_BATCH,
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
         threads: int = 1,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        share: float = 1.0,
     ) -> None:
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise InvalidRequest("max_batch must be a positive integer")
@@ -227,13 +251,25 @@ class MicroBatcher(Generic[_T]):
             raise InvalidRequest("max_wait_s must be in [0, 1] seconds")
         if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 64:
             raise InvalidRequest("threads must be an integer in [1, 64]")
+        if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
+            raise InvalidRequest("max_pending must be a positive integer")
+        if not isinstance(share, int | float) or not 0 < share <= 1:
+            raise InvalidRequest("share must be in (0, 1]")
         self._name = name
         self._check_batch = check_batch
         self._max_batch = max_batch
         self._max_wait_s = float(max_wait_s)
+        self._max_pending = max_pending
+        self._share = float(share)
         self._queue: queue.SimpleQueue[_Job[_T] | object] = queue.SimpleQueue()
         self._closed = False
-        self._close_lock = threading.Lock()
+        self._close_lock = threading.Lock()  # also guards the counters below
+        self._pending = 0
+        #: Recent seconds of checking per item (an exponential average; 0 until measured).
+        self._per_item_s = 0.0
+        #: Submissions shed (``OVERLOADED``) and items dropped because nobody waited.
+        self.shed = 0
+        self.dropped = 0
         #: Sizes of the last batches checked (for tests and metrics; bounded).
         self.batch_sizes: deque[int] = deque(maxlen=BATCH_SIZES_KEPT)
         self._threads = [
@@ -243,18 +279,62 @@ class MicroBatcher(Generic[_T]):
         for thread in self._threads:
             thread.start()
 
-    def submit(self, item: _T) -> Future[None]:
-        """Queue ``item``; the future completes with ``None`` or fails with its error."""
+    @property
+    def pending(self) -> int:
+        """Items queued and not yet taken for checking."""
+        return self._pending
+
+    def expected_wait_s(self) -> float:
+        """How long a new item would wait, from the queue and the recent pace."""
+        with self._close_lock:
+            return self._expected_wait_s()
+
+    def _expected_wait_s(self) -> float:
+        """(lock held)"""
+        rounds = self._pending / len(self._threads)
+        return rounds * self._per_item_s / self._share
+
+    def submit(self, item: _T, *, deadline_s: float | None = None) -> Future[None]:
+        """Queue ``item``; the future completes with ``None`` or fails with its error.
+
+        ``deadline_s``: seconds the caller will wait; the item is shed at once
+        (:class:`Overloaded`) if the queue is full or its expected wait is longer.
+        """
         future: Future[None] = Future()
         with self._close_lock:
             if self._closed:
                 raise VerifierClosed(f"the {self._name} verifier is closed")
+            wait = self._expected_wait_s()
+            if self._pending >= self._max_pending or (
+                deadline_s is not None and wait > deadline_s
+            ):
+                self.shed += 1
+                raise Overloaded(
+                    f"the {self._name} verifier is overloaded ({self._pending} queued);"
+                    f" retry in about {max(1, round(wait))} s",
+                    max(1.0, wait),
+                )
+            self._pending += 1
             self._queue.put(_Job(item, future))
         return future
 
     def verify(self, item: _T, timeout: float | None = None) -> None:
-        """Submit and wait; raises the item's error (e.g. :class:`ProofInvalid`)."""
-        self.submit(item).result(timeout)
+        """Submit and wait; raises the item's error (e.g. :class:`ProofInvalid`).
+
+        ``timeout`` defaults to what is left of the current call's deadline
+        (:mod:`service.deadlines`); when it passes the item is dropped unchecked and
+        :class:`DeadlineExceeded` raised.
+        """
+        if timeout is None:
+            timeout = remaining_s()
+        future = self.submit(item, deadline_s=timeout)
+        try:
+            future.result(None if timeout is None else max(0.0, timeout))
+        except FutureTimeout:
+            future.cancel()  # still queued: dropped unchecked (set_running_or_notify_cancel)
+            raise DeadlineExceeded(
+                f"the deadline passed while the {self._name} waited to be verified"
+            ) from None
 
     def close(self, timeout: float | None = 10.0) -> None:
         """Check what is queued, then stop the threads. Idempotent."""
@@ -294,7 +374,9 @@ class MicroBatcher(Generic[_T]):
             if first is _STOP:
                 break
             jobs, stopping = self._collect(first)  # type: ignore[arg-type]  # a _Job
-            self._process(jobs)
+            took = self._process(jobs)
+            if self._share < 1.0 and took > 0 and not stopping:
+                time.sleep(took * (1.0 - self._share) / self._share)
         # Drain anything queued before close (submit refuses after the _STOPs are queued).
         leftovers: list[_Job[_T]] = []
         while True:
@@ -307,11 +389,16 @@ class MicroBatcher(Generic[_T]):
         for start in range(0, len(leftovers), self._max_batch):
             self._process(leftovers[start : start + self._max_batch])
 
-    def _process(self, jobs: list[_Job[_T]]) -> None:
+    def _process(self, jobs: list[_Job[_T]]) -> float:
+        """Check ``jobs`` (those still awaited); return the seconds it took."""
         live = [job for job in jobs if job.future.set_running_or_notify_cancel()]
+        with self._close_lock:
+            self._pending -= len(jobs)
+            self.dropped += len(jobs) - len(live)
         if not live:
-            return
+            return 0.0
         self.batch_sizes.append(len(live))
+        started = time.monotonic()
         try:
             outcomes = list(self._check_batch([job.item for job in live]))
             if len(outcomes) != len(live):  # pragma: no cover - a checker bug
@@ -324,12 +411,19 @@ class MicroBatcher(Generic[_T]):
             )
             for job in live:
                 job.future.set_exception(error)
-            return
+            return time.monotonic() - started
+        took = time.monotonic() - started
+        with self._close_lock:
+            per_item = took / len(live)
+            self._per_item_s = (
+                per_item if self._per_item_s == 0 else 0.8 * self._per_item_s + 0.2 * per_item
+            )
         for job, outcome in zip(live, outcomes, strict=True):
             if outcome is None:
                 job.future.set_result(None)
             else:
                 job.future.set_exception(outcome)
+        return took
 
 
 def _check_bills(items: Sequence[LinearCombinationClaim]) -> list[Outcome]:
@@ -376,6 +470,23 @@ class ProofVerifier:
             max_batch=max_batch,
             max_wait_s=max_wait_s,
         )
+        # Suspects' lanes: one proof at a time, a bounded queue, a bounded share of the time.
+        self.suspect_range_proofs: MicroBatcher[RangeJob] = MicroBatcher(
+            "suspect's range proof",
+            self._check_range_batch,
+            max_batch=1,
+            max_wait_s=0,
+            max_pending=SUSPECT_MAX_PENDING,
+            share=SUSPECT_SHARE,
+        )
+        self.suspect_bill_proofs: MicroBatcher[LinearCombinationClaim] = MicroBatcher(
+            "suspect's bill proof",
+            _check_bills,
+            max_batch=1,
+            max_wait_s=0,
+            max_pending=SUSPECT_MAX_PENDING,
+            share=SUSPECT_SHARE,
+        )
         self._suspects: OrderedDict[str, float] = OrderedDict()  # caller -> last failure
         self._suspects_lock = threading.Lock()
         self._clock = time.monotonic
@@ -403,24 +514,31 @@ class ProofVerifier:
     def _guarded(
         self,
         caller: str | None,
-        batched: Callable[[], None],
-        alone: Callable[[], Outcome],
+        shared: MicroBatcher[_T],
+        alone: MicroBatcher[_T],
+        item: _T,
+        timeout: float | None,
     ) -> None:
-        """Verify through the shared micro-batcher, or alone for a suspect caller; a
-        failure makes the caller a suspect (docs/notes/settlement.md, "What a caller
-        can cost")."""
-        if caller is not None and self.is_suspect(caller):
-            outcome = alone()
-            if outcome is not None:
-                self._suspect(caller)
-                raise outcome
-            return
+        """Verify ``item`` in the ``shared`` micro-batches, or in the suspects' lane
+        (``alone``: one at a time, a bounded share of the verifier) when ``caller`` is a
+        suspect; a failure makes the caller a suspect (docs/notes/settlement.md, "What a
+        caller can cost")."""
+        lane = alone if caller is not None and self.is_suspect(caller) else shared
         try:
-            batched()
+            lane.verify(item, timeout)
         except (ProofInvalid, ProofMalformed):
             if caller is not None:
                 self._suspect(caller)
             raise
+
+    def lanes(self) -> tuple[MicroBatcher[RangeJob] | MicroBatcher[LinearCombinationClaim], ...]:
+        """Every micro-batcher (for statistics and shutdown)."""
+        return (
+            self.range_proofs,
+            self.bill_proofs,
+            self.suspect_range_proofs,
+            self.suspect_bill_proofs,
+        )
 
     def _check_range_batch(self, jobs: Sequence[RangeJob]) -> list[Outcome]:
         pool = self._pool
@@ -462,11 +580,7 @@ class ProofVerifier:
     ) -> None:
         """Verify one range-proof job: batched with concurrent callers, or alone when
         ``caller`` (the meter) sent a proof that failed lately."""
-        self._guarded(
-            caller,
-            lambda: self.range_proofs.verify(job, timeout),
-            lambda: self._check_range_batch([job])[0],
-        )
+        self._guarded(caller, self.range_proofs, self.suspect_range_proofs, job, timeout)
 
     def verify_bill(
         self,
@@ -476,15 +590,11 @@ class ProofVerifier:
         caller: str | None = None,
     ) -> None:
         """Verify one bill proof: batched with concurrent callers, or alone for a suspect."""
-        self._guarded(
-            caller,
-            lambda: self.bill_proofs.verify(claim, timeout),
-            lambda: _check_bills([claim])[0],
-        )
+        self._guarded(caller, self.bill_proofs, self.suspect_bill_proofs, claim, timeout)
 
     def close(self) -> None:
-        self.range_proofs.close()
-        self.bill_proofs.close()
+        for lane in self.lanes():
+            lane.close()
         with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None:

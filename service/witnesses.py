@@ -30,6 +30,7 @@ calls this and encodes.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ from ledger.cosignature import (
 )
 from ledger.entries import EntryKind
 from ledger.merkle import HASH_SIZE
+from service.budgets import Gate
 from service.errors import InvalidRequest
 from service.settlement import Receipt, receipt_for
 from service.storage import EntryNotFound, LedgerStore, StoredEntry
@@ -89,6 +91,11 @@ class UnknownCheckpoint(ZkgridError):
 
 
 _InvalidRequest = InvalidRequest  # the service's one INVALID_ARGUMENT class
+
+
+#: Pairing checks (cosignatures, proofs of possession) run at once at most: blspy releases
+#: the GIL, so this many use this many cores and no more.
+PAIRING_CONCURRENCY = max(1, (os.cpu_count() or 1) // 2)
 
 
 def default_threshold(total: int) -> int:
@@ -151,6 +158,11 @@ class Witnesses:
         self._registries: dict[int, WitnessRegistry] = {}
         self._finality: dict[tuple[int, bytes, tuple[str, ...], int, int], bool] = {}
         self._cosignatures = CosignatureStore(store)  # creates the table if missing
+        #: Pairing checks on request threads, bounded (docs/notes/settlement.md, "What a
+        #: caller can cost"): a few at once, a short queue, the rest shed.
+        self._checks = Gate(
+            "cosignature", concurrency=PAIRING_CONCURRENCY, max_waiting=64, wait_s=2.0
+        )
         self.catch_up()
 
     # ------------------------------------------------------------------ registry projection
@@ -216,7 +228,8 @@ class Witnesses:
         """Append a ``WITNESS_KEY`` entry: PoP verified, new name and key (``WITNESS_EXISTS``)."""
         if not isinstance(registration, WitnessRegistration):
             raise _InvalidRequest("register() takes a WitnessRegistration")
-        registration.verify()  # POP_INVALID / WITNESS_MALFORMED
+        with self._checks:
+            registration.verify()  # POP_INVALID / WITNESS_MALFORMED
         self.catch_up()
         with self._lock:
             self._check_new(registration)
@@ -289,7 +302,8 @@ class Witnesses:
         k = self.threshold(len(registry))
         existing = self._cosignatures.signature(size, cosignature.name)
         if existing is None:
-            registry.verify_cosignature(signed, cosignature)  # COSIGNATURE_INVALID
+            with self._checks:  # bounded: OVERLOADED rather than a queue of request threads
+                registry.verify_cosignature(signed, cosignature)  # COSIGNATURE_INVALID
             stored = self._cosignatures.add(size, cosignature.name, cosignature.signature)
             if stored.recorded:
                 return CosignatureAdded(size, True, stored.count, k)

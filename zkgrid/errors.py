@@ -115,6 +115,8 @@ class Reason(StrEnum):
     NOT_FOUND = "NOT_FOUND"
     UNAVAILABLE = "UNAVAILABLE"
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    FAILURE_BUDGET_EXHAUSTED = "FAILURE_BUDGET_EXHAUSTED"
+    OVERLOADED = "OVERLOADED"
     SERVICE_ERROR = "SERVICE_ERROR"
     STORAGE_ERROR = "STORAGE_ERROR"
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
@@ -162,6 +164,9 @@ class ZkgridError(Exception):
     #: only a transport wrapper (``meter.client.ServiceError``) sets it per instance, to the
     #: remote error's reason decoded into this set.
     reason: Reason = Reason.INTERNAL
+    #: Seconds after which the same call may succeed, when the error knows (a spent failure
+    #: budget, shed load); sent as a ``google.rpc.RetryInfo`` and read back by clients.
+    retry_after_s: float | None = None
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)

@@ -50,7 +50,12 @@ class RemoteError(ZkgridError):
     reason = Reason.SERVICE_ERROR
 
     def __init__(
-        self, code: grpc.StatusCode, reason: str, details: str = "", what: str = ""
+        self,
+        code: grpc.StatusCode,
+        reason: str,
+        details: str = "",
+        what: str = "",
+        retry_after_s: float | None = None,
     ) -> None:
         prefix = f"{what} failed: " if what else ""
         super().__init__(f"{prefix}{reason}: {details}" if details else f"{prefix}{reason}")
@@ -61,11 +66,19 @@ class RemoteError(ZkgridError):
         self.reason = Reason.decode(reason) or Reason.decode(code.name) or Reason.SERVICE_ERROR
         self.details = details
         self.what = what
+        #: The service's ``google.rpc.RetryInfo`` delay, when it sent one.
+        self.retry_after_s = retry_after_s
 
     @property
     def transient(self) -> bool:
-        """True for failures after which the same call may succeed (retry with backoff)."""
-        return str(getattr(self.code, "name", "")) in TRANSIENT_CODES
+        """True for failures after which the same call may succeed (retry with backoff, and
+        no sooner than :attr:`retry_after_s`): an unreachable or late service, and shed load
+        (``OVERLOADED``). A spent failure budget is not: the calls that spent it failed
+        verification, and the same call would again."""
+        code = str(getattr(self.code, "name", ""))
+        return code in TRANSIENT_CODES or (
+            code == "RESOURCE_EXHAUSTED" and self.reason is Reason.OVERLOADED
+        )
 
 
 def _printable(text: str) -> str:
@@ -73,25 +86,36 @@ def _printable(text: str) -> str:
     return cleaned if len(cleaned) <= MAX_DETAILS else cleaned[: MAX_DETAILS - 3] + "..."
 
 
-def _error_info_reason(exc: Any) -> str | None:
-    """The reason of the status's ErrorInfo detail of our domain (``None`` without one)."""
+#: Longest retry delay believed (a day): a larger one is clamped to it.
+MAX_RETRY_AFTER_S = 86_400.0
+
+
+def _status_details(exc: Any) -> tuple[str | None, float | None]:
+    """The reason of the status's ErrorInfo detail of our domain and its RetryInfo delay
+    (``None`` for what it does not carry)."""
     from google.protobuf.message import DecodeError
     from google.rpc import error_details_pb2  # type: ignore[import-untyped]
     from grpc_status import rpc_status
 
+    reason: str | None = None
+    delay: float | None = None
     try:
         status = rpc_status.from_call(exc)
         if status is None:
-            return None
+            return None, None
         for detail in status.details:
             info = error_details_pb2.ErrorInfo()
+            retry = error_details_pb2.RetryInfo()
             if detail.Is(info.DESCRIPTOR) and detail.Unpack(info) and info.domain == ERROR_DOMAIN:
-                return str(info.reason)
-    except (ValueError, DecodeError):
+                reason = str(info.reason)
+            elif detail.Is(retry.DESCRIPTOR) and detail.Unpack(retry):
+                seconds = retry.retry_delay.ToNanoseconds() / 1e9
+                delay = min(max(0.0, seconds), MAX_RETRY_AFTER_S)
+    except (ValueError, DecodeError, OverflowError):
         # A rich status that does not match the call's code and message, or a detail that
         # does not parse: the status code is all that is known.
-        return None
-    return None
+        return None, None
+    return reason, delay
 
 
 def remote_error(exc: grpc.RpcError, what: str = "") -> RemoteError:
@@ -101,10 +125,11 @@ def remote_error(exc: grpc.RpcError, what: str = "") -> RemoteError:
     code = grpc.StatusCode.UNKNOWN
     details = ""
     reason: str | None = None
+    delay: float | None = None
     if isinstance(exc, grpc.Call):
         code = exc.code() or grpc.StatusCode.UNKNOWN
         details = _printable(exc.details() or "")
-        reason = _error_info_reason(exc)
+        reason, delay = _status_details(exc)
     if reason is None or not _REASON.fullmatch(reason):
         reason = code.name
-    return RemoteError(code, reason, details, what)
+    return RemoteError(code, reason, details, what, delay)

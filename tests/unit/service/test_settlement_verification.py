@@ -5,12 +5,16 @@ processes, clean shutdown."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 import pytest
 
+from service.deadlines import call_deadline
 from service.errors import (
+    DeadlineExceeded,
     InvalidRequest,
+    Overloaded,
     ProofInvalid,
     ProofMalformed,
     VerifierClosed,
@@ -197,6 +201,7 @@ def test_a_caller_whose_proof_failed_is_verified_alone_from_then_on() -> None:
                 verifier.verify(bad, caller="mallory")  # alone: no shared batch
         verifier.verify(good[1], caller="mallory")  # a good proof still verifies, alone
         assert len(verifier.range_proofs.batch_sizes) == batched + 1
+        assert list(verifier.suspect_range_proofs.batch_sizes) == [1, 1, 1, 1]
         verifier.verify(good[1], caller="honest")
         assert len(verifier.range_proofs.batch_sizes) == batched + 2
         assert not verifier.is_suspect("honest")
@@ -216,3 +221,109 @@ def test_suspicion_expires_and_is_bounded(monkeypatch: pytest.MonkeyPatch) -> No
         assert verifier.is_suspect("c")
         now[0] += module.SUSPECT_FOR_S + 1
         assert not verifier.is_suspect("b")
+
+
+def _slow_check(gate: threading.Event) -> Callable[[Sequence[int]], list[Outcome]]:
+    def check(items: Sequence[int]) -> list[Outcome]:
+        gate.wait(10)
+        return [None] * len(items)
+
+    return check
+
+
+def test_a_full_queue_sheds_load_with_a_retry_delay() -> None:
+    gate = threading.Event()
+    batcher: MicroBatcher[int] = MicroBatcher(
+        "test", _slow_check(gate), max_batch=1, max_wait_s=0, max_pending=3
+    )
+    try:
+        first = batcher.submit(0)
+        deadline = time.monotonic() + 5
+        while batcher.pending and time.monotonic() < deadline:  # the thread took it
+            time.sleep(0.01)
+        queued = [batcher.submit(i) for i in (1, 2, 3)]
+        assert batcher.pending == 3
+        with pytest.raises(Overloaded) as info:
+            batcher.submit(4)
+        assert info.value.reason == "OVERLOADED"
+        assert info.value.retry_after_s is not None
+        assert info.value.retry_after_s >= 1
+        assert batcher.shed == 1
+        gate.set()
+        for future in (first, *queued):
+            assert future.result(10) is None
+        batcher.submit(5).result(10)  # room again
+    finally:
+        gate.set()
+        batcher.close()
+
+
+def test_a_wait_longer_than_the_deadline_is_shed_at_once() -> None:
+    gate = threading.Event()
+    gate.set()
+    batcher: MicroBatcher[int] = MicroBatcher("test", _slow_check(gate), max_wait_s=0)
+    try:
+        batcher.verify(1, timeout=5)
+        batcher._per_item_s = 2.0  # the recent pace: 2 s per item
+        gate.clear()
+        running = batcher.submit(2)
+        while batcher.pending:
+            time.sleep(0.01)
+        batcher.submit(3)  # one queued: a new item would wait about 2 s
+        with pytest.raises(Overloaded):
+            batcher.submit(4, deadline_s=1.0)
+        token = call_deadline.set(time.monotonic() + 1.0)  # as the interceptor sets it
+        try:
+            with pytest.raises(Overloaded):
+                batcher.verify(4)
+        finally:
+            call_deadline.reset(token)
+        gate.set()
+        running.result(10)
+    finally:
+        gate.set()
+        batcher.close()
+
+
+def test_an_item_nobody_waits_for_is_dropped_unchecked() -> None:
+    gate = threading.Event()
+    seen: list[int] = []
+
+    def check(items: Sequence[int]) -> list[Outcome]:
+        gate.wait(10)
+        seen.extend(items)
+        return [None] * len(items)
+
+    batcher: MicroBatcher[int] = MicroBatcher("test", check, max_batch=1, max_wait_s=0)
+    try:
+        busy = batcher.submit(1)
+        while batcher.pending:
+            time.sleep(0.01)
+        with pytest.raises(DeadlineExceeded) as info:
+            batcher.verify(2, timeout=0.05)  # queued behind the busy one; the caller leaves
+        assert info.value.reason == "DEADLINE_EXCEEDED"
+        gate.set()
+        busy.result(10)
+        batcher.verify(3, timeout=10)
+        assert seen == [1, 3]
+        assert batcher.dropped == 1
+    finally:
+        gate.set()
+        batcher.close()
+
+
+def test_a_bounded_share_rests_between_batches() -> None:
+    def check(items: Sequence[int]) -> list[Outcome]:
+        time.sleep(0.05)
+        return [None] * len(items)
+
+    batcher: MicroBatcher[int] = MicroBatcher("test", check, max_batch=1, max_wait_s=0, share=0.2)
+    try:
+        futures = [batcher.submit(i) for i in range(3)]
+        started = time.monotonic()
+        for future in futures:
+            future.result(10)
+        # 3 checks of 0.05 s with rests of 0.2 s after each of the first two at least
+        assert time.monotonic() - started >= 0.5
+    finally:
+        batcher.close()
