@@ -7,6 +7,7 @@
     zkgrid demo ...      end-to-end demonstration               (cli.demo)
     zkgrid certs ...     development CA and certificates        (service.pki)
     zkgrid witness ...   witness keys, registration, finality   (witness.cli)
+    zkgrid tariff ...    publish and show a period's tariff     (cli.tariff)
 
 Each subcommand module exposes ``main(argv) -> int`` and parses its own flags
 (``zkgrid <command> --help``), so ``zkgrid --help`` stays fast and a missing
@@ -30,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "certs": ("service.pki", "create a development CA and mutual-TLS certificates"),
     "audit": ("verifier.cli", "audit the ledger against the pinned log key"),
     "ledger": ("service.export", "ledger tools: `ledger export` writes an audit archive"),
+    "tariff": ("cli.tariff", "publish a period's tariff from a CSV or JSON file; show it"),
     "witness": ("witness.cli", "witness keys, registration and checkpoint finality"),
 }
 
