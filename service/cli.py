@@ -103,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
         f" (default: one per two cores; 0: in the server process) {env('verify_processes')}",
     )
     parser.add_argument(
+        "--late-days",
+        type=int,
+        metavar="N",
+        help="take a period's readings until N days after it ended (default: no limit;"
+        f" never before it ended) {env('late_days')}",
+    )
+    parser.add_argument(
         "--failure-burst",
         type=int,
         metavar="N",

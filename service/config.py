@@ -86,6 +86,7 @@ ENV: Mapping[str, str] = {
     "verify_processes": "ZKGRID_VERIFY_PROCESSES",
     "failure_burst": "ZKGRID_FAILURE_BURST",
     "failure_refill_s": "ZKGRID_FAILURE_REFILL_S",
+    "late_days": "ZKGRID_LATE_DAYS",
 }
 
 #: RPC worker threads: a request waiting for its proof's micro-batch holds one, so this bounds
@@ -159,6 +160,9 @@ class ServiceConfig:
     #: for one to be forgiven; 0 failures: no budgets.
     failure_burst: int = DEFAULT_FAILURE_BURST
     failure_refill_s: float = DEFAULT_FAILURE_REFILL_S
+    #: Days after a period's end during which its readings are still taken (``None``: no
+    #: limit); before the end they never are (settlement-v1.md, "Submission window").
+    late_days: int | None = None
 
     @classmethod
     def from_sources(
@@ -197,6 +201,11 @@ class ServiceConfig:
                 failure_burst=int(str(values.get("failure_burst", DEFAULT_FAILURE_BURST))),
                 failure_refill_s=float(
                     str(values.get("failure_refill_s", DEFAULT_FAILURE_REFILL_S))
+                ),
+                late_days=(
+                    None
+                    if values.get("late_days") in (None, "")
+                    else int(str(values["late_days"]))
                 ),
             )
         except ValueError as exc:
@@ -240,6 +249,8 @@ class ServiceConfig:
             raise ConfigError("grace must be non-negative")
         if not 0 <= self.verify_processes <= 64:
             raise ConfigError("--verify-processes must be in [0, 64]")
+        if self.late_days is not None and not 0 <= self.late_days <= 36_500:
+            raise ConfigError("--late-days must be in [0, 36500]")
         if not 0 <= self.failure_burst <= 1_000_000:
             raise ConfigError("--failure-burst must be in [0, 1000000]")
         if not 0 < self.failure_refill_s <= 86_400:

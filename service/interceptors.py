@@ -35,7 +35,8 @@ NOT_FOUND              ``NOT_FOUND``, ``UNKNOWN_METER``, ``_TARIFF``,      the e
 ALREADY_EXISTS         ``METER_EXISTS``, ``TARIFF_EXISTS``,                the error's
                        ``BILL_EXISTS``, ``WITNESS_EXISTS``,
                        ``DUPLICATE_PERIOD``, ``_BATCH``, ``_COSIGNATURE``
-FAILED_PRECONDITION    ``CHAIN_BROKEN``, ``METER_REVOKED``                 the error's
+FAILED_PRECONDITION    ``CHAIN_BROKEN``, ``METER_REVOKED``,                the error's
+                       ``PERIOD_NOT_ENDED``, ``PERIOD_CLOSED``
 UNAVAILABLE            ``STORE_UNAVAILABLE``, ``UNAVAILABLE``              generic
 DEADLINE_EXCEEDED      ``DEADLINE_EXCEEDED``                               generic
 RESOURCE_EXHAUSTED     ``FAILURE_BUDGET_EXHAUSTED``, ``OVERLOADED``         the error's
@@ -122,6 +123,8 @@ STATUS_FOR_REASON: Mapping[Reason, grpc.StatusCode] = MappingProxyType(
         # FAILED_PRECONDITION: the meter's state forbids it
         Reason.CHAIN_BROKEN: grpc.StatusCode.FAILED_PRECONDITION,
         Reason.METER_REVOKED: grpc.StatusCode.FAILED_PRECONDITION,
+        Reason.PERIOD_NOT_ENDED: grpc.StatusCode.FAILED_PRECONDITION,
+        Reason.PERIOD_CLOSED: grpc.StatusCode.FAILED_PRECONDITION,
         # UNAVAILABLE: retry later (generic message)
         Reason.STORE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
         Reason.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,

@@ -179,7 +179,9 @@ def serve(config: ServiceConfig) -> int:
     signer = load_log_key(config.log_key, config.origin)
     store = open_store(config.db, signer, config.origin, startup_check=config.startup_check)
     try:
-        settlement = make_settlement(store, config.verify_processes)  # replays the ledger
+        settlement = make_settlement(  # replays the ledger
+            store, config.verify_processes, config.late_days
+        )
     except BaseException:
         store.close()
         raise

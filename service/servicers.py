@@ -271,9 +271,11 @@ class BillServicer(bills_pb2_grpc.BillServiceServicer):
         )
 
 
-def make_settlement(store: LedgerStore, verify_processes: int = 0) -> Settlement:
+def make_settlement(
+    store: LedgerStore, verify_processes: int = 0, late_days: int | None = None
+) -> Settlement:
     """The domain over ``store`` (replays the ledger; owns its proof verifier)."""
-    return Settlement(store, verify_processes=verify_processes)
+    return Settlement(store, verify_processes=verify_processes, late_days=late_days)
 
 
 def add_domain_servicers(settlement: Settlement, server: grpc.Server) -> list[str]:

@@ -42,6 +42,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection
 
@@ -68,7 +69,7 @@ from service.errors import (
 from service.storage import LedgerStore, StoredEntry
 from service.verification import ProofVerifier, RangeJob, parse_commitments
 from settlement import rules
-from settlement.periods import validate_period
+from settlement.periods import check_submission_window, validate_period
 from settlement.records import (
     RANGE_PROOF_BITS,
     Bill,
@@ -375,6 +376,10 @@ class _GroupCommitter:
 # --------------------------------------------------------------------------- the domain
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class Settlement:
     """The settlement service's domain over a :class:`LedgerStore`.
 
@@ -392,7 +397,17 @@ class Settlement:
         *,
         verify_processes: int = 0,
         group_commit: bool = True,
+        late_days: int | None = None,
+        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
+        if late_days is not None and (
+            isinstance(late_days, bool) or not isinstance(late_days, int) or late_days < 0
+        ):
+            raise InvalidRequest("late_days must be a whole number of days >= 0, or None")
+        #: The submission window (settlement-v1.md): readings of a period are taken from its
+        #: end until ``late_days`` days after it (``None``: no late limit), by ``clock``.
+        self.late_days = late_days
+        self._clock = clock
         self._store = store
         self._own_verifier = verifier is None
         self._verifier = (
@@ -678,6 +693,9 @@ class Settlement:
         digest, original = self._checked(batch, payload)
         if original is not None:
             return self._receipt(original.index, original.leaf_hash)
+        # PERIOD_NOT_ENDED / PERIOD_CLOSED: the service's clock (not a ledger rule: the log
+        # holds no time the auditor could check it against)
+        check_submission_window(batch.period, self._clock(), self.late_days)
         with self._lock:
             public_key = self._state.ledger.meters[batch.meter_id].registration.public_key
         # The cryptographic rules, outside every lock.

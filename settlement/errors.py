@@ -23,6 +23,8 @@ __all__ = [
     "IntervalsMismatch",
     "MeterExists",
     "MeterRevoked",
+    "PeriodClosed",
+    "PeriodNotEnded",
     "ProofInvalid",
     "ProofMalformed",
     "RecordFormatError",
@@ -81,6 +83,20 @@ class DuplicatePeriod(SettlementError):
     """A different batch for a period this meter already submitted."""
 
     reason = Reason.DUPLICATE_PERIOD
+
+
+class PeriodNotEnded(SettlementError):
+    """Readings for a period (a UTC day) that has not ended yet: there is nothing final to
+    settle; submit after 00:00 UTC of the next day."""
+
+    reason = Reason.PERIOD_NOT_ENDED
+
+
+class PeriodClosed(SettlementError):
+    """Readings for a period that ended longer ago than the service's late-submission
+    window (``zkgrid serve --late-days``)."""
+
+    reason = Reason.PERIOD_CLOSED
 
 
 class ProofMalformed(SettlementError, ProofFormatError):

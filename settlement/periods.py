@@ -8,6 +8,13 @@ keeps a copy. Errors are :class:`RecordFormatError` (reason ``RECORD_MALFORMED``
 a format error: the text or number cannot be a period or an interval length),
 the error of the records (:mod:`settlement.records` re-exports it).
 
+The submission window (settlement-v1.md, "Submission window"): readings for a
+period are taken once it has ended (:class:`PeriodNotEnded` before 00:00 UTC of
+the next day) and, when the service sets a late limit of ``N`` days, until
+``N`` days after its end (:class:`PeriodClosed` after). The time is the caller's
+clock, passed in: the service's (injectable for tests) and the meter client's,
+which checks before it proves.
+
 Pure: the standard library and the domain's errors only.
 """
 
@@ -16,13 +23,16 @@ from __future__ import annotations
 import datetime as _dt
 import re
 
-from settlement.errors import RecordFormatError
+from settlement.errors import PeriodClosed, PeriodNotEnded, RecordFormatError
+from zkgrid.errors import InvalidArgumentError
 
 __all__ = [
     "MINUTES_PER_DAY",
     "RecordFormatError",
+    "check_submission_window",
     "intervals_per_day",
     "parse_period",
+    "period_end",
     "period_of_ordinal",
     "period_ordinal",
     "validate_period",
@@ -78,3 +88,26 @@ def intervals_per_day(interval_minutes: object) -> int:
     if MINUTES_PER_DAY % interval_minutes:
         raise RecordFormatError("interval_minutes must divide 1440")
     return MINUTES_PER_DAY // interval_minutes
+
+
+def period_end(period: object) -> _dt.datetime:
+    """The instant the period ends: 00:00 UTC of the next day."""
+    day = parse_period(period)
+    return _dt.datetime(day.year, day.month, day.day, tzinfo=_dt.UTC) + _dt.timedelta(days=1)
+
+
+def check_submission_window(period: object, now: _dt.datetime, late_days: int | None) -> None:
+    """Raise :class:`PeriodNotEnded` before the period's end, :class:`PeriodClosed` more
+    than ``late_days`` days after it (``None``: no late limit). ``now`` is timezone-aware."""
+    if now.tzinfo is None:
+        raise InvalidArgumentError("now must be a timezone-aware datetime")
+    end = period_end(period)
+    if now < end:
+        raise PeriodNotEnded(
+            f"period {period} has not ended: readings are taken from {end:%Y-%m-%d %H:%M} UTC"
+        )
+    if late_days is not None and now > end + _dt.timedelta(days=late_days):
+        raise PeriodClosed(
+            f"period {period} closed {late_days} days after its end"
+            f" ({end + _dt.timedelta(days=late_days):%Y-%m-%d %H:%M} UTC): too late to submit"
+        )

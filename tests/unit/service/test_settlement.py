@@ -501,6 +501,8 @@ def test_the_api_carries_no_readings_or_blindings() -> None:
         "verifier",
         "verify_processes",
         "group_commit",
+        "late_days",
+        "clock",
     }
     for name, member in inspect.getmembers(Settlement, inspect.isfunction):
         if name.startswith("_") and name != "__init__":
