@@ -8,14 +8,17 @@
                                                               the utility appends it
     zkgrid witness finality --target HOST:PORT (TLS | --insecure) [--size N]
                             [--log-key KEY | --log-key-file FILE] [--quorum K]
+                            [--require-final] [--json]
+                                                              "latest N, final up to M"
 
 TLS is ``--ca F --cert F --key F`` (the client certificate names the role: a
 utility certificate for ``register``); ``--insecure`` is plaintext to a loopback
 development server, where the role is sent as metadata. Co-signing itself is
 ``zkgrid audit --cosign KEYFILE`` (after a clean audit).
 
-Exit status: 0 done (``finality``: the checkpoint is final), 1 refused or not
-final, 2 could not run.
+Exit status: 0 done (``finality``: the latest cosigned checkpoint is final; with
+``--require-final``, the latest checkpoint itself), 1 refused or not final, 2 could
+not run.
 """
 
 from __future__ import annotations
@@ -74,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
     fin.add_argument(
         "--quorum", type=int, metavar="K", help="signers needed (default: the service's k)"
     )
+    fin.add_argument(
+        "--require-final",
+        action="store_true",
+        help="exit 1 unless the latest checkpoint itself is final (default: the latest"
+        " cosigned one is)",
+    )
+    fin.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     return p
 
 
@@ -166,32 +176,90 @@ def _register(args: argparse.Namespace) -> int:
     return 0
 
 
+def _latest_size(
+    channel: grpc.Channel, metadata: Metadata, log_key: CheckpointVerifier | None, timeout: float
+) -> int:
+    """The size of the service's latest checkpoint (its signature checked with ``log_key``)."""
+    import grpc
+
+    from ledger.checkpoint import SignedCheckpoint, verify_checkpoint
+    from witness.cosign import CosignError
+    from zkgrid._internal.rpc import remote_error
+    from zkgrid.settlement.v1 import ledger_pb2, ledger_pb2_grpc
+
+    try:
+        response = ledger_pb2_grpc.LedgerServiceStub(channel).GetCheckpoint(
+            ledger_pb2.GetCheckpointRequest(), metadata=metadata, timeout=timeout
+        )
+    except grpc.RpcError as exc:
+        raise CosignError(str(remote_error(exc, "GetCheckpoint"))) from None
+    if log_key is not None:
+        return verify_checkpoint(response.checkpoint, log_key).size
+    return SignedCheckpoint.from_text(response.checkpoint).checkpoint.size
+
+
 def _finality(args: argparse.Namespace) -> int:
+    import json
+
     from ledger.cosignature import FinalityError
     from witness.cosign import check_finality
 
     log_key = _log_key(args)
     channel, metadata = _open_channel(args, role="auditor")
     try:
-        report = check_finality(
-            channel,
-            tree_size=args.size,
-            log_key=log_key,
-            threshold=args.quorum,
-            metadata=metadata,
-            timeout=args.timeout,
-        )
-    except (FinalityError, VerificationError) as exc:
-        print(f"{PROG}: NOT FINAL: {exc.reason}: {exc}", file=sys.stderr)
-        return 1
+        latest = _latest_size(channel, metadata, log_key, args.timeout)
+        try:
+            report = check_finality(
+                channel,
+                tree_size=args.size,
+                log_key=log_key,
+                threshold=args.quorum,
+                metadata=metadata,
+                timeout=args.timeout,
+            )
+        except (FinalityError, VerificationError) as exc:
+            if args.json:
+                print(json.dumps({"latest_size": latest, "final_size": None, "final": False,
+                                  "reason": str(exc.reason)}))  # fmt: skip
+            print(
+                f"{PROG}: NOT FINAL: latest checkpoint {latest}, none final:"
+                f" {exc.reason}: {exc}",
+                file=sys.stderr,
+            )
+            return 1
     finally:
         channel.close()
     cp = report.checkpoint
-    print(
-        f"final: size {cp.size}, root {cp.root.hex()}, signed by {len(report.signers)} of"
-        f" {report.quorum.total} witnesses (quorum {report.quorum}): {', '.join(report.signers)}"
-        + ("" if log_key is not None else " [log signature not checked: pass --log-key]")
-    )
+    latest_is_final = cp.size >= latest
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "latest_size": latest,
+                    "final_size": cp.size,
+                    "final": True,
+                    "latest_is_final": latest_is_final,
+                    "root": cp.root.hex(),
+                    "signers": list(report.signers),
+                    "quorum": [report.quorum.threshold, report.quorum.total],
+                    "log_signature_checked": log_key is not None,
+                }
+            )
+        )
+    else:
+        print(
+            f"latest checkpoint {latest}, final up to {cp.size}: root {cp.root.hex()}, signed by"
+            f" {len(report.signers)} of {report.quorum.total} witnesses (quorum"
+            f" {report.quorum}): {', '.join(report.signers)}"
+            + ("" if log_key is not None else " [log signature not checked: pass --log-key]")
+        )
+    if args.require_final and not latest_is_final:
+        print(
+            f"{PROG}: NOT FINAL: the latest checkpoint ({latest}) is not final yet (final up to"
+            f" {cp.size}); wait for the witnesses to co-sign it",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

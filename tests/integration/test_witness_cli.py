@@ -12,6 +12,7 @@ import pytest
 
 from cli.main import main as zkgrid
 from tests.integration.test_grpc_server import _serve
+from tests.unit.service.settlement_support import SimMeter
 from tests.unit.verifier.audit_support import LOG_KEY, ORIGIN, SIGNER, audit, build_ledger
 from witness.state import WitnessState
 
@@ -90,8 +91,22 @@ def test_witness_cli_and_audit_cosign(tmp_path: Path, capsys: pytest.CaptureFixt
             LOG_KEY,
         )
         assert code == 0, err
-        assert "final: size 3" in out
+        assert "latest checkpoint 3, final up to 3" in out
         assert "alpha" in out
+
+        # the log grows: the latest checkpoint is not final until the witness co-signs it
+        a.settlement.register_meter(SimMeter("late-meter").registration())
+        finality = ["witness", "finality", "--target", targets["a"], "--insecure"]
+        code, out, err = _run(capsys, *finality, "--log-key", LOG_KEY)
+        assert code == 0, err
+        assert "latest checkpoint 4, final up to 3" in out
+        code, out, err = _run(capsys, *finality, "--log-key", LOG_KEY, "--require-final", "--json")
+        assert code == 1
+        assert "the latest checkpoint (4) is not final" in err
+        report = json.loads(out)
+        assert (report["latest_size"], report["final_size"]) == (4, 3)
+        assert report["latest_is_final"] is False
+        assert report["log_signature_checked"] is True
 
         # history B: a fresh auditor finds nothing wrong, but the witness refuses to co-sign
         fresh = audit(capsys, "--target", targets["b"], "--insecure", *cosign)
