@@ -32,7 +32,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from service.auth import Role
-from zkgrid._internal.files import atomic_writer, read_file, read_private, write_new_private
+from zkgrid._internal.files import (
+    FileExistsRefusedError,
+    atomic_writer,
+    read_file,
+    read_private,
+    write_new_private,
+)
 from zkgrid.errors import InvalidArgumentError, ZkgridError
 
 if TYPE_CHECKING:  # pragma: no cover - imported where certificates are made (fast `--help`)
@@ -267,14 +273,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     init.add_argument(
         "--meter", action="append", default=[], metavar="ID", help="also issue a meter cert"
     )
+    init.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing CA in DIR (every certificate it signed stops working)",
+    )
     issue = sub.add_parser("issue", help="issue one client certificate with DIR's CA")
     issue.add_argument("dir", type=Path, help="directory holding ca.pem and ca.key")
     issue.add_argument("--role", required=True, choices=[r.value for r in Role])
     issue.add_argument("--id", required=True, dest="identity", help="CN: identity or meter id")
+    issue.add_argument(
+        "--force", action="store_true", help="replace an existing certificate of that name"
+    )
     args = parser.parse_args(argv)
     try:
         written = _run(args)
-    except ZkgridError as exc:  # unreadable or exposed CA key, an existing path, bad input
+    except FileExistsRefusedError as exc:  # refused: nothing was overwritten
+        print(f"zkgrid certs: {exc}", file=sys.stderr)
+        return 1
+    except ZkgridError as exc:  # unreadable or exposed CA key, bad input
         print(f"zkgrid certs: {exc}", file=sys.stderr)
         return 2
     for path in written:
@@ -282,9 +299,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _refuse_existing(directory: Path, stem: str, what: str, instead: str) -> None:
+    existing = [p for p in (directory / f"{stem}.pem", directory / f"{stem}.key") if p.exists()]
+    if existing:
+        raise FileExistsRefusedError(
+            f"{existing[0]} exists: {directory} already holds {what}; {instead}"
+        )
+
+
 def _run(args: argparse.Namespace) -> list[Path]:
     directory: Path = args.dir
     if args.command == "init":
+        if not args.force:
+            _refuse_existing(
+                directory,
+                "ca",
+                "a CA (replacing it invalidates every certificate it signed)",
+                f"add certificates with `zkgrid certs issue {directory} --role ROLE --id ID`,"
+                " or pass --force to replace it",
+            )
         ca = create_ca()
         written = [write_issued(ca, directory, "ca")[0]]
         hosts = [*DEFAULT_SERVER_HOSTS, *(h for h in args.host if h not in DEFAULT_SERVER_HOSTS)]
@@ -295,6 +328,13 @@ def _run(args: argparse.Namespace) -> list[Path]:
         ca = load_issued(directory, "ca")
         written = []
         clients = [(Role(args.role), args.identity)]
+        if not args.force:
+            _refuse_existing(
+                directory,
+                _client_stem(Role(args.role), args.identity),
+                f"a certificate for {args.identity}",
+                "pass --force to replace it",
+            )
     for role, identity in clients:
         stem = _client_stem(role, identity)
         written.append(write_issued(issue_client(ca, role, identity), directory, stem)[0])
