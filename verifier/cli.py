@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from verifier.defaults import DEFAULT_STATE_PATH
+from verifier.defaults import DEFAULT_STATE_DIR, default_state_path
 from zkgrid._internal.cliargs import OneLineParser
 from zkgrid._internal.files import PrivateFileError, read_file
 from zkgrid.errors import UsageError, ZkgridError
@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     state.add_argument(
         "--state",
         metavar="PATH",
-        help=f"the auditor's state file (default {DEFAULT_STATE_PATH})",
+        help=f"the auditor's state file (default: one per log in {DEFAULT_STATE_DIR},"
+        " named by the log's origin and key id)",
     )
     state.add_argument(
         "--no-state", action="store_true", help="neither read nor write a state file"
@@ -119,7 +120,13 @@ def _run(args: argparse.Namespace) -> AuditResult:
     if args.cosign and not args.target:
         raise AuditError("--cosign needs --target (a running service)")
     key = _log_key(args)
-    state_path = None if args.no_state else Path(args.state or DEFAULT_STATE_PATH).expanduser()
+    state_path = (
+        None
+        if args.no_state
+        else Path(args.state).expanduser()
+        if args.state
+        else default_state_path(key.name, key.key_id)
+    )
     state = None if state_path is None else load_state(state_path)
     if args.archive:
         if args.insecure or args.ca or args.cert or args.key:

@@ -1,6 +1,6 @@
 """The auditor's local state: the last checkpoint it accepted and what incremental checks need.
 
-One JSON file (default ``~/.zkgrid/auditor/state.json``), written with mode
+One JSON file per log (default ``~/.zkgrid/auditor/<key name>+<key id>.json``), with mode
 0600 in a directory with mode 0700, atomically replaced (temporary file,
 ``fsync``, ``rename``). It is only written after an audit that found nothing:
 a failed audit leaves the previous (good) view in place, so the next run is

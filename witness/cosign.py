@@ -42,6 +42,7 @@ from settlement import convert
 from witness.keys import WitnessKey
 from witness.state import OriginMismatch, WitnessRefusal, WitnessState
 from zkgrid._internal.channels import Metadata, TlsMaterial, client_channel, dev_metadata
+from zkgrid._internal.files import log_file_stem
 from zkgrid._internal.rpc import remote_error
 from zkgrid.errors import Reason, ZkgridError
 
@@ -98,9 +99,11 @@ class CosignOutcome:
     quorum_threshold: int
 
 
-def default_witness_state_path(name: str) -> Path:
-    """``~/.zkgrid/witness/<name>.json`` (expanded)."""
-    return (DEFAULT_WITNESS_DIR / f"{name}.json").expanduser()
+def default_witness_state_path(name: str, log_key: CheckpointVerifier) -> Path:
+    """``~/.zkgrid/witness/<name>/<log key name>+<log key id>.json`` (expanded): one memory per
+    witness and per log, so a witness of two logs never compares one with the other."""
+    stem = log_file_stem(log_key.name, log_key.key_id)
+    return (DEFAULT_WITNESS_DIR / name / f"{stem}.json").expanduser()
 
 
 def open_witness_state(path: str | os.PathLike[str], origin: str) -> WitnessState:
@@ -377,7 +380,7 @@ def run_audit_cosign(
         path = (
             Path(witness_state).expanduser()
             if witness_state
-            else default_witness_state_path(witness.name)
+            else default_witness_state_path(witness.name, log_key)
         )
         channel, metadata = open_channel(
             target, ca=ca, cert=cert, key=key, insecure=insecure, role="auditor"

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import stat
 from collections.abc import Iterator
@@ -46,6 +47,7 @@ __all__ = [
     "check_private_file",
     "ensure_private_dir",
     "fsync_dir",
+    "log_file_stem",
     "read_file",
     "read_private",
     "replace_private",
@@ -319,3 +321,13 @@ def read_file(
 def read_private(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     """A secret's bytes: :func:`read_file` with ``private=True``."""
     return read_file(path, max_bytes=max_bytes, private=True)
+
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def log_file_stem(origin: str, key_id: bytes) -> str:
+    """A file name for one log (the auditor's and a witness's state files): its origin
+    (characters outside ``[A-Za-z0-9._-]`` replaced by ``_``, at most 80) and its key id in
+    hex, so two logs never share a file."""
+    return f"{_UNSAFE_NAME.sub('_', origin)[:80]}+{key_id.hex()}"

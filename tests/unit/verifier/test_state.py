@@ -118,3 +118,40 @@ def test_version_1_is_read_for_its_checkpoint_only(tmp_path: Path) -> None:
     path.write_text(json.dumps(old))
     with pytest.raises(StateError, match="unsupported auditor state version"):
         load_state(path)
+
+
+def test_the_default_state_is_one_file_per_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two logs audited with the default state: each keeps its own file (named by the
+    pinned key's name and id), so the second never reads the first's state and no fork is
+    reported; the first resumes from its own with --since-last."""
+    from ledger.checkpoint import CheckpointSigner, parse_verifier_key
+    from service.settlement import Settlement
+    from service.storage import open_store
+    from tests.unit.verifier.audit_support import LOG_KEY, build_ledger, export
+    from verifier import cli
+    from verifier.defaults import default_state_path
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    url_a = f"sqlite:///{tmp_path / 'a.db'}"
+    build_ledger(url_a, meters=2, periods=())
+    other = CheckpointSigner.from_private_bytes("other-log", bytes(range(1, 33)))
+    url_b = f"sqlite:///{tmp_path / 'b.db'}"
+    with open_store(url_b, other, "other.example/log") as store, Settlement(store) as s:
+        for i in range(3):
+            s.register_meter(SimMeter(f"b-{i}").registration())
+    archive_a, archive_b = export(url_a, tmp_path / "a.zkla"), export(url_b, tmp_path / "b.zkla")
+
+    def audit(archive: Path, key: str, *more: str) -> int:
+        return cli.main(["--archive", str(archive), "--log-key", key, "--workers", "1", *more])
+
+    assert audit(archive_a, LOG_KEY) == 0
+    assert audit(archive_b, other.verifier_key()) == 0, capsys.readouterr()
+    path_a = default_state_path("zkgrid-test", parse_verifier_key(LOG_KEY).key_id)
+    path_b = default_state_path("other-log", other.verifier().key_id)
+    assert path_a != path_b
+    assert path_a.is_file()
+    assert path_b.is_file()
+    assert str(path_a).startswith(str(tmp_path / "home" / ".zkgrid" / "auditor"))
+    assert audit(archive_a, LOG_KEY, "--since-last") == 0
