@@ -10,6 +10,7 @@ from service.storage.cosignatures import CosignatureStore, StoredCosignature
 from service.storage.errors import (
     AppendOnlyViolation,
     EntryNotFound,
+    LogKeyMismatch,
     StorageError,
     StoreConfigError,
     StoreIntegrityError,
@@ -33,6 +34,7 @@ __all__ = [
     "CosignatureStore",
     "EntryNotFound",
     "LedgerStore",
+    "LogKeyMismatch",
     "Precondition",
     "StartupCheck",
     "StorageError",

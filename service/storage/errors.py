@@ -45,6 +45,16 @@ class StoreConfigError(StorageError, InvalidArgumentError):
     reason = Reason.STORE_CONFIG
 
 
+class LogKeyMismatch(StoreConfigError):
+    """The ledger's checkpoints are signed by another key than the one loaded: serving it
+    would sign checkpoints no client that pinned the ledger's key accepts.
+    ``ledger_key_id`` is the key id (hex) that signed the ledger's latest checkpoint."""
+
+    def __init__(self, message: str, ledger_key_id: str) -> None:
+        super().__init__(message)
+        self.ledger_key_id = ledger_key_id
+
+
 class EntryNotFound(StorageError, InvalidArgumentError):
     """An index or tree size beyond what the ledger holds, or no checkpoint at that size."""
 

@@ -72,6 +72,7 @@ from ledger.merkle import (
 from service.storage.errors import (
     AppendOnlyViolation,
     EntryNotFound,
+    LogKeyMismatch,
     StoreConfigError,
     StoreIntegrityError,
     StoreUnavailable,
@@ -391,10 +392,31 @@ class LedgerStore:
                         f"schema version {meta.schema_version} is not supported"
                         f" (expected {SCHEMA_VERSION})"
                     )
-                if self._latest_row(conn) is None:
+                latest = self._latest_row(conn)
+                if latest is None:
                     if self._last_entry_index(conn) is not None:
                         raise StoreIntegrityError("entries are stored but no checkpoint is")
                     self._insert_checkpoint(conn, Checkpoint(self._origin, 0, EMPTY_ROOT))
+                else:
+                    self._check_signer(latest.note)
+
+    def _check_signer(self, note: str) -> None:
+        """:class:`LogKeyMismatch` unless the loaded key signed the latest checkpoint (its
+        signature itself is verified by the start-up check)."""
+        try:
+            signed = SignedCheckpoint.from_text(note)
+        except LedgerError:
+            return  # not a note at all: the start-up check reports it as an integrity failure
+        ids = [sig.key_id for sig in signed.signatures]
+        if self._signer.key_id in ids:
+            return
+        theirs = ids[0].hex() if ids else "?"
+        raise LogKeyMismatch(
+            f"this ledger is signed by key id {theirs}; you loaded key id"
+            f" {self._signer.key_id.hex()}: start with the ledger's own log key (restore it"
+            " from its backup) or point --db at another ledger",
+            theirs,
+        )
 
     # ------------------------------------------------------------------ small queries
 

@@ -21,8 +21,8 @@ from service.storage import (
     AppendOnlyViolation,
     EntryNotFound,
     LedgerStore,
+    LogKeyMismatch,
     StoreConfigError,
-    StoreIntegrityError,
     open_store,
 )
 from service.storage import store as store_module
@@ -253,9 +253,11 @@ def test_reopen_with_another_origin_or_key_is_refused(
     with pytest.raises(StoreConfigError):
         open_store(durable_ledger_url, ledger_signer, "another.origin/log")
     other = CheckpointSigner.generate("zkgrid-test")
-    with pytest.raises(StoreIntegrityError) as info:
+    with pytest.raises(LogKeyMismatch) as mismatch:  # named before any signature is checked
         open_store(durable_ledger_url, other, ledger_origin)
-    assert "does not verify" in str(info.value)
+    assert mismatch.value.reason == "STORE_CONFIG"
+    assert f"signed by key id {ledger_signer.key_id.hex()}" in str(mismatch.value)
+    assert f"you loaded key id {other.key_id.hex()}" in str(mismatch.value)
 
 
 @pytest.mark.parametrize(
