@@ -8,6 +8,7 @@
     zkgrid certs ...     development CA and certificates        (service.pki)
     zkgrid witness ...   witness keys, registration, finality   (witness.cli)
     zkgrid tariff ...    publish and show a period's tariff     (cli.tariff)
+    zkgrid log key show  the verifier key clients pin           (service.logkey)
 
 Each subcommand module exposes ``main(argv) -> int`` and parses its own flags
 (``zkgrid <command> --help``), so ``zkgrid --help`` stays fast and a missing
@@ -31,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "certs": ("service.pki", "create a development CA and mutual-TLS certificates"),
     "audit": ("verifier.cli", "audit the ledger against the pinned log key"),
     "ledger": ("service.export", "ledger tools: `ledger export` writes an audit archive"),
+    "log": ("service.logkey", "the log's key: `log key show` prints the verifier key to pin"),
     "tariff": ("cli.tariff", "publish a period's tariff from a CSV or JSON file; show it"),
     "witness": ("witness.cli", "witness keys, registration and checkpoint finality"),
 }

@@ -22,7 +22,7 @@ from service.config import (
     ConfigError,
     ServiceConfig,
 )
-from zkgrid.errors import ZkgridError
+from zkgrid.errors import Reason, ZkgridError
 
 __all__ = ["build_parser", "main"]
 
@@ -130,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Start-up failures that are findings about the ledger (exit 1), not failures to run (2).
+_VIOLATIONS = frozenset({Reason.STORE_INTEGRITY, Reason.APPEND_ONLY_VIOLATION})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -146,9 +150,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return serve(config)
     except ZkgridError as exc:
-        # Typed errors name the failed check without secrets (zkgrid/errors.py).
+        # Typed errors name the failed check without secrets (zkgrid/errors.py). A ledger
+        # that fails its self-check is a violation found (1); anything else (keys, files,
+        # the database, the configuration) means the service could not run (2).
         print(f"zkgrid serve: {exc.reason}: {exc}", file=sys.stderr)
-        return 1
+        return 1 if exc.reason in _VIOLATIONS else 2
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -32,10 +32,8 @@ from zkgrid._internal.channels import (
     split_host_port,
 )
 from zkgrid._internal.files import (
-    FileExistsRefusedError,
     read_file,
     read_private,
-    write_new_private,
 )
 from zkgrid.errors import InvalidArgumentError, Reason
 
@@ -51,6 +49,7 @@ __all__ = [
     "MAX_RECEIVE_BYTES",
     "ConfigError",
     "ServiceConfig",
+    "default_log_key_path",
     "is_loopback",
     "load_log_key",
     "split_listen",
@@ -60,14 +59,13 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_DB = "sqlite:///zkgrid-ledger.db"
 DEFAULT_LISTEN = "127.0.0.1:50051"
-DEFAULT_LOG_KEY = "zkgrid-log.key"
+#: The log key's default location (:func:`default_log_key_path`): not the working directory.
+DEFAULT_LOG_KEY = "$STATE_DIRECTORY/zkgrid-log.key under systemd, else ~/.zkgrid/zkgrid-log.key"
 DEFAULT_ORIGIN = "zkgrid.local/settlement"
 #: Largest request accepted (a day of 1-minute readings with its proof is well below it).
 MAX_RECEIVE_BYTES = 8 * 1024 * 1024
 #: Largest response sent.
 MAX_SEND_BYTES = 16 * 1024 * 1024
-#: Largest log key file read (a PKCS#8 PEM Ed25519 key is about 120 bytes).
-MAX_LOG_KEY_BYTES = 64 * 1024
 
 #: Setting -> environment variable.
 ENV: Mapping[str, str] = {
@@ -101,6 +99,15 @@ DEFAULT_VERIFY_PROCESSES = (os.cpu_count() or 1) // 2
 #: Failure budgets (service/budgets.py): failures in a row, seconds to forgive one.
 DEFAULT_FAILURE_BURST = 5
 DEFAULT_FAILURE_REFILL_S = 60.0
+
+
+def default_log_key_path() -> Path:
+    """Where the log key lives unless ``--log-key`` says otherwise, independent of the
+    working directory: ``$STATE_DIRECTORY/zkgrid-log.key`` under systemd
+    (``StateDirectory=``), else ``~/.zkgrid/zkgrid-log.key``."""
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    base = Path(state) if state else Path("~/.zkgrid").expanduser()
+    return base / "zkgrid-log.key"
 
 
 class ConfigError(InvalidArgumentError):
@@ -144,7 +151,7 @@ class ServiceConfig:
     tls_key: Path | None = None
     client_ca: Path | None = None
     insecure: bool = False
-    log_key: Path = Path(DEFAULT_LOG_KEY)
+    log_key: Path = field(default_factory=lambda: default_log_key_path())
     origin: str = DEFAULT_ORIGIN
     workers: int = DEFAULT_WORKERS
     grace: float = 10.0
@@ -185,7 +192,11 @@ class ServiceConfig:
                 tls_key=_path(values.get("tls_key")),
                 client_ca=_path(values.get("client_ca")),
                 insecure=_insecure(values.get("insecure", False)),
-                log_key=Path(str(values.get("log_key", DEFAULT_LOG_KEY))),
+                log_key=(
+                    Path(str(values["log_key"])).expanduser()
+                    if values.get("log_key")
+                    else default_log_key_path()
+                ),
                 origin=str(values.get("origin", DEFAULT_ORIGIN)),
                 workers=int(str(values.get("workers", DEFAULT_WORKERS))),
                 grace=float(str(values.get("grace", 10.0))),
@@ -284,36 +295,13 @@ def _path(value: object) -> Path | None:
 
 
 def load_log_key(path: Path, name: str) -> CheckpointSigner:
-    """The Ed25519 checkpoint signer in ``path`` (PKCS#8 PEM), created (mode 0600) if missing.
+    """The Ed25519 checkpoint signer in ``path`` (PKCS#8 PEM), created (mode 0600, with its
+    ``.pub``) if missing: :func:`service.logkey.load_log_key`.
 
     Raises a :class:`~zkgrid._internal.files.PrivateFileError` when the file cannot be
     created or read, is a symbolic link or is accessible to group or others, and
     :class:`ConfigError` when it does not hold an unencrypted Ed25519 key.
     """
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from service.logkey import load_log_key as load
 
-    from ledger.checkpoint import CheckpointSigner
-
-    if not os.path.lexists(path):
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        try:
-            write_new_private(path, pem)
-        except FileExistsRefusedError:
-            pass  # created concurrently: read it like any existing key
-        else:
-            logger.info("created a new checkpoint key in %s", path)
-            return CheckpointSigner(name, key)
-    data = read_private(path, max_bytes=MAX_LOG_KEY_BYTES)
-    try:
-        loaded = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError):
-        raise ConfigError(f"{path} is not an unencrypted PKCS#8 PEM private key") from None
-    if not isinstance(loaded, Ed25519PrivateKey):
-        raise ConfigError(f"{path} does not hold an Ed25519 key")
-    return CheckpointSigner(name, loaded)
+    return load(path, name)[0]

@@ -15,6 +15,7 @@ calls and let in-flight calls finish for ``grace`` seconds
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import weakref
@@ -28,10 +29,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from ledger.checkpoint import CheckpointSigner
 from service.auth import Authorizer
 from service.budgets import FailureBudgets
-from service.config import ConfigError, ServiceConfig, load_log_key, split_listen
+from service.config import ConfigError, ServiceConfig, split_listen
 from service.interceptors import ZkgridInterceptor
+from service.logkey import LogKeyError, read_log_key, save_log_key
 from service.servicers import (
     LedgerServicer,
     add_domain_servicers,
@@ -39,7 +42,7 @@ from service.servicers import (
     make_settlement,
 )
 from service.settlement import Settlement
-from service.storage import LedgerStore, open_store
+from service.storage import LedgerStore, LogKeyMismatch, open_store
 from service.witnesses import Witnesses
 from zkgrid.settlement.v1 import ledger_pb2, ledger_pb2_grpc
 
@@ -173,11 +176,37 @@ def run_until_signal(
     return received[0]
 
 
+def _open_signed_store(config: ServiceConfig) -> tuple[CheckpointSigner, LedgerStore]:
+    """The log key and the store. A missing key file is created only for a new ledger:
+    for an existing one (signed by a key that is not there) nothing is written and the
+    error says to restore the key (service/logkey.py)."""
+    path = config.log_key
+    if os.path.lexists(path):
+        signer = read_log_key(path, config.origin)
+        return signer, open_store(
+            config.db, signer, config.origin, startup_check=config.startup_check
+        )
+    signer = CheckpointSigner.generate(config.origin)  # kept in memory until the store agrees
+    try:
+        store = open_store(config.db, signer, config.origin, startup_check=config.startup_check)
+    except LogKeyMismatch as exc:
+        raise LogKeyError(
+            f"the log key {path} does not exist, and this ledger is signed by key id"
+            f" {exc.ledger_key_id}: restore that key from its backup to {path} (or pass"
+            " --log-key); zkgrid serve never makes a new key for an existing ledger"
+        ) from None
+    try:
+        save_log_key(path, signer)
+    except BaseException:
+        store.close()
+        raise
+    return signer, store
+
+
 def serve(config: ServiceConfig) -> int:
     """``zkgrid serve``: run the service until SIGTERM/SIGINT; 0 after a clean drain."""
     config.validate()
-    signer = load_log_key(config.log_key, config.origin)
-    store = open_store(config.db, signer, config.origin, startup_check=config.startup_check)
+    signer, store = _open_signed_store(config)
     try:
         settlement = make_settlement(  # replays the ledger
             store, config.verify_processes, config.late_days
