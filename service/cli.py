@@ -66,13 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--log-key",
-        help="Ed25519 checkpoint signing key, PKCS#8 PEM; created with mode 0600 if missing"
+        help="Ed25519 checkpoint signing key, PKCS#8 PEM; created (mode 0600, with its"
+        " verifier key in <key>.pub) for a new ledger only"
         f" (default {DEFAULT_LOG_KEY}) {env('log_key')}",
     )
     parser.add_argument(
         "--origin",
-        help=f"the ledger's origin line in checkpoints, also the key name"
-        f" (default {DEFAULT_ORIGIN}) {env('origin')}",
+        help="the ledger's origin line in checkpoints, also the key name; one per deployment,"
+        f" required except with --insecure (then default {DEFAULT_ORIGIN}) {env('origin')}",
     )
     parser.add_argument(
         "--workers", type=int, help=f"RPC worker threads (default 128) {env('workers')}"

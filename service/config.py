@@ -223,6 +223,14 @@ class ServiceConfig:
             raise ConfigError(f"bad setting: {exc}") from None
         if values.get("startup_check") not in (None, "full", "quick"):
             raise ConfigError("startup check must be 'full' or 'quick'")
+        if not config.insecure and not values.get("origin"):
+            # Every deployment names its own log: two logs with one origin could not be
+            # told apart by clients, auditors and witnesses.
+            raise ConfigError(
+                "--origin is required (the log's name, one word, e.g. grid.example/settlement;"
+                " also ZKGRID_ORIGIN); only --insecure development servers default to"
+                f" {DEFAULT_ORIGIN}"
+            )
         return config
 
     @property

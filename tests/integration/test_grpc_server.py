@@ -602,8 +602,20 @@ def test_settings_come_from_flags_over_environment() -> None:
     with pytest.raises(ConfigError):
         ServiceConfig.from_sources({}, {"ZKGRID_INSECURE": "maybe"})
     with pytest.raises(ConfigError):
-        ServiceConfig.from_sources({}, {"ZKGRID_WORKERS": "many"})
+        ServiceConfig.from_sources({"insecure": True}, {"ZKGRID_WORKERS": "many"})
     tls = ServiceConfig.from_sources(
-        {}, {"ZKGRID_TLS_CERT": "s.pem", "ZKGRID_TLS_KEY": "s.key", "ZKGRID_CLIENT_CA": "ca.pem"}
+        {"origin": "grid.example/log"},
+        {"ZKGRID_TLS_CERT": "s.pem", "ZKGRID_TLS_KEY": "s.key", "ZKGRID_CLIENT_CA": "ca.pem"},
     )
     assert tls.validate().insecure is False
+
+
+def test_origin_is_required_outside_insecure_mode() -> None:
+    with pytest.raises(ConfigError, match="--origin is required"):
+        ServiceConfig.from_sources({"listen": "0.0.0.0:50051"}, {})
+    named = ServiceConfig.from_sources({"origin": "grid.example/settlement"}, {})
+    assert named.origin == "grid.example/settlement"
+    from_env = ServiceConfig.from_sources({}, {"ZKGRID_ORIGIN": "env.example/log"})
+    assert from_env.origin == "env.example/log"
+    dev = ServiceConfig.from_sources({"insecure": True}, {})
+    assert dev.origin == "zkgrid.local/settlement"

@@ -64,7 +64,8 @@ def test_the_default_key_path_does_not_depend_on_the_working_directory(
     assert ServiceConfig().log_key == default_log_key_path()
     monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
     assert default_log_key_path() == tmp_path / "state" / "zkgrid-log.key"
-    assert ServiceConfig.from_sources({}, {}).log_key == tmp_path / "state" / "zkgrid-log.key"
+    from_cli = ServiceConfig.from_sources({"insecure": True}, {})
+    assert from_cli.log_key == tmp_path / "state" / "zkgrid-log.key"
 
 
 def test_serve_never_makes_a_new_key_for_an_existing_ledger(

@@ -42,9 +42,10 @@ def test_default_threshold_is_a_majority() -> None:
 
 
 def test_quorum_from_flag_or_environment() -> None:
-    assert ServiceConfig.from_sources({}, {"ZKGRID_WITNESS_QUORUM": "3"}).witness_quorum == 3
-    assert ServiceConfig.from_sources({"witness_quorum": 2}, {}).witness_quorum == 2
-    assert ServiceConfig.from_sources({}, {}).witness_quorum is None
+    named = {"origin": "grid.example/log"}
+    assert ServiceConfig.from_sources(named, {"ZKGRID_WITNESS_QUORUM": "3"}).witness_quorum == 3
+    assert ServiceConfig.from_sources({**named, "witness_quorum": 2}, {}).witness_quorum == 2
+    assert ServiceConfig.from_sources(named, {}).witness_quorum is None
     with pytest.raises(ConfigError):
         ServiceConfig(insecure=True, witness_quorum=0).validate()
 
