@@ -118,7 +118,7 @@ def plot_svg(
     from matplotlib import rc_context
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MultipleLocator
+    from matplotlib.ticker import FuncFormatter, MultipleLocator
 
     starts = interval_starts(period, interval_minutes, len(imports))
     hours = [ts.hour + ts.minute / 60 for ts in starts]
@@ -135,9 +135,10 @@ def plot_svg(
         axes.set_xlim(0, 24)
         axes.xaxis.set_major_locator(MultipleLocator(3))
         axes.set_xlabel("hour of the day (UTC)")
-        axes.set_ylabel("Wh per interval (export below zero)")
+        axes.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: f"{abs(y):g}"))
+        axes.set_ylabel("Wh per interval (import up, export down)")
         axes.set_title(f"{period}: import and export per {interval_minutes}-minute interval")
-        axes.legend(loc="upper left", frameon=False)
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         axes.grid(axis="y", color="#dddddd", linewidth=0.6)
         axes.set_axisbelow(True)
         buffer = io.StringIO()
