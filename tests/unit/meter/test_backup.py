@@ -263,3 +263,31 @@ def test_keygen_says_to_back_up(tmp_path: Path) -> None:
     text = buffer.getvalue()
     assert "only copy of the blindings" in text
     assert "zkgrid meter backup --id meter-9 --out FILE" in text
+
+
+def test_merge_refuses_another_day_at_a_sequence(tmp_path: Path) -> None:
+    """OpeningStore.merge directly: the local chain's sequence 0 is another day than the
+    backup's; forced, the local day and its bill go (the bill named a batch no longer here)."""
+    from meter.openings import StoredBatch, StoredBill, ensure_private_dir
+
+    def batch(period: str) -> StoredBatch:
+        return StoredBatch(period, 0, 720, (1, 2), (3, 4), b"batch-" + period.encode(),
+                           bytes(32), "accepted", b"r")  # fmt: skip
+
+    home = ensure_private_dir(tmp_path / "h")
+    with OpeningStore.in_home(home) as store:
+        local = batch("2026-11-20")
+        store.add_pending(period=local.period, sequence=0, interval_minutes=720,
+                          values=local.values, blindings=local.blindings, batch=local.batch,
+                          batch_hash=local.batch_hash)  # fmt: skip
+        store.put_bill(local.period, b"bill-20", 5, None)
+        incoming = batch("2026-11-21")
+        with pytest.raises(OpeningStoreError, match="different openings for 2026-11-21"):
+            store.merge([incoming], [])
+        assert [b.period for b in store.batches()] == ["2026-11-20"]
+        result = store.merge([incoming], [StoredBill("2026-11-21", b"bill-21", 6, None)],
+                             force=True)  # fmt: skip
+        assert (result.batches_replaced, result.bills_added) == (1, 1)
+        assert [b.period for b in store.batches()] == ["2026-11-21"]
+        assert store.bill("2026-11-20") is None
+        assert store.bill("2026-11-21") == StoredBill("2026-11-21", b"bill-21", 6, None)
