@@ -7,7 +7,11 @@
     zkgrid meter register  --submit [--request FILE]        (utility role; dev helper)
     zkgrid meter submit    --csv readings.csv
     zkgrid meter bill      --period YYYY-MM-DD
-    zkgrid meter statement [--period YYYY-MM-DD]
+    zkgrid meter statement [--period YYYY-MM-DD] [--detail] [--json | --csv]
+    zkgrid meter readings  --period YYYY-MM-DD [--json | --csv]     (local only)
+    zkgrid meter report    --period YYYY-MM-DD --out report.html [--force]
+    zkgrid meter backup    --out FILE                                (local only)
+    zkgrid meter restore   --from FILE [--force]                     (local only)
 
 Every command takes ``--id METER`` or ``--home DIR`` (default
 ``~/.zkgrid/meter/<id>``, or ``$ZKGRID_METER_HOME``); the network commands take
@@ -15,8 +19,15 @@ Every command takes ``--id METER`` or ``--home DIR`` (default
 ``--insecure`` (development, loopback only), and ``--log-key`` to pin the log's
 checkpoint key (``name+hex+base64`` text, or a file holding it).
 
-Errors are one line on stderr: exit code 2 for bad input (arguments, CSV, local
-files), 1 when the service refuses or cannot be reached or a receipt does not verify.
+``readings``, ``backup`` and ``restore`` read or write the local opening store only:
+nothing is sent. ``statement --detail`` and ``report`` fetch the ledger's bill and the
+published tariff and recompute the bill from the local openings (:mod:`meter.statement`);
+the readings never leave the machine.
+
+Errors are one line on stderr. Exit codes: 0 ok; 1 refused or a violation found (the
+service refused, a receipt does not verify, the ledger's bill does not match the local
+openings, a backup is refused); 2 could not run (arguments, CSV, local files, the
+service cannot be reached).
 
 Start-up: the arguments are parsed before anything heavy is imported (``grpc``, the
 proof system, the records): each command imports what it runs, so ``--help`` and
@@ -31,11 +42,11 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from meter.errors import ReceiptError
+from meter.units import format_money
 from zkgrid._internal.channels import dev_metadata
 from zkgrid._internal.files import PrivateFileError, read_file
 from zkgrid._internal.rpc import RemoteError
@@ -44,6 +55,8 @@ from zkgrid.errors import InvalidArgumentError, ProofFormatError, UsageError, Zk
 if TYPE_CHECKING:  # pragma: no cover - imported by the commands that need them
     from ledger.checkpoint import CheckpointVerifier
     from meter.client import MeterClient, VerifiedReceipt
+    from meter.home import MeterHome
+    from meter.statement import Violation
     from settlement.records import MeterRegistration
 
 __all__ = ["format_money", "main"]
@@ -51,6 +64,7 @@ __all__ = ["format_money", "main"]
 TARGET_ENV = "ZKGRID_TARGET"
 DEFAULT_TARGET = "127.0.0.1:50051"
 EXIT_REFUSED = 1
+#: Could not run: usage, input, local files, or the service cannot be reached.
 EXIT_BAD_INPUT = 2
 #: Largest ``--log-key`` file read (a verifier key is one short line).
 _MAX_KEY_FILE_BYTES = 64 * 1024
@@ -59,12 +73,6 @@ _MAX_KEY_FILE_BYTES = 64 * 1024
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")
-
-
-def format_money(micro: int, currency: str) -> str:
-    """Micro-currency as units with two decimals (rounded half-even), e.g. ``-1.23 EUR``."""
-    units = (Decimal(micro) / Decimal(1_000_000)).quantize(Decimal("0.01"))
-    return f"{units} {currency}"
 
 
 def _common(parser: argparse.ArgumentParser, *, network: bool) -> None:
@@ -90,7 +98,12 @@ def _common(parser: argparse.ArgumentParser, *, network: bool) -> None:
 
 
 def _parser() -> _Parser:
-    parser = _Parser(prog="zkgrid meter", description="The prosumer's meter client.")
+    parser = _Parser(
+        prog="zkgrid meter",
+        description="The prosumer's meter client.",
+        epilog="exit codes: 0 ok; 1 refused or a violation found; 2 could not run (usage,"
+        " input, local files, the service cannot be reached)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("keygen", help="create the meter's key and home")
@@ -113,10 +126,77 @@ def _parser() -> _Parser:
     _common(p, network=True)
     p.add_argument("--period", required=True, help="YYYY-MM-DD")
 
-    p = sub.add_parser("statement", help="the meter's bills as the ledger holds them")
+    p = sub.add_parser(
+        "statement",
+        help="the meter's bills as the ledger holds them",
+        description="The meter's bills as the ledger holds them, every receipt verified."
+        " --detail recomputes each bill from the local openings under the published"
+        " tariff (fixed charge, energy charge, feed-in credit, kWh, the tariff used) and"
+        " checks it against the ledger's bill; a mismatch is a named violation, exit 1.",
+    )
     _common(p, network=True)
     p.add_argument("--period", help="only this period (YYYY-MM-DD)")
+    p.add_argument("--detail", action="store_true", help="the breakdown, recomputed and checked")
+    _formats(p, csv_help="one row per bill (amounts in micro-units too)")
+
+    p = sub.add_parser(
+        "readings",
+        help="a day's readings from the local opening store (nothing is sent)",
+        description="A day's readings as the local opening store holds them: per interval"
+        " (start time, UTC) the import and export in Wh, and the totals. Read locally"
+        " only: nothing is sent over the network.",
+    )
+    _common(p, network=False)
+    p.add_argument("--period", required=True, help="YYYY-MM-DD")
+    _formats(p, csv_help="the readings CSV format 'submit' reads")
+
+    p = sub.add_parser(
+        "report",
+        help="a self-contained HTML page of a day: plot, bill check, receipts",
+        description="One self-contained HTML page (no network access needed to open it):"
+        " a plot of the day's import and export per interval, the bill's breakdown"
+        " recomputed locally and checked against the ledger's bill, and the receipts'"
+        " verification (verified only with --log-key). Written mode 0600: it shows the"
+        " readings. Exit 1 when the ledger's bill does not match (the page says why).",
+    )
+    _common(p, network=True)
+    p.add_argument("--period", required=True, help="YYYY-MM-DD")
+    p.add_argument("--out", type=Path, required=True, help="the HTML file to create")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file")
+    p.add_argument("--json", action="store_true", help="print the outcome as JSON")
+
+    p = sub.add_parser(
+        "backup",
+        help="back up the opening store (the only copy of the blindings) to a private file",
+        description="Write the opening store (readings, blindings, batches, bills,"
+        " receipts) to a new file, mode 0600, with a digest. Without these openings no"
+        " bill can be proven for the periods already submitted: keep the file safe and"
+        " private, and keep meter.key too.",
+    )
+    _common(p, network=False)
+    p.add_argument("--out", type=Path, required=True, help="the backup file to create")
+    p.add_argument("--json", action="store_true", help="print the outcome as JSON")
+
+    p = sub.add_parser(
+        "restore",
+        help="restore the opening store from a backup",
+        description="Check a backup (format, digest, this meter's id, key and signatures,"
+        " openings against commitments) and merge it into the opening store. Openings"
+        " that differ from the store's are refused unless --force.",
+    )
+    _common(p, network=False)
+    p.add_argument("--from", dest="source", type=Path, required=True, help="the backup file")
+    p.add_argument(
+        "--force", action="store_true", help="replace differing local openings with the backup's"
+    )
+    p.add_argument("--json", action="store_true", help="print the outcome as JSON")
     return parser
+
+
+def _formats(parser: argparse.ArgumentParser, *, csv_help: str) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--json", action="store_true", help="JSON (a stable, versioned schema)")
+    group.add_argument("--csv", action="store_true", help=f"CSV: {csv_help}")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -146,15 +226,20 @@ def _log_key(args: argparse.Namespace) -> CheckpointVerifier | None:
     return parse_verifier_key(text)
 
 
-def _client(args: argparse.Namespace) -> MeterClient:
-    from meter.client import MeterClient
+def _home(args: argparse.Namespace) -> MeterHome:
     from meter.home import MeterHome
 
     home = MeterHome.load(_home_path(args))
     if args.meter_id is not None and args.meter_id != home.meter_id:
         raise InvalidArgumentError(f"{home.path} holds meter {home.meter_id}, not {args.meter_id}")
+    return home
+
+
+def _client(args: argparse.Namespace) -> MeterClient:
+    from meter.client import MeterClient
+
     return MeterClient(
-        home,
+        _home(args),
         target=args.target,
         insecure=args.insecure,
         ca=args.ca,
@@ -215,6 +300,10 @@ def _keygen(args: argparse.Namespace, out: TextIO) -> int:
         f"public key {home.public_key.hex()}\n"
         f"next: 'zkgrid meter register --id {home.meter_id}' and hand the request to the"
         " utility\n"
+        f"back up: {home.path / 'openings.db'} will hold the only copy of the blindings your"
+        " bills need; after each submission run"
+        f" 'zkgrid meter backup --id {home.meter_id} --out FILE' and keep the file (and"
+        f" {home.path / 'meter.key'}) somewhere safe and private\n"
     )
     return 0
 
@@ -291,29 +380,155 @@ def _bill(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _violations(found: Sequence[Violation], err: TextIO) -> int:
+    """Exit 1 with one stderr line per violation, or 0."""
+    for v in found:
+        err.write(f"error: violation {v.reason} ({v.period}): {v.detail}\n")
+    return EXIT_REFUSED if found else 0
+
+
 def _statement(args: argparse.Namespace, out: TextIO) -> int:
     from meter.readings import parse_period
+    from meter.render import statement_csv, statement_json, statement_text
+    from meter.statement import detailed_statement, plain_statement
 
     if args.period is not None:
         parse_period(args.period)
+    detail = bool(getattr(args, "detail", False))
     with _client(args) as client:
-        statement = client.statement(args.period)
-        currency = ""
-        for line in statement.lines:
-            tariff, _ = client.tariff(line.bill.period)
-            currency = tariff.currency
-            # "verified" only when the pinned log key signed the checkpoint: an unpinned
-            # receipt proves inclusion in *a* tree, which anyone can make (issue 10 §5).
-            pinned = line.receipt.signature_verified
-            status = "verified" if pinned else "inclusion only, log key not pinned"
-            out.write(
-                f"{line.bill.period}  {format_money(line.bill.total, currency):>16}"
-                f"  ledger index {line.receipt.ledger_index}  {status}\n"
-            )
-        if not statement.lines:
-            out.write(f"{client.meter_id}: no bills yet\n")
-        else:
-            out.write(f"total       {format_money(statement.total, currency):>16}\n")
+        statement = (detailed_statement if detail else plain_statement)(client, args.period)
+    if getattr(args, "json", False):
+        out.write(statement_json(statement, detail=detail))
+    elif getattr(args, "csv", False):
+        out.write(statement_csv(statement, detail=detail))
+    else:
+        out.write(statement_text(statement, detail=detail))
+    return _violations(statement.violations, sys.stderr)
+
+
+def _readings(args: argparse.Namespace, out: TextIO) -> int:
+    from meter.openings import OpeningStoreError
+    from meter.readings import parse_period
+    from meter.render import readings_csv, readings_document, readings_text
+
+    parse_period(args.period)
+    home = _home(args)
+    with home.openings() as store:
+        stored = store.batch(args.period)
+    if stored is None:
+        raise OpeningStoreError(
+            f"the local opening store of {home.meter_id} holds no readings for {args.period}"
+            " ('zkgrid meter submit --csv FILE' stores and submits a day)"
+        )
+    if args.json:
+        out.write(json.dumps(readings_document(home.meter_id, stored), indent=2) + "\n")
+    elif args.csv:
+        out.write(readings_csv(stored))
+    else:
+        out.write(readings_text(home.meter_id, stored))
+    return 0
+
+
+def _progress(message: str) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write(f"{message}\n")
+        sys.stderr.flush()
+
+
+def _report_command(args: argparse.Namespace, out: TextIO) -> int:
+    from meter.readings import parse_period
+    from zkgrid._internal.files import write_new_private
+
+    parse_period(args.period)
+    if args.out.exists() and not args.force:
+        raise InvalidArgumentError(f"{args.out} exists: choose another --out, or pass --force")
+    with _client(args) as client:
+        from meter.report import build_report, render_html
+
+        _progress(f"fetching the ledger's bill and tariff of {args.period}...")
+        report = build_report(client, args.period)
+    _progress("rendering the page...")
+    page = render_html(report).encode("utf-8")
+    write_new_private(args.out, page, overwrite=args.force)
+    detail = report.detail
+    receipts = [r for r in (detail.receipt, detail.tariff_receipt, report.batch_receipt.receipt)
+                if r is not None]  # fmt: skip
+    verified = bool(receipts) and all(r.signature_verified for r in receipts)
+    if detail.bill is None:
+        check = "no bill on the ledger yet"
+    elif detail.violations:
+        check = "the ledger's bill does NOT match the local openings"
+    else:
+        check = "the ledger's bill matches the local openings"
+    if args.json:
+        doc = {
+            "schema": "zkgrid.meter.report/1",
+            "meter_id": report.meter_id,
+            "period": report.period,
+            "path": str(args.out),
+            "billed": detail.bill is not None,
+            "matches_ledger": detail.bill is not None and not detail.violations,
+            "receipts_verified": verified,
+            "violations": [v.to_json() for v in detail.violations],
+        }
+        out.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        status = "receipts verified" if verified else "receipts NOT verified (pin --log-key)"
+        out.write(
+            f"{report.meter_id} {report.period}: report written to {args.out} (mode 0600);"
+            f" {check}; {status}\n"
+        )
+    return _violations(detail.violations, sys.stderr)
+
+
+def _backup(args: argparse.Namespace, out: TextIO) -> int:
+    from meter.backup import write_backup
+
+    home = _home(args)
+    summary = write_backup(home, args.out)
+    if args.json:
+        doc = {
+            "schema": "zkgrid.meter.backup/1",
+            "meter_id": summary.meter_id,
+            "path": str(args.out),
+            "batches": summary.batches,
+            "bills": summary.bills,
+            "digest": summary.digest,
+        }
+        out.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        out.write(
+            f"{summary.meter_id}: {summary.batches} batches and {summary.bills} bills backed up"
+            f" to {args.out} (mode 0600, {summary.digest}); it holds your readings and"
+            " blindings: keep it private\n"
+        )
+    return 0
+
+
+def _restore(args: argparse.Namespace, out: TextIO) -> int:
+    from dataclasses import asdict
+
+    from meter.backup import restore_backup
+
+    home = _home(args)
+    summary, result = restore_backup(home, args.source, force=args.force)
+    if args.json:
+        doc = {
+            "schema": "zkgrid.meter.restore/1",
+            "meter_id": summary.meter_id,
+            "created": summary.created,
+            "digest": summary.digest,
+            **asdict(result),
+        }
+        out.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        out.write(
+            f"{summary.meter_id}: backup of {summary.created} checked ({summary.digest});"
+            f" batches: {result.batches_added} added, {result.batches_unchanged} already"
+            f" here, {result.batches_updated} updated, {result.batches_replaced} replaced;"
+            f" bills: {result.bills_added} added, {result.bills_unchanged} already here,"
+            f" {result.bills_updated} updated, {result.bills_replaced} replaced\n"
+        )
     return 0
 
 
@@ -323,6 +538,10 @@ _COMMANDS = {
     "submit": _submit,
     "bill": _bill,
     "statement": _statement,
+    "readings": _readings,
+    "report": _report_command,
+    "backup": _backup,
+    "restore": _restore,
 }
 
 
@@ -331,6 +550,12 @@ def _report(exc: ZkgridError, err: TextIO) -> int:
     from ledger.errors import LedgerError  # only on this path: argument errors stay fast
 
     if isinstance(exc, RemoteError):
+        if exc.transient:
+            err.write(
+                f"error: could not reach the service ({exc}): check --target and that the"
+                " service is running, then try again\n"
+            )
+            return EXIT_BAD_INPUT
         err.write(f"error: the service refused: {exc}\n")
         return EXIT_REFUSED
     if isinstance(exc, ReceiptError | LedgerError):

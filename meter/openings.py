@@ -38,6 +38,7 @@ from zkgrid.errors import Reason, ZkgridError
 __all__ = [
     "BatchStatus",
     "InsecurePermissionsError",
+    "MergeResult",
     "OpeningStore",
     "OpeningStoreError",
     "StoredBatch",
@@ -79,6 +80,14 @@ def _unpack_blindings(data: bytes) -> tuple[int, ...]:
     )
 
 
+def _opt_bytes(value: object) -> bytes | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    raise OpeningStoreError("the opening store holds a value that is not a blob")
+
+
 @dataclass(frozen=True)
 class StoredBatch:
     """A period's batch as kept locally; ``values``/``blindings`` are hidden from ``repr``."""
@@ -108,6 +117,34 @@ class StoredBill:
     bill: bytes = field(repr=False)
     total: int
     receipt: bytes | None = field(default=None, repr=False)
+
+
+def _same_openings(a: StoredBatch, b: StoredBatch) -> bool:
+    """The same batch and openings (its status and receipt may differ)."""
+    return (
+        a.period == b.period
+        and a.sequence == b.sequence
+        and a.interval_minutes == b.interval_minutes
+        and a.values == b.values
+        and a.blindings == b.blindings
+        and a.batch == b.batch
+        and a.batch_hash == b.batch_hash
+    )
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """What :meth:`OpeningStore.merge` did, per table: rows added, rows already there,
+    rows replaced (``force``), and rows that only gained an acceptance or a receipt."""
+
+    batches_added: int = 0
+    batches_unchanged: int = 0
+    batches_replaced: int = 0
+    batches_updated: int = 0
+    bills_added: int = 0
+    bills_unchanged: int = 0
+    bills_replaced: int = 0
+    bills_updated: int = 0
 
 
 _SCHEMA = """
@@ -293,6 +330,118 @@ class OpeningStore:
             conn.execute("DELETE FROM batches WHERE period = ?", (period,))
             conn.execute("DELETE FROM bills WHERE period = ?", (period,))
 
+    # --- backups ---------------------------------------------------------------------
+
+    def snapshot(self) -> tuple[list[StoredBatch], list[StoredBill]]:
+        """Every batch and bill, read in one transaction (a consistent copy for a backup)."""
+        self._conn.execute("BEGIN")
+        try:
+            batch_rows = self._conn.execute(
+                f"SELECT {_BATCH_COLUMNS} FROM batches ORDER BY sequence"  # noqa: S608
+            ).fetchall()
+            bill_rows = self._conn.execute(
+                "SELECT period, bill, total, receipt FROM bills ORDER BY period"
+            ).fetchall()
+        finally:
+            self._conn.execute("COMMIT")
+        bills = [StoredBill(r[0], bytes(r[1]), int(r[2]), _opt_bytes(r[3])) for r in bill_rows]
+        return [self._batch_from_row(r) for r in batch_rows], bills
+
+    def merge(
+        self, batches: Sequence[StoredBatch], bills: Sequence[StoredBill], *, force: bool = False
+    ) -> MergeResult:
+        """Bring rows from a backup into this store, in one transaction.
+
+        A row the store lacks is added; the same row again changes nothing, except that a
+        local pending batch becomes accepted (and a receipt is filled in) when the backup
+        has that. A row that differs (other openings or batch for a period, another
+        period at a sequence, another bill) is a conflict: without ``force`` nothing is
+        changed and :class:`OpeningStoreError` names the periods; with ``force`` the
+        backup's rows replace the conflicting local ones. Local rows the backup does
+        not hold are kept.
+        """
+        counts = dict.fromkeys(MergeResult.__dataclass_fields__, 0)
+        conflicts: list[str] = []
+        with self._tx() as conn:
+            for b in batches:
+                local = self.batch(b.period)
+                row = conn.execute(
+                    "SELECT period FROM batches WHERE sequence = ?", (b.sequence,)
+                ).fetchone()
+                other_at_sequence = row is not None and row[0] != b.period
+                if local is not None and _same_openings(local, b) and not other_at_sequence:
+                    if local.status == "pending" and b.status == "accepted":
+                        conn.execute(
+                            "UPDATE batches SET status = 'accepted', receipt = ? WHERE period = ?",
+                            (b.receipt, b.period),
+                        )
+                        counts["batches_updated"] += 1
+                    else:
+                        counts["batches_unchanged"] += 1
+                    continue
+                if local is not None or other_at_sequence:
+                    conflicts.append(b.period)
+                    if not force:
+                        continue
+                    # The replaced batches' bills go too: they name batches no longer here.
+                    conn.execute(
+                        "DELETE FROM bills WHERE period IN"
+                        " (SELECT period FROM batches WHERE period = ? OR sequence = ?)",
+                        (b.period, b.sequence),
+                    )
+                    conn.execute(
+                        "DELETE FROM batches WHERE period = ? OR sequence = ?",
+                        (b.period, b.sequence),
+                    )
+                    counts["batches_replaced"] += 1
+                else:
+                    counts["batches_added"] += 1
+                conn.execute(
+                    f"INSERT INTO batches ({_BATCH_COLUMNS})"  # noqa: S608
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        b.period,
+                        b.sequence,
+                        b.interval_minutes,
+                        _pack_values(b.values),
+                        _pack_blindings(b.blindings),
+                        b.batch,
+                        b.batch_hash,
+                        b.status,
+                        b.receipt,
+                    ),
+                )
+            for bill in bills:
+                existing = self.bill(bill.period)
+                if existing is not None and existing.bill == bill.bill:
+                    if existing.receipt is None and bill.receipt is not None:
+                        conn.execute(
+                            "UPDATE bills SET receipt = ? WHERE period = ?",
+                            (bill.receipt, bill.period),
+                        )
+                        counts["bills_updated"] += 1
+                    else:
+                        counts["bills_unchanged"] += 1
+                    continue
+                if existing is not None:
+                    conflicts.append(f"{bill.period} (bill)")
+                    if not force:
+                        continue
+                    conn.execute("DELETE FROM bills WHERE period = ?", (bill.period,))
+                    counts["bills_replaced"] += 1
+                else:
+                    counts["bills_added"] += 1
+                conn.execute(
+                    "INSERT INTO bills (period, bill, total, receipt) VALUES (?, ?, ?, ?)",
+                    (bill.period, bill.bill, bill.total, bill.receipt),
+                )
+            if conflicts and not force:
+                raise OpeningStoreError(
+                    f"the store already holds different openings for {', '.join(conflicts)};"
+                    " nothing was restored (--force replaces them with the backup's)"
+                )
+        return MergeResult(**counts)
+
     # --- bills -----------------------------------------------------------------------
 
     def bill(self, period: str) -> StoredBill | None:
@@ -301,7 +450,7 @@ class OpeningStore:
         ).fetchone()
         if row is None:
             return None
-        return StoredBill(row[0], row[1], int(row[2]), row[3])
+        return StoredBill(row[0], bytes(row[1]), int(row[2]), _opt_bytes(row[3]))
 
     def put_bill(self, period: str, bill: bytes, total: int, receipt: bytes | None) -> None:
         """Store a bill (before submission, then again with its receipt)."""
