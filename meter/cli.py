@@ -4,7 +4,8 @@
 
     zkgrid meter keygen    --id METER [--interval-minutes 15]
     zkgrid meter register  [--format json|base64] [--out FILE]
-    zkgrid meter register  --submit [--request FILE]        (utility role; dev helper)
+    zkgrid meter register  --submit [--request FILE | --requests FILE]   (utility role)
+    zkgrid meter revoke    --id METER --reason TEXT                      (utility role)
     zkgrid meter submit    --csv readings.csv
     zkgrid meter bill      --period YYYY-MM-DD
     zkgrid meter statement [--period YYYY-MM-DD] [--detail] [--json | --csv]
@@ -53,8 +54,10 @@ from zkgrid._internal.rpc import RemoteError
 from zkgrid.errors import InvalidArgumentError, ProofFormatError, UsageError, ZkgridError
 
 if TYPE_CHECKING:  # pragma: no cover - imported by the commands that need them
+    import grpc
+
     from ledger.checkpoint import CheckpointVerifier
-    from meter.client import MeterClient, VerifiedReceipt
+    from meter.client import MeterClient, Registered, VerifiedReceipt
     from meter.home import MeterHome
     from meter.statement import Violation
     from settlement.records import MeterRegistration
@@ -116,7 +119,21 @@ def _parser() -> _Parser:
     p.add_argument("--format", choices=("json", "base64"), default="json")
     p.add_argument("--out", type=Path, help="write the request to this file")
     p.add_argument("--submit", action="store_true", help="submit it to the service (utility role)")
-    p.add_argument("--request", type=Path, help="with --submit: a request file ('-' for stdin)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--request", type=Path, help="with --submit: a request file ('-' for stdin)"
+    )
+    group.add_argument(
+        "--requests",
+        type=Path,
+        help="with --submit: many requests, one per line (the base64 form, or JSON on one"
+        " line); prints one JSON line per request; safe to run again after a failure",
+    )
+
+    p = sub.add_parser("revoke", help="revoke a meter (utility role); the reason is public")
+    _common(p, network=True)
+    p.add_argument("--reason", required=True, help="why (stored in the ledger: public text)")
+    p.add_argument("--json", action="store_true", help="print the outcome as JSON")
 
     p = sub.add_parser("submit", help="commit, prove, sign and submit a day of readings")
     _common(p, network=True)
@@ -308,22 +325,84 @@ def _keygen(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+#: Bound of a ``--requests`` file (a registration request is about 300 bytes).
+_MAX_REQUESTS_BYTES = 64 << 20
+
+
+def _utility_channel(args: argparse.Namespace) -> tuple[grpc.Channel, Sequence[tuple[str, str]]]:
+    from meter.client import make_channel
+
+    channel = make_channel(
+        args.target, insecure=args.insecure, ca=args.ca, cert=args.cert, key=args.key
+    )
+    return channel, dev_metadata("utility") if args.insecure else ()
+
+
+def _registered_line(found: Registered) -> str:
+    verb = "registered" if found.appended else "already registered"
+    return f"{verb} meter {found.registration.meter_id}: {_receipt_line(found.receipt)}\n"
+
+
+def _register_many(args: argparse.Namespace, out: TextIO) -> int:
+    """One request per line; one JSON line per request; exit 1 if any was refused."""
+    from meter.client import register_or_confirm
+
+    text = read_file(args.requests, max_bytes=_MAX_REQUESTS_BYTES).decode("utf-8")
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    requests = []
+    for number, line in lines:  # every line parses before anything is sent
+        try:
+            requests.append((number, _parse_registration(line)))
+        except ZkgridError as exc:
+            raise InvalidArgumentError(f"{args.requests}: line {number}: {exc}") from None
+    channel, metadata = _utility_channel(args)
+    refused = 0
+    try:
+        for number, registration in requests:
+            doc: dict[str, object] = {"line": number, "meter_id": registration.meter_id}
+            try:
+                found = register_or_confirm(
+                    channel,
+                    registration,
+                    metadata=metadata,
+                    log_key=_log_key(args),
+                    timeout=args.timeout,
+                )
+            except RemoteError as exc:
+                if exc.transient:
+                    raise  # the service cannot be reached: stop; running again resumes
+                refused += 1
+                doc |= {"status": "refused", "reason": str(exc.reason), "detail": exc.details}
+            else:
+                doc |= {
+                    "status": "registered" if found.appended else "already registered",
+                    "ledger_index": found.receipt.ledger_index,
+                    "signature_verified": found.receipt.signature_verified,
+                }
+            out.write(json.dumps(doc) + "\n")
+            out.flush()
+    finally:
+        channel.close()
+    return EXIT_REFUSED if refused else 0
+
+
 def _register(args: argparse.Namespace, out: TextIO) -> int:
-    from meter.client import MeterClient, make_channel, submit_registration
+    from meter.client import MeterClient, register_or_confirm
     from meter.home import MeterHome
 
+    if not args.submit and (args.request is not None or args.requests is not None):
+        raise UsageError("--request and --requests go with --submit")
+    if args.submit and args.requests is not None:
+        return _register_many(args, out)
     if args.submit:
         if args.request is not None:
             raw = sys.stdin.read() if str(args.request) == "-" else args.request.read_text()
             registration = _parse_registration(raw)
         else:
             registration = MeterClient(MeterHome.load(_home_path(args))).registration_request()
-        channel = make_channel(
-            args.target, insecure=args.insecure, ca=args.ca, cert=args.cert, key=args.key
-        )
-        metadata = dev_metadata("utility") if args.insecure else ()
+        channel, metadata = _utility_channel(args)
         try:
-            receipt = submit_registration(
+            found = register_or_confirm(
                 channel,
                 registration,
                 metadata=metadata,
@@ -332,7 +411,7 @@ def _register(args: argparse.Namespace, out: TextIO) -> int:
             )
         finally:
             channel.close()
-        out.write(f"registered meter {registration.meter_id}: {_receipt_line(receipt)}\n")
+        out.write(_registered_line(found))
         return 0
     client = MeterClient(MeterHome.load(_home_path(args)))
     text = _registration_text(client.registration_request(), args.format)
@@ -342,6 +421,36 @@ def _register(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"registration request written to {args.out}\n")
     else:
         out.write(text)
+    return 0
+
+
+def _revoke(args: argparse.Namespace, out: TextIO) -> int:
+    from meter.client import revoke_meter
+
+    if not args.meter_id:
+        raise UsageError("revoke needs --id METER (the meter to revoke)")
+    channel, metadata = _utility_channel(args)
+    try:
+        receipt = revoke_meter(
+            channel,
+            args.meter_id,
+            args.reason,
+            metadata=metadata,
+            log_key=_log_key(args),
+            timeout=args.timeout,
+        )
+    finally:
+        channel.close()
+    if args.json:
+        doc = {
+            "meter_id": args.meter_id,
+            "status": "revoked",
+            "ledger_index": receipt.ledger_index,
+            "signature_verified": receipt.signature_verified,
+        }
+        out.write(json.dumps(doc) + "\n")
+    else:
+        out.write(f"revoked meter {args.meter_id}: {_receipt_line(receipt)}\n")
     return 0
 
 
@@ -535,6 +644,7 @@ def _restore(args: argparse.Namespace, out: TextIO) -> int:
 _COMMANDS = {
     "keygen": _keygen,
     "register": _register,
+    "revoke": _revoke,
     "submit": _submit,
     "bill": _bill,
     "statement": _statement,

@@ -268,6 +268,76 @@ def submit_registration(
     )
 
 
+@dataclass(frozen=True)
+class Registered:
+    """A registration as the ledger holds it: its verified receipt, and whether this call
+    appended it (``False``: the identical registration was already there)."""
+
+    registration: MeterRegistration
+    receipt: VerifiedReceipt
+    appended: bool
+
+
+def register_or_confirm(
+    channel: grpc.Channel,
+    registration: MeterRegistration,
+    *,
+    metadata: Sequence[tuple[str, str]] = (),
+    log_key: str | CheckpointVerifier | None = None,
+    timeout: float = 30.0,
+) -> Registered:
+    """Register the meter, or confirm that the ledger already holds this very registration
+    (a retry after a lost answer): idempotent for the identical request. Another
+    registration under the id stays ``METER_EXISTS`` (ids are never reused)."""
+    try:
+        receipt = submit_registration(
+            channel, registration, metadata=metadata, log_key=log_key, timeout=timeout
+        )
+        return Registered(registration, receipt, True)
+    except RemoteError as exc:
+        if exc.reason is not Reason.METER_EXISTS:
+            raise
+        refusal = exc
+    rpc = _Rpc(channel, metadata, timeout=timeout, max_attempts=6, initial_backoff=0.1)
+    found = rpc(
+        _stub(meters_pb2_grpc.MeterServiceStub, channel).GetMeter,
+        meters_pb2.GetMeterRequest(meter_id=registration.meter_id),
+        meters_pb2.GetMeterResponse,
+        "GetMeter",
+    )
+    if convert.registration_from_proto(found.registration) != registration:
+        raise refusal from None
+    receipt = verify_receipt(
+        found.receipt, EntryKind.METER_REGISTRATION, registration.encode(), log_key
+    )
+    return Registered(registration, receipt, False)
+
+
+def revoke_meter(
+    channel: grpc.Channel,
+    meter_id: str,
+    reason: str,
+    *,
+    metadata: Sequence[tuple[str, str]] = (),
+    log_key: str | CheckpointVerifier | None = None,
+    timeout: float = 30.0,
+) -> VerifiedReceipt:
+    """The utility revokes a meter (the reason is public: it is stored in the ledger)."""
+    from settlement.records import MeterRevocation
+
+    revocation = MeterRevocation(meter_id, reason)  # checked here first: RECORD_MALFORMED
+    rpc = _Rpc(channel, metadata, timeout=timeout, max_attempts=6, initial_backoff=0.1)
+    response = rpc(
+        _stub(meters_pb2_grpc.MeterServiceStub, channel).RevokeMeter,
+        meters_pb2.RevokeMeterRequest(meter_id=meter_id, reason=reason),
+        meters_pb2.RevokeMeterResponse,
+        "RevokeMeter",
+    )
+    return verify_receipt(
+        response.receipt, EntryKind.METER_REVOCATION, revocation.encode(), log_key
+    )
+
+
 # --------------------------------------------------------------------------- the client
 
 
