@@ -466,11 +466,19 @@ def _submit(args: argparse.Namespace, out: TextIO) -> int:
             found = f" (found {exc.offending!r})" if exc.offending is not None else ""
             sys.stderr.write(f"error: {args.csv}: {exc}{found}\n")
             return EXIT_BAD_INPUT
+        before = client.store.batch(readings.period)
         receipt = client.submit_readings(readings)
-        out.write(
-            f"{client.meter_id} {readings.period}: {readings.intervals} intervals committed and"
-            f" range-proven; {_receipt_line(receipt)}\n"
-        )
+        if before is not None and before.status == "accepted":
+            out.write(
+                f"{client.meter_id} {readings.period}: already submitted at ledger index"
+                f" {receipt.ledger_index} (the same readings; nothing new was sent to the"
+                f" ledger); {_receipt_line(receipt)}\n"
+            )
+        else:
+            out.write(
+                f"{client.meter_id} {readings.period}: {readings.intervals} intervals committed"
+                f" and range-proven; {_receipt_line(receipt)}\n"
+            )
     return 0
 
 

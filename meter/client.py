@@ -31,6 +31,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,6 +46,7 @@ from meter.openings import OpeningStore, OpeningStoreError, StoredBatch
 from meter.readings import DayReadings
 from settlement import convert
 from settlement.errors import DuplicatePeriod
+from settlement.periods import check_submission_window
 from settlement.records import (
     RANGE_PROOF_BITS,
     ZERO_HASH,
@@ -360,6 +362,32 @@ def _check_proof_locally(batch: ReadingBatch, commitments: Sequence[Commitment])
     )
 
 
+def _appended_receipt(
+    receipt: common_pb2.Receipt,
+    kind: EntryKind,
+    payload: bytes,
+    log_key: str | CheckpointVerifier | None,
+    what: str,
+    again: str,
+) -> VerifiedReceipt:
+    """:func:`verify_receipt` for an entry the service says it appended: when the receipt
+    does not verify, say that the entry may well be in the ledger and how to fetch its
+    receipt again (the submission is idempotent)."""
+    try:
+        return verify_receipt(receipt, kind, payload, log_key)
+    except ReceiptError as exc:
+        raise ReceiptError(
+            f"the service accepted the {what} (it says: ledger index {receipt.ledger_index}),"
+            f" but its receipt does not verify: {exc}. The {what} may be in the ledger: run"
+            f" `zkgrid {again}` again to fetch its receipt (nothing is appended twice), and"
+            " check that --log-key is this log's key"
+        ) from None
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class MeterClient:
     """One meter's SDK over its home (key, opening store) and, optionally, a channel.
 
@@ -381,7 +409,11 @@ class MeterClient:
         timeout: float = 30.0,
         max_attempts: int = 6,
         initial_backoff: float = 0.1,
+        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
+        #: The meter's clock: a period is proven only once it has ended (the service's
+        #: submission window, settlement.periods.check_submission_window).
+        self._clock = clock
         self.home = home if isinstance(home, MeterHome) else MeterHome.load(home)
         self.meter_id = self.home.meter_id
         self.log_key = log_key
@@ -480,6 +512,9 @@ class MeterClient:
                     f" ({existing.status}); one batch per period"
                 )
             return ReadingBatch.decode(existing.batch)
+        # Before proving: the service takes no batch for a period that has not ended
+        # (PERIOD_NOT_ENDED); its late limit is its own (it names PERIOD_CLOSED itself).
+        check_submission_window(readings.period, self._clock(), None)
         head = store.last_batch()
         if head is not None and head.status == "pending":
             raise BatchConflictError(
@@ -544,7 +579,14 @@ class MeterClient:
         payload = batch.encode()
         if bytes(response.batch_hash) != batch.batch_hash():
             raise ReceiptError("the service names another batch hash than the submitted batch's")
-        receipt = verify_receipt(response.receipt, EntryKind.READING_BATCH, payload, self.log_key)
+        receipt = _appended_receipt(
+            response.receipt,
+            EntryKind.READING_BATCH,
+            payload,
+            self.log_key,
+            "batch",
+            "meter submit",
+        )
         stored = self.store.batch(batch.period)
         if stored is not None and stored.batch == payload:
             self.store.mark_accepted(batch.period, receipt.raw)
@@ -618,7 +660,9 @@ class MeterClient:
             bills_pb2.SubmitBillResponse,
             "SubmitBill",
         )
-        receipt = verify_receipt(response.receipt, EntryKind.BILL, bill.encode(), self.log_key)
+        receipt = _appended_receipt(
+            response.receipt, EntryKind.BILL, bill.encode(), self.log_key, "bill", "meter bill"
+        )
         self.store.put_bill(bill.period, bill.encode(), bill.total, receipt.raw)
         return receipt
 
