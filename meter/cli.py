@@ -6,7 +6,8 @@
     zkgrid meter register  [--format json|base64] [--out FILE]
     zkgrid meter register  --submit [--request FILE | --requests FILE]   (utility role)
     zkgrid meter revoke    --id METER --reason TEXT                      (utility role)
-    zkgrid meter submit    --csv readings.csv
+    zkgrid meter submit    --csv readings.csv [--units wh|kwh]
+    zkgrid meter csv-convert --csv local.csv --tz Europe/Berlin --out-dir DIR   (local only)
     zkgrid meter bill      --period YYYY-MM-DD
     zkgrid meter statement [--period YYYY-MM-DD] [--detail] [--json | --csv]
     zkgrid meter readings  --period YYYY-MM-DD [--json | --csv]     (local only)
@@ -138,6 +139,30 @@ def _parser() -> _Parser:
     p = sub.add_parser("submit", help="commit, prove, sign and submit a day of readings")
     _common(p, network=True)
     p.add_argument("--csv", type=Path, required=True, help="readings CSV of one UTC day")
+    p.add_argument(
+        "--units",
+        choices=("wh", "kwh"),
+        help="the values' unit (default: the header's, import_wh or import_kwh); kWh are"
+        " converted exactly to Wh, a fraction of a Wh is refused",
+    )
+
+    p = sub.add_parser(
+        "csv-convert",
+        help="cut a local-time readings file into UTC-day files (local only)",
+        description="Resolve a file's local wall-clock times (no offset) in --tz, daylight"
+        " saving days included, and write one readings CSV per complete UTC day to"
+        " --out-dir (DAY.csv, mode 0600). Days the file covers only in part are listed,"
+        " not written. Nothing is sent.",
+    )
+    p.add_argument("--csv", type=Path, required=True, help="the local-time readings file")
+    p.add_argument("--tz", required=True, help="IANA time zone of the file, e.g. Europe/Berlin")
+    p.add_argument("--out-dir", type=Path, required=True, help="where the UTC-day files go")
+    p.add_argument(
+        "--interval-minutes", type=int, default=15, help="the readings' interval (15)"
+    )
+    p.add_argument("--units", choices=("wh", "kwh"), help="the values' unit (default: header)")
+    p.add_argument("--force", action="store_true", help="replace existing day files")
+    p.add_argument("--json", action="store_true", help="print the outcome as JSON")
 
     p = sub.add_parser("bill", help="prove and submit the bill of a period")
     _common(p, network=True)
@@ -424,6 +449,57 @@ def _register(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _csv_convert(args: argparse.Namespace, out: TextIO) -> int:
+    from meter.localtime import convert_local_csv, time_zone
+    from meter.readings import ReadingsFormatError, format_readings_csv, read_readings_text
+    from zkgrid._internal.files import ensure_private_dir, replace_private, write_new_private
+
+    zone = time_zone(args.tz)
+    try:
+        converted = convert_local_csv(
+            read_readings_text(args.csv), zone, args.interval_minutes, units=args.units
+        )
+    except ReadingsFormatError as exc:
+        found = f" (found {exc.offending!r})" if exc.offending is not None else ""
+        sys.stderr.write(f"error: {args.csv}: {exc}{found}\n")
+        return EXIT_BAD_INPUT
+    if not converted.days:
+        raise InvalidArgumentError(
+            f"{args.csv} holds no complete UTC day of {args.interval_minutes}-minute intervals"
+            f" in {args.tz}"
+            + "".join(
+                f"; {p.period}: {p.present} of {p.needed} intervals" for p in converted.partial
+            )
+        )
+    ensure_private_dir(args.out_dir)
+    written = []
+    for day in converted.days:
+        path = args.out_dir / f"{day.period}.csv"
+        data = format_readings_csv(day).encode("utf-8")
+        if args.force:
+            replace_private(path, data)
+        else:
+            write_new_private(path, data)
+        written.append(str(path))
+    if args.json:
+        doc = {
+            "written": written,
+            "partial": [
+                {"period": p.period, "intervals": p.present, "needed": p.needed}
+                for p in converted.partial
+            ],
+        }
+        out.write(json.dumps(doc) + "\n")
+        return 0
+    for path in written:
+        out.write(f"wrote {path}\n")
+    for p in converted.partial:
+        out.write(
+            f"left out {p.period}: only {p.present} of its {p.needed} intervals are in the file\n"
+        )
+    return 0
+
+
 def _revoke(args: argparse.Namespace, out: TextIO) -> int:
     from meter.client import revoke_meter
 
@@ -459,7 +535,9 @@ def _submit(args: argparse.Namespace, out: TextIO) -> int:
 
     with _client(args) as client:
         try:
-            readings = read_readings_csv(args.csv, client.home.interval_minutes)
+            readings = read_readings_csv(
+                args.csv, client.home.interval_minutes, units=args.units
+            )
         except ReadingsFormatError as exc:
             # The readings are the prosumer's own: showing the offending field on their own
             # terminal is fine; it never goes to the service or into a log.
@@ -653,6 +731,7 @@ _COMMANDS = {
     "keygen": _keygen,
     "register": _register,
     "revoke": _revoke,
+    "csv-convert": _csv_convert,
     "submit": _submit,
     "bill": _bill,
     "statement": _statement,

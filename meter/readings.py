@@ -7,9 +7,13 @@ The CSV has a header and one row per interval of one UTC day, in order::
     2026-11-21T00:15:00Z,118,0
     ...
 
-``interval_start`` is ISO 8601 in UTC (``Z`` or ``+00:00``), aligned to the
-meter's ``interval_minutes``; ``import_wh`` and ``export_wh`` are integers in
-``[0, 2^32)``. Every one of the T = 1440 / interval_minutes intervals of the day
+``interval_start`` is ISO 8601 with an explicit UTC offset (``Z``, ``+00:00``,
+``+01:00``: converted to UTC), aligned to the meter's ``interval_minutes``;
+``import_wh`` and ``export_wh`` are integers in ``[0, 2^32)``. A file in kWh has
+the header ``interval_start,import_kwh,export_kwh`` (or is read with
+``units="kwh"``): values with at most three decimals, converted exactly to Wh
+(a fraction of a Wh is refused, never rounded). Trailing blank lines are ignored.
+Every one of the T = 1440 / interval_minutes intervals of the day
 must be present exactly once. Anything else raises :class:`ReadingsFormatError`
 naming the CSV line and column.
 
@@ -36,17 +40,29 @@ from zkgrid.errors import InvalidArgumentError, Reason
 
 __all__ = [
     "HEADER",
+    "HEADER_KWH",
     "MAX_READING",
+    "MAX_READINGS_FILE_BYTES",
     "DayReadings",
     "ReadingsFormatError",
     "format_readings_csv",
     "intervals_per_day",
+    "parse_kwh",
     "parse_period",
     "parse_readings_csv",
+    "parse_wh",
     "read_readings_csv",
+    "read_readings_text",
 ]
 
 HEADER = ("interval_start", "import_wh", "export_wh")
+#: The header of a file in kWh (``--units kwh``).
+HEADER_KWH = ("interval_start", "import_kwh", "export_kwh")
+#: Largest readings file read (a day of 1-minute readings is about 60 KB; a month of
+#: local-time rows for ``csv-convert`` a few MB).
+MAX_READINGS_FILE_BYTES = 32 << 20
+_MAX_TIMESTAMP_CHARS = 64
+_KWH = re.compile(r"[0-9]{1,32}(\.[0-9]{1,32})?", re.ASCII)
 #: Readings are proven to lie in [0, 2^32) (the batch's 32-bit range proof).
 MAX_READING = (1 << 32) - 1
 _INTEGER = re.compile(r"[0-9]+", re.ASCII)
@@ -160,21 +176,26 @@ def _format_ts(ts: datetime) -> str:
 
 
 def _parse_timestamp(text: str, line: int) -> datetime:
+    """An ISO 8601 timestamp with an explicit UTC offset (``Z``, ``+00:00``, ``+01:00``,
+    ...), converted to UTC."""
     raw = text.strip()
     if not raw:
         raise ReadingsFormatError("interval_start is empty", line=line, column="interval_start")
     try:
-        ts = datetime.fromisoformat(raw)
+        ts = datetime.fromisoformat(raw) if len(raw) <= _MAX_TIMESTAMP_CHARS else None
     except ValueError:
+        ts = None
+    if ts is None:
         raise ReadingsFormatError(
             "interval_start is not an ISO 8601 timestamp (e.g. 2026-11-21T00:15:00Z)",
             line=line,
             column="interval_start",
-            offending=raw,
-        ) from None
-    if ts.tzinfo is None or ts.utcoffset() != timedelta(0):
+            offending=raw[:_MAX_TIMESTAMP_CHARS],
+        )
+    if ts.tzinfo is None:
         raise ReadingsFormatError(
-            "interval_start must be in UTC (end it with Z or +00:00)",
+            "interval_start needs an explicit UTC offset (Z, +00:00, +01:00, ...); for local"
+            " times without one, convert the file with `zkgrid meter csv-convert --tz ZONE`",
             line=line,
             column="interval_start",
             offending=raw,
@@ -182,7 +203,7 @@ def _parse_timestamp(text: str, line: int) -> datetime:
     return ts.astimezone(UTC)
 
 
-def _parse_wh(text: str, line: int, column: str) -> int:
+def parse_wh(text: str, line: int, column: str) -> int:
     raw = text.strip()
     if _INTEGER.fullmatch(raw):
         # Bound the digits before int(): CPython refuses more than 4,300 with a ValueError.
@@ -213,8 +234,66 @@ def _parse_wh(text: str, line: int, column: str) -> int:
     )
 
 
-def parse_readings_csv(text: str, interval_minutes: int = 15) -> DayReadings:
-    """Parse one UTC day of readings; raises :class:`ReadingsFormatError` naming the line."""
+def parse_kwh(text: str, line: int, column: str) -> int:
+    """A reading in kWh, converted exactly to Wh (at most three decimals)."""
+    raw = text.strip()
+    if not raw:
+        raise ReadingsFormatError("value is missing", line=line, column=column)
+    if raw.startswith("-") and _KWH.fullmatch(raw[1:]):
+        raise ReadingsFormatError(
+            "value is negative (readings are >= 0)", line=line, column=column, offending=raw
+        )
+    if not _KWH.fullmatch(raw):
+        raise ReadingsFormatError(
+            "value is not a decimal number of kWh", line=line, column=column, offending=raw
+        )
+    whole, _, fraction = raw.partition(".")
+    if len(fraction.rstrip("0")) > 3:
+        raise ReadingsFormatError(
+            "value is not a whole number of Wh (kWh with at most three decimals)",
+            line=line,
+            column=column,
+            offending=raw,
+        )
+    if len(whole.lstrip("0")) > _MAX_READING_DIGITS:
+        value = MAX_READING + 1
+    else:
+        value = int(whole or "0") * 1000 + int((fraction.rstrip("0") + "000")[:3])
+    if value > MAX_READING:
+        raise ReadingsFormatError(
+            "value is too large (readings must be below 2^32 Wh)",
+            line=line,
+            column=column,
+            offending=raw,
+        )
+    return value
+
+
+def _units_of(header: list[str], units: str | None, line: int) -> str:
+    """``"wh"`` or ``"kwh"``: the header names the unit; ``units`` (``--units``) wins."""
+    found = tuple(header)
+    named = "wh" if found == HEADER else "kwh" if found == HEADER_KWH else None
+    if named is None:
+        raise ReadingsFormatError(
+            f"the header must be '{','.join(HEADER)}' (or '{','.join(HEADER_KWH)}' for kWh)",
+            line=line,
+            offending=",".join(header),
+        )
+    return units if units is not None else named
+
+
+def parse_readings_csv(
+    text: str, interval_minutes: int = 15, *, units: str | None = None
+) -> DayReadings:
+    """Parse one UTC day of readings; raises :class:`ReadingsFormatError` naming the line.
+
+    Timestamps may carry any explicit UTC offset (converted to UTC). ``units``: ``"wh"``
+    or ``"kwh"`` (values in kWh, converted exactly, at most three decimals); ``None``:
+    the header says (``import_wh``/``export_wh`` or ``import_kwh``/``export_kwh``).
+    Trailing blank lines are ignored; a blank line between rows is an error.
+    """
+    if units not in (None, "wh", "kwh"):
+        raise InvalidArgumentError("units must be 'wh' or 'kwh'")
     t_count = intervals_per_day(interval_minutes)
     step = timedelta(minutes=interval_minutes)
     reader = csv.reader(io.StringIO(text, newline=""))
@@ -222,6 +301,9 @@ def parse_readings_csv(text: str, interval_minutes: int = 15) -> DayReadings:
         rows = [(reader.line_num, row) for row in reader]
     except csv.Error as exc:
         raise ReadingsFormatError(f"not valid CSV ({exc})", line=reader.line_num) from None
+    while rows and all(not cell.strip() for cell in rows[-1][1]):
+        rows.pop()  # trailing blank lines
+    value_of = parse_wh
     # Where each well-formed timestamp occurs, to tell "out of order" from "gap".
     line_of: dict[datetime, int] = {}
     for line, row in rows[1:]:
@@ -243,11 +325,8 @@ def parse_readings_csv(text: str, interval_minutes: int = 15) -> DayReadings:
             raise ReadingsFormatError("empty line", line=line)
         if header is None:
             header = [cell.strip().lstrip("\ufeff") for cell in row]
-            if tuple(header) != HEADER:
-                raise ReadingsFormatError(
-                    "the header must be exactly 'interval_start,import_wh,export_wh'",
-                    line=line,
-                )
+            if _units_of(header, units, line) == "kwh":
+                value_of = parse_kwh
             continue
         if len(row) != len(HEADER):
             raise ReadingsFormatError(
@@ -298,8 +377,8 @@ def parse_readings_csv(text: str, interval_minutes: int = 15) -> DayReadings:
                 line=line,
                 column="interval_start",
             )
-        imports.append(_parse_wh(row[1], line, "import_wh"))
-        exports.append(_parse_wh(row[2], line, "export_wh"))
+        imports.append(value_of(row[1], line, header[1]))
+        exports.append(value_of(row[2], line, header[2]))
         previous = ts
         seen[ts] = line
         rows_seen += 1
@@ -316,13 +395,21 @@ def parse_readings_csv(text: str, interval_minutes: int = 15) -> DayReadings:
     return DayReadings(day.isoformat(), interval_minutes, tuple(imports), tuple(exports))
 
 
-def read_readings_csv(path: str | Path, interval_minutes: int = 15) -> DayReadings:
-    """Read and parse a readings CSV file (UTF-8)."""
+def read_readings_text(path: str | Path) -> str:
+    """A readings file's text (UTF-8, at most :data:`MAX_READINGS_FILE_BYTES`)."""
+    from zkgrid._internal.files import read_file
+
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return read_file(Path(path), max_bytes=MAX_READINGS_FILE_BYTES).decode("utf-8")
     except UnicodeDecodeError:
         raise ReadingsFormatError("the file is not UTF-8 text") from None
-    return parse_readings_csv(text, interval_minutes)
+
+
+def read_readings_csv(
+    path: str | Path, interval_minutes: int = 15, *, units: str | None = None
+) -> DayReadings:
+    """Read and parse a readings CSV file (UTF-8)."""
+    return parse_readings_csv(read_readings_text(path), interval_minutes, units=units)
 
 
 def format_readings_csv(readings: DayReadings) -> str:

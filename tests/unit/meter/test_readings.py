@@ -85,8 +85,9 @@ def test_error_is_invalid_argument_with_reason() -> None:
         (lambda r: [*r[:5], r[5].replace(",104,", ",abc,"), *r[6:]], 6, "not a number"),
         (lambda r: [*r[:5], r[5].replace(",104,", ",,"), *r[6:]], 6, "missing"),
         (lambda r: [*r[:5], r[5] + ",7", *r[6:]], 6, "columns"),
-        (lambda r: [*r[:5], r[5].replace("Z,", ","), *r[6:]], 6, "UTC"),
-        (lambda r: [*r[:5], r[5].replace("Z,", "+01:00,"), *r[6:]], 6, "UTC"),
+        (lambda r: [*r[:5], r[5].replace("Z,", ","), *r[6:]], 6, "explicit UTC offset"),
+        # 04:00+01:00 is 03:00 UTC, the row before: an offset is converted, not refused
+        (lambda r: [*r[:5], r[5].replace("Z,", "+01:00,"), *r[6:]], 6, "duplicate"),
         (lambda r: [*r[:5], "yesterday" + r[5][20:], *r[6:]], 6, "ISO 8601"),
         (lambda r: r[:10], 10, "ends after 9 of 24"),
         (lambda r: ["start,import,export", *r[1:]], 1, "header"),
@@ -138,3 +139,48 @@ def test_day_readings_repr_hides_values() -> None:
     readings = DayReadings.from_lists(PERIOD, 240, [123457] * 6, [98765] * 6)
     assert "123457" not in repr(readings)
     assert "98765" not in repr(readings)
+
+
+def test_any_explicit_offset_is_converted_to_utc() -> None:
+    rows = ["interval_start,import_wh,export_wh"]
+    rows += [f"2026-11-21T{h + 1:02d}:00:00+01:00,{100 + h},0" for h in range(23)]
+    rows.append("2026-11-22T00:00:00+01:00,123,0")
+    rows.append("")
+    rows.append("   ")  # trailing blank lines are ignored
+    readings = parse_readings_csv("\n".join(rows) + "\n", 60)
+    assert readings.period == PERIOD
+    assert readings.imports == tuple(100 + h for h in range(24))
+
+
+def test_a_wrong_header_is_shown_to_its_owner_only() -> None:
+    err = _error(["time,in,out", *_rows()[1:]])
+    assert "import_kwh" in str(err)  # the accepted forms are named
+    assert err.offending == "time,in,out"
+    err = _error(_rows()[1:])  # no header at all: the first row is data, kept out of the message
+    assert "100" not in str(err)
+    assert err.offending is not None
+    assert err.offending.startswith(PERIOD)
+
+
+def _kwh_rows(value: str = "0.1") -> list[str]:
+    rows = ["interval_start,import_kwh,export_kwh"]
+    rows += [f"{PERIOD}T{h:02d}:00:00Z,{value},0.000" for h in range(24)]
+    return rows
+
+
+def test_kwh_converts_exactly_or_is_refused() -> None:
+    readings = parse_readings_csv(_text(_kwh_rows("1.234")), 60)
+    assert readings.imports == (1234,) * 24
+    assert readings.exports == (0,) * 24
+    assert parse_readings_csv(_text(_kwh_rows("0.1")), 60).imports[0] == 100
+    assert parse_readings_csv(_text(_kwh_rows("2.50000")), 60).imports[0] == 2500
+    for bad, words in (("1.2345", "whole number of Wh"), ("-1", "negative"),
+                       ("1e3", "decimal number"), ("4294968", "too large")):  # fmt: skip
+        with pytest.raises(ReadingsFormatError, match=words) as info:
+            parse_readings_csv(_text(_kwh_rows(bad)), 60)
+        assert bad not in str(info.value)
+    # --units kwh reads a Wh-labelled file as kWh; a kWh header with --units wh is read as Wh
+    wh_labelled = _rows()
+    assert parse_readings_csv(_text(wh_labelled), 60, units="kwh").imports[0] == 100_000
+    with pytest.raises(ReadingsFormatError, match="not an integer"):
+        parse_readings_csv(_text(_kwh_rows("0.5")), 60, units="wh")
