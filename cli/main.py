@@ -18,6 +18,7 @@ optional part never breaks the others.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import cast
@@ -59,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command is None:
         print(f"zkgrid: unknown command {args[0]!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    if args[0] != "serve":
+        # A client's terminal gets one line per error, never gRPC C-core's own log lines
+        # (handshake failures and the like; the error says what failed and what to do).
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     module = importlib.import_module(command[0])
     entry = cast(Callable[[list[str]], int | None], module.main)
     result = entry(args[1:])

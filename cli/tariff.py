@@ -155,7 +155,7 @@ def _open(args: argparse.Namespace, role: str) -> tuple[grpc.Channel, Metadata]:
         return client_channel(args.target, insecure=True), dev_metadata(role)
     if not (args.ca and args.cert and args.key):
         raise UsageError("--target needs --ca, --cert and --key (or --insecure for a dev server)")
-    tls = TlsMaterial.from_files(args.ca, args.cert, args.key)
+    tls = TlsMaterial.from_files(args.ca, args.cert, args.key, role=role)
     return client_channel(args.target, tls=tls), ()
 
 

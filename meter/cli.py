@@ -358,7 +358,12 @@ def _utility_channel(args: argparse.Namespace) -> tuple[grpc.Channel, Sequence[t
     from meter.client import make_channel
 
     channel = make_channel(
-        args.target, insecure=args.insecure, ca=args.ca, cert=args.cert, key=args.key
+        args.target,
+        insecure=args.insecure,
+        ca=args.ca,
+        cert=args.cert,
+        key=args.key,
+        role="utility",
     )
     return channel, dev_metadata("utility") if args.insecure else ()
 

@@ -186,17 +186,22 @@ def make_channel(
     ca: str | Path | None = None,
     cert: str | Path | None = None,
     key: str | Path | None = None,
+    role: str | None = None,
+    identity: str | None = None,
 ) -> grpc.Channel:
     """A channel to the service: mTLS (``ca``, ``cert``, ``key``) or, for development on
     the loopback interface only, plaintext (``insecure``)
-    (:func:`zkgrid._internal.channels.client_channel`; the key must be ``chmod 600``)."""
+    (:func:`zkgrid._internal.channels.client_channel`; the key must be ``chmod 600``).
+    The files are checked first, with the certificate's ``role`` and ``identity`` when
+    given (:meth:`~zkgrid._internal.channels.TlsMaterial.check`)."""
     if insecure:
         if ca is not None or cert is not None or key is not None:
             raise InvalidArgumentError("--insecure cannot be combined with --ca/--cert/--key")
         return client_channel(target, insecure=True)
     if ca is None:
         raise InvalidArgumentError("TLS needs --ca (and --cert/--key for mTLS), or --insecure")
-    return client_channel(target, tls=TlsMaterial.from_files(ca, cert, key))
+    tls = TlsMaterial.from_files(ca, cert, key, role=role, identity=identity)
+    return client_channel(target, tls=tls)
 
 
 def _stub(factory: Callable[..., Any], channel: grpc.Channel) -> Any:
@@ -419,7 +424,15 @@ class MeterClient:
         self.log_key = log_key
         self._owns_channel = channel is None and target is not None
         if channel is None and target is not None:
-            channel = make_channel(target, insecure=insecure, ca=ca, cert=cert, key=key)
+            channel = make_channel(
+                target,
+                insecure=insecure,
+                ca=ca,
+                cert=cert,
+                key=key,
+                role="meter",
+                identity=self.home.meter_id,
+            )
         self._channel = channel
         metadata = dev_metadata("meter", self.meter_id) if insecure else ()
         self._rpc = (

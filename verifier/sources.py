@@ -95,7 +95,7 @@ class TlsFiles:
 
     def __init__(self, ca: str | Path, cert: str | Path, key: str | Path) -> None:
         try:
-            self.material = TlsMaterial.from_files(ca, cert, key)
+            self.material = TlsMaterial.from_files(ca, cert, key, role="auditor")
         except (PrivateFileError, ChannelConfigError) as exc:
             raise AuditError(f"cannot read a TLS file: {exc}") from None
 

@@ -141,7 +141,8 @@ def open_channel(
             return client_channel(target, insecure=True), dev_metadata(role)
         if not (ca and cert and key):
             raise CosignError("--target needs --ca, --cert and --key (or --insecure)")
-        return client_channel(target, tls=TlsMaterial.from_files(ca, cert, key)), ()
+        tls = TlsMaterial.from_files(ca, cert, key, role=role)
+        return client_channel(target, tls=tls), ()
     except CosignError:
         raise
     except ZkgridError as exc:  # ChannelConfigError, PrivateFileError (a TLS file)

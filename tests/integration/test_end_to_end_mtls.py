@@ -66,10 +66,11 @@ def test_meter_cli_over_mutual_tls(
 
     assert run("keygen", "--id", "tls-1", "--home", str(home),
                "--interval-minutes", str(INTERVAL))[0] == 0  # fmt: skip
-    # A meter certificate may not register meters: only the utility's.
+    # A meter certificate may not register meters, only the utility's: the client says so
+    # before it connects (the service refuses it too: tests/integration/test_grpc_tls.py).
     code, _, err = run("register", "--submit", "--home", str(home), *tls("meter-tls-1"))
-    assert code == 1
-    assert "PERMISSION_DENIED" in err
+    assert code == 2
+    assert "this command needs a utility certificate" in err
     code, out, err = run("register", "--submit", "--home", str(home), *tls("utility"))
     assert code == 0, err
     assert "signature verified" in out
@@ -77,10 +78,19 @@ def test_meter_cli_over_mutual_tls(
     readings = DayReadings.from_lists(PERIOD, INTERVAL, [5, 6, 7, 8, 9, 10], [0, 0, 3, 4, 0, 0])
     csv_path = tmp_path / "day.csv"
     csv_path.write_text(format_readings_csv(readings))
-    # Another meter's certificate cannot submit this meter's readings.
+    # Another meter's certificate cannot submit this meter's readings (checked locally too).
     code, _, err = run("submit", "--csv", str(csv_path), "--home", str(home), *tls("meter-tls-2"))
-    assert code == 1
-    assert "PERMISSION_DENIED" in err
+    assert code == 2
+    assert "issued to tls-2, not to tls-1" in err
+    # a key that is not the certificate's, and a CA file that is not a certificate
+    mixed = tls("meter-tls-1")
+    mixed[mixed.index("--key") + 1] = str(certs / "meter-tls-2.key")
+    code, _, err = run("submit", "--csv", str(csv_path), "--home", str(home), *mixed)
+    assert (code, "is not the key of" in err) == (2, True)
+    bad_ca = tls("meter-tls-1")
+    bad_ca[bad_ca.index("--ca") + 1] = str(certs / "meter-tls-1.key")
+    code, _, err = run("submit", "--csv", str(csv_path), "--home", str(home), *bad_ca)
+    assert (code, "is not a PEM certificate bundle" in err) == (2, True)
     code, out, err = run("submit", "--csv", str(csv_path), "--home", str(home), *tls("meter-tls-1"))
     assert code == 0, err
     code, out, err = run("bill", "--period", PERIOD, "--home", str(home), *tls("meter-tls-1"))

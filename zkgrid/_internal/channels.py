@@ -169,15 +169,79 @@ class TlsMaterial:
         ca: str | os.PathLike[str],
         cert: str | os.PathLike[str] | None = None,
         key: str | os.PathLike[str] | None = None,
+        *,
+        role: str | None = None,
+        identity: str | None = None,
     ) -> TlsMaterial:
-        """Read the files; the key must be private to its owner (``chmod 600``)."""
+        """Read the files; the key must be private to its owner (``chmod 600``). They are
+        checked before anything is sent (:meth:`check`)."""
         if (cert is None) != (key is None):
             raise ChannelConfigError("a client certificate and its key go together")
-        return cls(
+        material = cls(
             ca=read_file(ca, max_bytes=MAX_PEM_BYTES),
             cert=None if cert is None else read_file(cert, max_bytes=MAX_PEM_BYTES),
             key=None if key is None else read_private(key, max_bytes=MAX_PEM_BYTES),
         )
+        material.check(role=role, identity=identity, names=(str(ca), str(cert), str(key)))
+        return material
+
+    def check(
+        self,
+        *,
+        role: str | None = None,
+        identity: str | None = None,
+        names: tuple[str, str, str] = ("--ca", "--cert", "--key"),
+    ) -> None:
+        """What can be checked here, before a handshake or any proving: the CA bundle
+        parses; the client certificate parses and belongs to the key; its role (the
+        subject's OU) is ``role`` and its CN ``identity`` when they are given (the command
+        needs them: a meter's own id, the utility's role). :class:`ChannelConfigError`
+        naming the file and what to do."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.x509.oid import NameOID
+
+        ca_name, cert_name, key_name = names
+        try:
+            x509.load_pem_x509_certificates(self.ca)
+        except ValueError:
+            raise ChannelConfigError(
+                f"{ca_name} is not a PEM certificate bundle (pass the CA that signed the"
+                " service's certificate)"
+            ) from None
+        if self.cert is None or self.key is None:
+            return
+        try:
+            cert = x509.load_pem_x509_certificate(self.cert)
+        except ValueError:
+            raise ChannelConfigError(f"{cert_name} is not a PEM certificate") from None
+        try:
+            key = serialization.load_pem_private_key(self.key, password=None)
+        except (ValueError, TypeError):
+            raise ChannelConfigError(f"{key_name} is not an unencrypted PEM private key") from None
+        spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
+            raise ChannelConfigError(
+                f"{key_name} is not the key of {cert_name}: pass the key issued with that"
+                " certificate"
+            )
+        subject = cert.subject
+        units = [
+            str(a.value) for a in subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+        ]
+        names_cn = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        if role is not None and units != [role]:
+            found = ", ".join(units) or "none"
+            raise ChannelConfigError(
+                f"{cert_name} is a certificate for the role {found}; this command needs a"
+                f" {role} certificate (OU={role})"
+            )
+        if identity is not None and names_cn != [identity]:
+            found = ", ".join(names_cn) or "none"
+            raise ChannelConfigError(
+                f"{cert_name} is issued to {found}, not to {identity}: pass the certificate of"
+                f" {identity}"
+            )
 
 
 def client_channel(

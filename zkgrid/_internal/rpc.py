@@ -26,7 +26,14 @@ from zkgrid.errors import Reason, ZkgridError
 if TYPE_CHECKING:  # pragma: no cover
     import grpc
 
-__all__ = ["ERROR_DOMAIN", "MAX_DETAILS", "TRANSIENT_CODES", "RemoteError", "remote_error"]
+__all__ = [
+    "ERROR_DOMAIN",
+    "MAX_DETAILS",
+    "TRANSIENT_CODES",
+    "RemoteError",
+    "connection_hint",
+    "remote_error",
+]
 
 #: The ``ErrorInfo.domain`` of the settlement API's errors.
 ERROR_DOMAIN = "zkgrid.settlement.v1"
@@ -118,6 +125,43 @@ def _status_details(exc: Any) -> tuple[str | None, float | None]:
     return reason, delay
 
 
+#: What a failed connection's details mean, and what to do (the first match wins).
+_CONNECTION_HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (
+        ("Connection refused",),
+        "nothing answers at that address: check --target and that `zkgrid serve` is running",
+    ),
+    (
+        ("CERTIFICATE_VERIFY_FAILED", "unable to get local issuer"),
+        "the service's certificate is not signed by the CA in --ca: pass the CA that signed"
+        " the service's certificate",
+    ),
+    (
+        ("Peer name", "not in peer certificate", "hostname mismatch"),
+        "the service's certificate does not name the host in --target: use a name it was"
+        " issued for (`zkgrid certs init --host NAME`)",
+    ),
+    (
+        ("Socket closed", "Handshake", "handshake"),
+        "the service closed the connection while it was being set up: a service with"
+        " mutual TLS needs --ca, --cert and --key (a certificate its client CA signed); a"
+        " development service started with --insecure needs --insecure",
+    ),
+    (
+        ("DNS resolution failed", "Name or service not known"),
+        "the host name in --target does not resolve",
+    ),
+)
+
+
+def connection_hint(details: str) -> str | None:
+    """What to do about a connection that failed with ``details`` (gRPC's text), or None."""
+    for needles, hint in _CONNECTION_HINTS:
+        if any(needle in details for needle in needles):
+            return hint
+    return None
+
+
 def remote_error(exc: grpc.RpcError, what: str = "") -> RemoteError:
     """The :class:`RemoteError` of a failed call (``what`` names the call in the message)."""
     import grpc
@@ -132,4 +176,8 @@ def remote_error(exc: grpc.RpcError, what: str = "") -> RemoteError:
         reason, delay = _status_details(exc)
     if reason is None or not _REASON.fullmatch(reason):
         reason = code.name
+    if code == grpc.StatusCode.UNAVAILABLE and reason == "UNAVAILABLE":
+        hint = connection_hint(details)  # a connection that failed, not a service's answer
+        if hint is not None:
+            details = f"{hint} ({details})"
     return RemoteError(code, reason, details, what, delay)
