@@ -87,6 +87,8 @@ __all__ = [
 
 DEFAULT_PERIOD = "2026-04-21"
 ORIGIN = "zkgrid.demo/settlement"
+#: The log key's file in a ``--keep`` directory (its verifier key beside it, ``.pub``).
+LOG_KEY_FILE = "log.key"
 UTILITY_METADATA = dev_metadata("utility")
 AUDITOR_METADATA = dev_metadata("auditor")
 
@@ -228,6 +230,7 @@ def run_demo(
     workdir: Path,
     console: Console | None = None,
     db_url: str | None = None,
+    keep_keys: bool = False,
 ) -> DemoResult:
     """Run the whole scenario in ``workdir``; returns what happened (raises on failure)."""
     console = console if console is not None else Console()
@@ -238,7 +241,13 @@ def run_demo(
     t_start = time.perf_counter()
     results: list[ProsumerResult] = []
     clients: dict[str, MeterClient] = {}
-    with embedded_service(url) as service:
+    signer = CheckpointSigner.generate(ORIGIN)
+    if keep_keys:
+        # A kept ledger comes with its log key, so it can be audited and served again.
+        from service.logkey import save_log_key
+
+        save_log_key(workdir / LOG_KEY_FILE, signer)
+    with embedded_service(url, signer=signer) as service:
         timings["start service"] = time.perf_counter() - t_start
         channel = service.channel
         log_key = service.log_key
@@ -415,7 +424,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--period", default=DEFAULT_PERIOD, help=f"day ({DEFAULT_PERIOD})")
     parser.add_argument("--interval-minutes", type=int, default=15, help="interval (15)")
     parser.add_argument("--workers", type=int, help="proving processes (one per core)")
-    parser.add_argument("--keep", type=Path, help="keep the ledger and meter homes here")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="keep the ledger, the meter homes and the log key here (prints how to audit it)",
+    )
     args = parser.parse_args(list(argv) if argv is not None else None)
     if args.prosumers < 1:
         parser.error("--prosumers must be at least 1")
@@ -429,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = run_demo(
                 prosumers=args.prosumers, seed=args.seed, period=args.period,
                 interval_minutes=args.interval_minutes, workers=args.workers,
-                workdir=args.keep, console=console,
+                workdir=args.keep, console=console, keep_keys=True,
             )  # fmt: skip
         else:
             with tempfile.TemporaryDirectory(prefix="zkgrid-demo-") as tmp:
@@ -449,7 +462,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print("[red]some bills did not verify[/]")
         return 1
     console.print("[green]every batch, bill and receipt verified[/]")
+    if args.keep is not None:
+        _print_kept(console, args.keep)
     return 0
+
+
+def kept_commands(keep: Path) -> list[list[str]]:
+    """The commands that audit (and serve again) a ledger kept with ``--keep DIR``."""
+    db = f"sqlite:///{keep / 'ledger.db'}"
+    return [
+        ["zkgrid", "ledger", "export", "--db", db, "--out", str(keep / "ledger.zkla")],
+        ["zkgrid", "audit", "--archive", str(keep / "ledger.zkla"),
+         "--log-key-file", str(keep / (LOG_KEY_FILE + ".pub"))],
+        ["zkgrid", "serve", "--db", db, "--log-key", str(keep / LOG_KEY_FILE),
+         "--origin", ORIGIN, "--insecure"],
+    ]  # fmt: skip
+
+
+def _print_kept(console: Console, keep: Path) -> None:
+    import shlex
+
+    audit, serve = kept_commands(keep)[:2], kept_commands(keep)[2]
+    console.print(
+        f"kept in {keep}: the ledger, the meters' homes, the log key ({LOG_KEY_FILE}) and its"
+        f" verifier key ({LOG_KEY_FILE}.pub). Audit it:"
+    )
+    for command in audit:
+        console.print("  " + shlex.join(command), markup=False, highlight=False)
+    console.print("or serve it again:")
+    console.print("  " + shlex.join(serve), markup=False, highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover
