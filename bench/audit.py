@@ -88,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=None, help="audit processes (default: one per core)"
     )
+    parser.add_argument("--json", action="store_true", help="the figures as JSON on stdout")
     args = parser.parse_args(argv)
 
     def log(message: str) -> None:
@@ -160,7 +161,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "seconds_with_state_load": round(incremental_s, 3),
         },
     }
-    print(json.dumps(doc, indent=2))
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(
+            f"audit of {size} entries ({args.meters} meters): full {doc['full']}, incremental"
+            f" {doc['incremental']}"
+        )
     return 0 if full.ok and incremental.ok else 1
 
 
