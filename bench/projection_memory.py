@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import json
 import tracemalloc
+from collections.abc import Sequence
 
 from settlement import rules
 from settlement.periods import period_of_ordinal, period_ordinal
@@ -64,12 +65,12 @@ def measure(meters: int, periods: int) -> dict[str, int]:
     }
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--meters", type=int, default=1000)
     parser.add_argument("--periods", type=int, default=30)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     result = {"benchmark": "projection-memory", "meters": args.meters, "periods": args.periods}
     result.update(measure(args.meters, args.periods))
     if args.json:

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
@@ -187,13 +188,13 @@ def run(minutes: float, meters: int, interval_minutes: int) -> dict[str, object]
     }
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--meters", type=int, default=20)
     parser.add_argument("--interval-minutes", type=int, default=120)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     result = run(args.minutes, args.meters, args.interval_minutes)
     if args.json:
         print(json.dumps(result))

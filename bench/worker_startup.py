@@ -18,6 +18,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 PAIRS = 32 * 256  # a 192-value, 32-bit proof pads to 256 values
@@ -50,11 +51,11 @@ def _start_once(cache_dir: str) -> dict[str, float]:
     return {"ready": ready, **inside}
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     results: dict[str, list[dict[str, float]]] = {"cold": [], "warm": []}
     for _ in range(args.runs):
         with tempfile.TemporaryDirectory() as cache_dir:
