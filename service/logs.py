@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
 __all__ = [
     "ACCESS_LOGGER",
     "LEDGER_LOGGER",
+    "TEXT_FORMAT",
     "AccessLog",
     "AppendLog",
     "JsonFormatter",
