@@ -39,9 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
             " certificate's OU). SIGTERM/SIGINT drain in-flight calls, then exit 0."
         ),
         epilog=(
-            "Insecure mode (--insecure) is for development and the demo only: it listens"
-            " on loopback addresses only, and callers name their role and identity in the"
-            " x-zkgrid-role / x-zkgrid-identity metadata."
+            "Settings: a flag wins over its ZKGRID_* variable, which wins over the --config"
+            " file, which wins over the default. Exit status: 0 after a clean drain, 1 when"
+            " the ledger fails its start-up check, 2 when the service could not run"
+            " (settings, keys, files, the database, ports). Insecure mode (--insecure) is for"
+            " development"
+            " and the demo only: it listens on loopback addresses only, and callers name"
+            " their role and identity in the x-zkgrid-role / x-zkgrid-identity metadata."
+            " Operator's guide: docs/operations.md."
         ),
     )
 

@@ -4,6 +4,7 @@ without a single warning."""
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -86,7 +87,9 @@ def test_the_unit_has_the_hardening_of_a_service_holding_a_signing_key(unit: Uni
     assert any(f.startswith("~") and "@privileged" in f for f in filters)
     # SIGTERM drains for `grace` (10 s by default): systemd must wait longer.
     assert int(_one(unit, "Service", "TimeoutStopSec")) > 10
-    assert _one(unit, "Service", "RestartPreventExitStatus") == "2"  # config errors
+    # Exit status 1 is a ledger that failed its self-check (service/cli.py): not restarted.
+    assert _one(unit, "Service", "RestartPreventExitStatus") == "1"
+    assert serve_cli._VIOLATIONS  # the reasons that exit 1
     assert _one(unit, "Install", "WantedBy") == "multi-user.target"
 
 
@@ -134,11 +137,11 @@ def _verify(path: Path) -> str:
     return (done.stdout + done.stderr).strip()
 
 
-@pytest.mark.skipif(
-    shutil.which("systemd-analyze") is None,
-    reason="systemd-analyze is not installed (README: Tests)",
-)
 def test_systemd_analyze_verify_finds_nothing(tmp_path: Path) -> None:
+    if shutil.which("systemd-analyze") is None:
+        if os.environ.get("CI"):
+            pytest.fail("systemd-analyze is required in CI (.ci/run installs Debian's systemd)")
+        pytest.skip("systemd-analyze is not installed: apt-get install systemd (README: Tests)")
     # The unit names /opt/zkgrid's command, absent here: verify a copy naming this one.
     text = UNIT.read_text().replace("/opt/zkgrid/.venv/bin/zkgrid", str(_zkgrid_command()))
     copy = tmp_path / "zkgrid.service"
