@@ -103,7 +103,8 @@ def test_what_the_admin_port_refuses(admin: AdminServer) -> None:
     assert _request(admin, "/metrics", "POST")[0] == 501
     status, _, body = _request(admin, "/healthz", "HEAD")
     assert (status, body) == (200, b"")
-    held = [admin.slots.acquire(blocking=False) for _ in range(MAX_CONCURRENT)]
+    # (a handler frees its slot just after its reply: wait for the last one)
+    held = [admin.slots.acquire(timeout=5) for _ in range(MAX_CONCURRENT)]
     assert all(held)
     try:
         assert _request(admin, "/metrics")[::2] == (503, b"busy\n")
