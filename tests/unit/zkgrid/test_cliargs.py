@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from cli import tariff as tariff_cli
 from meter import cli as meter_cli
 from verifier import cli as audit_cli
 from witness import cli as witness_cli
@@ -126,11 +127,26 @@ def test_witness_commands_take_the_environment() -> None:
     assert (args.log_key, args.log_key_file) == ("name+00+AA", None)
 
 
+@pytest.mark.usefixtures("env")
+def test_tariff_commands_take_the_environment() -> None:
+    args = _parse(tariff_cli._parser, "show", "--period", "2026-11-21")
+    assert (args.target, args.ca, args.cert, args.key, args.log_key_file) == (
+        ENV["ZKGRID_TARGET"],
+        ENV["ZKGRID_CA"],
+        ENV["ZKGRID_CERT"],
+        ENV["ZKGRID_KEY"],
+        ENV["ZKGRID_LOG_KEY_FILE"],
+    )
+    args = _parse(tariff_cli._parser, "show", "--period", "2026-11-21", "--insecure")
+    assert (args.ca, args.cert, args.key) == (None, None, None)
+
+
 def test_help_names_the_variables(capsys: pytest.CaptureFixture[str]) -> None:
     for parser, argv in (
         (meter_cli._parser, ["submit", "--help"]),
         (audit_cli._parser, ["--help"]),
         (witness_cli._parser, ["finality", "--help"]),
+        (tariff_cli._parser, ["show", "--help"]),
     ):
         with pytest.raises(SystemExit):
             parser().parse_args(argv)
