@@ -31,7 +31,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zkgrid._internal.cliargs import OneLineParser, UsageError
+from zkgrid._internal.cliargs import (
+    OneLineParser,
+    UsageError,
+    add_env_argument,
+    clearing,
+)
 from zkgrid.errors import ZkgridError
 
 if TYPE_CHECKING:  # pragma: no cover - imported where used: `--help` loads no grpc
@@ -68,17 +73,26 @@ class _Unreachable(Exception):
 
 
 def _connection_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target", required=True, metavar="HOST:PORT", help="the zkgrid service")
-    p.add_argument("--ca", metavar="FILE", help="CA bundle that signed the service (PEM)")
-    p.add_argument("--cert", metavar="FILE", help="client certificate (PEM)")
-    p.add_argument("--key", metavar="FILE", help="client key (PEM)")
+    # Defaults from ZKGRID_TARGET, _CA, _CERT, _KEY, _LOG_KEY_FILE (zkgrid._internal.cliargs).
+    add_env_argument(
+        p, "--target", setting="target", required=True, metavar="HOST:PORT",
+        help="the zkgrid service",
+    )  # fmt: skip
+    add_env_argument(
+        p, "--ca", setting="ca", metavar="FILE", help="CA bundle that signed the service (PEM)"
+    )
+    add_env_argument(p, "--cert", setting="cert", metavar="FILE", help="client certificate (PEM)")
+    add_env_argument(p, "--key", setting="key", metavar="FILE", help="client key (PEM)")
     p.add_argument(
-        "--insecure", action="store_true", help="plaintext gRPC (loopback development only)"
+        "--insecure",
+        action=clearing(("ca", "cert", "key"), flag=True),
+        help="plaintext gRPC (loopback development only)",
     )
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default 30)")
-    p.add_argument(
-        "--log-key-file", metavar="FILE", help="the log's verifier key: receipts are checked"
-    )
+    add_env_argument(
+        p, "--log-key-file", setting="log_key_file", metavar="FILE",
+        help="the log's verifier key: receipts are checked",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
 
 

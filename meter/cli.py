@@ -19,7 +19,9 @@ Every command takes ``--id METER`` or ``--home DIR`` (default
 ``~/.zkgrid/meter/<id>``, or ``$ZKGRID_METER_HOME``); the network commands take
 ``--target HOST:PORT`` and either mutual TLS (``--ca``, ``--cert``, ``--key``) or
 ``--insecure`` (development, loopback only), and ``--log-key`` to pin the log's
-checkpoint key (``name+hex+base64`` text, or a file holding it).
+checkpoint key (``name+hex+base64`` text, or a file holding it); their defaults come
+from ``ZKGRID_TARGET``, ``ZKGRID_CA``, ``ZKGRID_CERT``, ``ZKGRID_KEY`` and
+``ZKGRID_LOG_KEY_FILE`` (:mod:`zkgrid._internal.cliargs`).
 
 ``readings``, ``backup`` and ``restore`` read or write the local opening store only:
 nothing is sent. ``statement --detail`` and ``report`` fetch the ledger's bill and the
@@ -41,7 +43,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +51,7 @@ from typing import TYPE_CHECKING, NoReturn, TextIO
 from meter.errors import ReceiptError
 from meter.units import format_money
 from zkgrid._internal.channels import dev_metadata
+from zkgrid._internal.cliargs import CLIENT_ENV, add_env_argument, clearing
 from zkgrid._internal.files import PrivateFileError, read_file
 from zkgrid._internal.rpc import RemoteError
 from zkgrid.errors import InvalidArgumentError, ProofFormatError, UsageError, ZkgridError
@@ -65,7 +67,7 @@ if TYPE_CHECKING:  # pragma: no cover - imported by the commands that need them
 
 __all__ = ["format_money", "main"]
 
-TARGET_ENV = "ZKGRID_TARGET"
+TARGET_ENV = CLIENT_ENV["target"]
 DEFAULT_TARGET = "127.0.0.1:50051"
 EXIT_REFUSED = 1
 #: Could not run: usage, input, local files, or the service cannot be reached.
@@ -84,19 +86,34 @@ def _common(parser: argparse.ArgumentParser, *, network: bool) -> None:
     parser.add_argument("--home", type=Path, help="meter home directory")
     if not network:
         return
-    parser.add_argument(
+    # Defaults from ZKGRID_TARGET, _CA, _CERT, _KEY, _LOG_KEY_FILE (zkgrid._internal.cliargs).
+    add_env_argument(
+        parser,
         "--target",
-        default=os.environ.get(TARGET_ENV, DEFAULT_TARGET),
-        help=f"service address (default ${TARGET_ENV} or {DEFAULT_TARGET})",
+        setting="target",
+        fallback=DEFAULT_TARGET,
+        help=f"service address (default {DEFAULT_TARGET})",
     )
-    parser.add_argument("--ca", type=Path, help="CA certificate (PEM) of the service")
-    parser.add_argument("--cert", type=Path, help="client certificate (PEM) for mutual TLS")
-    parser.add_argument("--key", type=Path, help="client private key (PEM) for mutual TLS")
-    parser.add_argument(
-        "--insecure", action="store_true", help="plaintext to a loopback service (dev only)"
+    add_env_argument(
+        parser, "--ca", setting="ca", type=Path, help="CA certificate (PEM) of the service"
+    )
+    add_env_argument(
+        parser, "--cert", setting="cert", type=Path, help="client certificate (PEM) for mutual TLS"
+    )
+    add_env_argument(
+        parser, "--key", setting="key", type=Path, help="client private key (PEM) for mutual TLS"
     )
     parser.add_argument(
-        "--log-key", help="pin the log's checkpoint verifier key (text or a file holding it)"
+        "--insecure",
+        action=clearing(("ca", "cert", "key"), flag=True),
+        help="plaintext to a loopback service (dev only; ignores ZKGRID_CA/_CERT/_KEY)",
+    )
+    add_env_argument(
+        parser,
+        "--log-key",
+        setting="log_key_file",
+        dest="log_key",
+        help="pin the log's checkpoint verifier key (text or a file holding it)",
     )
     parser.add_argument("--timeout", type=float, default=30.0, help="per-call deadline (s)")
 

@@ -1,8 +1,9 @@
-"""Configuration of the settlement server (``zkgrid serve``): flags, environment, checks.
+"""Configuration of the settlement server (``zkgrid serve``): flags, environment, file, checks.
 
-Every setting has a command-line flag and an environment variable (the flag
-wins); :meth:`ServiceConfig.validate` refuses inconsistent settings before
-anything is opened:
+Every setting has a command-line flag, an environment variable (:data:`ENV`) and a key
+of the same name in the TOML configuration file (``--config``, :mod:`service.config_file`);
+precedence: flag > environment > file > default. :meth:`ServiceConfig.validate` refuses
+inconsistent settings before anything is opened:
 
 * either mutual TLS (``--tls-cert``, ``--tls-key`` and ``--client-ca`` all set)
   or ``--insecure``, never both, never neither;
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -41,11 +42,14 @@ if TYPE_CHECKING:  # pragma: no cover - imported by load_log_key (a fast `zkgrid
     from ledger.checkpoint import CheckpointSigner
 
 __all__ = [
+    "CONFIG_ENV",
     "DEFAULT_DB",
     "DEFAULT_LISTEN",
     "DEFAULT_LOG_KEY",
     "DEFAULT_ORIGIN",
     "ENV",
+    "LOG_FORMATS",
+    "LOG_LEVELS",
     "MAX_RECEIVE_BYTES",
     "ConfigError",
     "ServiceConfig",
@@ -85,7 +89,14 @@ ENV: Mapping[str, str] = {
     "failure_burst": "ZKGRID_FAILURE_BURST",
     "failure_refill_s": "ZKGRID_FAILURE_REFILL_S",
     "late_days": "ZKGRID_LATE_DAYS",
+    "admin_listen": "ZKGRID_ADMIN_LISTEN",
+    "log_format": "ZKGRID_LOG_FORMAT",
+    "log_level": "ZKGRID_LOG_LEVEL",
 }
+#: The configuration file's own variable (``--config``).
+CONFIG_ENV = "ZKGRID_CONFIG"
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 #: RPC worker threads: a request waiting for its proof's micro-batch holds one, so this bounds
 #: how many submissions can share a batch (service/verification.py).
@@ -170,68 +181,53 @@ class ServiceConfig:
     #: Days after a period's end during which its readings are still taken (``None``: no
     #: limit); before the end they never are (settlement-v1.md, "Submission window").
     late_days: int | None = None
+    #: ``HOST:PORT`` of the plain-HTTP admin port (``/metrics``, ``/healthz``, ``/readyz``;
+    #: :mod:`service.admin`); ``None`` (the default): no admin port.
+    admin_listen: str | None = None
+    #: Log lines as ``text`` (one human line each) or ``json`` (one object each).
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @classmethod
     def from_sources(
-        cls, flags: Mapping[str, object], environ: Mapping[str, str] | None = None
+        cls,
+        flags: Mapping[str, object],
+        environ: Mapping[str, str] | None = None,
+        *,
+        file: Mapping[str, object] | None = None,
+        file_name: str = "the configuration file",
     ) -> ServiceConfig:
-        """Flags (``None`` = not given) over environment variables over defaults."""
+        """Flags (``None`` or ``False`` = not given) over environment variables (:data:`ENV`)
+        over ``file`` (settings read by :func:`service.config_file.load_config_file`) over
+        the defaults. A bad value is a :class:`ConfigError` naming where it came from."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
         for name, var in ENV.items():
             flag = flags.get(name)
             if flag is not None and flag is not False:
-                values[name] = flag
+                source, value = f"--{name.replace('_', '-')}", flag
             elif var in env:
-                values[name] = env[var]
-        try:
-            config = cls(
-                db=str(values.get("db", DEFAULT_DB)),
-                listen=str(values.get("listen", DEFAULT_LISTEN)),
-                tls_cert=_path(values.get("tls_cert")),
-                tls_key=_path(values.get("tls_key")),
-                client_ca=_path(values.get("client_ca")),
-                insecure=_insecure(values.get("insecure", False)),
-                log_key=(
-                    Path(str(values["log_key"])).expanduser()
-                    if values.get("log_key")
-                    else default_log_key_path()
-                ),
-                origin=str(values.get("origin", DEFAULT_ORIGIN)),
-                workers=int(str(values.get("workers", DEFAULT_WORKERS))),
-                grace=float(str(values.get("grace", 10.0))),
-                startup_check="quick" if str(values.get("startup_check")) == "quick" else "full",
-                witness_quorum=(
-                    None
-                    if values.get("witness_quorum") in (None, "")
-                    else int(str(values["witness_quorum"]))
-                ),
-                verify_processes=int(
-                    str(values.get("verify_processes", DEFAULT_VERIFY_PROCESSES))
-                ),
-                failure_burst=int(str(values.get("failure_burst", DEFAULT_FAILURE_BURST))),
-                failure_refill_s=float(
-                    str(values.get("failure_refill_s", DEFAULT_FAILURE_REFILL_S))
-                ),
-                late_days=(
-                    None
-                    if values.get("late_days") in (None, "")
-                    else int(str(values["late_days"]))
-                ),
-            )
-        except ValueError as exc:
-            raise ConfigError(f"bad setting: {exc}") from None
-        if values.get("startup_check") not in (None, "full", "quick"):
-            raise ConfigError("startup check must be 'full' or 'quick'")
-        if not config.insecure and not values.get("origin"):
+                source, value = var, env[var]
+            elif file is not None and name in file:
+                source, value = f"{name} in {file_name}", file[name]
+            else:
+                continue
+            try:
+                values[name] = _CONVERT[name](value)
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"{source}: {exc}") from None
+        values.setdefault("verify_processes", DEFAULT_VERIFY_PROCESSES)
+        if values.get("log_key") is None:
+            values.pop("log_key", None)  # default_log_key_path(), not the working directory
+        if not values.get("insecure") and not values.get("origin"):
             # Every deployment names its own log: two logs with one origin could not be
             # told apart by clients, auditors and witnesses.
             raise ConfigError(
                 "--origin is required (the log's name, one word, e.g. grid.example/settlement;"
-                " also ZKGRID_ORIGIN); only --insecure development servers default to"
-                f" {DEFAULT_ORIGIN}"
+                " also ZKGRID_ORIGIN or origin in the --config file); only --insecure"
+                f" development servers default to {DEFAULT_ORIGIN}"
             )
-        return config
+        return cls(**values)  # type: ignore[arg-type]  # each value converted for its field
 
     @property
     def host(self) -> str:
@@ -276,6 +272,17 @@ class ServiceConfig:
             raise ConfigError("--failure-refill-s must be in (0, 86400] seconds")
         if self.witness_quorum is not None and not 1 <= self.witness_quorum <= 1024:
             raise ConfigError("--witness-quorum must be in [1, 1024]")
+        if self.admin_listen is not None:
+            try:
+                admin_host, admin_port = split_host_port(self.admin_listen, require_port=True)
+            except ChannelConfigError as exc:
+                raise ConfigError(f"--admin-listen {exc}") from None
+            if (admin_host, admin_port) == (host, _port) and admin_port != 0:
+                raise ConfigError("--admin-listen must differ from --listen")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
         return self
 
     def tls_material(self) -> tuple[bytes, bytes, bytes]:
@@ -294,12 +301,88 @@ class ServiceConfig:
 
 
 def _insecure(value: object) -> bool:
-    """``--insecure`` (True) or ``ZKGRID_INSECURE`` (text)."""
+    """``--insecure`` (True), a TOML boolean or ``ZKGRID_INSECURE`` (text)."""
     return value if isinstance(value, bool) else _env_bool(str(value))
 
 
 def _path(value: object) -> Path | None:
     return None if value is None or value == "" else Path(str(value))
+
+
+def _int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError(f"{value!r} is not an integer")
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an integer") from None
+
+
+def _float(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(f"{value!r} is not a number")
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number") from None
+
+
+def _optional_int(value: object) -> int | None:
+    return None if value == "" else _int(value)
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{value!r} is not a string")
+    return value
+
+
+def _optional_text(value: object) -> str | None:
+    return None if value == "" else _text(value)
+
+
+def _choice(*choices: str) -> Callable[[object], str]:
+    def convert(value: object) -> str:
+        if not isinstance(value, str) or value not in choices:
+            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    return convert
+
+
+def _log_key(value: object) -> Path | None:
+    """A path (``~`` expanded), or ``None`` for an empty value (then the default path)."""
+    if value == "":
+        return None
+    return Path(str(value) if isinstance(value, Path) else _text(value)).expanduser()
+
+
+def _level(value: object) -> str:
+    return _choice(*LOG_LEVELS)(value.upper() if isinstance(value, str) else value)
+
+
+#: Setting -> how a flag's, variable's or file's value becomes the field's.
+_CONVERT: Mapping[str, Callable[[object], object]] = {
+    "db": _text,
+    "listen": _text,
+    "tls_cert": _path,
+    "tls_key": _path,
+    "client_ca": _path,
+    "insecure": _insecure,
+    "log_key": _log_key,
+    "origin": _text,
+    "workers": _int,
+    "grace": _float,
+    "startup_check": _choice("full", "quick"),
+    "witness_quorum": _optional_int,
+    "verify_processes": _int,
+    "failure_burst": _int,
+    "failure_refill_s": _float,
+    "late_days": _optional_int,
+    "admin_listen": _optional_text,
+    "log_format": _choice(*LOG_FORMATS),
+    "log_level": _level,
+}
 
 
 def load_log_key(path: Path, name: str) -> CheckpointSigner:

@@ -18,7 +18,12 @@ Every call goes through :class:`ZkgridInterceptor`, which
    and nothing else) in the ``grpc-status-details-bin`` trailer
    (read it with ``grpc_status.rpc_status.from_call``), and a
    ``google.rpc.RetryInfo`` when the error knows when a retry may succeed
-   (``ZkgridError.retry_after_s``).
+   (``ZkgridError.retry_after_s``);
+4. tells the optional observer (``ZkgridInterceptor(..., observer=...)``, a
+   :class:`service.observers.CallObserver`) of the end of every call: the method, the
+   caller's role and identity, the status code, the ``ErrorInfo`` reason and the
+   latency. The access log and the metrics observe calls there; the one hook is
+   :meth:`ZkgridInterceptor._call_ended`.
 
 Status codes by ``ZkgridError.reason``: one explicit row per
 :class:`zkgrid.errors.Reason` member in :data:`STATUS_FOR_REASON` (no name
@@ -84,6 +89,7 @@ from grpc_status import rpc_status
 from service.auth import Authorizer, Caller, current_caller
 from service.budgets import BUDGETED_METHODS, CHARGED_REASONS, FailureBudgets
 from service.deadlines import call_deadline
+from service.observers import CallObserver, call_outcome
 from zkgrid.errors import InvalidArgumentError, Reason, ZkgridError
 
 __all__ = [
@@ -276,12 +282,36 @@ def _already_aborted(context: grpc.ServicerContext) -> bool:
 class ZkgridInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
     """Deadline check, authorization and error mapping for every method (see the module doc)."""
 
-    def __init__(self, authorizer: Authorizer, budgets: FailureBudgets | None = None) -> None:
+    def __init__(
+        self,
+        authorizer: Authorizer,
+        budgets: FailureBudgets | None = None,
+        observer: CallObserver | None = None,
+    ) -> None:
         self._authorizer = authorizer
         #: Failure budgets per caller (service.budgets); ``None``: no budgets.
         self.budgets = budgets
         self._malformed_lock = threading.Lock()
         self._malformed_seen = 0
+        self._observer = observer
+
+    def _call_ended(self, method: str, context: grpc.ServicerContext, started: float) -> None:
+        """The observer hook: runs in each call's ``finally``, before the caller is reset."""
+        if self._observer is None:
+            return
+        try:
+            caller = current_caller.get()
+            code, reason = call_outcome(context)
+            self._observer.on_call_end(
+                method,
+                None if caller is None else caller.role.value,
+                None if caller is None else caller.identity,
+                code,
+                reason,
+                time.monotonic() - started,
+            )
+        except Exception:  # an observer's bug never fails a call
+            logger.exception("the call observer failed")
 
     @property
     def malformed_requests(self) -> int:
@@ -369,6 +399,7 @@ class ZkgridInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
     ) -> Callable[[Any, grpc.ServicerContext], Any]:
         def call(request: Any, context: grpc.ServicerContext) -> Any:
             token: Token[Any] | None = None
+            started = time.monotonic()
             try:
                 token = self._guard(method, None if request_is_stream else request, context)
                 return behavior(request, context)
@@ -378,6 +409,7 @@ class ZkgridInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
                 self._charge(error)
                 self._fail(error, method, context)
             finally:
+                self._call_ended(method, context, started)
                 if token is not None:
                     with contextlib.suppress(ValueError):  # a stream closed from another context
                         current_caller.reset(token)
@@ -393,6 +425,7 @@ class ZkgridInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
     ) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
         def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             token: Token[Any] | None = None
+            started = time.monotonic()
             try:
                 token = self._guard(method, None if request_is_stream else request, context)
                 yield from behavior(request, context)
@@ -402,6 +435,7 @@ class ZkgridInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
                 self._charge(error)
                 self._fail(error, method, context)
             finally:
+                self._call_ended(method, context, started)
                 if token is not None:
                     with contextlib.suppress(ValueError):  # a stream closed from another context
                         current_caller.reset(token)

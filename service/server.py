@@ -2,14 +2,20 @@
 
 :func:`build_server` assembles a thread-pool ``grpc.Server`` with the API's
 servicers, the standard health service (``grpc.health.v1``, SERVING for the
-whole server and each service), server reflection, the one interceptor
-(:mod:`service.interceptors`), message-size limits and mutual TLS (or, for
-development on loopback only, an insecure port), and binds it.
+whole server and each service), server reflection (``grpc.reflection.v1`` and
+``v1alpha``, :mod:`service.reflection`), the one interceptor
+(:mod:`service.interceptors`) with its call observers (the access log of
+:mod:`service.logs`, and the metrics of :mod:`service.metrics` when given),
+message-size limits and mutual TLS (or, for development on loopback only, an
+insecure port), and binds it. Every entry appended to the store is logged
+(:class:`service.logs.AppendLog`).
 
-:func:`serve` is ``zkgrid serve``: open the store (self-checked), build, start,
-wait for SIGTERM or SIGINT, then mark every service NOT_SERVING, stop accepting
-calls and let in-flight calls finish for ``grace`` seconds
-(``server.stop(grace)``), close the store and return 0.
+:func:`serve` is ``zkgrid serve``: start the admin port when configured
+(:mod:`service.admin`: metrics, liveness, readiness), open the store
+(self-checked), build, start, wait for SIGTERM or SIGINT, then mark every
+service NOT_SERVING (``/readyz`` answers 503 from then on), stop accepting calls
+and let in-flight calls finish for ``grace`` seconds (``server.stop(grace)``),
+close the store and return 0.
 """
 
 from __future__ import annotations
@@ -19,15 +25,14 @@ import os
 import signal
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from ledger.checkpoint import CheckpointSigner
 from service.auth import Authorizer
@@ -35,16 +40,22 @@ from service.budgets import FailureBudgets
 from service.config import ConfigError, ServiceConfig, split_listen
 from service.interceptors import ZkgridInterceptor
 from service.logkey import LogKeyError, read_log_key, save_log_key
+from service.logs import AccessLog, AppendLog
+from service.observers import CallObserver, CallObservers
+from service.reflection import enable_reflection
 from service.servicers import (
     LedgerServicer,
     add_domain_servicers,
     add_witness_servicer,
-    make_settlement,
 )
 from service.settlement import Settlement
 from service.storage import LedgerStore, LogKeyMismatch, open_store
 from service.witnesses import Witnesses
 from zkgrid.settlement.v1 import ledger_pb2, ledger_pb2_grpc
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from service.admin import Readiness
+    from service.metrics import ServiceMetrics
 
 __all__ = ["ServerInfo", "build_server", "run_until_signal", "serve", "server_info"]
 
@@ -62,6 +73,8 @@ class ServerInfo:
 
 
 _INFO: weakref.WeakKeyDictionary[grpc.Server, ServerInfo] = weakref.WeakKeyDictionary()
+#: Stores whose appends are logged already (one AppendLog per store).
+_APPENDS_LOGGED: weakref.WeakSet[LedgerStore] = weakref.WeakSet()
 
 
 def server_info(server: grpc.Server) -> ServerInfo:
@@ -85,6 +98,7 @@ def build_server(
     *,
     store: LedgerStore | None = None,
     witnesses: Witnesses | None = None,
+    metrics: ServiceMetrics | None = None,
 ) -> grpc.Server:
     """A bound (not started) server for ``settlement`` (the domain) and its ledger store.
 
@@ -92,15 +106,26 @@ def build_server(
     to serve the LedgerService alone (tools and tests). With a settlement the
     WitnessService is served too, over ``witnesses`` (default: a
     :class:`~service.witnesses.Witnesses` over the store with
-    ``config.witness_quorum``).
+    ``config.witness_quorum``). Calls go to the access log, and to ``metrics`` when
+    given (its store metrics are the caller's to set up:
+    :meth:`~service.metrics.ServiceMetrics.watch_store`).
     """
     config.validate()
     ledger_store = store if store is not None else settlement.store if settlement else None
     if ledger_store is None:
         raise ConfigError("build_server needs a ledger store")
+    if ledger_store not in _APPENDS_LOGGED and hasattr(ledger_store, "add_append_listener"):
+        ledger_store.add_append_listener(AppendLog())
+        _APPENDS_LOGGED.add(ledger_store)
+    observers: list[CallObserver] = [AccessLog()]
+    if metrics is not None:
+        observers.append(metrics)
+    interceptor = ZkgridInterceptor(
+        Authorizer(insecure=config.insecure), _budgets(config), observer=CallObservers(observers)
+    )
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="zkgrid-rpc"),
-        interceptors=[ZkgridInterceptor(Authorizer(insecure=config.insecure), _budgets(config))],
+        interceptors=[interceptor],
         options=[
             ("grpc.max_receive_message_length", config.max_receive_bytes),
             ("grpc.max_send_message_length", config.max_send_bytes),
@@ -124,7 +149,7 @@ def build_server(
     for name in services:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
-    reflection.enable_server_reflection((*services, health_name, reflection.SERVICE_NAME), server)
+    enable_reflection((*services, health_name), server)
 
     host, port = split_listen(config.listen)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -203,34 +228,77 @@ def _open_signed_store(config: ServiceConfig) -> tuple[CheckpointSigner, LedgerS
     return signer, store
 
 
+def _serving(health_servicer: health.HealthServicer) -> Callable[[], bool]:
+    """Whether the gRPC health service says the whole server is SERVING (not draining)."""
+    request = health_pb2.HealthCheckRequest(service="")
+
+    def serving() -> bool:
+        # "" is always registered: Check uses its context only to answer NOT_FOUND.
+        reply = health_servicer.Check(request, None)  # type: ignore[arg-type]
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+    return serving
+
+
 def serve(config: ServiceConfig) -> int:
     """``zkgrid serve``: run the service until SIGTERM/SIGINT; 0 after a clean drain."""
+    from service.admin import AdminServer, Readiness
+    from service.metrics import ServiceMetrics
+
     config.validate()
-    signer, store = _open_signed_store(config)
+    metrics = ServiceMetrics()
+    readiness = Readiness()
+    admin: AdminServer | None = None
+    if config.admin_listen is not None:
+        # Up before the ledger's start-up check: alive (/healthz), not yet ready (/readyz).
+        admin = AdminServer(config.admin_listen, metrics.registry, readiness).start()
+        logger.info("admin port (/metrics, /healthz, /readyz) on %s:%d", admin.host, admin.port)
     try:
-        settlement = make_settlement(  # replays the ledger
-            store, config.verify_processes, config.late_days
-        )
-    except BaseException:
-        store.close()
-        raise
-    try:
-        server = build_server(settlement, config, store=store)
-        server.start()
-        info = server_info(server)
-        host, _ = split_listen(config.listen)
-        logger.info(
-            "serving %s on %s:%d (%s); ledger %s, size %d; checkpoint key %s",
-            config.origin,
-            host,
-            info.port,
-            "mutual TLS" if info.secure else "INSECURE, dev only",
-            store.backend,
-            store.size(),
-            signer.verifier_key(),
-        )
-        run_until_signal(server, config.grace)
+        signer, store = _open_signed_store(config)
+        try:
+            _serve_store(config, store, signer.verifier_key(), metrics, readiness)
+        finally:
+            store.close()
     finally:
-        settlement.close()
-        store.close()
+        if admin is not None:
+            admin.close()
+        metrics.close()
     return 0
+
+
+def _serve_store(
+    config: ServiceConfig,
+    store: LedgerStore,
+    verifier_key: str,
+    metrics: ServiceMetrics,
+    readiness: Readiness,
+) -> None:
+    """:func:`serve` once the store is open: verifier, settlement, server, then wait."""
+    from service.metrics import InstrumentedVerifier
+    from zkgrid import __version__
+
+    verifier = InstrumentedVerifier(metrics, processes=config.verify_processes)
+    try:
+        reader = metrics.watch_store(store, origin=config.origin, version=__version__)
+        settlement = Settlement(store, verifier, late_days=config.late_days)  # replays the ledger
+        try:
+            server = build_server(settlement, config, store=store, metrics=metrics)
+            server.start()
+            info = server_info(server)
+            readiness.attach(store=reader, verifier=verifier, serving=_serving(info.health))
+            host, _ = split_listen(config.listen)
+            logger.info(
+                "serving %s on %s:%d (%s); ledger %s, size %d; checkpoint key %s",
+                config.origin,
+                host,
+                info.port,
+                "mutual TLS" if info.secure else "INSECURE, dev only",
+                store.backend,
+                store.size(),
+                verifier_key,
+            )
+            run_until_signal(server, config.grace)
+        finally:
+            settlement.close()
+    finally:
+        verifier.close()

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from verifier.defaults import DEFAULT_STATE_DIR, default_state_path
-from zkgrid._internal.cliargs import OneLineParser
+from zkgrid._internal.cliargs import OneLineParser, add_env_argument, clearing, env_default
 from zkgrid._internal.files import PrivateFileError, read_file
 from zkgrid.errors import UsageError, ZkgridError
 
@@ -41,18 +41,43 @@ def _parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Audit a zkgrid ledger against the log's pinned checkpoint key.",
     )
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--archive", metavar="FILE", help="an archive from `zkgrid ledger export`")
-    src.add_argument("--target", metavar="HOST:PORT", help="a running zkgrid service")
-    p.add_argument("--ca", metavar="FILE", help="CA bundle that signed the service (PEM)")
-    p.add_argument("--cert", metavar="FILE", help="the auditor's client certificate (PEM)")
-    p.add_argument("--key", metavar="FILE", help="the auditor's client key (PEM)")
-    p.add_argument(
-        "--insecure", action="store_true", help="plaintext gRPC (loopback development only)"
+    # Defaults from ZKGRID_TARGET, _CA, _CERT, _KEY, _LOG_KEY_FILE (zkgrid._internal.cliargs);
+    # --archive drops them, --insecure the TLS files, --log-key the key file.
+    src = p.add_mutually_exclusive_group(required=env_default("target") is None)
+    src.add_argument(
+        "--archive",
+        metavar="FILE",
+        action=clearing(("target", "ca", "cert", "key")),
+        help="an archive from `zkgrid ledger export`",
     )
-    key = p.add_mutually_exclusive_group(required=True)
-    key.add_argument("--log-key", metavar="KEY", help="the log's verifier key <name>+<id>+<key>")
-    key.add_argument("--log-key-file", metavar="FILE", help="a file holding the verifier key")
+    add_env_argument(
+        src, "--target", setting="target", metavar="HOST:PORT", help="a running zkgrid service"
+    )
+    add_env_argument(
+        p, "--ca", setting="ca", metavar="FILE", help="CA bundle that signed the service (PEM)"
+    )
+    add_env_argument(
+        p, "--cert", setting="cert", metavar="FILE", help="the auditor's client certificate (PEM)"
+    )
+    add_env_argument(
+        p, "--key", setting="key", metavar="FILE", help="the auditor's client key (PEM)"
+    )
+    p.add_argument(
+        "--insecure",
+        action=clearing(("ca", "cert", "key"), flag=True),
+        help="plaintext gRPC (loopback development only)",
+    )
+    key = p.add_mutually_exclusive_group(required=env_default("log_key_file") is None)
+    key.add_argument(
+        "--log-key",
+        metavar="KEY",
+        action=clearing(("log_key_file",)),
+        help="the log's verifier key <name>+<id>+<key>",
+    )
+    add_env_argument(
+        key, "--log-key-file", setting="log_key_file", metavar="FILE",
+        help="a file holding the verifier key",
+    )  # fmt: skip
     state = p.add_mutually_exclusive_group()
     state.add_argument(
         "--state",

@@ -28,7 +28,12 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from zkgrid._internal.cliargs import OneLineParser, UsageError
+from zkgrid._internal.cliargs import (
+    OneLineParser,
+    UsageError,
+    add_env_argument,
+    clearing,
+)
 from zkgrid.errors import VerificationError, ZkgridError
 
 if TYPE_CHECKING:  # pragma: no cover - imported where used: `--help` loads neither BLS nor grpc
@@ -45,12 +50,20 @@ MAX_TEXT_FILE_BYTES = 1 << 16
 
 
 def _connection_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target", required=True, metavar="HOST:PORT", help="the zkgrid service")
-    p.add_argument("--ca", metavar="FILE", help="CA bundle that signed the service (PEM)")
-    p.add_argument("--cert", metavar="FILE", help="client certificate (PEM)")
-    p.add_argument("--key", metavar="FILE", help="client key (PEM)")
+    # Defaults from ZKGRID_TARGET, _CA, _CERT, _KEY (zkgrid._internal.cliargs).
+    add_env_argument(
+        p, "--target", setting="target", required=True, metavar="HOST:PORT",
+        help="the zkgrid service",
+    )  # fmt: skip
+    add_env_argument(
+        p, "--ca", setting="ca", metavar="FILE", help="CA bundle that signed the service (PEM)"
+    )
+    add_env_argument(p, "--cert", setting="cert", metavar="FILE", help="client certificate (PEM)")
+    add_env_argument(p, "--key", setting="key", metavar="FILE", help="client key (PEM)")
     p.add_argument(
-        "--insecure", action="store_true", help="plaintext gRPC (loopback development only)"
+        "--insecure",
+        action=clearing(("ca", "cert", "key"), flag=True),
+        help="plaintext gRPC (loopback development only)",
     )
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default 30)")
 
@@ -72,8 +85,14 @@ def _parser() -> argparse.ArgumentParser:
     _connection_flags(fin)
     fin.add_argument("--size", type=int, metavar="N", help="tree size (default: latest cosigned)")
     log_key = fin.add_mutually_exclusive_group()
-    log_key.add_argument("--log-key", metavar="KEY", help="the log's verifier key")
-    log_key.add_argument("--log-key-file", metavar="FILE", help="a file holding the verifier key")
+    log_key.add_argument(
+        "--log-key", metavar="KEY", action=clearing(("log_key_file",)),
+        help="the log's verifier key",
+    )  # fmt: skip
+    add_env_argument(
+        log_key, "--log-key-file", setting="log_key_file", metavar="FILE",
+        help="a file holding the verifier key",
+    )  # fmt: skip
     fin.add_argument(
         "--quorum", type=int, metavar="K", help="signers needed (default: the service's k)"
     )

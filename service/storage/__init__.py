@@ -19,6 +19,7 @@ from service.storage.errors import (
 from service.storage.store import (
     Appended,
     AppendedEntry,
+    AppendListener,
     LedgerStore,
     Precondition,
     StartupCheck,
@@ -28,6 +29,7 @@ from service.storage.store import (
 )
 
 __all__ = [
+    "AppendListener",
     "AppendOnlyViolation",
     "Appended",
     "AppendedEntry",

@@ -35,6 +35,7 @@ Start-up self-check
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -81,6 +82,7 @@ from service.storage.models import CHECKPOINTS, ENTRIES, META, NODES, TABLES
 from service.storage.schema import APPEND_ONLY_MARKER, SCHEMA_VERSION, install_triggers
 
 __all__ = [
+    "AppendListener",
     "Appended",
     "AppendedEntry",
     "LedgerStore",
@@ -98,6 +100,8 @@ _T = TypeVar("_T")
 
 #: Entries per chunk when streaming (``entries()``, the full self-check).
 DEFAULT_CHUNK = 2_000
+_log = logging.getLogger(__name__)
+
 #: Seconds a writer waits for the write lock before :class:`StoreUnavailable`.
 LOCK_TIMEOUT_S = 30.0
 # A constant key for the PostgreSQL advisory lock serialising schema creation.
@@ -278,6 +282,11 @@ def _sqlstate(exc: DBAPIError) -> str:
     return str(getattr(exc.orig, "sqlstate", None) or "")
 
 
+#: Told of every committed append: the (index, kind) of each entry appended, and the size of
+#: the checkpoint signed with them (:meth:`LedgerStore.add_append_listener`).
+AppendListener = Callable[[Sequence[tuple[int, EntryKind]], int], None]
+
+
 class LedgerStore:
     """An append-only RFC 6962 log of zkgrid entries with signed checkpoints.
 
@@ -295,6 +304,7 @@ class LedgerStore:
         self._local_lock: threading.RLock | None = (
             threading.RLock() if isinstance(engine.pool, StaticPool) else None
         )
+        self._append_listeners: tuple[AppendListener, ...] = ()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -480,6 +490,21 @@ class LedgerStore:
         )
         return signed
 
+    def add_append_listener(self, listener: AppendListener) -> None:
+        """Call ``listener(entries, checkpoint_size)`` after each append commits, in the
+        appending thread, with the (index, kind) of every entry appended (never a payload).
+        The service's append log and metrics listen here (:mod:`service.logs`,
+        :mod:`service.metrics`); a listener that raises is logged and ignored (the append
+        stands)."""
+        self._append_listeners = (*self._append_listeners, listener)
+
+    def _appended(self, entries: Sequence[tuple[int, EntryKind]], checkpoint_size: int) -> None:
+        for listener in self._append_listeners:
+            try:
+                listener(entries, checkpoint_size)
+            except Exception:
+                _log.exception("an append listener failed (the append stands)")
+
     # ------------------------------------------------------------------ appends
 
     def append(
@@ -576,6 +601,8 @@ class LedgerStore:
                     f" (size {size}): {exc}"
                 ) from exc
             signed = self._insert_checkpoint(conn, Checkpoint(self._origin, new_size, new_root))
+        if self._append_listeners:
+            self._appended([(size + i, kind) for i, (kind, _, _) in enumerate(leaves)], new_size)
         return Appended(tuple(range(size, new_size)), tuple(lh for _, _, lh in leaves), signed)
 
     def entries_locked(self, conn: Connection, start: int, stop: int) -> list[StoredEntry]:
@@ -607,6 +634,15 @@ class LedgerStore:
         """The number of entries covered by the latest checkpoint."""
         with self._read() as conn:
             return self._current_size(conn)
+
+    def head(self) -> tuple[int, datetime]:
+        """The latest checkpoint's size and when it was signed (UTC), in one indexed read
+        (the admin port's metrics and readiness check, :mod:`service.admin`)."""
+        with self._read() as conn:
+            row = self._latest_row(conn)
+        if row is None:
+            raise StoreIntegrityError("no checkpoint is stored")
+        return int(row.size), _as_utc(row.created_at)
 
     def entry(self, index: int) -> StoredEntry:
         with self._read() as conn:

@@ -2,7 +2,9 @@
 reading or a blinding.
 
 Searched: the SQLite ledger file and its -wal/-shm/-journal side files, every log record
-of every logger at DEBUG (service and clients, in process), and the serialised bytes of
+of every logger at DEBUG (service and clients, in process; the access log and the append
+log among them, each record rendered as the text line and as the JSON line
+``zkgrid serve --log-format json`` writes), and the serialised bytes of
 every request and response message (and error details) that crossed the channel. For
 each reading: its decimal string bounded by non-digits (readings are drawn from
 [10^6, 2^32) so the search is meaningful); for each blinding: its 32-byte big-endian
@@ -27,6 +29,7 @@ from cli.demo import embedded_service, publish_tariff, register_meter
 from ledger.checkpoint import CheckpointSigner
 from meter.client import MeterClient, ServiceError
 from meter.readings import DayReadings
+from service.logs import ACCESS_LOGGER, LEDGER_LOGGER, TEXT_FORMAT, JsonFormatter
 from settlement.records import Bill
 from zkgrid.settlement.v1 import ledger_pb2, ledger_pb2_grpc
 
@@ -169,6 +172,20 @@ def test_no_reading_or_blinding_leaves_the_meter(
         f"{r.name} {r.levelname} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records
     ).encode()
     assert _leaks(log_text, values, blindings) == []
+    # The access log and the append log were written, in both formats, and hold no secret.
+    access = [r.getMessage() for r in caplog.records if r.name == ACCESS_LOGGER]
+    for i in range(METERS):
+        submits = [m for m in access if "/SubmitReadings OK role=meter cn=p-" + str(i) in m]
+        assert len(submits) == 2  # the batch and its idempotent resubmission
+    assert sum("SubmitBill INVALID_ARGUMENT role=meter" in m and "PROOF_INVALID" in m
+               for m in access) == METERS  # fmt: skip
+    appended = [r for r in caplog.records if r.name == LEDGER_LOGGER]
+    assert len(appended) == 1 + 3 * METERS  # the tariff, and per meter: registration, batch, bill
+    for formatter in (JsonFormatter(), logging.Formatter(TEXT_FORMAT)):
+        rendered = "\n".join(formatter.format(r) for r in caplog.records).encode()
+        assert b"/SubmitReadings" in rendered
+        assert b"READING_BATCH" in rendered
+        assert _leaks(rendered, values, blindings) == []
 
     assert len(recorder.blobs) > 30
     for blob in recorder.blobs:

@@ -1,17 +1,47 @@
-"""Command-line argument parsing shared by the ``zkgrid`` subcommands (``audit``, ``witness``).
+"""Command-line argument parsing shared by the ``zkgrid`` subcommands.
 
 :class:`OneLineParser` reports a bad command line as a :class:`UsageError`
 (one line, exit status 2) instead of printing the usage and exiting.
+
+The client commands' connection flags take their defaults from the environment, all
+through this module (:data:`CLIENT_ENV`): ``--target`` from ``ZKGRID_TARGET``, ``--ca``
+from ``ZKGRID_CA``, ``--cert`` from ``ZKGRID_CERT``, ``--key`` from ``ZKGRID_KEY`` and
+the log's verifier key file from ``ZKGRID_LOG_KEY_FILE``. A flag on the command line
+wins over its variable; so do the flags that exclude a variable's flag:
+``--insecure`` drops ``ZKGRID_CA``/``ZKGRID_CERT``/``ZKGRID_KEY``, ``--log-key TEXT``
+drops ``ZKGRID_LOG_KEY_FILE`` and ``zkgrid audit --archive`` drops them all
+(:func:`clearing`). An empty variable counts as unset.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, NoReturn
 
 from zkgrid.errors import UsageError
 
-__all__ = ["OneLineParser", "UsageError"]
+__all__ = [
+    "CLIENT_ENV",
+    "OneLineParser",
+    "UsageError",
+    "add_env_argument",
+    "clearing",
+    "env_default",
+]
+
+#: Client connection setting (the flag's ``dest``) -> the environment variable defaulting it.
+CLIENT_ENV: Mapping[str, str] = MappingProxyType(
+    {
+        "target": "ZKGRID_TARGET",
+        "ca": "ZKGRID_CA",
+        "cert": "ZKGRID_CERT",
+        "key": "ZKGRID_KEY",
+        "log_key_file": "ZKGRID_LOG_KEY_FILE",
+    }
+)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -20,3 +50,71 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:  # one line, exit 2, no usage dump
         raise UsageError(message)
+
+
+def env_default(
+    setting: str, fallback: str | None = None, *, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """The default of the client flag ``setting`` (a key of :data:`CLIENT_ENV`): its
+    variable when set and not empty, else ``fallback``."""
+    value = (os.environ if environ is None else environ).get(CLIENT_ENV[setting], "")
+    return value if value else fallback
+
+
+def add_env_argument(
+    container: Any,
+    *flags: str,
+    setting: str,
+    fallback: str | None = None,
+    required: bool = False,
+    help: str,
+    **kwargs: Any,
+) -> argparse.Action:
+    """``container.add_argument(*flags, ...)`` defaulting to ``setting``'s variable.
+
+    ``required`` holds only while the variable is unset; the help names the variable.
+    ``container`` is a parser, an argument group or a mutually exclusive group; ``dest``
+    defaults to ``setting``.
+    """
+    default = env_default(setting, fallback)
+    kwargs.setdefault("dest", setting)
+    action: argparse.Action = container.add_argument(
+        *flags,
+        default=default,
+        required=required and default is None,
+        help=f"{help} (env {CLIENT_ENV[setting]})",
+        **kwargs,
+    )
+    return action
+
+
+def clearing(settings: Iterable[str], *, flag: bool = False) -> type[argparse.Action]:
+    """An argparse action that stores its value (``flag``: ``True``, as ``store_true``) and
+    drops the environment's defaults of ``settings``: a value still equal to its default,
+    i.e. not given on the command line, becomes ``None``. ``--insecure`` drops the TLS
+    files, ``--log-key`` the key file: an explicit flag wins over the environment."""
+    dropped = tuple(settings)
+
+    class _Clearing(argparse.Action):
+        def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+            if flag:
+                kwargs.setdefault("default", False)
+                kwargs["nargs"] = 0
+            super().__init__(option_strings, dest, **kwargs)
+
+        def __call__(
+            self,
+            parser: argparse.ArgumentParser,
+            namespace: argparse.Namespace,
+            values: str | Sequence[Any] | None,
+            option_string: str | None = None,
+        ) -> None:
+            setattr(namespace, self.dest, True if flag else values)
+            for setting in dropped:
+                default = parser.get_default(setting)
+                # `is`: argparse puts the default object itself in the namespace until a
+                # flag replaces it, so this is "not given on the command line".
+                if default is not None and getattr(namespace, setting, None) is default:
+                    setattr(namespace, setting, None)
+
+    return _Clearing
