@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 
 
-class _Parsed(BaseException):  # noqa: N818 - a signal, not an error
+class _Parsed(BaseException):
     """Raised by the patched ``parse_args`` once the arguments parsed."""
 
 
