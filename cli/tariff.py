@@ -35,6 +35,8 @@ from zkgrid._internal.cliargs import (
     OneLineParser,
     UsageError,
     add_env_argument,
+    add_strict_argument,
+    check_pinned,
     clearing,
 )
 from zkgrid.errors import ZkgridError
@@ -93,6 +95,7 @@ def _connection_flags(p: argparse.ArgumentParser) -> None:
         p, "--log-key-file", setting="log_key_file", metavar="FILE",
         help="the log's verifier key: receipts are checked",
     )  # fmt: skip
+    add_strict_argument(p)
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
 
 
@@ -157,6 +160,9 @@ def _tariff_from_file(args: argparse.Namespace) -> Tariff:
 def _log_key(args: argparse.Namespace) -> CheckpointVerifier | None:
     from ledger.checkpoint import parse_verifier_key
 
+    check_pinned(
+        bool(args.log_key_file), strict=args.strict, insecure=args.insecure, prog=PROG
+    )
     if not args.log_key_file:
         return None
     return parse_verifier_key(_read_small(args.log_key_file, MAX_LOG_KEY_FILE_BYTES).strip())

@@ -51,7 +51,13 @@ from typing import TYPE_CHECKING, NoReturn, TextIO
 from meter.errors import ReceiptError
 from meter.units import format_money
 from zkgrid._internal.channels import dev_metadata
-from zkgrid._internal.cliargs import CLIENT_ENV, add_env_argument, clearing
+from zkgrid._internal.cliargs import (
+    CLIENT_ENV,
+    add_env_argument,
+    add_strict_argument,
+    check_pinned,
+    clearing,
+)
 from zkgrid._internal.files import PrivateFileError, read_file
 from zkgrid._internal.rpc import RemoteError
 from zkgrid.errors import InvalidArgumentError, ProofFormatError, UsageError, ZkgridError
@@ -111,10 +117,13 @@ def _common(parser: argparse.ArgumentParser, *, network: bool) -> None:
     add_env_argument(
         parser,
         "--log-key",
+        "--log-key-file",
         setting="log_key_file",
         dest="log_key",
-        help="pin the log's checkpoint verifier key (text or a file holding it)",
+        help="pin the log's checkpoint verifier key (text or a file holding it, such as the"
+        " service's log.key.pub)",
     )
+    add_strict_argument(parser)
     parser.add_argument("--timeout", type=float, default=30.0, help="per-call deadline (s)")
 
 
@@ -270,19 +279,34 @@ def _home_path(args: argparse.Namespace) -> Path:
 
 
 def _log_key(args: argparse.Namespace) -> CheckpointVerifier | None:
+    """The pinned log key (read once per command); none pinned is refused under --strict
+    (the default outside --insecure) and warned about otherwise."""
+    if hasattr(args, "_pinned"):
+        pinned: CheckpointVerifier | None = args._pinned
+        return pinned
     from ledger.checkpoint import parse_verifier_key
 
     text = getattr(args, "log_key", None)
-    if not text:
-        return None
-    path = Path(text).expanduser()
-    if "+" not in text and path.is_file():
-        raw = read_file(path, max_bytes=_MAX_KEY_FILE_BYTES)
-        try:
-            text = raw.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            raise InvalidArgumentError(f"{path} does not hold a verifier key (not UTF-8)") from None
-    return parse_verifier_key(text)
+    key = None
+    if text:
+        path = Path(text).expanduser()
+        if "+" not in text and path.is_file():
+            raw = read_file(path, max_bytes=_MAX_KEY_FILE_BYTES)
+            try:
+                text = raw.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                raise InvalidArgumentError(
+                    f"{path} does not hold a verifier key (not UTF-8)"
+                ) from None
+        key = parse_verifier_key(text)
+    check_pinned(
+        key is not None,
+        strict=getattr(args, "strict", None),
+        insecure=bool(getattr(args, "insecure", False)),
+        prog="zkgrid meter",
+    )
+    args._pinned = key
+    return key
 
 
 def _home(args: argparse.Namespace) -> MeterHome:

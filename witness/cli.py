@@ -32,6 +32,8 @@ from zkgrid._internal.cliargs import (
     OneLineParser,
     UsageError,
     add_env_argument,
+    add_strict_argument,
+    check_pinned,
     clearing,
 )
 from zkgrid.errors import VerificationError, ZkgridError
@@ -93,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
         log_key, "--log-key-file", setting="log_key_file", metavar="FILE",
         help="a file holding the verifier key",
     )  # fmt: skip
+    add_strict_argument(fin)
     fin.add_argument(
         "--quorum", type=int, metavar="K", help="signers needed (default: the service's k)"
     )
@@ -126,6 +129,7 @@ def _log_key(args: argparse.Namespace) -> CheckpointVerifier | None:
     text: str | None = args.log_key
     if args.log_key_file:
         text = _read_text(args.log_key_file, "the log key file")
+    check_pinned(text is not None, strict=args.strict, insecure=args.insecure, prog=PROG)
     return None if text is None else parse_verifier_key(text.strip())
 
 

@@ -294,13 +294,17 @@ def test_cli_end_to_end(
     assert "signature verified" in out
     code, out, err = run("submit", "--csv", str(csv_path), *net)  # idempotent
     assert code == 0, err
+    assert "warning: no log key is pinned" in err  # --insecure: warned, not refused
+    code, out, err = run("submit", "--csv", str(csv_path), *net, "--strict")
+    assert code == 2
+    assert "no log key is pinned" in err
 
     bad = tmp_path / "bad.csv"
     bad.write_text(format_readings_csv(_readings(5)).replace(",13\n", ",-13\n"))
-    code, _, err = run("submit", "--csv", str(bad), *net)
+    code, _, err = run("submit", "--csv", str(bad), *net, *log_key)
     assert code == 2
     assert "line 6" in err
-    assert err.count("\n") == 1
+    assert err.count("\n") == 1  # one line
 
     code, _, err = run("bill", "--period", PERIOD, *net)
     assert code == 1

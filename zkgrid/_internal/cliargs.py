@@ -25,12 +25,22 @@ from zkgrid.errors import UsageError
 
 __all__ = [
     "CLIENT_ENV",
+    "NOT_PINNED",
     "OneLineParser",
     "UsageError",
     "add_env_argument",
+    "add_strict_argument",
+    "check_pinned",
     "clearing",
     "env_default",
 ]
+
+#: What a client without a pinned log key is told (refused under --strict, warned otherwise).
+NOT_PINNED = (
+    "no log key is pinned, so the service's receipts and checkpoints cannot be checked:"
+    " pass --log-key-file log.pub (the log's verifier key: `zkgrid log key show` where the"
+    " service runs) or set ZKGRID_LOG_KEY_FILE"
+)
 
 #: Client connection setting (the flag's ``dest``) -> the environment variable defaulting it.
 CLIENT_ENV: Mapping[str, str] = MappingProxyType(
@@ -118,3 +128,29 @@ def clearing(settings: Iterable[str], *, flag: bool = False) -> type[argparse.Ac
                     setattr(namespace, setting, None)
 
     return _Clearing
+
+
+def add_strict_argument(parser: argparse.ArgumentParser) -> None:
+    """``--strict`` / ``--no-strict``: whether running without a pinned log key is refused
+    (default: refused, except with ``--insecure``)."""
+    parser.add_argument(
+        "--strict",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="refuse to run without a pinned log key (the default, except with --insecure);"
+        " --no-strict only warns",
+    )
+
+
+def check_pinned(
+    pinned: bool, *, strict: bool | None, insecure: bool, prog: str, err: Any = None
+) -> None:
+    """Refuse (:class:`UsageError`) or warn (on ``err``, default stderr) when no log key is
+    pinned: refused under ``strict``, which defaults to ``not insecure``."""
+    if pinned:
+        return
+    if strict if strict is not None else not insecure:
+        raise UsageError(f"{NOT_PINNED}; --no-strict runs without it")
+    import sys
+
+    print(f"{prog}: warning: {NOT_PINNED}", file=err if err is not None else sys.stderr)
