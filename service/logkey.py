@@ -15,10 +15,12 @@ missing, so a lost key never silently becomes a new log.
 
 ::
 
+    zkgrid log key init --origin NAME [--key FILE] [--json]    a new key and its .pub
     zkgrid log key show [--key FILE] [--origin NAME] [--json]
     zkgrid log key path                          the default key file
 
-Exit status: 0 done, 2 could not run (no key, unreadable or exposed key file).
+Exit status: 0 done, 1 refused (``init`` over an existing key file), 2 could not run (no
+key, unreadable or exposed key file).
 """
 
 from __future__ import annotations
@@ -176,8 +178,35 @@ def _parser() -> argparse.ArgumentParser:
         " else what the .pub next to the key says)",
     )
     show.add_argument("--json", action="store_true", help="machine-readable output")
+    init = key_sub.add_parser(
+        "init", help="create the log's signing key (never replacing one) and its .pub"
+    )
+    init.add_argument(
+        "--key", metavar="FILE", help="the key file to create (default: the default path)"
+    )
+    init.add_argument(
+        "--origin", required=True, metavar="NAME", help="the log's name (`zkgrid serve --origin`)"
+    )
+    init.add_argument("--json", action="store_true", help="machine-readable output")
     key_sub.add_parser("path", help="print the default key file path")
     return p
+
+
+def _init(args: argparse.Namespace) -> int:
+    path = Path(args.key or os.environ.get("ZKGRID_LOG_KEY") or default_log_key_path())
+    signer = create_log_key(path, args.origin)  # FileExistsRefusedError: never replaced
+    pub = public_key_path(path)
+    if args.json:
+        print(json.dumps({"vkey": signer.verifier_key(), "key_id": signer.key_id.hex(),
+                          "key_file": str(path), "pub_file": str(pub)}))  # fmt: skip
+    else:
+        print(signer.verifier_key())
+        print(
+            f"created {path} (mode 0600: back it up, it signs every checkpoint) and {pub}"
+            " (the verifier key clients pin)",
+            file=sys.stderr,
+        )
+    return 0
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -229,10 +258,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.key_command == "path":
             print(default_log_key_path())
             return 0
+        if args.key_command == "init":
+            return _init(args)
         return _show(args)
     except UsageError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
+    except FileExistsRefusedError as exc:
+        print(f"{PROG}: {exc} (a log key is never replaced: it signs the ledger)", file=sys.stderr)
+        return 1
     except ZkgridError as exc:
         print(f"{PROG}: {exc.reason}: {exc}", file=sys.stderr)
         return 2

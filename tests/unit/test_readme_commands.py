@@ -30,9 +30,11 @@ class _Parsed(BaseException):
     """Raised by the patched ``parse_args`` once the arguments parsed."""
 
 
-def shell_commands(text: str) -> Iterator[tuple[int, list[str]]]:
-    """(line number, argv) of every simple command in the ``sh`` blocks of ``text``."""
+def shell_commands(text: str) -> Iterator[tuple[int, list[str], dict[str, str]]]:
+    """(line number, argv, exported variables) of every simple command in the ``sh``
+    blocks of ``text`` (``export A=1 B=2`` lines feed the exported variables)."""
     variables: dict[str, str] = {}
+    exported: dict[str, str] = {}
     in_block = False
     pending = ""
     start = 0
@@ -57,7 +59,12 @@ def shell_commands(text: str) -> Iterator[tuple[int, list[str]]]:
             if assignment and len(part) == 1:
                 variables[assignment.group(1)] = assignment.group(2)
                 continue
-            yield start, _expand(part, variables)
+            if part[0] == "export":
+                for word in part[1:]:
+                    name, _, value = word.partition("=")
+                    exported[name] = variables[name] = value
+                continue
+            yield start, _expand(part, variables), dict(exported)
 
 
 def _split_commands(words: list[str]) -> Iterator[list[str]]:
@@ -104,23 +111,27 @@ def _entry(argv: list[str]) -> tuple[Callable[[list[str]], Any], list[str]] | No
     return None
 
 
-def _readme_commands() -> list[tuple[int, list[str]]]:
+def _readme_commands() -> list[tuple[int, list[str], dict[str, str]]]:
     return list(shell_commands(README.read_text(encoding="utf-8")))
 
 
 def test_the_readme_has_commands() -> None:
-    commands = [argv for _, argv in _readme_commands()]
+    commands = [argv for _, argv, _ in _readme_commands()]
     assert any(argv[:2] == ["zkgrid", "serve"] for argv in commands)
     assert any(argv[:3] == ["zkgrid", "meter", "submit"] for argv in commands)
     assert any(argv[0] == "make" for argv in commands)
 
 
 @pytest.mark.parametrize(
-    ("line", "argv"), _readme_commands(), ids=lambda v: str(v) if isinstance(v, int) else None
+    ("line", "argv", "env"),
+    _readme_commands(),
+    ids=lambda v: str(v) if isinstance(v, int) else "",
 )
 def test_readme_command_parses(
-    line: int, argv: list[str], monkeypatch: pytest.MonkeyPatch
+    line: int, argv: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     if argv[0] == "make":
         makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
         for target in argv[1:]:

@@ -97,3 +97,15 @@ def test_serve_never_makes_a_new_key_for_an_existing_ledger(
     assert f"you loaded key id {other_signer.key_id.hex()}" in err
     with open_store(db, signer, ORIGIN) as reopened:  # the ledger is untouched
         assert reopened.size() == 0
+
+
+def test_log_key_init(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "log.key"
+    assert zkgrid(["log", "key", "init", "--key", str(path), "--origin", ORIGIN]) == 0
+    vkey = capsys.readouterr().out.strip()
+    assert public_key_path(path).read_text().strip() == vkey
+    assert parse_verifier_key(vkey).name == ORIGIN
+    before = path.read_bytes()
+    assert zkgrid(["log", "key", "init", "--key", str(path), "--origin", ORIGIN]) == 1
+    assert "never replaced" in capsys.readouterr().err
+    assert path.read_bytes() == before
