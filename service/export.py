@@ -26,9 +26,10 @@ the arguments are parsed, so ``--help`` answers at once.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -99,7 +100,26 @@ def _checkpoints(conn: Connection) -> Iterator[tuple[int, str]]:
         cursor = int(rows[-1].size)
 
 
-def _write(conn: Connection, out: BinaryIO) -> tuple[str, ArchiveTrailer]:
+#: ``progress(entries_written, entries_total)``, called every chunk and at the end.
+Progress = Callable[[int, int], None]
+
+
+def _counted(
+    entries: Iterator[tuple[int, int, bytes]], total: int, progress: Progress | None
+) -> Iterator[tuple[int, int, bytes]]:
+    done = 0
+    for entry in entries:
+        yield entry
+        done += 1
+        if progress is not None and done % _CHUNK == 0:
+            progress(done, total)
+    if progress is not None:
+        progress(done, total)
+
+
+def _write(
+    conn: Connection, out: BinaryIO, progress: Progress | None = None
+) -> tuple[str, ArchiveTrailer]:
     from ledger.archive import write_archive
     from service.storage.models import CHECKPOINTS, META
 
@@ -108,7 +128,7 @@ def _write(conn: Connection, out: BinaryIO) -> tuple[str, ArchiveTrailer]:
         raise ExportError("the store has no ledger_meta row (not a zkgrid ledger)")
     latest = conn.execute(
         CHECKPOINTS.select()
-        .with_only_columns(CHECKPOINTS.c.note)
+        .with_only_columns(CHECKPOINTS.c.note, CHECKPOINTS.c.size)
         .order_by(CHECKPOINTS.c.size.desc())
         .limit(1)
     ).first()
@@ -117,12 +137,16 @@ def _write(conn: Connection, out: BinaryIO) -> tuple[str, ArchiveTrailer]:
     origin = str(meta.origin)
     # A second connection would see another snapshot: entries and checkpoints are
     # interleaved from two keyset cursors over the same connection.
-    trailer = write_archive(out, origin, _entries(conn), _checkpoints(conn), str(latest.note))
+    entries = _counted(_entries(conn), int(latest.size), progress)
+    trailer = write_archive(out, origin, entries, _checkpoints(conn), str(latest.note))
     return origin, trailer
 
 
-def export_ledger(url: str, out_path: str | os.PathLike[str]) -> ExportResult:
-    """Export the ledger at ``url`` to ``out_path`` (atomically replaced)."""
+def export_ledger(
+    url: str, out_path: str | os.PathLike[str], *, progress: Progress | None = None
+) -> ExportResult:
+    """Export the ledger at ``url`` to ``out_path`` (atomically replaced); ``progress`` is
+    told how many entries are written (of the latest checkpoint's size)."""
     from sqlalchemy import create_engine, event
     from sqlalchemy.engine import make_url
     from sqlalchemy.pool import NullPool
@@ -155,7 +179,7 @@ def export_ledger(url: str, out_path: str | os.PathLike[str]) -> ExportResult:
             if not sqlite:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
-                origin, trailer = _write(conn, out)
+                origin, trailer = _write(conn, out, progress)
     finally:
         engine.dispose()
     return ExportResult(target, origin, trailer)
@@ -169,6 +193,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--db", required=True, metavar="URL", help="ledger store URL")
     parser.add_argument("--out", required=True, metavar="FILE", help="archive file to write")
+    parser.add_argument("--json", action="store_true", help="the outcome as JSON on stdout")
     return parser
 
 
@@ -188,7 +213,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
-        result = export_ledger(args.db, args.out)
+        if args.json or not sys.stderr.isatty():
+            result = export_ledger(args.db, args.out)
+        else:
+            from rich.console import Console
+            from rich.progress import Progress as Bar
+
+            with Bar(console=Console(stderr=True), transient=True) as bar:
+                task = bar.add_task("exporting entries", total=None)
+                result = export_ledger(
+                    args.db,
+                    args.out,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
     except ZkgridError as exc:
         print(f"zkgrid ledger export: {exc}", file=sys.stderr)
         return 2
@@ -200,6 +237,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"zkgrid ledger export: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
         return 2
     t = result.trailer
+    if args.json:
+        doc = {
+            "origin": result.origin,
+            "path": str(result.path),
+            "entries": t.entry_count,
+            "checkpoints": t.checkpoint_count,
+        }
+        print(json.dumps(doc))
+        return 0
     print(
         f"exported {t.entry_count} entries and {t.checkpoint_count} checkpoints of"
         f" {result.origin} to {result.path}"

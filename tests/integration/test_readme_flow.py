@@ -20,7 +20,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -70,12 +69,12 @@ def _wait_for_port(port: int, server: subprocess.Popen[bytes], deadline: float) 
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Iterator[Path]:
+def workdir(tmp_path: Path) -> Path:
     work = tmp_path / "work"
     work.mkdir()
     shutil.copytree(ROOT / "examples", work / "examples")
     (work / "home").mkdir()
-    yield work
+    return work
 
 
 def _run_block(work: Path, db_url: str) -> dict[str, str]:
