@@ -67,6 +67,7 @@ from settlement.records import (
     bill_coefficients,
 )
 from zkgrid._internal.channels import dev_metadata
+from zkgrid._internal.cliargs import EXIT_STATUS
 from zkgrid.settlement.v1 import ledger_pb2, ledger_pb2_grpc, tariffs_pb2, tariffs_pb2_grpc
 from zkp.pedersen import Commitment
 from zkp.sigma import LinearCombinationProof
@@ -418,7 +419,9 @@ def _report(console: Console, result: DemoResult) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="zkgrid demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="zkgrid demo", description=__doc__.splitlines()[0], epilog=EXIT_STATUS
+    )
     parser.add_argument("--prosumers", type=int, default=20, help="community size (20)")
     parser.add_argument("--seed", type=int, default=0, help="profile seed (0)")
     parser.add_argument("--period", default=DEFAULT_PERIOD, help=f"day ({DEFAULT_PERIOD})")

@@ -43,6 +43,11 @@ def _usage() -> str:
     lines = ["usage: zkgrid <command> [args...]", "", "commands:"]
     lines += [f"  {name:<8} {text}" for name, (_, text) in COMMANDS.items()]
     lines += ["", "Run `zkgrid <command> --help` for a command's options."]
+    lines += [
+        "Every command's exit status: 0 ok; 1 refused (by the service, or a check that"
+        " failed) or a violation found; 2 could not run (usage, input files, keys, the"
+        " service unreachable)."
+    ]
     return "\n".join(lines)
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zkgrid._internal.cliargs import (
+    EXIT_STATUS,
     OneLineParser,
     UsageError,
     add_env_argument,
@@ -100,7 +101,9 @@ def _connection_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog=PROG, description="Publish and read a period's tariff.")
+    p = OneLineParser(
+        prog=PROG, description="Publish and read a period's tariff.", epilog=EXIT_STATUS
+    )
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     publish = sub.add_parser("publish", help="publish a period's tariff (utility role)")
     publish.add_argument("--period", required=True, metavar="YYYY-MM-DD", help="the UTC day")

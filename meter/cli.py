@@ -53,6 +53,7 @@ from meter.units import format_money
 from zkgrid._internal.channels import dev_metadata
 from zkgrid._internal.cliargs import (
     CLIENT_ENV,
+    EXIT_STATUS,
     add_env_argument,
     add_strict_argument,
     check_pinned,
@@ -131,8 +132,7 @@ def _parser() -> _Parser:
     parser = _Parser(
         prog="zkgrid meter",
         description="The prosumer's meter client.",
-        epilog="exit codes: 0 ok; 1 refused or a violation found; 2 could not run (usage,"
-        " input, local files, the service cannot be reached)",
+        epilog=EXIT_STATUS,
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 

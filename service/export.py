@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from zkgrid._internal.cliargs import EXIT_STATUS
 from zkgrid._internal.files import atomic_writer
 from zkgrid.errors import Reason, ZkgridError
 
@@ -190,6 +191,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="zkgrid ledger export",
         description="Write the ledger's entries and signed checkpoints to an archive file"
         " (for zkgrid audit --archive).",
+        epilog=EXIT_STATUS,
     )
     parser.add_argument("--db", required=True, metavar="URL", help="ledger store URL")
     parser.add_argument("--out", required=True, metavar="FILE", help="archive file to write")

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from service.config import ConfigError, default_log_key_path
-from zkgrid._internal.cliargs import OneLineParser, UsageError
+from zkgrid._internal.cliargs import EXIT_STATUS, OneLineParser, UsageError
 from zkgrid._internal.files import (
     FileExistsRefusedError,
     atomic_writer,
@@ -161,7 +161,9 @@ def load_log_key(path: Path, name: str, *, create: bool = True) -> tuple[Checkpo
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog=PROG, description="The log's signing key and its verifier key.")
+    p = OneLineParser(
+        prog=PROG, description="The log's signing key and its verifier key.", epilog=EXIT_STATUS
+    )
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     key = sub.add_parser("key", help="the log key")
     key_sub = key.add_subparsers(dest="key_command", required=True, parser_class=OneLineParser)

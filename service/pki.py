@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from service.auth import Role
+from zkgrid._internal.cliargs import EXIT_STATUS
 from zkgrid._internal.files import (
     FileExistsRefusedError,
     atomic_writer,
@@ -258,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="zkgrid certs",
         description="Development PKI for mutual TLS (unencrypted keys; not for production).",
+        epilog=EXIT_STATUS,
     )
     sub = parser.add_subparsers(dest="command", required=True)
     init = sub.add_parser(

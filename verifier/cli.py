@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from verifier.defaults import DEFAULT_STATE_DIR, default_state_path
-from zkgrid._internal.cliargs import OneLineParser, add_env_argument, clearing, env_default
+from zkgrid._internal.cliargs import (
+    EXIT_STATUS,
+    OneLineParser,
+    add_env_argument,
+    clearing,
+    env_default,
+)
 from zkgrid._internal.files import PrivateFileError, read_file
 from zkgrid.errors import UsageError, ZkgridError
 
@@ -40,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         prog=PROG,
         description="Audit a zkgrid ledger against the log's pinned checkpoint key.",
+        epilog=EXIT_STATUS,
     )
     # Defaults from ZKGRID_TARGET, _CA, _CERT, _KEY, _LOG_KEY_FILE (zkgrid._internal.cliargs);
     # --archive drops them, --insecure the TLS files, --log-key the key file.

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from zkgrid._internal.cliargs import (
+    EXIT_STATUS,
     OneLineParser,
     UsageError,
     add_env_argument,
@@ -71,7 +72,11 @@ def _connection_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog=PROG, description="Witness keys, registration and checkpoint finality.")
+    p = OneLineParser(
+        prog=PROG,
+        description="Witness keys, registration and checkpoint finality.",
+        epilog=EXIT_STATUS,
+    )
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     keygen = sub.add_parser("keygen", help="generate a witness BLS key (file mode 0600)")
     keygen.add_argument("--name", required=True, help="the witness's name (no spaces or '+')")

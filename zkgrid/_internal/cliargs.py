@@ -25,6 +25,7 @@ from zkgrid.errors import UsageError
 
 __all__ = [
     "CLIENT_ENV",
+    "EXIT_STATUS",
     "NOT_PINNED",
     "OneLineParser",
     "UsageError",
@@ -34,6 +35,12 @@ __all__ = [
     "clearing",
     "env_default",
 ]
+
+#: The one exit-status scheme of every ``zkgrid`` command, as its ``--help`` states it.
+EXIT_STATUS = (
+    "exit status: 0 ok; 1 refused (by the service, or a check that failed) or a violation"
+    " found; 2 could not run (usage, input files, keys, the service unreachable)"
+)
 
 #: What a client without a pinned log key is told (refused under --strict, warned otherwise).
 NOT_PINNED = (
