@@ -146,6 +146,7 @@ def _parser() -> _Parser:
     p.add_argument("--format", choices=("json", "base64"), default="json")
     p.add_argument("--out", type=Path, help="write the request to this file")
     p.add_argument("--submit", action="store_true", help="submit it to the service (utility role)")
+    p.add_argument("--json", action="store_true", help="with --submit: the outcome as JSON")
     group = p.add_mutually_exclusive_group()
     group.add_argument(
         "--request", type=Path, help="with --submit: a request file ('-' for stdin)"
@@ -165,6 +166,7 @@ def _parser() -> _Parser:
     p = sub.add_parser("submit", help="commit, prove, sign and submit a day of readings")
     _common(p, network=True)
     p.add_argument("--csv", type=Path, required=True, help="readings CSV of one UTC day")
+    p.add_argument("--json", action="store_true", help="print the outcome as JSON")
     p.add_argument(
         "--units",
         choices=("wh", "kwh"),
@@ -193,6 +195,7 @@ def _parser() -> _Parser:
     p = sub.add_parser("bill", help="prove and submit the bill of a period")
     _common(p, network=True)
     p.add_argument("--period", required=True, help="YYYY-MM-DD")
+    p.add_argument("--json", action="store_true", help="print the outcome as JSON")
 
     p = sub.add_parser(
         "statement",
@@ -409,6 +412,17 @@ def _utility_channel(args: argparse.Namespace) -> tuple[grpc.Channel, Sequence[t
     return channel, dev_metadata("utility") if args.insecure else ()
 
 
+def _receipt_doc(receipt: VerifiedReceipt) -> dict[str, object]:
+    """A verified receipt for ``--json`` output (a stable schema)."""
+    return {
+        "ledger_index": receipt.ledger_index,
+        "leaf_hash": receipt.leaf_hash.hex(),
+        "tree_size": receipt.tree_size,
+        "root_hash": receipt.root_hash.hex(),
+        "signature_verified": receipt.signature_verified,
+    }
+
+
 def _registered_line(found: Registered) -> str:
     verb = "registered" if found.appended else "already registered"
     return f"{verb} meter {found.registration.meter_id}: {_receipt_line(found.receipt)}\n"
@@ -482,7 +496,15 @@ def _register(args: argparse.Namespace, out: TextIO) -> int:
             )
         finally:
             channel.close()
-        out.write(_registered_line(found))
+        if args.json:
+            doc = {
+                "meter_id": registration.meter_id,
+                "status": "registered" if found.appended else "already registered",
+                "receipt": _receipt_doc(found.receipt),
+            }
+            out.write(json.dumps(doc) + "\n")
+        else:
+            out.write(_registered_line(found))
         return 0
     client = MeterClient(MeterHome.load(_home_path(args)))
     text = _registration_text(client.registration_request(), args.format)
@@ -591,8 +613,23 @@ def _submit(args: argparse.Namespace, out: TextIO) -> int:
             sys.stderr.write(f"error: {args.csv}: {exc}{found}\n")
             return EXIT_BAD_INPUT
         before = client.store.batch(readings.period)
+        if before is None:
+            _progress(
+                f"proving {2 * readings.intervals} values for {readings.period}"
+                " (commit, range proof, signature)..."
+            )
         receipt = client.submit_readings(readings)
-        if before is not None and before.status == "accepted":
+        already = before is not None and before.status == "accepted"
+        if args.json:
+            doc = {
+                "meter_id": client.meter_id,
+                "period": readings.period,
+                "intervals": readings.intervals,
+                "status": "already submitted" if already else "submitted",
+                "receipt": _receipt_doc(receipt),
+            }
+            out.write(json.dumps(doc) + "\n")
+        elif already:
             out.write(
                 f"{client.meter_id} {readings.period}: already submitted at ledger index"
                 f" {receipt.ledger_index} (the same readings; nothing new was sent to the"
@@ -614,6 +651,17 @@ def _bill(args: argparse.Namespace, out: TextIO) -> int:
         tariff, _ = client.tariff(args.period)
         bill = client.prove_bill(args.period)
         receipt = client.submit_bill(bill)
+        if args.json:
+            doc = {
+                "meter_id": client.meter_id,
+                "period": args.period,
+                "currency": tariff.currency,
+                "total_micro": bill.total,
+                "total": format_money(bill.total, "").strip(),
+                "receipt": _receipt_doc(receipt),
+            }
+            out.write(json.dumps(doc) + "\n")
+            return 0
         out.write(
             f"{client.meter_id} {args.period}: bill {format_money(bill.total, tariff.currency)}"
             f" ({bill.total} micro-{tariff.currency}) proven; {_receipt_line(receipt)}\n"

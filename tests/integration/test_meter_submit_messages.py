@@ -5,6 +5,7 @@ how to fetch its receipt."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from meter.readings import parse_readings_csv
 from settlement.errors import PeriodNotEnded
 from tests.integration.test_grpc_server import Running
 from tests.integration.test_grpc_server import running as running  # the fixture
+from tests.unit.service.settlement_support import make_tariff
 
 DAY = "2026-11-21"
 
@@ -68,3 +70,20 @@ def test_submit_messages(
     assert "already submitted at ledger index 1" in out
     assert "signature verified" in out
     assert running.store.size() == 2
+
+    assert zkgrid([*submit, "--log-key", str(right_key), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["status"], doc["period"], doc["intervals"]) == ("already submitted", DAY, 6)
+    assert doc["receipt"]["ledger_index"] == 1
+    assert doc["receipt"]["signature_verified"] is True
+
+    tariff = make_tariff(DAY, 240)
+    running.settlement.publish_tariff(tariff)
+    bill = ["meter", "bill", "--home", str(home), "--period", DAY, "--target", running.target,
+            "--insecure", "--log-key", str(right_key), "--json"]  # fmt: skip
+    assert zkgrid(bill) == 0
+    billed = json.loads(capsys.readouterr().out)
+    imports, exports = [100 + h for h in range(0, 24, 4)], [h for h in range(0, 24, 4)]
+    assert billed["total_micro"] == tariff.bill_total(imports, exports)
+    assert billed["currency"] == "EUR"
+    assert billed["receipt"]["ledger_index"] == 3
