@@ -488,6 +488,9 @@ class ProofVerifier:
             share=SUSPECT_SHARE,
         )
         self._suspects: OrderedDict[str, float] = OrderedDict()  # caller -> last failure
+        #: Proofs of each caller being verified now (bounded: see :meth:`_lane`).
+        self._in_flight: dict[str, int] = {}
+        self._in_flight_lock = threading.Lock()
         self._suspects_lock = threading.Lock()
         self._clock = time.monotonic
 
@@ -511,6 +514,23 @@ class ProofVerifier:
             while len(self._suspects) > MAX_SUSPECTS:
                 self._suspects.popitem(last=False)
 
+    def _lane(
+        self, caller: str, shared: MicroBatcher[_T], alone: MicroBatcher[_T]
+    ) -> MicroBatcher[_T]:
+        """(in-flight lock held) Where ``caller``'s next proof goes: one proof at a time per
+        caller in the shared micro-batches, a second one (or any of a suspect's) alone in
+        the suspects' lane, and no more: :class:`Overloaded`. An honest meter has one proof
+        in flight (its batches are chained); many at once from one caller is a burst that
+        would put many bad proofs into one shared batch, each paid for by bisection."""
+        in_flight = self._in_flight.get(caller, 0)
+        limit = 1 if self.is_suspect(caller) else 2
+        if in_flight >= limit:
+            raise Overloaded(
+                "this caller already has a proof being verified; retry when it is answered",
+                1.0,
+            )
+        return shared if in_flight == 0 and limit == 2 else alone
+
     def _guarded(
         self,
         caller: str | None,
@@ -521,15 +541,26 @@ class ProofVerifier:
     ) -> None:
         """Verify ``item`` in the ``shared`` micro-batches, or in the suspects' lane
         (``alone``: one at a time, a bounded share of the verifier) when ``caller`` is a
-        suspect; a failure makes the caller a suspect (docs/notes/settlement.md, "What a
-        caller can cost")."""
-        lane = alone if caller is not None and self.is_suspect(caller) else shared
+        suspect or already has a proof in flight; a failure makes the caller a suspect
+        (docs/notes/settlement.md, "What a caller can cost")."""
+        if caller is None:
+            shared.verify(item, timeout)
+            return
+        with self._in_flight_lock:
+            lane = self._lane(caller, shared, alone)
+            self._in_flight[caller] = self._in_flight.get(caller, 0) + 1
         try:
             lane.verify(item, timeout)
         except (ProofInvalid, ProofMalformed):
-            if caller is not None:
-                self._suspect(caller)
+            self._suspect(caller)
             raise
+        finally:
+            with self._in_flight_lock:
+                left = self._in_flight[caller] - 1
+                if left:
+                    self._in_flight[caller] = left
+                else:
+                    del self._in_flight[caller]
 
     def lanes(self) -> tuple[MicroBatcher[RangeJob] | MicroBatcher[LinearCombinationClaim], ...]:
         """Every micro-batcher (for statistics and shutdown)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 
 import pytest
@@ -327,3 +328,59 @@ def test_a_bounded_share_rests_between_batches() -> None:
         assert time.monotonic() - started >= 0.5
     finally:
         batcher.close()
+
+
+def test_one_caller_has_one_proof_in_the_shared_batches_and_one_alone_at_most() -> None:
+    """A burst from one caller cannot put many (bad) proofs into one shared batch: the
+    second waits in the suspects' lane, the third is shed; other callers are not affected."""
+    gate = threading.Event()
+    seen: dict[str, list[int]] = {"shared": [], "alone": []}
+
+    def check(lane: str) -> Callable[[Sequence[int]], list[Outcome]]:
+        def run(items: Sequence[int]) -> list[Outcome]:
+            gate.wait(10)
+            seen[lane].extend(items)
+            return [None] * len(items)
+
+        return run
+
+    with ProofVerifier() as verifier:
+        verifier.range_proofs.close()
+        verifier.suspect_range_proofs.close()
+        shared: MicroBatcher[int] = MicroBatcher("shared", check("shared"), max_wait_s=0)
+        alone: MicroBatcher[int] = MicroBatcher("alone", check("alone"), max_batch=1)
+        try:
+            results: list[BaseException | None] = []
+
+            def submit(item: int, caller: str) -> None:
+                try:
+                    verifier._guarded(caller, shared, alone, item, 10)
+                    results.append(None)
+                except Overloaded as exc:
+                    results.append(exc)
+
+            threads = [threading.Thread(target=submit, args=(1, "m"))]
+            threads[0].start()
+            while not shared.pending and not seen["shared"] and shared.batch_sizes == deque():
+                time.sleep(0.01)
+            threads.append(threading.Thread(target=submit, args=(2, "m")))
+            threads[1].start()
+            while verifier._in_flight.get("m") != 2:
+                time.sleep(0.01)
+            with pytest.raises(Overloaded):
+                verifier._guarded("m", shared, alone, 3, 10)  # a third: shed at once
+            threads.append(threading.Thread(target=submit, args=(4, "other")))
+            threads[2].start()
+            while verifier._in_flight.get("other") != 1:
+                time.sleep(0.01)
+            gate.set()
+            for t in threads:
+                t.join(10)
+            assert results == [None, None, None]
+            assert sorted(seen["shared"]) == [1, 4]
+            assert seen["alone"] == [2]
+            assert verifier._in_flight == {}
+        finally:
+            gate.set()
+            shared.close()
+            alone.close()
