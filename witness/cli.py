@@ -88,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     register.add_argument(
         "--registration", required=True, metavar="HEX|@FILE", help="the record, or @file with it"
     )
+    register.add_argument("--json", action="store_true", help="the outcome as JSON on stdout")
     fin = sub.add_parser("finality", help="check a cosigned checkpoint is final")
     _connection_flags(fin)
     fin.add_argument("--size", type=int, metavar="N", help="tree size (default: latest cosigned)")
@@ -192,15 +193,24 @@ def _register(args: argparse.Namespace) -> int:
         )
     except grpc.RpcError as exc:
         error = remote_error(exc, "RegisterWitness")
-        print(f"{PROG}: refused: {error.code.name}: {error}", file=sys.stderr)
-        return (
-            1
-            if error.code in (grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.INVALID_ARGUMENT)
-            else 2
-        )
+        if error.transient:
+            print(
+                f"{PROG}: could not reach the service: {error}; check --target and that"
+                " `zkgrid serve` is running, then try again",
+                file=sys.stderr,
+            )
+            return 2
+        print(f"{PROG}: the service refused: {error.code.name}: {error}", file=sys.stderr)
+        return 1
     finally:
         channel.close()
-    print(f"registered witness {registration.name} at ledger index {response.receipt.ledger_index}")
+    index = response.receipt.ledger_index
+    if args.json:
+        import json
+
+        print(json.dumps({"name": registration.name, "ledger_index": index}))
+    else:
+        print(f"registered witness {registration.name} at ledger index {index}")
     return 0
 
 
