@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from service.config import ConfigError, default_log_key_path
-from zkgrid._internal.cliargs import EXIT_STATUS, OneLineParser, UsageError
+from zkgrid._internal.cliargs import EXIT_STATUS, OneLineParser, UsageError, parse_command_line
 from zkgrid._internal.files import (
     FileExistsRefusedError,
     atomic_writer,
@@ -249,13 +249,9 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    except UsageError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 2
-    except SystemExit as exc:  # --help
-        return 0 if exc.code in (0, None) else 2
+    args = parse_command_line(_parser(), argv, PROG)
+    if isinstance(args, int):
+        return args
     try:
         if args.key_command == "path":
             print(default_log_key_path())

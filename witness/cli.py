@@ -31,11 +31,12 @@ from typing import TYPE_CHECKING
 from zkgrid._internal.cliargs import (
     EXIT_STATUS,
     OneLineParser,
-    UsageError,
+    add_connection_arguments,
     add_env_argument,
     add_strict_argument,
     check_pinned,
     clearing,
+    parse_command_line,
 )
 from zkgrid.errors import VerificationError, ZkgridError
 
@@ -54,21 +55,7 @@ MAX_TEXT_FILE_BYTES = 1 << 16
 
 def _connection_flags(p: argparse.ArgumentParser) -> None:
     # Defaults from ZKGRID_TARGET, _CA, _CERT, _KEY (zkgrid._internal.cliargs).
-    add_env_argument(
-        p, "--target", setting="target", required=True, metavar="HOST:PORT",
-        help="the zkgrid service",
-    )  # fmt: skip
-    add_env_argument(
-        p, "--ca", setting="ca", metavar="FILE", help="CA bundle that signed the service (PEM)"
-    )
-    add_env_argument(p, "--cert", setting="cert", metavar="FILE", help="client certificate (PEM)")
-    add_env_argument(p, "--key", setting="key", metavar="FILE", help="client key (PEM)")
-    p.add_argument(
-        "--insecure",
-        action=clearing(("ca", "cert", "key"), flag=True),
-        help="plaintext gRPC (loopback development only)",
-    )
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default 30)")
+    add_connection_arguments(p)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -302,13 +289,9 @@ def _finality(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    except UsageError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 2
-    except SystemExit as exc:  # --help
-        return 0 if exc.code in (0, None) else 2
+    args = parse_command_line(_parser(), argv, PROG)
+    if isinstance(args, int):
+        return args
     commands = {
         "keygen": _keygen,
         "registration": _registration,

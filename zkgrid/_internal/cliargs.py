@@ -29,11 +29,13 @@ __all__ = [
     "NOT_PINNED",
     "OneLineParser",
     "UsageError",
+    "add_connection_arguments",
     "add_env_argument",
     "add_strict_argument",
     "check_pinned",
     "clearing",
     "env_default",
+    "parse_command_line",
 ]
 
 #: The one exit-status scheme of every ``zkgrid`` command, as its ``--help`` states it.
@@ -161,3 +163,44 @@ def check_pinned(
     import sys
 
     print(f"{prog}: warning: {NOT_PINNED}", file=err if err is not None else sys.stderr)
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--target`` (required unless ZKGRID_TARGET is set), ``--ca``, ``--cert``, ``--key``
+    (from their variables), ``--insecure`` (drops the TLS variables) and ``--timeout``:
+    the connection flags of the client commands that take no other defaults."""
+    add_env_argument(
+        parser, "--target", setting="target", required=True, metavar="HOST:PORT",
+        help="the zkgrid service",
+    )  # fmt: skip
+    add_env_argument(
+        parser, "--ca", setting="ca", metavar="FILE", help="CA bundle that signed the service"
+    )
+    add_env_argument(
+        parser, "--cert", setting="cert", metavar="FILE", help="client certificate (PEM)"
+    )
+    add_env_argument(parser, "--key", setting="key", metavar="FILE", help="client key (PEM)")
+    parser.add_argument(
+        "--insecure",
+        action=clearing(("ca", "cert", "key"), flag=True),
+        help="plaintext gRPC (loopback development only)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds per call (default 30)"
+    )
+
+
+def parse_command_line(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, prog: str
+) -> argparse.Namespace | int:
+    """The parsed arguments, or the exit status to return at once: 0 after ``--help``, 2
+    after a usage error (printed as one line on stderr)."""
+    import sys
+
+    try:
+        return parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    except UsageError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # --help (or argparse's own exit)
+        return 0 if exc.code in (0, None) else 2
