@@ -322,9 +322,9 @@ class ZkgridInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         status = rpc_status_for(error, method)
         if status.code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE):
             logger.error("%s failed (%s)", method, type(error).__name__, exc_info=error)
-        else:
+        else:  # the access log has a line for it (service/logs.py)
             reason = getattr(error, "reason", "?")
-            logger.info("%s refused: %s %s", method, status.code.name, reason)
+            logger.debug("%s refused: %s %s", method, status.code.name, reason)
         context.abort_with_status(status)
 
     def _guard(self, method: str, request: Any, context: grpc.ServicerContext) -> Token[Any]:

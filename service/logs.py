@@ -24,7 +24,10 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
@@ -92,11 +95,43 @@ def configure_logging(
     logging.basicConfig(level=level, handlers=[log_handler(fmt, stream)], force=True)
 
 
+#: Shed calls (RESOURCE_EXHAUSTED: a spent failure budget, load shed) are logged at most
+#: once per caller and reason in this many seconds, with the count of those not logged: a
+#: caller that ignores its retry delay cannot flood the log (or spend the server's CPU on it).
+SHED_LOG_INTERVAL_S = 10.0
+#: Callers whose shed-call counts are remembered at most.
+SHED_LOG_KEYS = 1024
+
+
 class AccessLog:
     """A call observer (``ZkgridInterceptor(observer=...)``) writing the access log."""
 
-    def __init__(self, logger: logging.Logger | None = None) -> None:
+    def __init__(
+        self,
+        logger: logging.Logger | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._logger = logger if logger is not None else logging.getLogger(ACCESS_LOGGER)
+        self._clock = clock
+        self._shed_lock = threading.Lock()
+        #: (caller, reason) -> (when its last line was written, calls not logged since)
+        self._shed: OrderedDict[tuple[str, str], tuple[float, int]] = OrderedDict()
+
+    def _sampled(self, identity: str | None, reason: str | None) -> int | None:
+        """For a shed call: ``None`` to skip its line, else how many were skipped before."""
+        key = (identity or "-", reason or "-")
+        now = self._clock()
+        with self._shed_lock:
+            last, skipped = self._shed.get(key, (float("-inf"), 0))
+            if now - last < SHED_LOG_INTERVAL_S:
+                self._shed[key] = (last, skipped + 1)
+                return None
+            self._shed[key] = (now, 0)
+            self._shed.move_to_end(key)
+            while len(self._shed) > SHED_LOG_KEYS:
+                self._shed.popitem(last=False)
+            return skipped
 
     def on_call_end(
         self,
@@ -110,28 +145,38 @@ class AccessLog:
         level = logging.DEBUG if method.startswith(_QUIET_PREFIXES) else logging.INFO
         if not self._logger.isEnabledFor(level):
             return
+        skipped = 0
+        if code.name == "RESOURCE_EXHAUSTED":
+            sampled = self._sampled(identity, reason)
+            if sampled is None:
+                return
+            skipped = sampled
         status = code.name
         latency_ms = round(latency_s * 1000, 3)
+        fields: dict[str, object] = {
+            "event": "rpc",
+            "method": method,
+            "status": status,
+            "role": role,
+            "cn": identity,
+            "reason": reason,
+            "latency_ms": latency_ms,
+        }
+        suffix = ""
+        if skipped:
+            fields["similar_not_logged"] = skipped
+            suffix = f" ({skipped} more like it not logged)"
         self._logger.log(
             level,
-            "%s %s role=%s cn=%s reason=%s %.1fms",
+            "%s %s role=%s cn=%s reason=%s %.1fms%s",
             method,
             status,
             role or "-",
             identity or "-",
             reason or "-",
             latency_ms,
-            extra={
-                FIELDS: {
-                    "event": "rpc",
-                    "method": method,
-                    "status": status,
-                    "role": role,
-                    "cn": identity,
-                    "reason": reason,
-                    "latency_ms": latency_ms,
-                }
-            },
+            suffix,
+            extra={FIELDS: fields},
         )
 
 

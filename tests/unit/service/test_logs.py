@@ -160,3 +160,35 @@ def test_call_outcome_reads_the_status_and_its_reason() -> None:
         grpc.StatusCode.DEADLINE_EXCEEDED,
         None,
     )
+
+
+def test_shed_calls_are_logged_once_per_caller_and_interval() -> None:
+    """A caller that ignores its retry delay cannot flood the access log: one line per
+    caller and reason per interval, then the count of those not logged."""
+    import logging as _logging
+
+    import grpc as _grpc
+
+    from service.logs import SHED_LOG_INTERVAL_S, AccessLog
+
+    records: list[_logging.LogRecord] = []
+
+    class Keep(_logging.Handler):
+        def emit(self, record: _logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = _logging.getLogger("zkgrid.test.shed")
+    logger.setLevel(_logging.INFO)
+    logger.addHandler(Keep())
+    now = [100.0]
+    log = AccessLog(logger, clock=lambda: now[0])
+    method = "/zkgrid.settlement.v1.ReadingService/SubmitReadings"
+    exhausted = _grpc.StatusCode.RESOURCE_EXHAUSTED
+    for _ in range(50):
+        log.on_call_end(method, "meter", "mallory", exhausted, "FAILURE_BUDGET_EXHAUSTED", 0.001)
+    log.on_call_end(method, "meter", "alice", exhausted, "OVERLOADED", 0.001)
+    log.on_call_end(method, "meter", "alice", _grpc.StatusCode.OK, None, 0.01)  # never sampled
+    assert len(records) == 3
+    now[0] += SHED_LOG_INTERVAL_S
+    log.on_call_end(method, "meter", "mallory", exhausted, "FAILURE_BUDGET_EXHAUSTED", 0.001)
+    assert "(49 more like it not logged)" in records[-1].getMessage()
