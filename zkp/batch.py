@@ -20,28 +20,43 @@ one batch check when they all hold, bisection (B3) when not.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from zkgrid.errors import InvalidArgumentError, VerificationError
+from zkp.group import ORDER, Point, is_identity, mul
 
-__all__ = ["find_invalid"]
+__all__ = ["WeightedSum", "find_invalid"]
 
 S = TypeVar("S")
 P = TypeVar("P")
+
+#: ``weighted_sum(prepared, weights, combiners)``: the batch equation's left-hand side
+#: ``sum_p weights[p] * E_p`` as a point, where ``E_p`` is statement ``p``'s own equation
+#: combined with ``combiners[p]`` (e.g. (B1)'s ``c``): the identity when all hold (B3').
+WeightedSum = Callable[[Sequence[P], Sequence[int], Sequence[int]], Point]
+
+
+def _nonzero() -> int:
+    return secrets.randbelow(ORDER - 1) + 1
 
 
 def find_invalid(
     statements: Sequence[S],
     prepare: Callable[[S], P],
     holds: Callable[[Sequence[P]], bool],
+    *,
+    weighted_sum: WeightedSum[P] | None = None,
 ) -> list[int]:
     """Indices (ascending) of the ``statements`` that do not verify (B3).
 
     A statement ``prepare`` refuses (:class:`VerificationError`,
     :class:`InvalidArgumentError`) is invalid; the others are checked as one
-    batch and, if it fails, bisected. Any other exception propagates: it is
-    not the statement's fault.
+    batch and, if it fails, the one wrong statement is named from a second
+    weighting (B3', with ``weighted_sum``) or, when more than one is wrong (or
+    without ``weighted_sum``), by bisection. Any other exception propagates: it
+    is not the statement's fault.
     """
     bad: list[int] = []
     prepared: list[tuple[int, P]] = []
@@ -50,8 +65,45 @@ def find_invalid(
             prepared.append((index, prepare(statement)))
         except (VerificationError, InvalidArgumentError):
             bad.append(index)
-    bad += _bisect(prepared, holds, failing=False)
-    return sorted(bad)
+    if weighted_sum is None or len(prepared) < 2:
+        return sorted(bad + _bisect(prepared, holds, failing=False))
+    culprit = _single_culprit([p for _, p in prepared], weighted_sum)
+    if culprit is _ALL_HOLD:
+        return sorted(bad)
+    if isinstance(culprit, int):
+        return sorted([*bad, prepared[culprit][0]])
+    return sorted(bad + _bisect(prepared, holds, failing=True))
+
+
+_ALL_HOLD = object()
+
+
+def _single_culprit(prepared: Sequence[P], weighted_sum: WeightedSum[P]) -> int | object | None:
+    """(B3') :data:`_ALL_HOLD` when the batch holds; else the position of the one wrong
+    statement, or ``None`` when there is not exactly one.
+
+    With fixed combiners each statement ``p`` contributes a fixed point ``E_p``
+    (zero iff it holds). Two weightings give ``S1 = sum w_p E_p`` and
+    ``S2 = sum w'_p E_p``. If ``p`` alone is wrong, ``S2 = (w'_p / w_p) S1``. If
+    ``p`` holds, ``w_p`` and ``w'_p`` appear nowhere else, so ``S2 = (w'_p / w_p) S1``
+    with ``S1 != O`` holds for at most one value of the uniform ratio: probability
+    ``1/(q-1)``. A statement that holds is named with probability at most
+    ``B/(q-1)``; two or more wrong ones match no position (except with the same
+    probability) and fall back to bisection (B3).
+    """
+    combiners = [_nonzero() for _ in prepared]
+    first = [_nonzero() for _ in prepared]
+    s1 = weighted_sum(prepared, first, combiners)
+    if is_identity(s1):
+        return _ALL_HOLD
+    second = [_nonzero() for _ in prepared]
+    s2 = weighted_sum(prepared, second, combiners)
+    matches = [
+        k
+        for k, (w1, w2) in enumerate(zip(first, second, strict=True))
+        if mul(w2 * pow(w1, -1, ORDER) % ORDER, s1) == s2
+    ]
+    return matches[0] if len(matches) == 1 else None
 
 
 def _bisect(

@@ -381,7 +381,9 @@ class RangeProof:
         for another number of values) are reported as invalid without a group
         operation.
         """
-        return batch.find_invalid(statements, _prepare, _batch_holds)
+        return batch.find_invalid(
+            statements, _prepare, _batch_holds, weighted_sum=_batch_sum
+        )
 
 
 def _rounds_from_length(length: int) -> int:
@@ -591,6 +593,7 @@ def _squarings(base: int, count: int) -> list[int]:
 def _accumulate(
     p: _Prepared,
     weight: int,
+    c: int,
     g_acc: ScalarVector,
     h_acc: ScalarVector,
     fixed: list[int],
@@ -607,7 +610,7 @@ def _accumulate(
     N = n * p.padded
     rounds = len(p.u)
     y, z, x, w = p.y, p.z, p.x, p.w
-    c = secrets.randbelow(q - 1) + 1  # (B1) c E_R + E_I: combines (R4) and (R6)/(I3)
+    # c: (B1) c E_R + E_I combines (R4) and (R6)/(I3); random, non-zero, from the caller
     y_minus_1 = (y - 1) % q or 1  # y = 1 has probability 1/q; handled below
     us = p.u
     *u_invs, y_inv, y_minus_1_inv = _batch_invert([*us, y, y_minus_1])  # (B4)
@@ -664,7 +667,20 @@ def _accumulate(
 
 
 def _batch_holds(prepared: Sequence[_Prepared]) -> bool:
-    """Whether the weighted sum of the equations of ``prepared`` is the identity (B2)."""
+    """Whether the weighted sum of the equations of ``prepared`` is the identity (B2), with
+    fresh weights (1 for a single statement) and combiners (B1)."""
+    weights = (
+        [1] if len(prepared) == 1 else [secrets.randbelow(q - 1) + 1 for _ in prepared]
+    )
+    combiners = [secrets.randbelow(q - 1) + 1 for _ in prepared]
+    return is_identity(_batch_sum(prepared, weights, combiners))
+
+
+def _batch_sum(
+    prepared: Sequence[_Prepared], weights: Sequence[int], combiners: Sequence[int]
+) -> Point:
+    """The weighted sum of the equations of ``prepared`` (B2): ``weights[p]`` times
+    statement ``p``'s (B1) equation with ``c = combiners[p]`` (the identity when all hold)."""
     size = max(p.bits * p.padded for p in prepared)
     g_acc = ScalarVector(size)
     h_acc = ScalarVector(size)
@@ -676,9 +692,8 @@ def _batch_holds(prepared: Sequence[_Prepared]) -> bool:
     # petlib and zkp._native release the GIL (docs/notes/batch-verification.md).
     pool = worker_pool()
     partial_sums: list[Future[Point]] = []
-    for p in prepared:
-        weight = 1 if len(prepared) == 1 else secrets.randbelow(q - 1) + 1
-        _accumulate(p, weight, g_acc, h_acc, fixed, scalars, points)
+    for p, weight, c in zip(prepared, weights, combiners, strict=True):
+        _accumulate(p, weight, c, g_acc, h_acc, fixed, scalars, points)
         if len(points) >= _PIPELINE_CHUNK:
             partial_sums.append(pool.submit(_serial_msm, scalars, points))
             scalars, points = [], []
@@ -689,7 +704,7 @@ def _batch_holds(prepared: Sequence[_Prepared]) -> bool:
     )
     for part in partial_sums:
         total = total + part.result()
-    return is_identity(total)
+    return total
 
 
 #: Points per chunk handed to a worker thread while scalars are still being computed.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -202,3 +203,61 @@ def test_range_find_invalid_names_exactly_the_bad_proofs(forged: list[bool]) -> 
         for i, bad in enumerate(forged)
     ]
     assert RangeProof.find_invalid(statements) == [i for i, bad in enumerate(forged) if bad]
+
+
+# ----------------------------------------------------------------------------- (B3') one culprit
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(2, 40).flatmap(
+        lambda n: st.tuples(st.just(n), st.sets(st.integers(0, n - 1), max_size=4))
+    )
+)
+def test_one_wrong_statement_is_named_from_two_weightings(case: tuple[int, set[int]]) -> None:
+    """Statements as points E_p (O when they hold), a wrong one a random non-zero point,
+    two of them possibly related (E_k = 2 E_j): exactly the wrong ones are named; one
+    alone costs two weighted sums and no bisection."""
+    n, wrong = case
+    errors = {p: mul(random_scalar(), G) for p in wrong}
+    if len(wrong) >= 2:  # a prover choosing related errors gains nothing
+        first, second = sorted(wrong)[:2]
+        errors[second] = errors[first] + errors[first]
+    sums: list[int] = []
+    checks: list[int] = []
+
+    def weighted_sum(part: Sequence[int], weights: Sequence[int], _c: Sequence[int]) -> Point:
+        sums.append(len(part))
+        total = mul(0, G)
+        for p, w in zip(part, weights, strict=True):
+            if p in errors:
+                total = total + mul(w, errors[p])
+        return total
+
+    def holds(part: Sequence[int]) -> bool:
+        checks.append(len(part))
+        return not any(p in wrong for p in part)
+
+    found = batch.find_invalid(list(range(n)), lambda p: p, holds, weighted_sum=weighted_sum)
+    assert found == sorted(wrong)
+    if len(wrong) <= 1:
+        assert checks == []  # no bisection
+        assert len(sums) == (1 if not wrong else 2)
+
+
+def test_a_range_batch_with_one_forged_proof_costs_two_sums(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from zkp import rangeproof
+
+    calls: list[int] = []
+    real = rangeproof._batch_sum
+
+    def counting(prepared: Sequence[object], *args: Sequence[int]) -> Point:
+        calls.append(len(prepared))
+        return real(prepared, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rangeproof, "_batch_sum", counting)
+    statements = [*HONEST_RANGES[:7], FORGED_RANGES[3], *HONEST_RANGES[7:]]
+    assert RangeProof.find_invalid(statements) == [7]
+    assert calls == [len(statements), len(statements)]  # (B3'): no bisection

@@ -182,7 +182,7 @@ def test_accumulate_matches_the_b1_table(bits: int, count: int) -> None:
     N = p.bits * p.padded
     g_acc, h_acc = ScalarVector(N), ScalarVector(N)
     weight = rnd.randrange(1, q)
-    rangeproof._accumulate(p, weight, g_acc, h_acc, [0, 0, 0], [], [])
+    rangeproof._accumulate(p, weight, rnd.randrange(1, q), g_acc, h_acc, [0, 0, 0], [], [])
 
     k = len(p.u)
     s = []
