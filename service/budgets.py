@@ -45,8 +45,10 @@ __all__ = [
     "Gate",
 ]
 
-#: Failures a caller may have in a row before it is refused.
-DEFAULT_BURST = 5
+#: Failures a caller may have in a row before it is refused: an honest client whose proof
+#: failed gets the same answer for the same batch, so a second try is all it needs; each
+#: failure costs the service a verification (docs/notes/settlement.md).
+DEFAULT_BURST = 2
 #: Seconds for one failure to be forgiven.
 DEFAULT_REFILL_S = 60.0
 #: Callers whose (partly spent) buckets are remembered at most.
