@@ -67,15 +67,38 @@ def find_invalid(
             bad.append(index)
     if weighted_sum is None or len(prepared) < 2:
         return sorted(bad + _bisect(prepared, holds, failing=False))
-    culprit = _single_culprit([p for _, p in prepared], weighted_sum)
-    if culprit is _ALL_HOLD:
-        return sorted(bad)
-    if isinstance(culprit, int):
-        return sorted([*bad, prepared[culprit][0]])
-    return sorted(bad + _bisect(prepared, holds, failing=True))
+    return sorted(bad + _blame(prepared, weighted_sum, known=0))
 
 
 _ALL_HOLD = object()
+
+
+def _blame(
+    part: Sequence[tuple[int, P]], weighted_sum: WeightedSum[P], *, known: int
+) -> list[int]:
+    """(B3') The wrong statements of ``part``: nothing when its weighted sum is the
+    identity, the one culprit a second weighting names, else both halves in turn.
+
+    ``known``: wrong statements ``part`` is already known to hold at least (0, 1, or 2:
+    two or more, so no single culprit can be named and it is split without a sum).
+    """
+    if not part:
+        return []
+    if len(part) == 1 and known >= 1:
+        return [part[0][0]]
+    if known < 2:
+        verdict = _single_culprit([p for _, p in part], weighted_sum)
+        if verdict is _ALL_HOLD:
+            return []
+        if isinstance(verdict, int):
+            return [part[verdict][0]]
+        if len(part) == 1:  # pragma: no cover - one failing statement is its own culprit
+            return [part[0][0]]
+    # two or more wrong ones here
+    mid = len(part) // 2
+    left = _blame(part[:mid], weighted_sum, known=0)
+    right = _blame(part[mid:], weighted_sum, known=max(0, 2 - len(left)))
+    return left + right
 
 
 def _single_culprit(prepared: Sequence[P], weighted_sum: WeightedSum[P]) -> int | object | None:
