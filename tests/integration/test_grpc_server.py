@@ -90,7 +90,10 @@ class Running:
 def _serve(url: str, signer: CheckpointSigner, origin: str) -> Iterator[Running]:
     store = open_store(url, signer, origin)
     settlement = Settlement(store)
-    server = build_server(settlement, ServiceConfig(listen="127.0.0.1:0", insecure=True))
+    # No failure budgets here: these tests send one refusal after another from one caller
+    # to check each refusal's status (the budgets: tests/adversarial/test_failure_budgets.py).
+    config = ServiceConfig(listen="127.0.0.1:0", insecure=True, failure_burst=0)
+    server = build_server(settlement, config)
     server.start()
     target = f"127.0.0.1:{server_info(server).port}"
     channel = grpc.insecure_channel(target)
