@@ -20,20 +20,18 @@ is missing (a local file usually starts and ends in the middle of a UTC day).
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from meter.readings import (
-    HEADER,
-    HEADER_KWH,
     DayReadings,
     ReadingsFormatError,
+    csv_rows,
     intervals_per_day,
     parse_kwh,
     parse_wh,
+    units_of_header,
 )
 from zkgrid.errors import InvalidArgumentError
 
@@ -121,24 +119,12 @@ def convert_local_csv(
     readings file's (``interval_start,import_wh,export_wh`` or the kWh one)."""
     t_count = intervals_per_day(interval_minutes)
     step = timedelta(minutes=interval_minutes)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        rows = [(reader.line_num, row) for row in reader]
-    except csv.Error as exc:
-        raise ReadingsFormatError(f"not valid CSV ({exc})", line=reader.line_num) from None
-    while rows and all(not cell.strip() for cell in rows[-1][1]):
-        rows.pop()
+    rows = csv_rows(text)
     if not rows:
         raise ReadingsFormatError("the file is empty (a header and the rows needed)")
     line, header_row = rows[0]
-    header = tuple(cell.strip().lstrip("\ufeff") for cell in header_row)
-    if header not in (HEADER, HEADER_KWH):
-        raise ReadingsFormatError(
-            f"the header must be '{','.join(HEADER)}' (or '{','.join(HEADER_KWH)}' for kWh)",
-            line=line,
-            offending=",".join(header),
-        )
-    kwh = units == "kwh" or (units is None and header == HEADER_KWH)
+    header = [cell.strip().lstrip("\ufeff") for cell in header_row]
+    kwh = units_of_header(header, units, line) == "kwh"
     value_of = parse_kwh if kwh else parse_wh
     by_day: dict[str, dict[datetime, tuple[int, int]]] = {}
     previous: datetime | None = None

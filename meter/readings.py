@@ -45,6 +45,7 @@ __all__ = [
     "MAX_READINGS_FILE_BYTES",
     "DayReadings",
     "ReadingsFormatError",
+    "csv_rows",
     "format_readings_csv",
     "intervals_per_day",
     "parse_kwh",
@@ -53,6 +54,7 @@ __all__ = [
     "parse_wh",
     "read_readings_csv",
     "read_readings_text",
+    "units_of_header",
 ]
 
 HEADER = ("interval_start", "import_wh", "export_wh")
@@ -269,7 +271,19 @@ def parse_kwh(text: str, line: int, column: str) -> int:
     return value
 
 
-def _units_of(header: list[str], units: str | None, line: int) -> str:
+def csv_rows(text: str) -> list[tuple[int, list[str]]]:
+    """(line number, cells) of every CSV row of ``text``, trailing blank lines dropped."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        rows = [(reader.line_num, row) for row in reader]
+    except csv.Error as exc:
+        raise ReadingsFormatError(f"not valid CSV ({exc})", line=reader.line_num) from None
+    while rows and all(not cell.strip() for cell in rows[-1][1]):
+        rows.pop()
+    return rows
+
+
+def units_of_header(header: list[str], units: str | None, line: int) -> str:
     """``"wh"`` or ``"kwh"``: the header names the unit; ``units`` (``--units``) wins."""
     found = tuple(header)
     named = "wh" if found == HEADER else "kwh" if found == HEADER_KWH else None
@@ -296,13 +310,7 @@ def parse_readings_csv(
         raise InvalidArgumentError("units must be 'wh' or 'kwh'")
     t_count = intervals_per_day(interval_minutes)
     step = timedelta(minutes=interval_minutes)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        rows = [(reader.line_num, row) for row in reader]
-    except csv.Error as exc:
-        raise ReadingsFormatError(f"not valid CSV ({exc})", line=reader.line_num) from None
-    while rows and all(not cell.strip() for cell in rows[-1][1]):
-        rows.pop()  # trailing blank lines
+    rows = csv_rows(text)
     value_of = parse_wh
     # Where each well-formed timestamp occurs, to tell "out of order" from "gap".
     line_of: dict[datetime, int] = {}
@@ -325,7 +333,7 @@ def parse_readings_csv(
             raise ReadingsFormatError("empty line", line=line)
         if header is None:
             header = [cell.strip().lstrip("\ufeff") for cell in row]
-            if _units_of(header, units, line) == "kwh":
+            if units_of_header(header, units, line) == "kwh":
                 value_of = parse_kwh
             continue
         if len(row) != len(HEADER):
