@@ -331,7 +331,7 @@ class ZkgridInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the call")
-        # Reset with the caller below (a context's variables live as long as the call).
+        # Set at the start of every call on this thread, before anything reads it.
         call_deadline.set(None if remaining is None else time.monotonic() + remaining)
         if isinstance(request, _Undecodable):
             # The role first (an anonymous caller learns nothing), then the typed refusal.
