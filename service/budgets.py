@@ -11,6 +11,8 @@ refused *before* any work, with ``FAILURE_BUDGET_EXHAUSTED``
 (``RESOURCE_EXHAUSTED`` and a ``google.rpc.RetryInfo`` saying when the next
 failure is allowed).
 
+The utility's calls are not budgeted: its certificate runs the service (it registers
+meters and publishes tariffs), and a bulk job of its own may carry several bad bills.
 Keyed by the transport identity, not by a name inside the request: a caller
 cannot spend another caller's budget (a witness name in a cosignature, a meter
 id in a bill is whatever the sender writes; the certificate is not). Honest
@@ -45,10 +47,11 @@ __all__ = [
     "Gate",
 ]
 
-#: Failures a caller may have in a row before it is refused: an honest client whose proof
-#: failed gets the same answer for the same batch, so a second try is all it needs; each
-#: failure costs the service a verification (docs/notes/settlement.md).
-DEFAULT_BURST = 2
+#: Failures a caller may have in a row before it is refused (for one refill period): an
+#: honest client whose proof failed gets the same answer for the same request, and has to
+#: fix something before it tries again; each failure costs the service a verification
+#: (docs/notes/settlement.md). The utility's calls have no budget.
+DEFAULT_BURST = 1
 #: Seconds for one failure to be forgiven.
 DEFAULT_REFILL_S = 60.0
 #: Callers whose (partly spent) buckets are remembered at most.

@@ -86,7 +86,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status
 
-from service.auth import Authorizer, Caller, current_caller
+from service.auth import Authorizer, Caller, Role, current_caller
 from service.budgets import BUDGETED_METHODS, CHARGED_REASONS, FailureBudgets
 from service.deadlines import call_deadline
 from service.observers import CallObserver, call_outcome
@@ -340,20 +340,26 @@ class ZkgridInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
                 self._malformed_seen += 1
             raise RequestMalformed(f"the request ({request.size} bytes) is not a valid message")
         caller = self._authorizer.authorize(method, request, context)
-        if self.budgets is not None and caller is not None and method in BUDGETED_METHODS:
-            self.budgets.check(_budget_key(caller))  # FAILURE_BUDGET_EXHAUSTED, before any work
+        budget = self._budget_of(caller)
+        if budget is not None and method in BUDGETED_METHODS:
+            budget[0].check(budget[1])  # FAILURE_BUDGET_EXHAUSTED, before any work
         return current_caller.set(caller)
+
+    def _budget_of(self, caller: Caller | None) -> tuple[FailureBudgets, str] | None:
+        """The budgets and the key of ``caller``'s bucket; ``None`` for no budget: no
+        budgets configured, or the utility, which runs the service (its certificate can
+        register meters and publish tariffs already; its bulk jobs may carry several bad
+        bills and must not be cut off by them)."""
+        if self.budgets is None or caller is None or caller.role is Role.UTILITY:
+            return None
+        return self.budgets, _budget_key(caller)
 
     def _charge(self, error: BaseException) -> None:
         """A refusal that cost a verification spends the caller's failure budget."""
-        caller = current_caller.get()
-        if (
-            self.budgets is not None
-            and caller is not None
-            and isinstance(error, ZkgridError)
-            and error.reason in CHARGED_REASONS
-        ):
-            self.budgets.charge(_budget_key(caller))
+        budget = self._budget_of(current_caller.get())
+        charged = isinstance(error, ZkgridError) and error.reason in CHARGED_REASONS
+        if budget is not None and charged:
+            budget[0].charge(budget[1])
 
     def intercept_service(
         self,

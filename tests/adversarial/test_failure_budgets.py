@@ -163,3 +163,22 @@ def test_an_auditor_sending_invalid_cosignatures_is_cut_off_and_others_are_not(
     # mallory spent its own budget, not alpha's: the witness's own cosignature is recorded
     added = add("alpha-operator", "alpha", cosign(alpha, head).signature)
     assert added.recorded
+
+
+def test_the_utility_has_no_failure_budget(run: Running) -> None:
+    """The utility runs the service: a bulk job of its own with several bad records is
+    refused record by record, never cut off."""
+    from dataclasses import replace
+
+    from settlement import convert as _convert
+    from zkgrid.settlement.v1 import meters_pb2, meters_pb2_grpc
+
+    good, other = SimMeter("bulk-1").registration(), SimMeter("bulk-2").registration()
+    forged = replace(good, pop_signature=other.pop_signature)  # another key's signature
+    stub = meters_pb2_grpc.MeterServiceStub(run.channel)
+    request = meters_pb2.RegisterMeterRequest(registration=_convert.registration_to_proto(forged))
+    for _ in range(BURST + 2):
+        code, reason, _ = _refusal(
+            lambda: stub.RegisterMeter(request, metadata=run.md("utility", "grid-co"), timeout=10)
+        )
+        assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "SIGNATURE_INVALID")
