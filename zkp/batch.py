@@ -27,15 +27,16 @@ from typing import TypeVar
 from zkgrid.errors import InvalidArgumentError, VerificationError
 from zkp.group import ORDER, Point, is_identity, mul
 
-__all__ = ["WeightedSum", "find_invalid"]
+__all__ = ["Summer", "find_invalid"]
 
 S = TypeVar("S")
 P = TypeVar("P")
 
-#: ``weighted_sum(prepared, weights, combiners)``: the batch equation's left-hand side
+#: ``summer(prepared, combiners)(weights)``: the batch equation's left-hand side
 #: ``sum_p weights[p] * E_p`` as a point, where ``E_p`` is statement ``p``'s own equation
 #: combined with ``combiners[p]`` (e.g. (B1)'s ``c``): the identity when all hold (B3').
-WeightedSum = Callable[[Sequence[P], Sequence[int], Sequence[int]], Point]
+#: One summer serves several weightings of the same statements (it may reuse work).
+Summer = Callable[[Sequence[P], Sequence[int]], Callable[[Sequence[int]], Point]]
 
 
 def _nonzero() -> int:
@@ -47,16 +48,16 @@ def find_invalid(
     prepare: Callable[[S], P],
     holds: Callable[[Sequence[P]], bool],
     *,
-    weighted_sum: WeightedSum[P] | None = None,
+    summer: Summer[P] | None = None,
 ) -> list[int]:
     """Indices (ascending) of the ``statements`` that do not verify (B3).
 
     A statement ``prepare`` refuses (:class:`VerificationError`,
     :class:`InvalidArgumentError`) is invalid; the others are checked as one
     batch and, if it fails, the one wrong statement is named from a second
-    weighting (B3', with ``weighted_sum``) or, when more than one is wrong (or
-    without ``weighted_sum``), by bisection. Any other exception propagates: it
-    is not the statement's fault.
+    weighting (B3', with ``summer``) or, when more than one is wrong, by halving
+    with the same test in each half (without ``summer``: bisection, (B3)). Any other
+    exception propagates: it is not the statement's fault.
     """
     bad: list[int] = []
     prepared: list[tuple[int, P]] = []
@@ -65,17 +66,15 @@ def find_invalid(
             prepared.append((index, prepare(statement)))
         except (VerificationError, InvalidArgumentError):
             bad.append(index)
-    if weighted_sum is None or len(prepared) < 2:
+    if summer is None or len(prepared) < 2:
         return sorted(bad + _bisect(prepared, holds, failing=False))
-    return sorted(bad + _blame(prepared, weighted_sum, known=0))
+    return sorted(bad + _blame(prepared, summer, known=0))
 
 
 _ALL_HOLD = object()
 
 
-def _blame(
-    part: Sequence[tuple[int, P]], weighted_sum: WeightedSum[P], *, known: int
-) -> list[int]:
+def _blame(part: Sequence[tuple[int, P]], summer: Summer[P], *, known: int) -> list[int]:
     """(B3') The wrong statements of ``part``: nothing when its weighted sum is the
     identity, the one culprit a second weighting names, else both halves in turn.
 
@@ -87,7 +86,7 @@ def _blame(
     if len(part) == 1 and known >= 1:
         return [part[0][0]]
     if known < 2:
-        verdict = _single_culprit([p for _, p in part], weighted_sum)
+        verdict = _single_culprit([p for _, p in part], summer)
         if verdict is _ALL_HOLD:
             return []
         if isinstance(verdict, int):
@@ -96,12 +95,12 @@ def _blame(
             return [part[0][0]]
     # two or more wrong ones here
     mid = len(part) // 2
-    left = _blame(part[:mid], weighted_sum, known=0)
-    right = _blame(part[mid:], weighted_sum, known=max(0, 2 - len(left)))
+    left = _blame(part[:mid], summer, known=0)
+    right = _blame(part[mid:], summer, known=max(0, 2 - len(left)))
     return left + right
 
 
-def _single_culprit(prepared: Sequence[P], weighted_sum: WeightedSum[P]) -> int | object | None:
+def _single_culprit(prepared: Sequence[P], summer: Summer[P]) -> int | object | None:
     """(B3') :data:`_ALL_HOLD` when the batch holds; else the position of the one wrong
     statement, or ``None`` when there is not exactly one.
 
@@ -115,12 +114,13 @@ def _single_culprit(prepared: Sequence[P], weighted_sum: WeightedSum[P]) -> int 
     probability) and fall back to bisection (B3).
     """
     combiners = [_nonzero() for _ in prepared]
+    weighted_sum = summer(prepared, combiners)
     first = [_nonzero() for _ in prepared]
-    s1 = weighted_sum(prepared, first, combiners)
+    s1 = weighted_sum(first)
     if is_identity(s1):
         return _ALL_HOLD
     second = [_nonzero() for _ in prepared]
-    s2 = weighted_sum(prepared, second, combiners)
+    s2 = weighted_sum(second)
     matches = [
         k
         for k, (w1, w2) in enumerate(zip(first, second, strict=True))

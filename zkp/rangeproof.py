@@ -58,6 +58,7 @@ from zkp.group import (
     is_identity,
     msm,
     msm_sources,
+    mul,
     random_scalar,
     to_bn,
     worker_pool,
@@ -381,9 +382,7 @@ class RangeProof:
         for another number of values) are reported as invalid without a group
         operation.
         """
-        return batch.find_invalid(
-            statements, _prepare, _batch_holds, weighted_sum=_batch_sum
-        )
+        return batch.find_invalid(statements, _prepare, _batch_holds, summer=_summer)
 
 
 def _rounds_from_length(length: int) -> int:
@@ -709,6 +708,70 @@ def _batch_sum(
 
 #: Points per chunk handed to a worker thread while scalars are still being computed.
 _PIPELINE_CHUNK = 1024
+
+
+def _summer(
+    prepared: Sequence[_Prepared], combiners: Sequence[int]
+) -> Callable[[Sequence[int]], Point]:
+    """(B3') Weighted sums of the same statements and combiners under several weightings.
+
+    The first sum keeps each statement's own-point part ``P_p = w_p O_p`` (its
+    ``V_j, A, S, T1, T2, L_k, R_k`` term, linear in the weight); a later weighting
+    ``w'`` reuses them as ``(w'_p / w_p) P_p`` (one scalar multiplication each) and
+    pays only for the shared generators' msm: a second weighting costs about the
+    ``2 N + 3`` generator points, not the whole batch again.
+    """
+    first: list[int] = []
+    parts: list[Point] = []
+
+    def weighted(weights: Sequence[int]) -> Point:
+        if not parts:
+            total, own = _split_sum(prepared, weights, combiners, own_parts=True)
+            first.extend(weights)
+            parts.extend(own)
+            return total
+        generators, _ = _split_sum(prepared, weights, combiners, own_parts=False)
+        scaled = [
+            mul(w2 * pow(w1, -1, q) % q, part)
+            for w1, w2, part in zip(first, weights, parts, strict=True)
+        ]
+        total = generators
+        for point in scaled:
+            total = total + point
+        return total
+
+    return weighted
+
+
+def _split_sum(
+    prepared: Sequence[_Prepared],
+    weights: Sequence[int],
+    combiners: Sequence[int],
+    *,
+    own_parts: bool,
+) -> tuple[Point, list[Point]]:
+    """``own_parts``: the weighted sum (B2) and each statement's own-point part, computed
+    one statement per worker-thread task; else the shared generators' part alone."""
+    size = max(p.bits * p.padded for p in prepared)
+    g_acc = ScalarVector(size)
+    h_acc = ScalarVector(size)
+    fixed = [0, 0, 0]
+    pool = worker_pool()
+    futures: list[Future[Point]] = []
+    for p, weight, c in zip(prepared, weights, combiners, strict=True):
+        scalars: list[int] = []
+        points: list[Point] = []
+        _accumulate(p, weight, c, g_acc, h_acc, fixed, scalars, points)
+        if own_parts:
+            futures.append(pool.submit(_serial_msm, [s % q for s in scalars], points))
+    g_vec, h_vec = bp_generators(size)
+    total = msm_sources(
+        [[s % q for s in fixed], g_acc, h_acc], [G, pedersen_h(), ipa_u(), *g_vec, *h_vec]
+    )
+    own = [future.result() for future in futures]
+    for point in own:
+        total = total + point
+    return total, own
 
 
 def _serial_msm(scalars: Sequence[int], points: Sequence[Point]) -> Point:

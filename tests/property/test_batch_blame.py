@@ -10,7 +10,7 @@ batch's random weights.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -226,19 +226,22 @@ def test_one_wrong_statement_is_named_from_two_weightings(case: tuple[int, set[i
     sums: list[int] = []
     checks: list[int] = []
 
-    def weighted_sum(part: Sequence[int], weights: Sequence[int], _c: Sequence[int]) -> Point:
-        sums.append(len(part))
-        total = mul(0, G)
-        for p, w in zip(part, weights, strict=True):
-            if p in errors:
-                total = total + mul(w, errors[p])
-        return total
+    def summer(part: Sequence[int], _c: Sequence[int]) -> Callable[[Sequence[int]], Point]:
+        def weighted_sum(weights: Sequence[int]) -> Point:
+            sums.append(len(part))
+            total = mul(0, G)
+            for p, w in zip(part, weights, strict=True):
+                if p in errors:
+                    total = total + mul(w, errors[p])
+            return total
+
+        return weighted_sum
 
     def holds(part: Sequence[int]) -> bool:
         checks.append(len(part))
         return not any(p in wrong for p in part)
 
-    found = batch.find_invalid(list(range(n)), lambda p: p, holds, weighted_sum=weighted_sum)
+    found = batch.find_invalid(list(range(n)), lambda p: p, holds, summer=summer)
     assert found == sorted(wrong)
     if len(wrong) <= 1:
         assert checks == []  # no bisection
@@ -250,14 +253,16 @@ def test_a_range_batch_with_one_forged_proof_costs_two_sums(
 ) -> None:
     from zkp import rangeproof
 
-    calls: list[int] = []
-    real = rangeproof._batch_sum
+    calls: list[tuple[int, bool]] = []
+    real = rangeproof._split_sum
 
-    def counting(prepared: Sequence[object], *args: Sequence[int]) -> Point:
-        calls.append(len(prepared))
-        return real(prepared, *args)  # type: ignore[arg-type]
+    def counting(prepared: Sequence[object], *args: Sequence[int], own_parts: bool) -> object:
+        calls.append((len(prepared), own_parts))
+        return real(prepared, *args, own_parts=own_parts)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(rangeproof, "_batch_sum", counting)
+    monkeypatch.setattr(rangeproof, "_split_sum", counting)
     statements = [*HONEST_RANGES[:7], FORGED_RANGES[3], *HONEST_RANGES[7:]]
     assert RangeProof.find_invalid(statements) == [7]
-    assert calls == [len(statements), len(statements)]  # (B3'): no bisection
+    n = len(statements)
+    # (B3'): one whole sum, then the generators' part alone; no bisection
+    assert calls == [(n, True), (n, False)]
