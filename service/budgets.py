@@ -48,10 +48,10 @@ __all__ = [
 ]
 
 #: Failures a caller may have in a row before it is refused (for one refill period): an
-#: honest client whose proof failed gets the same answer for the same request, and has to
-#: fix something before it tries again; each failure costs the service a verification
+#: honest client whose proof failed (a bill made under a stale tariff, say) gets one more
+#: try for its corrected request; each failure costs the service a verification
 #: (docs/notes/settlement.md). The utility's calls have no budget.
-DEFAULT_BURST = 1
+DEFAULT_BURST = 2
 #: Seconds for one failure to be forgiven.
 DEFAULT_REFILL_S = 60.0
 #: Callers whose (partly spent) buckets are remembered at most.
