@@ -25,6 +25,7 @@ Exit code 0 when every step verified.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -170,6 +171,7 @@ def embedded_service(
     workers: int = 8,
     startup_check: Literal["full", "quick"] = "full",
     verify_processes: int = 0,
+    failure_burst: int | None = None,
 ) -> Iterator[EmbeddedService]:
     """Open the ledger at ``db_url``, serve it on an ephemeral loopback port, yield, stop."""
     from service.config import ServiceConfig
@@ -185,6 +187,8 @@ def embedded_service(
     try:
         settlement = Settlement(store, verify_processes=verify_processes)
         config = ServiceConfig(db=db_url, listen="127.0.0.1:0", insecure=True, workers=workers)
+        if failure_burst is not None:
+            config = dataclasses.replace(config, failure_burst=failure_burst)
         server = build_server(settlement, config, store=store)
         server.start()
         target = f"127.0.0.1:{server_info(server).port}"

@@ -47,11 +47,12 @@ __all__ = [
     "Gate",
 ]
 
-#: Failures a caller may have in a row before it is refused (for one refill period): an
-#: honest client whose proof failed (a bill made under a stale tariff, say) gets one more
-#: try for its corrected request; each failure costs the service a verification
-#: (docs/notes/settlement.md). The utility's calls have no budget.
-DEFAULT_BURST = 2
+#: Failures a caller may have in a row before it is refused (for one refill period): each
+#: costs the service a verification, and twenty meters allowed two each already cut honest
+#: throughput below the issue's target (docs/benchmarks.md); an honest client whose proof
+#: failed (a bill made under a stale tariff, say) retries its corrected request after the
+#: delay the refusal names. The utility's calls have no budget.
+DEFAULT_BURST = 1
 #: Seconds for one failure to be forgiven.
 DEFAULT_REFILL_S = 60.0
 #: Callers whose (partly spent) buckets are remembered at most.

@@ -108,7 +108,7 @@ DEFAULT_VERIFY_PROCESSES = (os.cpu_count() or 1) // 2
 
 
 #: Failure budgets (service/budgets.py): failures in a row, seconds to forgive one.
-DEFAULT_FAILURE_BURST = 2
+DEFAULT_FAILURE_BURST = 1
 DEFAULT_FAILURE_REFILL_S = 60.0
 
 

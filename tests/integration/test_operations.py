@@ -96,6 +96,7 @@ def served(tmp_path: Path) -> Iterator[_Served]:
         "--db", f"sqlite:///{tmp_path / 'ledger.db'}", "--log-key", str(tmp_path / "log.key"),
         "--origin", "zkgrid.test/ops", "--log-format", "json", "--verify-processes", "1",
         "--grace", "2",
+        "--failure-burst", "2",  # a refused bill, then its corrected one from the same meter
     ]  # fmt: skip
     proc = subprocess.Popen(
         argv,

@@ -102,7 +102,10 @@ def _run_scenario(tmp_path: Path) -> tuple[_Recorder, list[MeterClient]]:
     signer = CheckpointSigner.generate("zkgrid.test/privacy")
     recorder = _Recorder()
     clients = []
-    with embedded_service(f"sqlite:///{tmp_path / 'ledger.db'}", signer=signer) as svc:
+    # failure_burst 2: a refused bill, then its corrected one from the same meter
+    with embedded_service(
+        f"sqlite:///{tmp_path / 'ledger.db'}", signer=signer, failure_burst=2
+    ) as svc:
         channel = grpc.intercept_channel(svc.channel, recorder)
         for i in range(METERS):
             home = MeterClient.keygen(tmp_path / "meters" / f"p-{i}", f"p-{i}", INTERVAL)
