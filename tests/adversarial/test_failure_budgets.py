@@ -22,13 +22,9 @@ from grpc_status import rpc_status
 from py_ecc.optimized_bls12_381.optimized_curve import curve_order
 
 from ledger.checkpoint import CheckpointSigner
-from service.config import ServiceConfig
-from service.server import build_server, server_info
-from service.settlement import Settlement
-from service.storage import open_store
 from settlement import convert
 from settlement.records import ReadingBatch
-from tests.integration.test_grpc_server import Running
+from tests.integration.test_grpc_server import Running, _serve
 from tests.unit.service.settlement_support import SimMeter
 from witness.keys import WitnessKey, cosign
 from zkgrid._internal.rpc import remote_error
@@ -42,20 +38,7 @@ BURST = 2
 def run(
     tmp_path: object, ledger_signer: CheckpointSigner, ledger_origin: str
 ) -> Iterator[Running]:
-    store = open_store("sqlite://", ledger_signer, ledger_origin)
-    settlement = Settlement(store)
-    config = ServiceConfig(listen="127.0.0.1:0", insecure=True, failure_burst=BURST)
-    server = build_server(settlement, config)
-    server.start()
-    target = f"127.0.0.1:{server_info(server).port}"
-    channel = grpc.insecure_channel(target)
-    try:
-        yield Running(channel, store, settlement, ledger_signer, target)
-    finally:
-        channel.close()
-        server.stop(None).wait()
-        settlement.close()
-        store.close()
+    yield from _serve("sqlite://", ledger_signer, ledger_origin, failure_burst=BURST)
 
 
 def _invalid_proof(meter: SimMeter) -> ReadingBatch:

@@ -87,12 +87,14 @@ class Running:
         return ledger_pb2_grpc.LedgerServiceStub(self.channel)
 
 
-def _serve(url: str, signer: CheckpointSigner, origin: str) -> Iterator[Running]:
+def _serve(
+    url: str, signer: CheckpointSigner, origin: str, *, failure_burst: int = 0
+) -> Iterator[Running]:
     store = open_store(url, signer, origin)
     settlement = Settlement(store)
-    # No failure budgets here: these tests send one refusal after another from one caller
+    # No failure budgets by default: these tests send one refusal after another from one caller
     # to check each refusal's status (the budgets: tests/adversarial/test_failure_budgets.py).
-    config = ServiceConfig(listen="127.0.0.1:0", insecure=True, failure_burst=0)
+    config = ServiceConfig(listen="127.0.0.1:0", insecure=True, failure_burst=failure_burst)
     server = build_server(settlement, config)
     server.start()
     target = f"127.0.0.1:{server_info(server).port}"
