@@ -26,7 +26,7 @@ def block0() -> tuple[list[Point], list[Point]]:
     return _derive_block(0)
 
 
-@pytest.mark.parametrize("index", [0, 7, len(PINNED_BLOCK_DIGESTS) - 1])
+@pytest.mark.parametrize("index", [0, 7, 15, 64, len(PINNED_BLOCK_DIGESTS) - 1])
 def test_pins_are_the_digests_of_the_derived_blocks(
     index: int, block0: tuple[list[Point], list[Point]]
 ) -> None:
@@ -34,8 +34,10 @@ def test_pins_are_the_digests_of_the_derived_blocks(
     assert block_digest(index, generators._encode_block(g, h)) == PINNED_BLOCK_DIGESTS[index]
 
 
-def test_sixteen_pinned_blocks_cover_64_bit_proofs_of_256_values() -> None:
-    assert len(PINNED_BLOCK_DIGESTS) * BLOCK_PAIRS == 64 * 256
+def test_pinned_blocks_cover_circuits_of_2_to_the_17_gates() -> None:
+    # 64-bit range proofs of 256 values need 16 blocks; a 31-day demand-charge bill
+    # (2,976 intervals of 15 minutes, 32-bit differences) pads to 2^17 gates.
+    assert len(PINNED_BLOCK_DIGESTS) * BLOCK_PAIRS == 1 << 17
     assert len(set(PINNED_BLOCK_DIGESTS)) == len(PINNED_BLOCK_DIGESTS)
 
 
