@@ -10,7 +10,8 @@ of a versioned, labelled string (docs/notes/notation.md lists them):
   ``H_i = hash_to_point(b"zkgrid/bulletproofs/H/" + str(i) + b" v1")`` for i = 0, 1, ...
 
 Deriving the 8,192 pairs of a 192-value 32-bit proof costs about 3 s of CPU (the 131,072
-pairs of the largest circuit proof, about 45 s), so the vector generators are cached twice (notation.md, "Generator cache"):
+pairs of the largest circuit proof, about 45 s), so the vector generators are cached twice
+(notation.md, "Generator cache"):
 
 * per process: a pair is derived (or loaded) at most once;
 * on disk, in blocks of :data:`BLOCK_PAIRS` pairs, in the user's cache directory
