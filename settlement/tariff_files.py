@@ -61,7 +61,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeGuard
 
 from settlement.periods import parse_period
 from settlement.records import (
@@ -296,9 +296,17 @@ def parse_tariff_json(text: str) -> TariffRates:
     )
 
 
+class _JsonNumber(str):
+    """A JSON number, kept as its text (exact); not accepted where a string is needed."""
+
+    __slots__ = ()
+
+
 def _load_json_object(text: str, what: str) -> dict[str, Any]:
     try:
-        doc = json.loads(text, parse_float=str, parse_int=str, parse_constant=str)
+        doc = json.loads(
+            text, parse_float=_JsonNumber, parse_int=_JsonNumber, parse_constant=_JsonNumber
+        )
     except (ValueError, RecursionError) as exc:
         raise TariffFileError(f"not valid JSON ({str(exc)[:80]})") from None
     if not isinstance(doc, dict):
@@ -314,8 +322,12 @@ def _known_fields(doc: dict[str, Any], known: frozenset[str], where: str = "") -
         )
 
 
+def _is_text(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and not isinstance(value, _JsonNumber)
+
+
 def _currency(value: object) -> str:
-    if not isinstance(value, str):
+    if not _is_text(value):
         raise TariffFileError("currency must be a string such as \"EUR\"")
     return value
 
@@ -376,7 +388,7 @@ class CycleTariffRates:
 
 def month_cycle(month: object) -> tuple[str, str]:
     """The first and last period of a calendar month written ``YYYY-MM``."""
-    if not isinstance(month, str) or _MONTH.fullmatch(month) is None:
+    if not _is_text(month) or _MONTH.fullmatch(month) is None:
         raise TariffFileError("month must be written YYYY-MM (e.g. \"2026-11\")")
     year, number = int(month[:4]), int(month[5:])
     if year < 1 or not 1 <= number <= 12:
@@ -411,7 +423,7 @@ def _cycle(doc: dict[str, Any]) -> tuple[str, str]:
 
 
 def _meters(value: object) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
+    if not isinstance(value, list) or not all(_is_text(m) for m in value):
         raise TariffFileError("meters must be a list of meter ids (strings)")
     ordered = sorted(value)
     for a, b in itertools.pairwise(ordered):
@@ -445,7 +457,7 @@ def parse_cycle_tariff_json(text: str) -> CycleTariffRates:
     doc = _load_json_object(text, "cycle tariff")
     _known_fields(doc, _DAY_FIELDS | CYCLE_FIELDS)
     plan = _field(doc, "plan")
-    if not isinstance(plan, str):
+    if not _is_text(plan):
         raise TariffFileError("plan must be a string such as \"residential-tiered\"")
     first, last = _cycle(doc)
     minutes, imports, exports = _day_rates(doc)
