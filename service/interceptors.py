@@ -131,6 +131,7 @@ STATUS_FOR_REASON: Mapping[Reason, grpc.StatusCode] = MappingProxyType(
         Reason.METER_REVOKED: grpc.StatusCode.FAILED_PRECONDITION,
         Reason.PERIOD_NOT_ENDED: grpc.StatusCode.FAILED_PRECONDITION,
         Reason.PERIOD_CLOSED: grpc.StatusCode.FAILED_PRECONDITION,
+        Reason.CYCLE_INCOMPLETE: grpc.StatusCode.FAILED_PRECONDITION,
         # UNAVAILABLE: retry later (generic message)
         Reason.STORE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
         Reason.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,

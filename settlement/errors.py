@@ -19,6 +19,7 @@ from zkgrid.errors import ProofFormatError, Reason, VerificationError, ZkgridErr
 __all__ = [
     "BillExists",
     "ChainBroken",
+    "CycleIncomplete",
     "DuplicatePeriod",
     "IntervalsMismatch",
     "MeterExists",
@@ -133,3 +134,10 @@ class BillExists(SettlementError):
     """A different bill for a (meter, period) that already has one."""
 
     reason = Reason.BILL_EXISTS
+
+
+class CycleIncomplete(SettlementError):
+    """A cycle bill (record v2) for a billing cycle with a period the meter has no batch for
+    (the message names the first such period): the cycle is billed once it is complete."""
+
+    reason = Reason.CYCLE_INCOMPLETE

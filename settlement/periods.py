@@ -27,9 +27,11 @@ from settlement.errors import PeriodClosed, PeriodNotEnded, RecordFormatError
 from zkgrid.errors import InvalidArgumentError
 
 __all__ = [
+    "MAX_CYCLE_PERIODS",
     "MINUTES_PER_DAY",
     "RecordFormatError",
     "check_submission_window",
+    "cycle_periods",
     "intervals_per_day",
     "parse_period",
     "period_end",
@@ -39,6 +41,8 @@ __all__ = [
 ]
 
 MINUTES_PER_DAY = 1440
+#: Periods of a billing cycle at most (a calendar month; records v2, circuits.md).
+MAX_CYCLE_PERIODS = 31
 
 _PERIOD = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 
@@ -77,6 +81,20 @@ def period_of_ordinal(ordinal: int) -> str:
         return _dt.date.fromordinal(ordinal).isoformat()
     except (ValueError, OverflowError):
         raise RecordFormatError("day ordinal out of range") from None
+
+
+def cycle_periods(first: object, last: object) -> tuple[str, ...]:
+    """The periods of the billing cycle ``first..last``: consecutive UTC days, both included,
+    1..:data:`MAX_CYCLE_PERIODS` of them, in order; :class:`RecordFormatError` else."""
+    start, end = period_ordinal(first), period_ordinal(last)
+    if end < start:
+        raise RecordFormatError(f"the billing cycle ends ({last}) before it starts ({first})")
+    if end - start + 1 > MAX_CYCLE_PERIODS:
+        raise RecordFormatError(
+            f"a billing cycle is at most {MAX_CYCLE_PERIODS} periods; {first}..{last} is"
+            f" {end - start + 1}"
+        )
+    return tuple(period_of_ordinal(o) for o in range(start, end + 1))
 
 
 def intervals_per_day(interval_minutes: object) -> int:

@@ -5,7 +5,10 @@ checks and appends them, the verifier replays them. Every record is a frozen
 dataclass with ``encode() -> bytes`` and a strict ``decode(bytes)`` that accepts
 exactly the bytes ``encode()`` produces:
 
-* a record starts with a u8 record version (:data:`RECORD_VERSION`, 1);
+* a record starts with a u8 record version (:data:`RECORD_VERSION`, 1; the cycle
+  tariff and the cycle bill of issue 12 are version 2, :data:`CYCLE_RECORD_VERSION`,
+  and share the TARIFF and BILL entry kinds: :func:`decode_record` dispatches on that
+  byte, :data:`RECORD_VERSIONS`);
 * integers are fixed-width big-endian (u16, u32, u64; i64 two's complement);
 * byte strings and UTF-8 strings are ``u32 length || bytes``;
 * lists are ``u32 count || items``;
@@ -27,13 +30,16 @@ valid signature (and thus a second batch hash) from a meter's batch.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
+import math
 import re
 import struct
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, TypeVar
+from typing import ClassVar, NamedTuple, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -47,10 +53,13 @@ from ledger.encoding import CanonicalReader, CanonicalWriter, utf8_bytes
 from ledger.entries import Entry, EntryKind
 from settlement.errors import SettlementError
 from settlement.periods import (
+    MAX_CYCLE_PERIODS,
     MINUTES_PER_DAY,
     RecordFormatError,
+    cycle_periods,
     intervals_per_day,
     parse_period,
+    period_ordinal,
     validate_period,
 )
 from zkgrid.errors import InvalidArgumentError, Reason, VerificationError
@@ -58,10 +67,19 @@ from zkgrid.errors import InvalidArgumentError, Reason, VerificationError
 __all__ = [
     "BILL_CONTEXT_DOMAIN",
     "BILL_PROOF_SIZE",
+    "CYCLE_BILL_CONTEXT_DOMAIN",
+    "CYCLE_RECORD_VERSION",
     "MAX_BATCH_VALUES",
+    "MAX_CIRCUIT_PROOF_BYTES",
+    "MAX_CYCLE_PERIODS",
+    "MAX_DEMAND_CHARGE",
     "MAX_FIXED_CHARGE",
+    "MAX_PLAN_METERS",
     "MAX_RATE",
+    "MAX_READING",
     "MAX_REASON_BYTES",
+    "MAX_TIERS",
+    "MAX_TIER_START",
     "METER_REGISTRATION_DOMAIN",
     "MINUTES_PER_DAY",
     "POINT_SIZE",
@@ -70,8 +88,12 @@ __all__ = [
     "READING_BATCH_DOMAIN",
     "RECORD_TYPES",
     "RECORD_VERSION",
+    "RECORD_VERSIONS",
     "ZERO_HASH",
     "Bill",
+    "CycleBill",
+    "CycleBillBreakdown",
+    "CycleTariff",
     "MeterKey",
     "MeterRegistration",
     "MeterRevocation",
@@ -80,14 +102,18 @@ __all__ = [
     "RecordFormatError",
     "SignatureError",
     "Tariff",
+    "Tier",
     "bill_coefficients",
     "bill_proof_context",
+    "cycle_bill_proof_context",
+    "cycle_periods",
     "decode_record",
     "intervals_per_day",
     "metered_intervals",
     "parse_period",
     "pop_message",
     "reading_proof_context",
+    "record_type",
     "validate_meter_id",
     "validate_period",
     "validate_public_key",
@@ -116,10 +142,30 @@ MAX_BATCH_VALUES = 1024
 #: DER ECDSA P-256 signatures are 8..72 bytes.
 _MIN_DER, _MAX_DER = 8, 72
 
+#: The record version of the cycle tariff and the cycle bill (issue 12; circuits.md).
+CYCLE_RECORD_VERSION = 2
+#: Tiers of a cycle tariff at most.
+MAX_TIERS = 8
+#: Meters one cycle tariff's plan lists at most (an empty list is the default plan).
+MAX_PLAN_METERS = 10_000
+#: Upper bound on a cycle tariff's demand charge (micro-currency per kW): about 1.1 million
+#: currency units per kW.
+MAX_DEMAND_CHARGE = 2**40
+#: A reading is range-proved below 2^32 Wh (:data:`RANGE_PROOF_BITS`).
+MAX_READING = 2**RANGE_PROOF_BITS - 1
+#: Upper bound on a tier's start (Wh): no cycle's import reaches it (31 days of 480
+#: intervals of readings below 2^32: 14,880 * (2^32 - 1) < 2^46), so a higher start could
+#: never apply.
+MAX_TIER_START = 2**46
+#: Upper bound on a cycle bill's (opaque) circuit proof: ``2*ceil(log2 n) + 13`` group
+#: elements and scalars of 33 bytes is about 1.6 kB for n = 2^17 multipliers.
+MAX_CIRCUIT_PROOF_BYTES = 4096
+
 METER_REGISTRATION_DOMAIN = b"zkgrid/meter-registration v1"
 READING_BATCH_DOMAIN = b"zkgrid/reading-batch v1"
 READINGS_CONTEXT_DOMAIN = b"zkgrid/readings v1"
 BILL_CONTEXT_DOMAIN = b"zkgrid/bill v1"
+CYCLE_BILL_CONTEXT_DOMAIN = b"zkgrid/cycle-bill v1"
 
 _FIELD_PRIME = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
 _CURVE_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
@@ -130,6 +176,7 @@ _CURRENCY = re.compile(r"[A-Z]{3}", re.ASCII)
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 
 
 
@@ -219,8 +266,13 @@ class _RecordBase(ABC):
         return Entry(self.KIND, self.encode())
 
     @classmethod
-    def _decode_with(cls: type[_R], data: object, parse: Callable[[CanonicalReader], _R]) -> _R:
-        reader = CanonicalReader(data, cls.__name__, RECORD_VERSION, RecordFormatError)
+    def _decode_with(
+        cls: type[_R],
+        data: object,
+        parse: Callable[[CanonicalReader], _R],
+        version: int = RECORD_VERSION,
+    ) -> _R:
+        reader = CanonicalReader(data, cls.__name__, version, RecordFormatError)
         record = parse(reader)
         reader.finish()
         return record
@@ -602,9 +654,481 @@ class Bill(_RecordBase):
         return cls._decode_with(data, parse)
 
 
-Record = MeterRegistration | MeterRevocation | ReadingBatch | Tariff | Bill
+# --------------------------------------------------------------------------- records v2: cycles
 
-#: The record type of each settlement entry kind (other kinds carry no settlement record).
+
+class Tier(NamedTuple):
+    """One block of a cycle tariff: from ``start_wh`` of the cycle's total import (Wh) on,
+    each Wh costs ``price`` micro-currency on top of the time-of-use price."""
+
+    start_wh: int
+    price: int
+
+
+@dataclass(frozen=True, slots=True)
+class CycleBillBreakdown:
+    """The parts of a cycle bill, computed in plain integers from the readings
+    (:meth:`CycleTariff.bill_breakdown`: for meters and tests; the service never sees
+    readings). Amounts in micro-currency, energies in Wh."""
+
+    #: The tariff's fixed charge (per cycle).
+    fixed: int
+    #: ``sum p_t * import`` over every interval of every period of the cycle.
+    time_of_use: int
+    #: ``I``, the cycle's total import.
+    total_import: int
+    #: Wh of ``I`` in each tier (``clamp(I - start_i, 0, start_{i+1} - start_i)``).
+    tier_wh: tuple[int, ...]
+    #: ``tier_wh[i] * price_i`` for each tier.
+    tier_charges: tuple[int, ...]
+    #: The cycle's highest interval import.
+    demand_wh: int
+    #: ``demand_wh * demand_rate_per_wh``.
+    demand_charge: int
+    #: ``sum c_t * export`` over the cycle.
+    export_credit: int
+
+    @property
+    def tier_charge(self) -> int:
+        """The tiers' charges together."""
+        return sum(self.tier_charges)
+
+    @property
+    def total(self) -> int:
+        """``fixed + time_of_use + tier_charge + demand_charge - export_credit``."""
+        return (
+            self.fixed
+            + self.time_of_use
+            + self.tier_charge
+            + self.demand_charge
+            - self.export_credit
+        )
+
+
+def _demand_multiple(interval_minutes: int) -> int:
+    """The demand charges (micro-currency per kW) whose charge per Wh of the highest interval
+    import, ``demand_charge * 60 / (interval_minutes * 1000)``, is whole: multiples of this."""
+    denominator = interval_minutes * 1000
+    return denominator // math.gcd(60, denominator)
+
+
+def _tier_amounts(tiers: Sequence[tuple[int, int]], total_import: int) -> tuple[int, ...]:
+    out = []
+    for i, (start, _price) in enumerate(tiers):
+        above = max(total_import - start, 0)
+        if i + 1 < len(tiers):
+            above = min(above, tiers[i + 1][0] - start)
+        out.append(above)
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class CycleTariff(_RecordBase):
+    """A tariff plan's prices for a billing cycle (record version 2, entry kind TARIFF).
+
+    ``plan`` names the plan (``residential-tiered``); ``meters`` lists the meters it applies
+    to, strictly ascending, or is empty for the default plan (every meter that no plan of an
+    overlapping cycle lists: settlement-v1.md, R17, R21). The cycle is the periods
+    ``first_period..last_period`` (consecutive UTC days, 1..:data:`MAX_CYCLE_PERIODS`).
+    Units: ``import_price`` and ``export_credit`` (one rate per interval of the day, applying
+    on every day of the cycle) and the tier prices in micro-currency per Wh, tier starts in
+    Wh, ``fixed_charge`` in micro-currency per cycle, ``demand_charge`` in micro-currency per
+    kW. The bill of readings ``imp[d][t]``, ``exp[d][t]`` (period ``d``, interval ``t``)::
+
+        B = fixed + sum p_t*imp[d][t] + sum_i r_i*u_i + delta*D - sum c_t*exp[d][t]
+
+    with ``I = sum imp[d][t]`` the cycle's import, ``u_i = clamp(I - s_i, 0, s_{i+1} - s_i)``
+    the Wh of tier ``i`` (the last tier unbounded), ``D = max imp[d][t]`` the highest interval
+    import and ``delta`` = :attr:`demand_rate_per_wh` = ``demand_charge * 60 /
+    (interval_minutes * 1000)`` (kW = Wh * 60 / interval_minutes / 1000). The tier charge is
+    added to the time-of-use price (a purely tiered tariff has zero time-of-use prices).
+    Tier prices are monotone: non-decreasing (inclining blocks, a convex cost) or
+    non-increasing (declining blocks, a concave one): :attr:`tier_kind`.
+
+    **Bounds: every bill is an exact i64.** A reading is below 2^32 (its batch's range proof),
+    a meter's interval is at least 3 minutes (:func:`metered_intervals`, also required here:
+    T <= 480) and a cycle has at most 31 periods, so a cycle has ``N = P*T <= 14,880 < 2^14``
+    import values and ``I <= N * (2^32 - 1) < 2^46`` (:data:`MAX_TIER_START`). The field
+    bounds of version 1 do not suffice over a cycle: ``sum p_t*imp`` alone could reach
+    ``2^14 * 2^19 * 2^32 = 2^65``. A lower :data:`MAX_RATE` for version 2 would refuse real
+    tariffs in currencies of small units (300 KRW/kWh is 300,000 micro-KRW/Wh), so the rates
+    keep the bounds of version 1 and the record refuses itself when one of its bills could
+    leave the i64 range. ``B`` is non-decreasing in every import and non-increasing in every
+    export (all prices, tier prices and the demand rate are >= 0), so its extremes are
+    attained and exact (:meth:`bill_bounds`, with ``V = 2^32 - 1``)::
+
+        max B = fixed + P*V*sum p_t + tier_cost(P*T*V) + delta*V   (every import V)
+        min B = fixed - P*V*sum c_t                                 (every export V)
+
+    and both must lie in ``[-2^63, 2^63)``. Every part of a breakdown (time of use, each tier
+    charge, the demand charge, the export credit) lies in ``[0, 2^63)`` too. For scale: over
+    31 days of 15-minute intervals ``P*T*V < 1.28e13`` Wh, so the highest time-of-use price
+    plus the highest tier price may reach about 720 currency units per kWh (144 with
+    3-minute intervals). Further bounds: ``|fixed_charge| <=`` :data:`MAX_FIXED_CHARGE`,
+    rates and tier prices ``<=`` :data:`MAX_RATE`, ``demand_charge <=``
+    :data:`MAX_DEMAND_CHARGE`, at most :data:`MAX_TIERS` tiers and :data:`MAX_PLAN_METERS`
+    meters.
+    """
+
+    KIND: ClassVar[EntryKind] = EntryKind.TARIFF
+    VERSION: ClassVar[int] = CYCLE_RECORD_VERSION
+
+    plan: str
+    meters: tuple[str, ...]
+    first_period: str
+    last_period: str
+    interval_minutes: int
+    currency: str
+    fixed_charge: int
+    import_price: tuple[int, ...]
+    export_credit: tuple[int, ...]
+    tiers: tuple[tuple[int, int], ...]
+    demand_charge: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.plan, str) or _METER_ID.fullmatch(self.plan) is None:
+            raise RecordFormatError("plan must be 1..64 characters of [A-Za-z0-9._-]")
+        self._check_meters()
+        cycle_periods(self.first_period, self.last_period)
+        intervals = metered_intervals(self.interval_minutes)
+        if not isinstance(self.currency, str) or _CURRENCY.fullmatch(self.currency) is None:
+            raise RecordFormatError("currency must be an ISO 4217 code (three letters A-Z)")
+        _int(self.fixed_charge, "fixed_charge", -MAX_FIXED_CHARGE, MAX_FIXED_CHARGE)
+        for name in ("import_price", "export_credit"):
+            rates = getattr(self, name)
+            if not isinstance(rates, tuple):
+                raise RecordFormatError(f"{name} must be a tuple of integers")
+            if len(rates) != intervals:
+                raise RecordFormatError(f"{name} needs {intervals} rates, got {len(rates)}")
+            for t, rate in enumerate(rates):
+                _int(rate, f"{name}[{t}]", 0, MAX_RATE)
+        self._check_tiers()
+        _int(self.demand_charge, "demand_charge", 0, MAX_DEMAND_CHARGE)
+        multiple = _demand_multiple(self.interval_minutes)
+        if self.demand_charge % multiple:
+            raise RecordFormatError(
+                f"demand_charge must be a multiple of {multiple} micro-currency per kW with"
+                f" {self.interval_minutes}-minute intervals (so that its charge per Wh of the"
+                " highest interval import is a whole number)"
+            )
+        low, high = self.bill_bounds()
+        if high > _I64_MAX or low < _I64_MIN:
+            raise RecordFormatError(
+                f"a bill of this tariff can leave the i64 range (readings up to 2^32 - 1 Wh in"
+                f" each of {len(self.periods)} x {intervals} intervals): lower its prices or"
+                " charges, or shorten its cycle"
+            )
+
+    def _check_meters(self) -> None:
+        if not isinstance(self.meters, tuple):
+            raise RecordFormatError("meters must be a tuple of meter ids")
+        if len(self.meters) > MAX_PLAN_METERS:
+            raise RecordFormatError(f"a plan lists at most {MAX_PLAN_METERS} meters")
+        for i, meter_id in enumerate(self.meters):
+            validate_meter_id(meter_id)
+            if i and self.meters[i - 1] >= meter_id:
+                raise RecordFormatError(
+                    f"meters must be strictly ascending (sorted, no repeats): {meter_id!r}"
+                    f" follows {self.meters[i - 1]!r}"
+                )
+
+    def _check_tiers(self) -> None:
+        if not isinstance(self.tiers, tuple):
+            raise RecordFormatError("tiers must be a tuple of (start_wh, price) pairs")
+        if len(self.tiers) > MAX_TIERS:
+            raise RecordFormatError(f"a tariff has at most {MAX_TIERS} tiers")
+        for i, tier in enumerate(self.tiers):
+            if not isinstance(tier, tuple) or len(tier) != 2:
+                raise RecordFormatError(f"tiers[{i}] must be a (start_wh, price) pair")
+            start = _int(tier[0], f"tiers[{i}] start_wh", 0, MAX_TIER_START)
+            _int(tier[1], f"tiers[{i}] price", 0, MAX_RATE)
+            if i == 0 and start != 0:
+                raise RecordFormatError("the first tier must start at 0 Wh")
+            if i and start <= self.tiers[i - 1][0]:
+                raise RecordFormatError(
+                    f"tier starts must be strictly increasing: tiers[{i}] starts at {start} Wh,"
+                    f" tiers[{i - 1}] at {self.tiers[i - 1][0]} Wh"
+                )
+        if self.tiers and self.tier_kind is None:
+            raise RecordFormatError(
+                "tier prices must be monotone: non-decreasing (inclining blocks) or"
+                " non-increasing (declining blocks), not rising and falling"
+            )
+
+    # ----------------------------------------------------------------- the cycle and the plan
+
+    @property
+    def periods(self) -> tuple[str, ...]:
+        """The periods of the cycle, in order."""
+        return cycle_periods(self.first_period, self.last_period)
+
+    @property
+    def intervals(self) -> int:
+        """T, the number of intervals of a period."""
+        return len(self.import_price)
+
+    @property
+    def is_default(self) -> bool:
+        """The default plan: it lists no meters."""
+        return not self.meters
+
+    def lists(self, meter_id: str) -> bool:
+        """Whether the plan lists ``meter_id`` (a default plan lists none)."""
+        i = bisect.bisect_left(self.meters, meter_id)
+        return i < len(self.meters) and self.meters[i] == meter_id
+
+    def applies_to(self, meter_id: str) -> bool:
+        """Whether this record applies to ``meter_id`` on its own: the plan lists it, or it is
+        the default plan. The rules add that a default plan applies only to a meter no plan of
+        an overlapping cycle lists (settlement-v1.md, R21)."""
+        return self.is_default or self.lists(meter_id)
+
+    def overlaps(self, other: CycleTariff | CycleBill) -> bool:
+        """Whether the cycles of ``self`` and ``other`` share a period."""
+        return (
+            period_ordinal(self.first_period) <= period_ordinal(other.last_period)
+            and period_ordinal(other.first_period) <= period_ordinal(self.last_period)
+        )
+
+    # ----------------------------------------------------------------- the charges
+
+    @property
+    def tier_kind(self) -> str | None:
+        """``"inclining"`` (non-decreasing prices; all equal counts as inclining),
+        ``"declining"`` (non-increasing), or ``None`` without tiers (or, for fields a record
+        refuses, prices that rise and fall)."""
+        if not self.tiers:
+            return None
+        prices = [price for _start, price in self.tiers]
+        pairs = list(itertools.pairwise(prices))
+        if all(a <= b for a, b in pairs):
+            return "inclining"
+        if all(a >= b for a, b in pairs):
+            return "declining"
+        return None
+
+    @property
+    def demand_rate_per_wh(self) -> int:
+        """``demand_charge * 60 / (interval_minutes * 1000)``: micro-currency per Wh of the
+        cycle's highest interval import (whole: the record refuses another demand charge)."""
+        return self.demand_charge * 60 // (self.interval_minutes * 1000)
+
+    def tier_amounts(self, total_import: int) -> tuple[int, ...]:
+        """Wh of a cycle import ``total_import`` in each tier."""
+        _int(total_import, "total_import", 0, 2**64 - 1)
+        return _tier_amounts(self.tiers, total_import)
+
+    def tier_cost(self, total_import: int) -> int:
+        """``sum_i price_i * u_i``: the tiers' charge for a cycle import ``total_import``."""
+        amounts = self.tier_amounts(total_import)
+        return sum(u * price for u, (_start, price) in zip(amounts, self.tiers, strict=True))
+
+    def bill_bounds(self) -> tuple[int, int]:
+        """The smallest and the largest bill of any readings below 2^32 (class docstring)."""
+        days = len(self.periods)
+        most = days * MAX_READING
+        largest = (
+            self.fixed_charge
+            + most * sum(self.import_price)
+            + self.tier_cost(most * self.intervals)
+            + self.demand_rate_per_wh * MAX_READING
+        )
+        return self.fixed_charge - most * sum(self.export_credit), largest
+
+    def bill_breakdown(
+        self, imports: Sequence[Sequence[int]], exports: Sequence[Sequence[int]]
+    ) -> CycleBillBreakdown:
+        """The plaintext bill of the cycle: ``imports`` and ``exports`` hold one list per
+        period of the cycle, in order, each of T readings (Wh, ``0 <= v < 2^32``).
+
+        For meters and tests (the service never sees readings); errors name positions only.
+        """
+        days = len(self.periods)
+        for name, table in (("imports", imports), ("exports", exports)):
+            if isinstance(table, str | bytes) or len(table) != days:
+                raise InvalidArgumentError(f"{name}: one list of readings per period ({days})")
+            for d, day in enumerate(table):
+                if isinstance(day, str | bytes) or len(day) != self.intervals:
+                    raise InvalidArgumentError(
+                        f"{name}[{d}]: one reading per interval ({self.intervals})"
+                    )
+                for t, value in enumerate(day):
+                    if isinstance(value, bool) or not isinstance(value, int):
+                        raise InvalidArgumentError(f"{name}[{d}][{t}] must be an integer")
+                    if not 0 <= value <= MAX_READING:
+                        raise InvalidArgumentError(f"{name}[{d}][{t}] is outside [0, 2^32)")
+        time_of_use = sum(
+            p * v for day in imports for p, v in zip(self.import_price, day, strict=True)
+        )
+        credit = sum(c * v for day in exports for c, v in zip(self.export_credit, day, strict=True))
+        total_import = sum(sum(day) for day in imports)
+        tier_wh = _tier_amounts(self.tiers, total_import)
+        demand_wh = max(max(day) for day in imports)
+        return CycleBillBreakdown(
+            fixed=self.fixed_charge,
+            time_of_use=time_of_use,
+            total_import=total_import,
+            tier_wh=tier_wh,
+            tier_charges=tuple(u * p for u, (_s, p) in zip(tier_wh, self.tiers, strict=True)),
+            demand_wh=demand_wh,
+            demand_charge=demand_wh * self.demand_rate_per_wh,
+            export_credit=credit,
+        )
+
+    # ----------------------------------------------------------------- encoding
+
+    def encode(self) -> bytes:
+        w = CanonicalWriter(CYCLE_RECORD_VERSION)
+        w.text(self.plan)
+        w.u32(len(self.meters))
+        for meter_id in self.meters:
+            w.text(meter_id)
+        w.text(self.first_period)
+        w.text(self.last_period)
+        w.u16(self.interval_minutes)
+        w.text(self.currency)
+        w.i64(self.fixed_charge)
+        for rates in (self.import_price, self.export_credit):
+            w.u32(len(rates))
+            for rate in rates:
+                w.u64(rate)
+        w.u32(len(self.tiers))
+        for start, price in self.tiers:
+            w.u64(start)
+            w.u64(price)
+        w.u64(self.demand_charge)
+        return w.getvalue()
+
+    def tariff_hash(self) -> bytes:
+        """SHA-256 of the encoded record (what a cycle bill points to)."""
+        return hashlib.sha256(self.encode()).digest()
+
+    @classmethod
+    def decode(cls, data: bytes) -> CycleTariff:
+        def rates(r: CanonicalReader, name: str) -> tuple[int, ...]:
+            count = r.count(name, MINUTES_PER_DAY)
+            return tuple(r.u64(name) for _ in range(count))
+
+        def parse(r: CanonicalReader) -> CycleTariff:
+            plan = r.text("plan", _MAX_ID_BYTES)
+            count = r.count("meters", MAX_PLAN_METERS)
+            meters = tuple(r.text("meters", _MAX_ID_BYTES) for _ in range(count))
+            first = r.text("first_period", _MAX_PERIOD_BYTES)
+            last = r.text("last_period", _MAX_PERIOD_BYTES)
+            interval_minutes = r.u16("interval_minutes")
+            currency = r.text("currency", _MAX_CURRENCY_BYTES)
+            fixed_charge = r.i64("fixed_charge")
+            import_price = rates(r, "import_price")
+            export_credit = rates(r, "export_credit")
+            tier_count = r.count("tiers", MAX_TIERS)
+            tiers = tuple(Tier(r.u64("tiers"), r.u64("tiers")) for _ in range(tier_count))
+            return cls(
+                plan=plan,
+                meters=meters,
+                first_period=first,
+                last_period=last,
+                interval_minutes=interval_minutes,
+                currency=currency,
+                fixed_charge=fixed_charge,
+                import_price=import_price,
+                export_credit=export_credit,
+                tiers=tiers,
+                demand_charge=r.u64("demand_charge"),
+            )
+
+        return cls._decode_with(data, parse, CYCLE_RECORD_VERSION)
+
+
+@dataclass(frozen=True, slots=True)
+class CycleBill(_RecordBase):
+    """A meter's bill for a billing cycle (record version 2, entry kind BILL): the hash of its
+    batch of every period of the cycle (in period order), the cycle tariff's hash, the total
+    (micro-currency) and the circuit proof that the total is that tariff's bill of the
+    batches' committed readings. The proof is opaque here (1..:data:`MAX_CIRCUIT_PROOF_BYTES`
+    bytes); ``circuits/`` makes and verifies it with :meth:`proof_context`."""
+
+    KIND: ClassVar[EntryKind] = EntryKind.BILL
+    VERSION: ClassVar[int] = CYCLE_RECORD_VERSION
+
+    meter_id: str
+    first_period: str
+    last_period: str
+    batch_hashes: tuple[bytes, ...]
+    tariff_hash: bytes
+    total: int
+    proof: bytes
+
+    def __post_init__(self) -> None:
+        validate_meter_id(self.meter_id)
+        periods = cycle_periods(self.first_period, self.last_period)
+        if not isinstance(self.batch_hashes, tuple):
+            raise RecordFormatError("batch_hashes must be a tuple of 32-byte hashes")
+        if len(self.batch_hashes) != len(periods):
+            raise RecordFormatError(
+                f"the cycle {self.first_period}..{self.last_period} has {len(periods)} periods;"
+                f" the bill names {len(self.batch_hashes)} batch hashes (one per period)"
+            )
+        for i, h in enumerate(self.batch_hashes):
+            _bytes(h, f"batch_hashes[{i}]", size=HASH_SIZE)
+        _bytes(self.tariff_hash, "tariff_hash", size=HASH_SIZE)
+        _int(self.total, "total", _I64_MIN, _I64_MAX)
+        _bytes(self.proof, "circuit proof", max_size=MAX_CIRCUIT_PROOF_BYTES)
+        if not self.proof:
+            raise RecordFormatError("circuit proof is empty")
+
+    @property
+    def periods(self) -> tuple[str, ...]:
+        """The periods of the cycle, in order (``batch_hashes[i]`` is of ``periods[i]``)."""
+        return cycle_periods(self.first_period, self.last_period)
+
+    def encode(self) -> bytes:
+        w = CanonicalWriter(CYCLE_RECORD_VERSION)
+        w.text(self.meter_id)
+        w.text(self.first_period)
+        w.text(self.last_period)
+        w.u32(len(self.batch_hashes))
+        for h in self.batch_hashes:
+            w.fixed(h)
+        w.fixed(self.tariff_hash)
+        w.i64(self.total)
+        w.blob(self.proof)
+        return w.getvalue()
+
+    def proof_context(self) -> bytes:
+        """The context bound into the bill's circuit proof (:func:`cycle_bill_proof_context`)."""
+        return cycle_bill_proof_context(
+            self.meter_id, self.first_period, self.last_period, self.batch_hashes, self.tariff_hash
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> CycleBill:
+        def parse(r: CanonicalReader) -> CycleBill:
+            meter_id = r.text("meter_id", _MAX_ID_BYTES)
+            first = r.text("first_period", _MAX_PERIOD_BYTES)
+            last = r.text("last_period", _MAX_PERIOD_BYTES)
+            count = r.count("batch_hashes", MAX_CYCLE_PERIODS)
+            hashes = tuple(r.fixed(HASH_SIZE, "batch_hashes") for _ in range(count))
+            return cls(
+                meter_id=meter_id,
+                first_period=first,
+                last_period=last,
+                batch_hashes=hashes,
+                tariff_hash=r.fixed(HASH_SIZE, "tariff_hash"),
+                total=r.i64("total"),
+                proof=r.blob("proof", MAX_CIRCUIT_PROOF_BYTES),
+            )
+
+        return cls._decode_with(data, parse, CYCLE_RECORD_VERSION)
+
+
+Record = (
+    MeterRegistration | MeterRevocation | ReadingBatch | Tariff | Bill | CycleTariff | CycleBill
+)
+
+#: The version-1 record type of each settlement entry kind (other kinds carry no settlement
+#: record). TARIFF and BILL entries also carry version-2 records (:class:`CycleTariff`,
+#: :class:`CycleBill`): :data:`RECORD_VERSIONS` and :func:`record_type` give the type of a
+#: payload by its first byte.
 RECORD_TYPES: Mapping[EntryKind, type[Record]] = {
     EntryKind.METER_REGISTRATION: MeterRegistration,
     EntryKind.METER_REVOCATION: MeterRevocation,
@@ -613,15 +1137,37 @@ RECORD_TYPES: Mapping[EntryKind, type[Record]] = {
     EntryKind.BILL: Bill,
 }
 
+#: The record type of each settlement entry kind by record version (a payload's first byte).
+RECORD_VERSIONS: Mapping[EntryKind, Mapping[int, type[Record]]] = {
+    EntryKind.METER_REGISTRATION: {RECORD_VERSION: MeterRegistration},
+    EntryKind.METER_REVOCATION: {RECORD_VERSION: MeterRevocation},
+    EntryKind.READING_BATCH: {RECORD_VERSION: ReadingBatch},
+    EntryKind.TARIFF: {RECORD_VERSION: Tariff, CYCLE_RECORD_VERSION: CycleTariff},
+    EntryKind.BILL: {RECORD_VERSION: Bill, CYCLE_RECORD_VERSION: CycleBill},
+}
+
+
+def record_type(kind: EntryKind, payload: bytes) -> type[Record]:
+    """The record class that decodes ``payload`` of an entry of ``kind``, by the payload's
+    record version; a version the kind does not have gives the kind's version-1 class (whose
+    strict decoding refuses it). :class:`RecordFormatError` for a kind without records."""
+    versions = RECORD_VERSIONS.get(kind)
+    if versions is None:
+        name = kind.name if isinstance(kind, EntryKind) else repr(kind)
+        raise RecordFormatError(f"entry kind {name} carries no settlement record")
+    if isinstance(payload, bytes | bytearray | memoryview) and len(payload):
+        found = versions.get(payload[0])
+        if found is not None:
+            return found
+    return RECORD_TYPES[kind]
+
 
 def decode_record(entry: Entry) -> Record:
-    """Decode the settlement record an entry carries; :class:`RecordFormatError` otherwise."""
+    """Decode the settlement record an entry carries (by its kind and record version);
+    :class:`RecordFormatError` otherwise."""
     if not isinstance(entry, Entry):
         raise RecordFormatError("expected a ledger.entries.Entry")
-    record_type = RECORD_TYPES.get(entry.kind)
-    if record_type is None:
-        raise RecordFormatError(f"entry kind {entry.kind.name} carries no settlement record")
-    return record_type.decode(entry.payload)
+    return record_type(entry.kind, entry.payload).decode(entry.payload)
 
 
 # --------------------------------------------------------------------------- contexts
@@ -647,6 +1193,38 @@ def bill_proof_context(batch_hash: bytes, tariff_hash: bytes) -> bytes:
     return (
         BILL_CONTEXT_DOMAIN
         + _bytes(batch_hash, "batch_hash", size=HASH_SIZE)
+        + _bytes(tariff_hash, "tariff_hash", size=HASH_SIZE)
+    )
+
+
+def cycle_bill_proof_context(
+    meter_id: str,
+    first_period: str,
+    last_period: str,
+    batch_hashes: Sequence[bytes],
+    tariff_hash: bytes,
+) -> bytes:
+    """``"zkgrid/cycle-bill v1" || u32 len || meter_id || u32 len || first_period || u32 len ||
+    last_period || u32 count || batch_hashes (32 B each) || tariff_hash``: the context of a
+    cycle bill's circuit proof (one batch hash per period of the cycle, in order)."""
+    mid = validate_meter_id(meter_id).encode("ascii")
+    periods = cycle_periods(first_period, last_period)
+    if isinstance(batch_hashes, bytes | str) or len(batch_hashes) != len(periods):
+        raise RecordFormatError(f"one batch hash per period of the cycle ({len(periods)})")
+    hashes = b"".join(
+        _bytes(h, f"batch_hashes[{i}]", size=HASH_SIZE) for i, h in enumerate(batch_hashes)
+    )
+    first, last = first_period.encode("ascii"), last_period.encode("ascii")
+    return (
+        CYCLE_BILL_CONTEXT_DOMAIN
+        + _U32.pack(len(mid))
+        + mid
+        + _U32.pack(len(first))
+        + first
+        + _U32.pack(len(last))
+        + last
+        + _U32.pack(len(periods))
+        + hashes
         + _bytes(tariff_hash, "tariff_hash", size=HASH_SIZE)
     )
 

@@ -111,6 +111,8 @@ class Reason(StrEnum):
     UNKNOWN_TARIFF = "UNKNOWN_TARIFF"
     UNKNOWN_BATCH = "UNKNOWN_BATCH"
     BILL_EXISTS = "BILL_EXISTS"
+    #: A cycle bill (record v2) whose billing cycle has a period without the meter's batch.
+    CYCLE_INCOMPLETE = "CYCLE_INCOMPLETE"
     # -- the service (access, availability, storage, configuration)
     UNAUTHENTICATED = "UNAUTHENTICATED"
     PERMISSION_DENIED = "PERMISSION_DENIED"

@@ -33,7 +33,10 @@ def load_vectors() -> list[dict[str, Any]]:
 
 
 def test_the_vectors_cover_every_reason_of_the_state_machine() -> None:
-    given = {e["reason"] for v in load_vectors() for e in v["entries"]}
+    # The rules of records v2 (R16..R22) have their vector beside the records' (not run
+    # through the service yet): tests/vectors/cycle/rules.json.
+    cycle = json.loads((VECTORS.parent / "cycle" / "rules.json").read_text())
+    given = {e["reason"] for v in [*load_vectors(), cycle] for e in v["entries"]}
     state_reasons = {
         getattr(rules, name) for name in rules.__all__ if name.isupper() and "_" in name
     } - {rules.IDEMPOTENT, rules.CRYPTO_PRECEDENCE}
