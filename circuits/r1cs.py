@@ -42,12 +42,13 @@ import hashlib
 import secrets
 import struct
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Union
 
 from zkgrid.errors import InvalidArgumentError, ProofFormatError, VerificationError
 from zkp import batch
+from zkp._native import ScalarVector
 from zkp.generators import G, bp_generators, ipa_u, pedersen_h
 from zkp.group import (
     ORDER,
@@ -61,6 +62,7 @@ from zkp.group import (
     encode_scalar,
     is_identity,
     msm,
+    msm_sources,
     random_scalar,
 )
 from zkp.innerproduct import batch_invert, inner, powers
@@ -336,7 +338,7 @@ class ConstraintSystem:
         h.update(struct.pack(">QQQ", self._gates, len(self._inputs), len(self._constraints)))
         for row in self._constraints:
             h.update(_U32.pack(len(row)))
-            h.update(b"".join([_term_bytes(k, i, c) for k, i, c in row]))
+            h.update(_row_bytes(row))
         h.update(_U32.pack(len(self._bit_runs)))
         h.update(b"".join([struct.pack(">II", first, n) for first, n in self._bit_runs]))
         return h.digest()
@@ -351,8 +353,7 @@ class ConstraintSystem:
         )
         t.append(b"circuit", self.digest())
         t.append(b"context", context)
-        for commitment in self._inputs:
-            t.append(b"V", commitment.to_bytes())
+        t.append(b"V", b"".join([commitment.to_bytes() for commitment in self._inputs]))
         return t
 
     def _flatten(self, z: int) -> _Weights:
@@ -390,6 +391,17 @@ class ConstraintSystem:
 _U32 = struct.Struct(">I")
 _SMALL = struct.Struct(">BIBq")
 _LARGE = struct.Struct(">BIB")
+
+
+def _row_bytes(row: list[Term]) -> bytes:
+    """A constraint's terms, each as :func:`_term_bytes`; one ``struct`` call when every
+    coefficient is already a small integer (then it is its own centred residue)."""
+    flat: list[int] = []
+    for kind, index, coefficient in row:
+        if not -(1 << 63) <= coefficient < 1 << 63:
+            return b"".join([_term_bytes(k, i, c) for k, i, c in row])
+        flat += (kind, index, 0, coefficient)
+    return struct.pack(">" + "BIBq" * len(row), *flat)
 
 
 def _term_bytes(kind: int, index: int, coefficient: int) -> bytes:
@@ -626,10 +638,16 @@ class R1CSProof:
     t_hat: Scalar
     a: Scalar
     b: Scalar
+    _encoded: bytes = field(default=b"", repr=False)
 
     @property
     def rounds(self) -> int:
         return len(self.L)
+
+    def _point_encodings(self) -> list[bytes]:
+        data = self.to_bytes()
+        return [data[i : i + POINT_BYTES] for i in range(0, len(self._points()) * POINT_BYTES,
+                                                         POINT_BYTES)]  # fmt: skip
 
     def _points(self) -> list[Point]:
         points = [self.A_I, self.A_O, self.S, self.T1, self.T3, self.T4, self.T5, self.T6]
@@ -641,6 +659,8 @@ class R1CSProof:
         return [self.tau_x, self.mu, self.t_hat, self.a, self.b]
 
     def to_bytes(self) -> bytes:
+        if self._encoded:
+            return self._encoded
         return b"".join(encode_point(p) for p in self._points()) + b"".join(
             encode_scalar(s) for s in self._scalars()
         )
@@ -672,6 +692,7 @@ class R1CSProof:
             L=tuple(points[_FIXED_POINTS::2]),
             R=tuple(points[_FIXED_POINTS + 1 :: 2]),
             tau_x=scalars[0], mu=scalars[1], t_hat=scalars[2], a=scalars[3], b=scalars[4],
+            _encoded=data,
         )  # fmt: skip
 
 
@@ -684,6 +705,16 @@ class Verifier(ConstraintSystem):
     def commit(self, commitment: Commitment) -> Variable:
         """The committed input ``commitment`` (its opening is the prover's)."""
         return self._add_input(commitment)
+
+    def commit_many(self, commitments: Sequence[Commitment]) -> list[Variable]:
+        """:meth:`commit` for each of ``commitments``, in order."""
+        first = len(self._inputs)
+        if first + len(commitments) > MAX_INPUTS:
+            raise InvalidArgumentError(f"a circuit takes at most {MAX_INPUTS} committed inputs")
+        if not all(isinstance(c, Commitment) for c in commitments):
+            raise InvalidArgumentError("a committed input must be a zkp.pedersen.Commitment")
+        self._inputs += commitments
+        return [Variable(Kind.COMMITTED, first + j) for j in range(len(commitments))]
 
     def statement(self, proof: R1CSProof, context: bytes = b"") -> R1CSStatement:
         """This circuit with ``proof`` and ``context``, for :meth:`R1CSStatement.verify_batch`."""
@@ -756,7 +787,7 @@ def _prepare(statement: R1CSStatement) -> _Prepared:
         )
     t = cs._transcript(statement.context)
     own = proof._points()
-    encodings = [encode_point(p) for p in own]
+    encodings = proof._point_encodings()
     t.append(b"A_I", encodings[0])
     t.append(b"A_O", encodings[1])
     t.append(b"S", encodings[2])
@@ -778,37 +809,43 @@ def _prepare(statement: R1CSStatement) -> _Prepared:
     return _Prepared(n_pad, cs._flatten(z), y, z, x, w, us, proof._scalars(), points)
 
 
-def _kronecker(root: int, factors: Sequence[int]) -> list[int]:
-    """``v_i = root * prod_{bit l of i set} factors[l]`` for ``i < 2^len(factors)`` (I4)."""
-    out = [root % q]
-    for f in factors:
-        out += [v * f % q for v in out]
-    return out
+def _le(x: int) -> bytes:
+    return (x % q).to_bytes(SCALAR_BYTES, "little")
+
+
+def _factors(values: Sequence[int]) -> bytes:
+    return b"".join(_le(v) for v in values)
 
 
 def _accumulate(
     p: _Prepared,
     weight: int,
     c: int,
-    g_acc: list[int],
-    h_acc: list[int],
+    g_acc: ScalarVector,
+    h_acc: ScalarVector,
     fixed: list[int],
     scalars: list[int],
 ) -> None:
     """Add ``weight`` times the single-proof equation (C10) with combiner ``c`` to the
-    batch sums (C11): shared generators into ``g_acc``, ``h_acc``, ``fixed`` (G, H, U), the
-    proof's own points' scalars appended to ``scalars`` (in ``p.points`` order)."""
-    n = len(p.weights.left)
+    batch sums (C11): the vector generators' scalars into ``g_acc``, ``h_acc`` (computed
+    natively: Kronecker products (I4) and per-gate weighted terms), those of G, H, U into
+    ``fixed``, the proof's own points' scalars appended to ``scalars`` (``p.points``
+    order)."""
     n_pad = p.n_pad
     y, x, w = p.y, p.x, p.w
     tau_x, mu, t_hat, a, b = p.scalars
     us = p.u
     *u_invs, y_inv = batch_invert([*us, y])
-    y_inv_pow = powers(y_inv, n_pad)
     wts = p.weights
     x2 = x * x % q
     # (C6) delta(y, z) = <y^-n o w_R, w_L>
-    delta = sum(y_inv_pow[i] * wts.right[i] % q * wts.left[i] for i in range(n)) % q
+    delta = 0
+    power = 1
+    for right, left in zip(wts.right, wts.left, strict=True):
+        if right and left:
+            delta += power * right % q * left
+        power = power * y_inv % q
+    delta %= q
     # (I4) s_i = prod_r u_r^-1 * prod_(bit l of i set) u_(k-l)^2;
     #      y^-i s_(n'-1-i) = prod_r u_r * prod_(bit l set) y^(-2^l) u_(k-l)^-2
     prod_u_inv = prod_u = 1
@@ -822,20 +859,17 @@ def _accumulate(
     for _ in range(len(us)):
         y_inv_2l.append(power)
         power = power * power % q
-    s = _kronecker(weight * a % q * prod_u_inv, u_sq)
-    s_inv_y = _kronecker(
-        weight * b % q * prod_u, [yi * ui % q for yi, ui in zip(y_inv_2l, u_inv_sq, strict=True)]
-    )
     # (C10) G_i: x y^-i w_R,i - a s_i;   H_i: y^-i (x w_L,i + w_O,i) - 1 - b y^-i s_(n'-1-i)
-    wx = weight * x % q
-    for i in range(n):
-        g_acc[i] += wx * y_inv_pow[i] % q * wts.right[i] - s[i]
-        h_acc[i] += (
-            weight * y_inv_pow[i] % q * (x * wts.left[i] + wts.out[i]) - weight - s_inv_y[i]
-        )
-    for i in range(n, n_pad):
-        g_acc[i] -= s[i]
-        h_acc[i] -= weight + s_inv_y[i]
+    g_acc.add_kronecker(_le(weight * a % q * prod_u_inv), _factors(u_sq), negate=True)
+    g_acc.add_weighted(_le(weight * x), _le(y_inv), wts.right)
+    h_acc.add_kronecker(
+        _le(weight * b % q * prod_u),
+        _factors([yi * ui % q for yi, ui in zip(y_inv_2l, u_inv_sq, strict=True)]),
+        negate=True,
+    )
+    h_acc.add_weighted(_le(weight * x), _le(y_inv), wts.left)
+    h_acc.add_weighted(_le(weight), _le(y_inv), wts.out)
+    h_acc.add_constant(_le(-weight), n_pad)
     # (C10) G: c (x^2 (w_c + delta) - t_hat);  H: -mu - c tau_x;  U: w (t_hat - a b)
     wc = weight * c % q
     fixed[0] += wc * ((x2 * (wts.constant + delta) - t_hat) % q)
@@ -844,11 +878,11 @@ def _accumulate(
     # (C10) own points: V_j: c x^2 w_V,j;  A_I: x;  A_O: x^2;  S: x^3;
     #       T1, T3..T6: c x^i;  L_k: u_k^2;  R_k: u_k^-2
     wcx2 = wc * x2 % q
-    scalars += [wcx2 * v for v in wts.inputs]
-    scalars += [wx, weight * x2, weight * x2 % q * x]
-    scalars += [wc * pow(x, i, q) for i in (1, 3, 4, 5, 6)]
-    scalars += [weight * u % q * u for u in us]
-    scalars += [weight * ui % q * ui for ui in u_invs]
+    scalars += [wcx2 * v % q for v in wts.inputs]
+    scalars += [weight * x % q, weight * x2 % q, weight * x2 % q * x % q]
+    scalars += [wc * pow(x, i, q) % q for i in (1, 3, 4, 5, 6)]
+    scalars += [weight * u % q * u % q for u in us]
+    scalars += [weight * ui % q * ui % q for ui in u_invs]
 
 
 def _summer(
@@ -866,8 +900,8 @@ def _batch_sum(
     """(C11) ``sum_p weights[p] * E_p`` with ``E_p`` statement p's (C10) equation under
     combiner ``combiners[p]``: the identity when every statement holds."""
     size = max(p.n_pad for p in prepared)
-    g_acc = [0] * size
-    h_acc = [0] * size
+    g_acc = ScalarVector(size)
+    h_acc = ScalarVector(size)
     fixed = [0, 0, 0]
     scalars: list[int] = []
     points: list[Point] = []
@@ -875,8 +909,8 @@ def _batch_sum(
         _accumulate(p, weight, c, g_acc, h_acc, fixed, scalars)
         points += p.points
     g_vec, h_vec = bp_generators(size)
-    return msm(
-        [*fixed, *g_acc, *h_acc, *scalars],
+    return msm_sources(
+        [[s % q for s in fixed], g_acc, h_acc, scalars],
         [G, pedersen_h(), ipa_u(), *g_vec, *h_vec, *points],
     )
 

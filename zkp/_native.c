@@ -288,6 +288,83 @@ done:
     return result;
 }
 
+/* A Python int in [0, q) as a plain (not Montgomery) field element; -1 with an error set. */
+static int int_to_plain(PyObject *item, fe *out) {
+    if (!PyLong_Check(item)) {
+        PyErr_SetString(PyExc_TypeError, "scalars must be ints");
+        return -1;
+    }
+    unsigned char le[32];
+#if PY_VERSION_HEX >= 0x030D0000
+    Py_ssize_t need = PyLong_AsNativeBytes(
+        item, le, 32,
+        Py_ASNATIVEBYTES_LITTLE_ENDIAN | Py_ASNATIVEBYTES_UNSIGNED_BUFFER |
+            Py_ASNATIVEBYTES_REJECT_NEGATIVE);
+    if (need < 0 || need > 32) {
+#else
+    if (_PyLong_AsByteArray((PyLongObject *)item, le, 32, 1, 0) < 0) {
+#endif
+        PyErr_Clear();
+        PyErr_SetString(PyExc_ValueError, "scalar is not in [0, q)");
+        return -1;
+    }
+    load_le(out, le);
+    if (!less_than_q(out)) {
+        PyErr_SetString(PyExc_ValueError, "scalar is not in [0, q)");
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(add_weighted_doc,
+"add_weighted(scale, base, values)\n--\n\n"
+"Add scale * base^i * values[i] to accumulator i for i < len(values): the sparse,\n"
+"per-gate terms of a circuit verifier (docs/notes/r1cs.md (C10)). scale, base: 32\n"
+"bytes little-endian, < q; values: a list of ints in [0, q).");
+
+static PyObject *sv_add_weighted(ScalarVector *self, PyObject *args) {
+    Py_buffer scale, base;
+    PyObject *values;
+    if (!PyArg_ParseTuple(args, "y*y*O!", &scale, &base, &PyList_Type, &values)) return NULL;
+    PyObject *result = NULL;
+    if (scale.len != 32 || base.len != 32) {
+        PyErr_SetString(PyExc_ValueError, "scale and base must be 32 bytes");
+        goto done;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(values);
+    if (count > self->n) {
+        PyErr_SetString(PyExc_ValueError, "more values than accumulators");
+        goto done;
+    }
+    fe sc, b;
+    if (scalar_from_buffer(&sc, scale.buf, "scale") < 0) goto done;
+    if (scalar_from_buffer(&b, base.buf, "base") < 0) goto done;
+    if (sv_enter(self) < 0) goto done;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        fe plain;
+        if (int_to_plain(PyList_GET_ITEM(values, i), &plain) < 0) {
+            self->busy = 0;
+            goto done;
+        }
+        mont_mul(&self->scratch[i], &plain, &R2);
+    }
+    Py_BEGIN_ALLOW_THREADS
+    fe power = sc;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        fe t;
+        mont_mul(&t, &power, &self->scratch[i]);
+        add_mod(&self->acc[i], &self->acc[i], &t);
+        mont_mul(&power, &power, &b);
+    }
+    Py_END_ALLOW_THREADS
+    self->busy = 0;
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&scale);
+    PyBuffer_Release(&base);
+    return result;
+}
+
 PyDoc_STRVAR(to_bytes_doc,
 "to_bytes()\n--\n\n"
 "The accumulators as n 32-byte big-endian residues mod q, concatenated.");
@@ -361,6 +438,7 @@ static PyMethodDef sv_methods[] = {
     {"add_kronecker", (PyCFunction)(void (*)(void))sv_add_kronecker, METH_VARARGS | METH_KEYWORDS,
      add_kronecker_doc},
     {"add_constant", (PyCFunction)sv_add_constant, METH_VARARGS, add_constant_doc},
+    {"add_weighted", (PyCFunction)sv_add_weighted, METH_VARARGS, add_weighted_doc},
     {"to_bytes", (PyCFunction)sv_to_bytes, METH_NOARGS, to_bytes_doc},
     {"fill_bignums", (PyCFunction)sv_fill_bignums, METH_VARARGS, fill_bignums_doc},
     {NULL, NULL, 0, NULL},
