@@ -25,25 +25,27 @@ _sym_db = _symbol_database.Default()
 from zkgrid.settlement.v1 import common_pb2 as zkgrid_dot_settlement_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n zkgrid/settlement/v1/bills.proto\x12\x14zkgrid.settlement.v1\x1a!zkgrid/settlement/v1/common.proto\"o\n\x04\x42ill\x12\x10\n\x08meter_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x12\n\nbatch_hash\x18\x03 \x01(\x0c\x12\x13\n\x0btariff_hash\x18\x04 \x01(\x0c\x12\r\n\x05total\x18\x05 \x01(\x03\x12\r\n\x05proof\x18\x06 \x01(\x0c\"=\n\x11SubmitBillRequest\x12(\n\x04\x62ill\x18\x01 \x01(\x0b\x32\x1a.zkgrid.settlement.v1.Bill\"D\n\x12SubmitBillResponse\x12.\n\x07receipt\x18\x01 \x01(\x0b\x32\x1d.zkgrid.settlement.v1.Receipt\"7\n\x13GetStatementRequest\x12\x10\n\x08meter_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\"{\n\rStatementLine\x12(\n\x04\x62ill\x18\x01 \x01(\x0b\x32\x1a.zkgrid.settlement.v1.Bill\x12.\n\x07receipt\x18\x02 \x01(\x0b\x32\x1d.zkgrid.settlement.v1.Receipt\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\"k\n\x14GetStatementResponse\x12\x10\n\x08meter_id\x18\x01 \x01(\t\x12\x32\n\x05lines\x18\x02 \x03(\x0b\x32#.zkgrid.settlement.v1.StatementLine\x12\r\n\x05total\x18\x03 \x01(\x03\x32\xd5\x01\n\x0b\x42illService\x12_\n\nSubmitBill\x12\'.zkgrid.settlement.v1.SubmitBillRequest\x1a(.zkgrid.settlement.v1.SubmitBillResponse\x12\x65\n\x0cGetStatement\x12).zkgrid.settlement.v1.GetStatementRequest\x1a*.zkgrid.settlement.v1.GetStatementResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n zkgrid/settlement/v1/bills.proto\x12\x14zkgrid.settlement.v1\x1a!zkgrid/settlement/v1/common.proto\",\n\x16SubmitCycleBillRequest\x12\x12\n\ncycle_bill\x18\x01 \x01(\x0c\"o\n\x04\x42ill\x12\x10\n\x08meter_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x12\n\nbatch_hash\x18\x03 \x01(\x0c\x12\x13\n\x0btariff_hash\x18\x04 \x01(\x0c\x12\r\n\x05total\x18\x05 \x01(\x03\x12\r\n\x05proof\x18\x06 \x01(\x0c\"=\n\x11SubmitBillRequest\x12(\n\x04\x62ill\x18\x01 \x01(\x0b\x32\x1a.zkgrid.settlement.v1.Bill\"D\n\x12SubmitBillResponse\x12.\n\x07receipt\x18\x01 \x01(\x0b\x32\x1d.zkgrid.settlement.v1.Receipt\"7\n\x13GetStatementRequest\x12\x10\n\x08meter_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\"\x8f\x01\n\rStatementLine\x12(\n\x04\x62ill\x18\x01 \x01(\x0b\x32\x1a.zkgrid.settlement.v1.Bill\x12.\n\x07receipt\x18\x02 \x01(\x0b\x32\x1d.zkgrid.settlement.v1.Receipt\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\x12\x12\n\ncycle_bill\x18\x04 \x01(\x0c\"k\n\x14GetStatementResponse\x12\x10\n\x08meter_id\x18\x01 \x01(\t\x12\x32\n\x05lines\x18\x02 \x03(\x0b\x32#.zkgrid.settlement.v1.StatementLine\x12\r\n\x05total\x18\x03 \x01(\x03\x32\xc0\x02\n\x0b\x42illService\x12_\n\nSubmitBill\x12\'.zkgrid.settlement.v1.SubmitBillRequest\x1a(.zkgrid.settlement.v1.SubmitBillResponse\x12\x65\n\x0cGetStatement\x12).zkgrid.settlement.v1.GetStatementRequest\x1a*.zkgrid.settlement.v1.GetStatementResponse\x12i\n\x0fSubmitCycleBill\x12,.zkgrid.settlement.v1.SubmitCycleBillRequest\x1a(.zkgrid.settlement.v1.SubmitBillResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'zkgrid.settlement.v1.bills_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BILL']._serialized_start=93
-  _globals['_BILL']._serialized_end=204
-  _globals['_SUBMITBILLREQUEST']._serialized_start=206
-  _globals['_SUBMITBILLREQUEST']._serialized_end=267
-  _globals['_SUBMITBILLRESPONSE']._serialized_start=269
-  _globals['_SUBMITBILLRESPONSE']._serialized_end=337
-  _globals['_GETSTATEMENTREQUEST']._serialized_start=339
-  _globals['_GETSTATEMENTREQUEST']._serialized_end=394
-  _globals['_STATEMENTLINE']._serialized_start=396
-  _globals['_STATEMENTLINE']._serialized_end=519
-  _globals['_GETSTATEMENTRESPONSE']._serialized_start=521
-  _globals['_GETSTATEMENTRESPONSE']._serialized_end=628
-  _globals['_BILLSERVICE']._serialized_start=631
-  _globals['_BILLSERVICE']._serialized_end=844
+  _globals['_SUBMITCYCLEBILLREQUEST']._serialized_start=93
+  _globals['_SUBMITCYCLEBILLREQUEST']._serialized_end=137
+  _globals['_BILL']._serialized_start=139
+  _globals['_BILL']._serialized_end=250
+  _globals['_SUBMITBILLREQUEST']._serialized_start=252
+  _globals['_SUBMITBILLREQUEST']._serialized_end=313
+  _globals['_SUBMITBILLRESPONSE']._serialized_start=315
+  _globals['_SUBMITBILLRESPONSE']._serialized_end=383
+  _globals['_GETSTATEMENTREQUEST']._serialized_start=385
+  _globals['_GETSTATEMENTREQUEST']._serialized_end=440
+  _globals['_STATEMENTLINE']._serialized_start=443
+  _globals['_STATEMENTLINE']._serialized_end=586
+  _globals['_GETSTATEMENTRESPONSE']._serialized_start=588
+  _globals['_GETSTATEMENTRESPONSE']._serialized_end=695
+  _globals['_BILLSERVICE']._serialized_start=698
+  _globals['_BILLSERVICE']._serialized_end=1018
 # @@protoc_insertion_point(module_scope)

@@ -7,6 +7,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class SubmitCycleBillRequest(_message.Message):
+    __slots__ = ("cycle_bill",)
+    CYCLE_BILL_FIELD_NUMBER: _ClassVar[int]
+    cycle_bill: bytes
+    def __init__(self, cycle_bill: _Optional[bytes] = ...) -> None: ...
+
 class Bill(_message.Message):
     __slots__ = ("meter_id", "period", "batch_hash", "tariff_hash", "total", "proof")
     METER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -44,14 +50,16 @@ class GetStatementRequest(_message.Message):
     def __init__(self, meter_id: _Optional[str] = ..., period: _Optional[str] = ...) -> None: ...
 
 class StatementLine(_message.Message):
-    __slots__ = ("bill", "receipt", "currency")
+    __slots__ = ("bill", "receipt", "currency", "cycle_bill")
     BILL_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
     CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    CYCLE_BILL_FIELD_NUMBER: _ClassVar[int]
     bill: Bill
     receipt: _common_pb2.Receipt
     currency: str
-    def __init__(self, bill: _Optional[_Union[Bill, _Mapping]] = ..., receipt: _Optional[_Union[_common_pb2.Receipt, _Mapping]] = ..., currency: _Optional[str] = ...) -> None: ...
+    cycle_bill: bytes
+    def __init__(self, bill: _Optional[_Union[Bill, _Mapping]] = ..., receipt: _Optional[_Union[_common_pb2.Receipt, _Mapping]] = ..., currency: _Optional[str] = ..., cycle_bill: _Optional[bytes] = ...) -> None: ...
 
 class GetStatementResponse(_message.Message):
     __slots__ = ("meter_id", "lines", "total")

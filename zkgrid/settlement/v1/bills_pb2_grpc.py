@@ -45,6 +45,11 @@ class BillServiceStub:
                 request_serializer=zkgrid_dot_settlement_dot_v1_dot_bills__pb2.GetStatementRequest.SerializeToString,
                 response_deserializer=zkgrid_dot_settlement_dot_v1_dot_bills__pb2.GetStatementResponse.FromString,
                 _registered_method=True)
+        self.SubmitCycleBill = channel.unary_unary(
+                '/zkgrid.settlement.v1.BillService/SubmitCycleBill',
+                request_serializer=zkgrid_dot_settlement_dot_v1_dot_bills__pb2.SubmitCycleBillRequest.SerializeToString,
+                response_deserializer=zkgrid_dot_settlement_dot_v1_dot_bills__pb2.SubmitBillResponse.FromString,
+                _registered_method=True)
 
 
 class BillServiceServicer:
@@ -66,6 +71,16 @@ class BillServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitCycleBill(self, request, context):
+        """Appends a meter's proven bill for a billing cycle (role: meter, own id only): a
+        CycleBill record with its circuit proof over every batch of the cycle. Submitting the
+        identical bill again returns the original receipt; a cycle with a period that has no
+        batch is CYCLE_INCOMPLETE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BillServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -78,6 +93,11 @@ def add_BillServiceServicer_to_server(servicer, server):
                     servicer.GetStatement,
                     request_deserializer=zkgrid_dot_settlement_dot_v1_dot_bills__pb2.GetStatementRequest.FromString,
                     response_serializer=zkgrid_dot_settlement_dot_v1_dot_bills__pb2.GetStatementResponse.SerializeToString,
+            ),
+            'SubmitCycleBill': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitCycleBill,
+                    request_deserializer=zkgrid_dot_settlement_dot_v1_dot_bills__pb2.SubmitCycleBillRequest.FromString,
+                    response_serializer=zkgrid_dot_settlement_dot_v1_dot_bills__pb2.SubmitBillResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -135,6 +155,33 @@ class BillService:
             '/zkgrid.settlement.v1.BillService/GetStatement',
             zkgrid_dot_settlement_dot_v1_dot_bills__pb2.GetStatementRequest.SerializeToString,
             zkgrid_dot_settlement_dot_v1_dot_bills__pb2.GetStatementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitCycleBill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zkgrid.settlement.v1.BillService/SubmitCycleBill',
+            zkgrid_dot_settlement_dot_v1_dot_bills__pb2.SubmitCycleBillRequest.SerializeToString,
+            zkgrid_dot_settlement_dot_v1_dot_bills__pb2.SubmitBillResponse.FromString,
             options,
             channel_credentials,
             insecure,

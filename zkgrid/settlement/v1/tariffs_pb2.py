@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from zkgrid.settlement.v1 import common_pb2 as zkgrid_dot_settlement_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"zkgrid/settlement/v1/tariffs.proto\x12\x14zkgrid.settlement.v1\x1a!zkgrid/settlement/v1/common.proto\"\x87\x01\n\x06Tariff\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\x18\n\x10interval_minutes\x18\x02 \x01(\r\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\x12\x14\n\x0c\x66ixed_charge\x18\x04 \x01(\x03\x12\x14\n\x0cimport_price\x18\x05 \x03(\x04\x12\x15\n\rexport_credit\x18\x06 \x03(\x04\"D\n\x14PublishTariffRequest\x12,\n\x06tariff\x18\x01 \x01(\x0b\x32\x1c.zkgrid.settlement.v1.Tariff\"\\\n\x15PublishTariffResponse\x12.\n\x07receipt\x18\x01 \x01(\x0b\x32\x1d.zkgrid.settlement.v1.Receipt\x12\x13\n\x0btariff_hash\x18\x02 \x01(\x0c\"\"\n\x10GetTariffRequest\x12\x0e\n\x06period\x18\x01 \x01(\t\"\x86\x01\n\x11GetTariffResponse\x12,\n\x06tariff\x18\x01 \x01(\x0b\x32\x1c.zkgrid.settlement.v1.Tariff\x12\x13\n\x0btariff_hash\x18\x02 \x01(\x0c\x12.\n\x07receipt\x18\x03 \x01(\x0b\x32\x1d.zkgrid.settlement.v1.Receipt2\xd7\x01\n\rTariffService\x12h\n\rPublishTariff\x12*.zkgrid.settlement.v1.PublishTariffRequest\x1a+.zkgrid.settlement.v1.PublishTariffResponse\x12\\\n\tGetTariff\x12&.zkgrid.settlement.v1.GetTariffRequest\x1a\'.zkgrid.settlement.v1.GetTariffResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"zkgrid/settlement/v1/tariffs.proto\x12\x14zkgrid.settlement.v1\x1a!zkgrid/settlement/v1/common.proto\"\x87\x01\n\x06Tariff\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\x18\n\x10interval_minutes\x18\x02 \x01(\r\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\x12\x14\n\x0c\x66ixed_charge\x18\x04 \x01(\x03\x12\x14\n\x0cimport_price\x18\x05 \x03(\x04\x12\x15\n\rexport_credit\x18\x06 \x03(\x04\"D\n\x14PublishTariffRequest\x12,\n\x06tariff\x18\x01 \x01(\x0b\x32\x1c.zkgrid.settlement.v1.Tariff\"\\\n\x15PublishTariffResponse\x12.\n\x07receipt\x18\x01 \x01(\x0b\x32\x1d.zkgrid.settlement.v1.Receipt\x12\x13\n\x0btariff_hash\x18\x02 \x01(\x0c\"\"\n\x10GetTariffRequest\x12\x0e\n\x06period\x18\x01 \x01(\t\"\x86\x01\n\x11GetTariffResponse\x12,\n\x06tariff\x18\x01 \x01(\x0b\x32\x1c.zkgrid.settlement.v1.Tariff\x12\x13\n\x0btariff_hash\x18\x02 \x01(\x0c\x12.\n\x07receipt\x18\x03 \x01(\x0b\x32\x1d.zkgrid.settlement.v1.Receipt\"1\n\x19PublishCycleTariffRequest\x12\x14\n\x0c\x63ycle_tariff\x18\x01 \x01(\x0c\"9\n\x15GetCycleTariffRequest\x12\x10\n\x08meter_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\"s\n\x16GetCycleTariffResponse\x12\x14\n\x0c\x63ycle_tariff\x18\x01 \x01(\x0c\x12\x13\n\x0btariff_hash\x18\x02 \x01(\x0c\x12.\n\x07receipt\x18\x03 \x01(\x0b\x32\x1d.zkgrid.settlement.v1.Receipt2\xb8\x03\n\rTariffService\x12h\n\rPublishTariff\x12*.zkgrid.settlement.v1.PublishTariffRequest\x1a+.zkgrid.settlement.v1.PublishTariffResponse\x12\\\n\tGetTariff\x12&.zkgrid.settlement.v1.GetTariffRequest\x1a\'.zkgrid.settlement.v1.GetTariffResponse\x12r\n\x12PublishCycleTariff\x12/.zkgrid.settlement.v1.PublishCycleTariffRequest\x1a+.zkgrid.settlement.v1.PublishTariffResponse\x12k\n\x0eGetCycleTariff\x12+.zkgrid.settlement.v1.GetCycleTariffRequest\x1a,.zkgrid.settlement.v1.GetCycleTariffResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,6 +42,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETTARIFFREQUEST']._serialized_end=431
   _globals['_GETTARIFFRESPONSE']._serialized_start=434
   _globals['_GETTARIFFRESPONSE']._serialized_end=568
-  _globals['_TARIFFSERVICE']._serialized_start=571
-  _globals['_TARIFFSERVICE']._serialized_end=786
+  _globals['_PUBLISHCYCLETARIFFREQUEST']._serialized_start=570
+  _globals['_PUBLISHCYCLETARIFFREQUEST']._serialized_end=619
+  _globals['_GETCYCLETARIFFREQUEST']._serialized_start=621
+  _globals['_GETCYCLETARIFFREQUEST']._serialized_end=678
+  _globals['_GETCYCLETARIFFRESPONSE']._serialized_start=680
+  _globals['_GETCYCLETARIFFRESPONSE']._serialized_end=795
+  _globals['_TARIFFSERVICE']._serialized_start=798
+  _globals['_TARIFFSERVICE']._serialized_end=1238
 # @@protoc_insertion_point(module_scope)

@@ -52,3 +52,27 @@ class GetTariffResponse(_message.Message):
     tariff_hash: bytes
     receipt: _common_pb2.Receipt
     def __init__(self, tariff: _Optional[_Union[Tariff, _Mapping]] = ..., tariff_hash: _Optional[bytes] = ..., receipt: _Optional[_Union[_common_pb2.Receipt, _Mapping]] = ...) -> None: ...
+
+class PublishCycleTariffRequest(_message.Message):
+    __slots__ = ("cycle_tariff",)
+    CYCLE_TARIFF_FIELD_NUMBER: _ClassVar[int]
+    cycle_tariff: bytes
+    def __init__(self, cycle_tariff: _Optional[bytes] = ...) -> None: ...
+
+class GetCycleTariffRequest(_message.Message):
+    __slots__ = ("meter_id", "period")
+    METER_ID_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    meter_id: str
+    period: str
+    def __init__(self, meter_id: _Optional[str] = ..., period: _Optional[str] = ...) -> None: ...
+
+class GetCycleTariffResponse(_message.Message):
+    __slots__ = ("cycle_tariff", "tariff_hash", "receipt")
+    CYCLE_TARIFF_FIELD_NUMBER: _ClassVar[int]
+    TARIFF_HASH_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    cycle_tariff: bytes
+    tariff_hash: bytes
+    receipt: _common_pb2.Receipt
+    def __init__(self, cycle_tariff: _Optional[bytes] = ..., tariff_hash: _Optional[bytes] = ..., receipt: _Optional[_Union[_common_pb2.Receipt, _Mapping]] = ...) -> None: ...

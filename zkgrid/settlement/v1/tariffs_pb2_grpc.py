@@ -45,6 +45,16 @@ class TariffServiceStub:
                 request_serializer=zkgrid_dot_settlement_dot_v1_dot_tariffs__pb2.GetTariffRequest.SerializeToString,
                 response_deserializer=zkgrid_dot_settlement_dot_v1_dot_tariffs__pb2.GetTariffResponse.FromString,
                 _registered_method=True)
+        self.PublishCycleTariff = channel.unary_unary(
+                '/zkgrid.settlement.v1.TariffService/PublishCycleTariff',
+                request_serializer=zkgrid_dot_settlement_dot_v1_dot_tariffs__pb2.PublishCycleTariffRequest.SerializeToString,
+                response_deserializer=zkgrid_dot_settlement_dot_v1_dot_tariffs__pb2.PublishTariffResponse.FromString,
+                _registered_method=True)
+        self.GetCycleTariff = channel.unary_unary(
+                '/zkgrid.settlement.v1.TariffService/GetCycleTariff',
+                request_serializer=zkgrid_dot_settlement_dot_v1_dot_tariffs__pb2.GetCycleTariffRequest.SerializeToString,
+                response_deserializer=zkgrid_dot_settlement_dot_v1_dot_tariffs__pb2.GetCycleTariffResponse.FromString,
+                _registered_method=True)
 
 
 class TariffServiceServicer:
@@ -65,6 +75,23 @@ class TariffServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PublishCycleTariff(self, request, context):
+        """Appends a tariff plan for a billing cycle (role: utility): a CycleTariff record
+        (record version 2: tiers, demand charge, a cycle of up to 31 days). TARIFF_EXISTS when
+        it overlaps a published plan of the same name, meters or default (rules R16, R17).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCycleTariff(self, request, context):
+        """Returns the cycle tariff that applies to a meter on a period (role: meter (own id),
+        utility, auditor): the plan listing the meter, else the default plan.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TariffServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +104,16 @@ def add_TariffServiceServicer_to_server(servicer, server):
                     servicer.GetTariff,
                     request_deserializer=zkgrid_dot_settlement_dot_v1_dot_tariffs__pb2.GetTariffRequest.FromString,
                     response_serializer=zkgrid_dot_settlement_dot_v1_dot_tariffs__pb2.GetTariffResponse.SerializeToString,
+            ),
+            'PublishCycleTariff': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishCycleTariff,
+                    request_deserializer=zkgrid_dot_settlement_dot_v1_dot_tariffs__pb2.PublishCycleTariffRequest.FromString,
+                    response_serializer=zkgrid_dot_settlement_dot_v1_dot_tariffs__pb2.PublishTariffResponse.SerializeToString,
+            ),
+            'GetCycleTariff': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCycleTariff,
+                    request_deserializer=zkgrid_dot_settlement_dot_v1_dot_tariffs__pb2.GetCycleTariffRequest.FromString,
+                    response_serializer=zkgrid_dot_settlement_dot_v1_dot_tariffs__pb2.GetCycleTariffResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +171,60 @@ class TariffService:
             '/zkgrid.settlement.v1.TariffService/GetTariff',
             zkgrid_dot_settlement_dot_v1_dot_tariffs__pb2.GetTariffRequest.SerializeToString,
             zkgrid_dot_settlement_dot_v1_dot_tariffs__pb2.GetTariffResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishCycleTariff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zkgrid.settlement.v1.TariffService/PublishCycleTariff',
+            zkgrid_dot_settlement_dot_v1_dot_tariffs__pb2.PublishCycleTariffRequest.SerializeToString,
+            zkgrid_dot_settlement_dot_v1_dot_tariffs__pb2.PublishTariffResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCycleTariff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zkgrid.settlement.v1.TariffService/GetCycleTariff',
+            zkgrid_dot_settlement_dot_v1_dot_tariffs__pb2.GetCycleTariffRequest.SerializeToString,
+            zkgrid_dot_settlement_dot_v1_dot_tariffs__pb2.GetCycleTariffResponse.FromString,
             options,
             channel_credentials,
             insecure,
