@@ -12,8 +12,17 @@ sunset (day length and noon elevation from the date at the community's latitude,
 solar noon at 12:00 UTC), scaled by the installation's kWp and attenuated by the
 day's cloudiness plus passing clouds per interval.
 
+Businesses (:func:`make_businesses`, for the billing-cycle demo): a shop's or a
+workshop's load over its opening hours, with machines (ovens, compressors) that run
+for a while and set the cycle's peak, little at night; some have larger PV roofs.
+
 Each interval's net flow is what the meter records: ``import = max(load - pv, 0)``
 and ``export = max(pv - load, 0)``.
+
+Tariffs: :func:`time_of_use_tariff` (a day's, records version 1) and, for a billing
+cycle (records version 2), :func:`tiered_plan` (the default plan: inclining blocks of
+the cycle's import) and :func:`demand_plan` (a plan listing the businesses: time of use
+and a charge per kW of the cycle's highest interval import).
 """
 
 from __future__ import annotations
@@ -24,13 +33,16 @@ from dataclasses import dataclass
 from datetime import date
 
 from meter.readings import DayReadings, intervals_per_day, parse_period
-from settlement.records import Tariff
+from settlement.records import CycleTariff, Tariff, Tier
 
 __all__ = [
     "LATITUDE_DEG",
     "Prosumer",
     "day_readings",
+    "demand_plan",
+    "make_businesses",
     "make_community",
+    "tiered_plan",
     "time_of_use_tariff",
 ]
 
@@ -54,10 +66,16 @@ class Prosumer:
     daily_kwh: float  #: typical consumption per day
     pv_kwp: float  #: rooftop PV peak power, 0 without panels
     evening_weight: float  #: how strongly the household's load peaks in the evening
+    #: ``"household"`` or ``"business"`` (opening hours, machines: :func:`make_businesses`)
+    kind: str = "household"
 
     @property
     def has_pv(self) -> bool:
         return self.pv_kwp > 0
+
+    @property
+    def is_business(self) -> bool:
+        return self.kind == "business"
 
 
 def make_community(count: int, seed: int = 0, *, pv_share: float = 0.45) -> list[Prosumer]:
@@ -78,6 +96,35 @@ def make_community(count: int, seed: int = 0, *, pv_share: float = 0.45) -> list
                 daily_kwh=round(rng.uniform(5.0, 16.0), 2),
                 pv_kwp=round(rng.uniform(3.0, 9.0), 1) if has_pv else 0.0,
                 evening_weight=rng.uniform(0.7, 1.4),
+            )
+        )
+    return out
+
+
+_BUSINESS_NAMES = (
+    "Bakery", "Workshop", "Print shop", "Laundry", "Café", "Joinery", "Florist", "Garage",
+)  # fmt: skip
+
+
+def make_businesses(count: int, seed: int = 0) -> list[Prosumer]:
+    """``count`` small businesses (meters ``business-01``...), some with large PV roofs."""
+    if count < 0:
+        raise ValueError("a negative number of businesses")
+    rng = random.Random(f"zkgrid-businesses/{seed}")  # noqa: S311 - simulation, not secrets
+    out = []
+    for i in range(count):
+        name = _BUSINESS_NAMES[i % len(_BUSINESS_NAMES)]
+        suffix = "" if i < len(_BUSINESS_NAMES) else f" {i // len(_BUSINESS_NAMES) + 1}"
+        has_pv = rng.random() < 0.5
+        out.append(
+            Prosumer(
+                index=i,
+                name=name + suffix,
+                meter_id=f"business-{i + 1:02d}",
+                daily_kwh=round(rng.uniform(60.0, 180.0), 1),
+                pv_kwp=round(rng.uniform(10.0, 30.0), 1) if has_pv else 0.0,
+                evening_weight=rng.uniform(0.0, 1.0),  # here: how early the day starts
+                kind="business",
             )
         )
     return out
@@ -118,14 +165,20 @@ def day_readings(
         f"zkgrid-readings/{seed}/{prosumer.meter_id}/{period}/{interval_minutes}"
     )
     hours = [(i + 0.5) * interval_minutes / 60.0 for i in range(t_count)]
-    shape = [_load_shape(h, prosumer.evening_weight) for h in hours]
+    if prosumer.is_business:
+        shape = [_business_shape(h, prosumer.evening_weight) for h in hours]
+    else:
+        shape = [_load_shape(h, prosumer.evening_weight) for h in hours]
     # Scale so the day's expected consumption is daily_kwh (±15% day to day).
     day_kwh = prosumer.daily_kwh * rng.uniform(0.85, 1.15)
     scale_w = day_kwh * 1000.0 / (sum(shape) * interval_minutes / 60.0)
     load_w = []
     for s in shape:
         w = s * scale_w * rng.lognormvariate(0.0, 0.18)
-        if rng.random() < 0.04 * interval_minutes / 15.0:  # an appliance runs a while
+        if prosumer.is_business:
+            if s > 0.5 and rng.random() < 0.08 * interval_minutes / 15.0:  # a machine runs
+                w += rng.choice((6_000.0, 9_000.0, 14_000.0))
+        elif rng.random() < 0.04 * interval_minutes / 15.0:  # an appliance runs a while
             w += rng.choice((1800.0, 2200.0, 900.0))
         load_w.append(w)
 
@@ -150,6 +203,73 @@ def day_readings(
         imports.append(max(0, round(net_wh)))
         exports.append(max(0, round(-net_wh)))
     return DayReadings(period, interval_minutes, tuple(imports), tuple(exports))
+
+
+def _business_shape(hour: float, early: float) -> float:
+    """Relative load of a business at ``hour``: standby at night, opening hours from about
+    6 to 18 (earlier for larger ``early``), a midday peak."""
+    opens = 7.0 - 2.0 * early
+    closes = 18.0
+    if opens <= hour < closes:
+        return 1.0 + 0.6 * _bump(hour, 11.5, 2.0)
+    return 0.12
+
+
+def _cycle_days(first_period: str, last_period: str) -> int:
+    return (parse_period(last_period) - parse_period(first_period)).days + 1
+
+
+def tiered_plan(
+    first_period: str, last_period: str, interval_minutes: int = 15
+) -> CycleTariff:
+    """The default plan (every meter no other plan lists): inclining blocks of the cycle's
+    import, 0.22/kWh up to 6 kWh a day of the cycle, 0.28 up to 12 kWh a day, 0.38 above
+    (no time-of-use price on top); feed-in 0.08/kWh; 0.30 a day fixed. EUR."""
+    days = _cycle_days(first_period, last_period)
+    t_count = intervals_per_day(interval_minutes)
+    return CycleTariff(
+        plan="residential-tiered",
+        meters=(),
+        first_period=first_period,
+        last_period=last_period,
+        interval_minutes=interval_minutes,
+        currency="EUR",
+        fixed_charge=300_000 * days,
+        import_price=(0,) * t_count,
+        export_credit=(80,) * t_count,
+        tiers=(Tier(0, 220), Tier(6_000 * days, 280), Tier(12_000 * days, 380)),
+        demand_charge=0,
+    )
+
+
+def demand_plan(
+    first_period: str, last_period: str, meters: list[str], interval_minutes: int = 15
+) -> CycleTariff:
+    """A plan for ``meters`` (the businesses): 0.09/kWh at night (00-06), 0.14 by day;
+    feed-in 0.05/kWh; a demand charge of 0.50 a day of the cycle per kW of the cycle's
+    highest interval import (rounded down to what the interval length allows); 1.00 a day
+    fixed. EUR."""
+    days = _cycle_days(first_period, last_period)
+    t_count = intervals_per_day(interval_minutes)
+    prices = tuple(
+        90 if i * interval_minutes < 6 * 60 else 140 for i in range(t_count)
+    )
+    # The charge per Wh of the peak, demand_charge * 60 / (minutes * 1000), must be whole.
+    step = interval_minutes * 1000 // math.gcd(60, interval_minutes * 1000)
+    demand = 500_000 * days // step * step
+    return CycleTariff(
+        plan="business-demand",
+        meters=tuple(sorted(meters)),
+        first_period=first_period,
+        last_period=last_period,
+        interval_minutes=interval_minutes,
+        currency="EUR",
+        fixed_charge=1_000_000 * days,
+        import_price=prices,
+        export_credit=(50,) * t_count,
+        tiers=(),
+        demand_charge=demand,
+    )
 
 
 def time_of_use_tariff(period: str, interval_minutes: int = 15) -> Tariff:

@@ -19,6 +19,17 @@ What it does, end to end over real gRPC on the loopback interface:
    client: the service only ever saw commitments, proofs and the bill totals),
    the ledger's size, the final signed checkpoint and the timings.
 
+With ``--days N`` the community settles a billing cycle of N days (records version 2)
+instead of one day: the utility publishes two plans for the cycle, the default plan
+``residential-tiered`` (inclining blocks of the cycle's import) for the households and
+``business-demand`` (time of use and a demand charge per kW of the cycle's highest
+interval import) listing ``--businesses`` small businesses; every meter submits a batch
+per day, then proves its cycle bill over the commitments of all of them (a circuit proof,
+on the process pool) and settles it; the auditor re-verifies the cycle bills' proofs
+against the ledger's batches and plans (one batch verification). The table shows each
+meter's plan and bill, and, from the meter's own openings (the demo acts as each
+prosumer), the kWh of each tier or the peak in kW.
+
 Exit code 0 when every step verified.
 """
 
@@ -36,6 +47,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -46,26 +58,40 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.community import Prosumer, day_readings, make_community, time_of_use_tariff
+from cli.community import (
+    Prosumer,
+    day_readings,
+    demand_plan,
+    make_businesses,
+    make_community,
+    tiered_plan,
+    time_of_use_tariff,
+)
 from ledger.checkpoint import CheckpointSigner, CheckpointVerifier
-from ledger.entries import EntryKind
+from ledger.entries import Entry, EntryKind
 from meter.cli import format_money
 from meter.client import (
     MeterClient,
     VerifiedReceipt,
     build_batch_in_home,
+    prove_cycle_bill_in_home,
     submit_registration,
     verify_receipt,
 )
 from meter.readings import DayReadings
 from settlement import convert
+from settlement.periods import MAX_CYCLE_PERIODS, cycle_periods, parse_period
 from settlement.records import (
-    RECORD_TYPES,
+    RECORD_VERSIONS,
     Bill,
+    CycleBill,
+    CycleBillBreakdown,
+    CycleTariff,
     MeterRegistration,
     ReadingBatch,
     Tariff,
     bill_coefficients,
+    decode_record,
 )
 from zkgrid._internal.channels import dev_metadata
 from zkgrid._internal.cliargs import EXIT_STATUS
@@ -82,6 +108,7 @@ __all__ = [
     "EmbeddedService",
     "embedded_service",
     "main",
+    "publish_cycle_tariff",
     "publish_tariff",
     "register_meter",
     "run_demo",
@@ -95,6 +122,10 @@ UTILITY_METADATA = dev_metadata("utility")
 AUDITOR_METADATA = dev_metadata("auditor")
 
 
+#: Businesses on the demand-charge plan in a billing-cycle demo (``--businesses``).
+DEFAULT_BUSINESSES = 2
+
+
 @dataclass
 class ProsumerResult:
     prosumer: Prosumer
@@ -104,6 +135,17 @@ class ProsumerResult:
     batch_receipt: VerifiedReceipt | None = None
     bill_receipt: VerifiedReceipt | None = None
     audited: bool = False
+    #: A billing-cycle demo: the cycle bill, its plan, and its breakdown from the meter's own
+    #: openings (tiers, peak: only the prosumer knows them).
+    cycle_bill: CycleBill | None = None
+    plan: CycleTariff | None = None
+    breakdown: CycleBillBreakdown | None = None
+
+    @property
+    def total(self) -> int | None:
+        if self.cycle_bill is not None:
+            return self.cycle_bill.total
+        return None if self.bill is None else self.bill.total
 
 
 @dataclass
@@ -116,6 +158,12 @@ class DemoResult:
     checkpoint: str
     timings: dict[str, float] = field(default_factory=dict)
     workdir: Path | None = None
+    #: The billing cycle's last day (a cycle demo; ``period`` is its first), else ``None``.
+    last_period: str | None = None
+
+    @property
+    def days(self) -> int:
+        return 1 if self.last_period is None else len(cycle_periods(self.period, self.last_period))
 
     @property
     def ok(self) -> bool:
@@ -225,6 +273,19 @@ def publish_tariff(
     return verify_receipt(response.receipt, EntryKind.TARIFF, tariff.encode(), log_key)
 
 
+def publish_cycle_tariff(
+    channel: grpc.Channel, tariff: CycleTariff, log_key: CheckpointVerifier | None
+) -> VerifiedReceipt:
+    """The utility publishes a billing cycle's plan; the receipt is verified."""
+    stub = tariffs_pb2_grpc.TariffServiceStub(channel)
+    response = stub.PublishCycleTariff(
+        tariffs_pb2.PublishCycleTariffRequest(cycle_tariff=tariff.encode()),
+        metadata=UTILITY_METADATA,
+        timeout=30,
+    )
+    return verify_receipt(response.receipt, EntryKind.TARIFF, tariff.encode(), log_key)
+
+
 def run_demo(
     *,
     prosumers: int = 20,
@@ -236,8 +297,19 @@ def run_demo(
     console: Console | None = None,
     db_url: str | None = None,
     keep_keys: bool = False,
+    days: int | None = None,
+    businesses: int = DEFAULT_BUSINESSES,
 ) -> DemoResult:
-    """Run the whole scenario in ``workdir``; returns what happened (raises on failure)."""
+    """Run the whole scenario in ``workdir``; returns what happened (raises on failure).
+
+    ``days``: settle a billing cycle of that many days from ``period`` (with ``businesses``
+    on the demand-charge plan) instead of the day ``period``."""
+    if days is not None:
+        return _run_cycle_demo(
+            prosumers=prosumers, seed=seed, first_period=period, days=days,
+            interval_minutes=interval_minutes, workers=workers, workdir=workdir,
+            console=console, db_url=db_url, keep_keys=keep_keys, businesses=businesses,
+        )  # fmt: skip
     console = console if console is not None else Console()
     timings: dict[str, float] = {}
     workers = workers if workers is not None else max(1, os.cpu_count() or 1)
@@ -336,29 +408,238 @@ def run_demo(
     )
 
 
-def _audit(channel: grpc.Channel, results: Sequence[ProsumerResult]) -> int:
-    """As an auditor over gRPC: stream the ledger and verify every bill's proof against the
-    batch commitments and the tariff in the ledger. Returns the number of entries read."""
+def _run_cycle_demo(
+    *,
+    prosumers: int,
+    seed: int,
+    first_period: str,
+    days: int,
+    interval_minutes: int,
+    workers: int | None,
+    workdir: Path,
+    console: Console | None,
+    db_url: str | None,
+    keep_keys: bool,
+    businesses: int,
+) -> DemoResult:
+    """The billing-cycle demo (module docstring): ``prosumers`` households on the default
+    tiered plan and ``businesses`` on the demand-charge plan settle ``days`` days."""
+    if not 1 <= days <= MAX_CYCLE_PERIODS:
+        raise ValueError(f"a billing cycle has 1 to {MAX_CYCLE_PERIODS} days")
+    start = parse_period(first_period)
+    last_period = (start + timedelta(days=days - 1)).isoformat()
+    periods = cycle_periods(first_period, last_period)
+    console = console if console is not None else Console()
+    timings: dict[str, float] = {}
+    workers = workers if workers is not None else max(1, os.cpu_count() or 1)
+    db_path = workdir / "ledger.db"
+    url = db_url if db_url is not None else f"sqlite:///{db_path}"
+    t_start = time.perf_counter()
+    results: list[ProsumerResult] = []
+    clients: dict[str, MeterClient] = {}
+    signer = CheckpointSigner.generate(ORIGIN)
+    if keep_keys:
+        from service.logkey import save_log_key
+
+        save_log_key(workdir / LOG_KEY_FILE, signer)
+    with embedded_service(url, signer=signer) as service:
+        timings["start service"] = time.perf_counter() - t_start
+        channel = service.channel
+        log_key = service.log_key
+        console.print(
+            f"[bold]zkgrid demo[/]: settlement service on {service.target} (insecure loopback,"
+            f" dev only), {service.store.backend} ledger; billing cycle"
+            f" {first_period}..{last_period} ({days} days)"
+        )
+        try:
+            community = make_community(prosumers, seed) + make_businesses(businesses, seed)
+            readings: dict[str, list[DayReadings]] = {}
+            by_id: dict[str, ProsumerResult] = {}
+            with _phase(timings, "keys + registration"), _progress(console) as progress:
+                task = progress.add_task("meters: keygen + registration", total=len(community))
+                for p in community:
+                    home = MeterClient.keygen(
+                        workdir / "meters" / p.meter_id, p.meter_id, interval_minutes
+                    )
+                    client = MeterClient(home, channel, insecure=True, log_key=log_key)
+                    clients[p.meter_id] = client
+                    register_meter(channel, client.registration_request(), log_key)
+                    cycle = [day_readings(p, d, interval_minutes, seed) for d in periods]
+                    readings[p.meter_id] = cycle
+                    result = ProsumerResult(
+                        p,
+                        sum(r.total_import_wh for r in cycle),
+                        sum(r.total_export_wh for r in cycle),
+                    )
+                    results.append(result)
+                    by_id[p.meter_id] = result
+                    progress.advance(task)
+
+            with _phase(timings, "plans"):
+                tiered = tiered_plan(first_period, last_period, interval_minutes)
+                plans = {p.meter_id: tiered for p in community if not p.is_business}
+                publish_cycle_tariff(channel, tiered, log_key)
+                business_ids = [p.meter_id for p in community if p.is_business]
+                if business_ids:
+                    demand = demand_plan(first_period, last_period, business_ids, interval_minutes)
+                    publish_cycle_tariff(channel, demand, log_key)
+                    plans |= dict.fromkeys(business_ids, demand)
+
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                with _phase(timings, "prove + submit readings"), _progress(console) as progress:
+                    proving = progress.add_task(
+                        f"readings: prove ({workers} processes)", total=len(community) * days
+                    )
+                    submitting = progress.add_task(
+                        "readings: submit + check receipt", total=len(community) * days
+                    )
+                    for d in range(days):  # a meter's next day extends its accepted chain
+                        futures: dict[Future[bytes], str] = {
+                            pool.submit(
+                                build_batch_in_home, clients[m].home.path, readings[m][d]
+                            ): m
+                            for m in readings
+                        }
+                        for fut in as_completed(futures):
+                            meter_id = futures[fut]
+                            batch = ReadingBatch.decode(fut.result())
+                            progress.advance(proving)
+                            by_id[meter_id].batch_receipt = clients[meter_id].submit(batch)
+                            progress.advance(submitting)
+
+                with _phase(timings, "prove + settle cycle bills"), _progress(
+                    console
+                ) as progress:
+                    proving = progress.add_task(
+                        f"cycle bills: prove ({workers} processes)", total=len(community)
+                    )
+                    settling = progress.add_task(
+                        "cycle bills: settle + check receipt", total=len(community)
+                    )
+                    # Each meter fetches and checks the plan that bills it, then proves offline.
+                    fetched = {}
+                    for p in community:
+                        plan = clients[p.meter_id].cycle_bill_tariff(first_period, last_period)
+                        if plan != plans[p.meter_id]:
+                            raise RuntimeError(f"{p.meter_id} is billed under another plan")
+                        fetched[p.meter_id] = plan
+                    bill_futures: dict[Future[bytes], str] = {
+                        pool.submit(
+                            prove_cycle_bill_in_home,
+                            clients[m].home.path,
+                            fetched[m].encode(),
+                        ): m
+                        for m in fetched
+                    }
+                    for fut in as_completed(bill_futures):
+                        meter_id = bill_futures[fut]
+                        bill = CycleBill.decode(fut.result())
+                        progress.advance(proving)
+                        client = clients[meter_id]
+                        r = by_id[meter_id]
+                        r.cycle_bill = bill
+                        r.plan = fetched[meter_id]
+                        r.bill_receipt = client.submit_cycle_bill(bill)
+                        # The prosumer's own view: the tiers and the peak from its openings.
+                        _batches, stored = client.cycle_openings(r.plan)
+                        r.breakdown = r.plan.bill_breakdown(
+                            [s.imports for s in stored], [s.exports for s in stored]
+                        )
+                        if r.breakdown.total != bill.total:
+                            raise RuntimeError(f"the cycle bill of {meter_id} is not its own")
+                        progress.advance(settling)
+
+            with _phase(timings, "audit"):
+                _audit_cycles(channel, results)
+                for p in community:  # each meter's statement, its receipts verified
+                    statement = clients[p.meter_id].statement(first_period)
+                    bills = [line.bill for line in statement.cycle_lines]
+                    if bills != [by_id[p.meter_id].cycle_bill]:
+                        raise RuntimeError(f"the statement of {p.meter_id} lacks its cycle bill")
+
+            checkpoint = service.store.latest_checkpoint().to_text()
+            entries = service.store.size()
+        finally:
+            for client in clients.values():
+                client.close()
+    timings["total"] = time.perf_counter() - t_start
+    return DemoResult(
+        period=first_period,
+        currency=tiered.currency,
+        prosumers=results,
+        ledger_entries=entries,
+        ledger_bytes=_db_bytes(db_path) if db_url is None else 0,
+        checkpoint=checkpoint,
+        timings=timings,
+        workdir=workdir,
+        last_period=last_period,
+    )
+
+
+@dataclass
+class _Ledger:
+    """The settlement records of the ledger, as an auditor streams them."""
+
+    entries: int = 0
+    batches: dict[bytes, ReadingBatch] = field(default_factory=dict)
+    tariffs: dict[bytes, Tariff] = field(default_factory=dict)
+    bills: list[Bill] = field(default_factory=list)
+    cycle_tariffs: dict[bytes, CycleTariff] = field(default_factory=dict)
+    cycle_bills: list[CycleBill] = field(default_factory=list)
+
+
+def _read_ledger(channel: grpc.Channel) -> _Ledger:
+    """Stream every entry (auditor role) and decode its settlement record (any version)."""
     stub = ledger_pb2_grpc.LedgerServiceStub(channel)
-    batches: dict[bytes, ReadingBatch] = {}
-    tariffs: dict[bytes, Tariff] = {}
-    bills: list[Bill] = []
-    count = 0
+    ledger = _Ledger()
     for message in stub.StreamEntries(
         ledger_pb2.StreamEntriesRequest(start_index=0), metadata=AUDITOR_METADATA, timeout=60
     ):
         entry = message.entry
-        count += 1
+        ledger.entries += 1
         kind = EntryKind(entry.kind)
-        if kind not in RECORD_TYPES:
+        if kind not in RECORD_VERSIONS:
             continue
-        record = RECORD_TYPES[kind].decode(bytes(entry.payload))
+        record = decode_record(Entry(kind, bytes(entry.payload)))
         if isinstance(record, ReadingBatch):
-            batches[record.batch_hash()] = record
+            ledger.batches[record.batch_hash()] = record
         elif isinstance(record, Tariff):
-            tariffs[record.tariff_hash()] = record
+            ledger.tariffs[record.tariff_hash()] = record
         elif isinstance(record, Bill):
-            bills.append(record)
+            ledger.bills.append(record)
+        elif isinstance(record, CycleTariff):
+            ledger.cycle_tariffs[record.tariff_hash()] = record
+        elif isinstance(record, CycleBill):
+            ledger.cycle_bills.append(record)
+    return ledger
+
+
+def _audit_cycles(channel: grpc.Channel, results: Sequence[ProsumerResult]) -> int:
+    """As an auditor over gRPC: verify every cycle bill's circuit proof against the batches
+    and the plan it names in the ledger, all in one batch verification. Returns the number of
+    entries read."""
+    from circuits.r1cs import R1CSStatement
+    from settlement.cycle_bills import cycle_bill_statement
+
+    ledger = _read_ledger(channel)
+    statements = []
+    for bill in ledger.cycle_bills:
+        tariff = ledger.cycle_tariffs[bill.tariff_hash]
+        batches = [ledger.batches[h] for h in bill.batch_hashes]
+        statements.append(cycle_bill_statement(bill, tariff, batches))
+    R1CSStatement.verify_batch(statements)  # raises VerificationError
+    audited = {bill.meter_id: bill for bill in ledger.cycle_bills}
+    for r in results:
+        r.audited = r.cycle_bill is not None and audited.get(r.prosumer.meter_id) == r.cycle_bill
+    return ledger.entries
+
+
+def _audit(channel: grpc.Channel, results: Sequence[ProsumerResult]) -> int:
+    """As an auditor over gRPC: stream the ledger and verify every bill's proof against the
+    batch commitments and the tariff in the ledger. Returns the number of entries read."""
+    ledger = _read_ledger(channel)
+    batches, tariffs, bills = ledger.batches, ledger.tariffs, ledger.bills
     audited = {}
     for bill in bills:
         batch = batches[bill.batch_hash]
@@ -373,14 +654,107 @@ def _audit(channel: grpc.Channel, results: Sequence[ProsumerResult]) -> int:
         audited[bill.meter_id] = bill
     for r in results:
         r.audited = r.bill is not None and audited.get(r.prosumer.meter_id) == r.bill
-    return count
+    return ledger.entries
 
 
 def _kwh(wh: int) -> str:
     return f"{wh / 1000:.2f}"
 
 
+def _tiers_text(r: ProsumerResult) -> str:
+    if r.breakdown is None or r.plan is None or not r.plan.tiers:
+        return "-"
+    return " + ".join(_kwh(wh) for wh in r.breakdown.tier_wh)
+
+
+def _peak_text(r: ProsumerResult) -> str:
+    if r.breakdown is None or r.plan is None or not r.plan.demand_charge:
+        return "-"
+    kw = r.breakdown.demand_wh * 60 / r.plan.interval_minutes / 1000
+    charge = format_money(r.breakdown.demand_charge, "").strip()
+    return f"{kw:.1f} ({charge})"
+
+
+def _plan_caption(result: DemoResult) -> str:
+    plans = {r.plan.plan: r.plan for r in result.prosumers if r.plan is not None}
+    out = []
+    for name, plan in sorted(plans.items()):
+        if plan.tiers:
+            blocks = ", ".join(
+                f"{price / 1000:.2f} from {start / 1000:g} kWh" for start, price in plan.tiers
+            )
+            out.append(f"{name}: default plan, {plan.tier_kind} blocks of the cycle's import"
+                       f" ({blocks})")  # fmt: skip
+        if plan.demand_charge:
+            out.append(
+                f"{name}: {len(plan.meters)} meters, time of use and"
+                f" {plan.demand_charge / 1e6:.2f} {plan.currency}/kW of the cycle's highest"
+                " interval import"
+            )
+    return "; ".join(out)
+
+
+def _report_cycle(console: Console, result: DemoResult) -> None:
+    homes = sum(1 for r in result.prosumers if not r.prosumer.is_business)
+    table = Table(
+        title=(
+            f"Billing cycle {result.period}..{result.last_period} ({result.days} days):"
+            f" {homes} households, {len(result.prosumers) - homes} businesses"
+        ),
+        caption=(
+            "* known only to that meter's own client, from its openings: the service saw"
+            " commitments, range proofs and each cycle bill's total, nothing else.\n"
+            + _plan_caption(result)
+        ),
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("meter", no_wrap=True)
+    table.add_column("plan", no_wrap=True)
+    table.add_column("PV", justify="right", no_wrap=True)
+    table.add_column("import kWh*", justify="right", no_wrap=True)
+    table.add_column("export kWh*", justify="right", no_wrap=True)
+    table.add_column("tiers kWh*", justify="right", no_wrap=True)
+    table.add_column(f"peak kW* ({result.currency})", justify="right", no_wrap=True)
+    table.add_column(f"bill {result.currency}", justify="right", no_wrap=True)
+    table.add_column("verified", justify="center", no_wrap=True)
+    for r in result.prosumers:
+        total = r.total
+        table.add_row(
+            r.prosumer.name,
+            "-" if r.plan is None else r.plan.plan,
+            f"{r.prosumer.pv_kwp:.1f} kWp" if r.prosumer.has_pv else "-",
+            _kwh(r.import_wh),
+            _kwh(r.export_wh),
+            _tiers_text(r),
+            _peak_text(r),
+            format_money(total, "").strip() if total is not None else "-",
+            "[green]✓[/]" if r.audited and r.bill_receipt is not None else "[red]✗[/]",
+        )
+    total = sum(r.total or 0 for r in result.prosumers)
+    table.add_section()
+    table.add_row(
+        "community", "", "",
+        _kwh(sum(r.import_wh for r in result.prosumers)),
+        _kwh(sum(r.export_wh for r in result.prosumers)),
+        "", "", format_money(total, "").strip(), "",
+    )  # fmt: skip
+    console.print(table)
+    _report_footer(console, result)
+
+
+def _report_footer(console: Console, result: DemoResult) -> None:
+    size = f"{result.ledger_bytes / 1024:.0f} KiB" if result.ledger_bytes else "n/a"
+    console.print(f"ledger: {result.ledger_entries} entries, database {size}")
+    console.print(Panel(result.checkpoint.rstrip("\n"), title="final signed checkpoint"))
+    phases = "  ".join(f"{k} {v:.1f}s" for k, v in result.timings.items() if k != "total")
+    console.print(f"timings: {phases}  [bold]total {result.timings['total']:.1f}s[/]")
+
+
 def _report(console: Console, result: DemoResult) -> None:
+    if result.last_period is not None:
+        _report_cycle(console, result)
+        return
     table = Table(
         title=f"Settlement of {result.period}: {len(result.prosumers)} prosumers",
         caption=(
@@ -415,11 +789,7 @@ def _report(console: Console, result: DemoResult) -> None:
         format_money(total, "").strip(), "",
     )  # fmt: skip
     console.print(table)
-    size = f"{result.ledger_bytes / 1024:.0f} KiB" if result.ledger_bytes else "n/a"
-    console.print(f"ledger: {result.ledger_entries} entries, database {size}")
-    console.print(Panel(result.checkpoint.rstrip("\n"), title="final signed checkpoint"))
-    phases = "  ".join(f"{k} {v:.1f}s" for k, v in result.timings.items() if k != "total")
-    console.print(f"timings: {phases}  [bold]total {result.timings['total']:.1f}s[/]")
+    _report_footer(console, result)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -432,6 +802,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--interval-minutes", type=int, default=15, help="interval (15)")
     parser.add_argument("--workers", type=int, help="proving processes (one per core)")
     parser.add_argument(
+        "--days",
+        type=int,
+        metavar="N",
+        help="settle a billing cycle of N days (1-31) from --period under cycle plans (tiers"
+        " for the households, a demand charge for the businesses) instead of one day",
+    )
+    parser.add_argument(
+        "--businesses",
+        type=int,
+        default=DEFAULT_BUSINESSES,
+        help=f"with --days: businesses on the demand-charge plan ({DEFAULT_BUSINESSES})",
+    )
+    parser.add_argument(
         "--keep",
         type=Path,
         help="keep the ledger, the meter homes and the log key here (prints how to audit it)",
@@ -439,6 +822,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(list(argv) if argv is not None else None)
     if args.prosumers < 1:
         parser.error("--prosumers must be at least 1")
+    if args.days is not None and not 1 <= args.days <= MAX_CYCLE_PERIODS:
+        parser.error(f"--days must be 1 to {MAX_CYCLE_PERIODS} (a billing cycle)")
+    if args.businesses < 0:
+        parser.error("--businesses must not be negative")
+    if args.days is None and args.businesses != DEFAULT_BUSINESSES:
+        parser.error("--businesses goes with --days (a billing cycle)")
     logging.basicConfig(level=logging.WARNING)
     console = Console()
     try:
@@ -450,6 +839,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 prosumers=args.prosumers, seed=args.seed, period=args.period,
                 interval_minutes=args.interval_minutes, workers=args.workers,
                 workdir=args.keep, console=console, keep_keys=True,
+                days=args.days, businesses=args.businesses,
             )  # fmt: skip
         else:
             with tempfile.TemporaryDirectory(prefix="zkgrid-demo-") as tmp:
@@ -457,6 +847,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     prosumers=args.prosumers, seed=args.seed, period=args.period,
                     interval_minutes=args.interval_minutes, workers=args.workers,
                     workdir=Path(tmp), console=console,
+                    days=args.days, businesses=args.businesses,
                 )  # fmt: skip
     except KeyboardInterrupt:
         console.print("interrupted")
@@ -468,7 +859,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not result.ok:
         console.print("[red]some bills did not verify[/]")
         return 1
-    console.print("[green]every batch, bill and receipt verified[/]")
+    if result.last_period is not None:
+        console.print("[green]every batch, cycle bill and receipt verified[/]")
+    else:
+        console.print("[green]every batch, bill and receipt verified[/]")
     if args.keep is not None:
         _print_kept(console, args.keep)
     return 0

@@ -1,22 +1,36 @@
-"""``zkgrid tariff``: the utility publishes a period's tariff; anyone reads it back.
+"""``zkgrid tariff``: the utility publishes a period's tariff or a billing cycle's plan;
+anyone reads it back.
 
 ::
 
     zkgrid tariff publish --period DAY --file tariff.csv --currency EUR [--fixed-charge 0.35]
                           --target HOST:PORT (TLS | --insecure) [--log-key-file FILE] [--json]
     zkgrid tariff publish --period DAY --file tariff.json ...     (currency and charge inside)
+    zkgrid tariff publish --file plan.json [--currency EUR] [--fixed-charge 9.00] ...
+                                              (a cycle tariff: plan, cycle, tiers, demand)
     zkgrid tariff show --period DAY --target HOST:PORT (TLS | --insecure)
                        [--log-key-file FILE] [--json]
+    zkgrid tariff show --period DAY --meter METER ...   (the plan billing METER's cycle)
 
 The file formats (CSV and JSON, prices in currency per kWh, exact to 0.001) are
-described in :mod:`settlement.tariff_files`. TLS is ``--ca F --cert F --key F``
+described in :mod:`settlement.tariff_files`. A JSON file with any of the fields of a
+cycle tariff (``plan``, ``meters``, ``month``, ``cycle``, ``tiers``,
+``demand_charge_per_kw``: :data:`settlement.tariff_files.CYCLE_FIELDS`) is a cycle tariff
+(records version 2: a plan over a billing cycle of up to 31 days); it is published with
+``PublishCycleTariff``, takes no ``--period`` (its cycle is in the file) and takes
+``--currency`` and ``--fixed-charge`` (per cycle) only when the file does not give them.
+``show --meter`` reads the plan that applies to a meter on a day (``GetCycleTariff``).
+
+TLS is ``--ca F --cert F --key F``
 (a utility certificate to publish); ``--insecure`` is plaintext to a loopback
 development server. With ``--log-key-file`` the receipt's checkpoint signature is
 checked against the pinned log key; without it, the inclusion proof alone is
 checked and the output says so.
 
 Publishing the identical tariff again returns its original receipt; another tariff
-for a period that has one is refused (``TARIFF_EXISTS``).
+for a period that has one is refused (``TARIFF_EXISTS``), as is a plan whose cycle
+overlaps a published plan of the same name or listing one of its meters (or, for a
+default plan, another default plan).
 
 Exit status: 0 done, 1 refused by the service (or a receipt that does not verify),
 2 could not run (usage, the file, the connection).
@@ -47,7 +61,7 @@ if TYPE_CHECKING:  # pragma: no cover - imported where used: `--help` loads no g
     import grpc
 
     from ledger.checkpoint import CheckpointVerifier
-    from settlement.records import Tariff
+    from settlement.records import CycleTariff, Tariff
     from zkgrid._internal.channels import Metadata
 
 __all__ = ["main"]
@@ -89,21 +103,49 @@ def _connection_flags(p: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     p = OneLineParser(
-        prog=PROG, description="Publish and read a period's tariff.", epilog=EXIT_STATUS
+        prog=PROG,
+        description="Publish and read a period's tariff, or a billing cycle's plan.",
+        epilog=EXIT_STATUS,
     )
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    publish = sub.add_parser("publish", help="publish a period's tariff (utility role)")
-    publish.add_argument("--period", required=True, metavar="YYYY-MM-DD", help="the UTC day")
-    publish.add_argument(
-        "--file", required=True, metavar="FILE", help="tariff.csv or tariff.json (by extension)"
+    publish = sub.add_parser(
+        "publish",
+        help="publish a period's tariff or a billing cycle's plan (utility role)",
+        description="Publish a day's tariff (a CSV file, or a JSON file with its currency and"
+        " fixed charge; --period names the day) or a billing cycle's plan (a JSON file with"
+        " 'plan' and its cycle, tiers, demand charge: its cycle is in the file, no --period;"
+        " --currency and --fixed-charge, per cycle, only when the file lacks them).",
     )
-    publish.add_argument("--currency", metavar="CODE", help="ISO 4217 code (CSV files)")
     publish.add_argument(
-        "--fixed-charge", metavar="AMOUNT", help="fixed charge in currency (CSV files; default 0)"
+        "--period", metavar="YYYY-MM-DD", help="the UTC day (a day's tariff; not with a plan)"
+    )
+    publish.add_argument(
+        "--file",
+        required=True,
+        metavar="FILE",
+        help="tariff.csv or tariff.json (by extension); a JSON plan of a billing cycle is"
+        " told by its fields",
+    )
+    publish.add_argument(
+        "--currency", metavar="CODE", help="ISO 4217 code (CSV files, or a plan without one)"
+    )
+    publish.add_argument(
+        "--fixed-charge",
+        metavar="AMOUNT",
+        help="fixed charge in currency (CSV files, default 0; or per cycle, for a plan"
+        " without one)",
     )
     _connection_flags(publish)
-    show = sub.add_parser("show", help="the period's tariff as the ledger holds it")
+    show = sub.add_parser(
+        "show",
+        help="the period's tariff (or, with --meter, the plan billing the meter's cycle)",
+    )
     show.add_argument("--period", required=True, metavar="YYYY-MM-DD", help="the UTC day")
+    show.add_argument(
+        "--meter",
+        metavar="METER",
+        help="the billing cycle's plan that applies to this meter on --period",
+    )
     _connection_flags(show)
     return p
 
@@ -117,10 +159,24 @@ def _read_small(path: str, limit: int) -> str:
         raise UsageError(f"{path} is not UTF-8 text") from None
 
 
-def _tariff_from_file(args: argparse.Namespace) -> Tariff:
+def is_cycle_tariff_text(text: str) -> bool:
+    """Whether a JSON tariff file's text is a cycle tariff: an object with any of the fields
+    only a cycle tariff has (:data:`settlement.tariff_files.CYCLE_FIELDS`). Text that is not
+    a JSON object is not (the day's parser then names what is wrong)."""
+    from settlement.tariff_files import CYCLE_FIELDS
+
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(doc, dict) and bool(CYCLE_FIELDS & set(doc))
+
+
+def _tariff_from_file(args: argparse.Namespace) -> Tariff | CycleTariff:
     from settlement.tariff_files import (
         MAX_TARIFF_FILE_BYTES,
         TariffFileError,
+        cycle_tariff_from_json,
         money_from_text,
         parse_tariff_csv,
         parse_tariff_json,
@@ -131,6 +187,20 @@ def _tariff_from_file(args: argparse.Namespace) -> Tariff:
         raise UsageError("--file must end in .csv or .json (the format is read from it)")
     text = _read_small(args.file, MAX_TARIFF_FILE_BYTES)
     try:
+        if suffix == ".json" and is_cycle_tariff_text(text):
+            if args.period is not None:
+                raise UsageError(
+                    f"{args.file} is a billing cycle's plan: its cycle is in the file"
+                    " (\"month\" or \"cycle\"), so --period does not apply"
+                )
+            fixed_charge = None
+            if args.fixed_charge is not None:
+                fixed_charge = money_from_text(args.fixed_charge, "--fixed-charge")
+            return cycle_tariff_from_json(
+                text, currency=args.currency, fixed_charge=fixed_charge
+            )
+        if args.period is None:
+            raise UsageError("a day's tariff needs --period (the UTC day, YYYY-MM-DD)")
         if suffix == ".json":
             if args.currency is not None or args.fixed_charge is not None:
                 raise UsageError("a JSON tariff holds its currency and fixed charge itself")
@@ -188,7 +258,9 @@ def _call(method: Any, request: Any, metadata: Metadata, timeout: float, what: s
         raise error from None
 
 
-def _verified(receipt: Any, tariff: Tariff, log_key: CheckpointVerifier | None) -> str:
+def _verified(
+    receipt: Any, tariff: Tariff | CycleTariff, log_key: CheckpointVerifier | None
+) -> str:
     from ledger.entries import EntryKind
     from meter.client import verify_receipt
     from zkgrid.errors import VerificationError
@@ -223,6 +295,83 @@ def _describe(tariff: Tariff, index: int, receipt: str) -> dict[str, Any]:
     }
 
 
+def _describe_cycle(tariff: CycleTariff, index: int, receipt: str) -> dict[str, Any]:
+    from settlement.tariff_files import energy_to_text, money_to_text, rate_to_text
+
+    minutes = tariff.interval_minutes
+    return {
+        "kind": "cycle",
+        "plan": tariff.plan,
+        "meters": list(tariff.meters),
+        "first_period": tariff.first_period,
+        "last_period": tariff.last_period,
+        "periods": len(tariff.periods),
+        "currency": tariff.currency,
+        "fixed_charge": money_to_text(tariff.fixed_charge),
+        "interval_minutes": minutes,
+        "intervals": [
+            {
+                "start": f"{t * minutes // 60:02d}:{t * minutes % 60:02d}",
+                "import_price_per_kwh": rate_to_text(p),
+                "export_credit_per_kwh": rate_to_text(c),
+            }
+            for t, (p, c) in enumerate(zip(tariff.import_price, tariff.export_credit, strict=True))
+        ],
+        "tiers": [
+            {"from_kwh": energy_to_text(start), "price_per_kwh": rate_to_text(price)}
+            for start, price in tariff.tiers
+        ],
+        "tier_kind": tariff.tier_kind,
+        "demand_charge_per_kw": money_to_text(tariff.demand_charge),
+        "tariff_hash": tariff.tariff_hash().hex(),
+        "ledger_index": index,
+        "receipt": receipt,
+    }
+
+
+def _print_receipt(doc: dict[str, Any]) -> None:
+    if doc["receipt"] == "verified":
+        print("receipt verified under the pinned log key")
+    else:
+        print(
+            "receipt: inclusion proof checked, log signature NOT checked"
+            " (pass --log-key-file log.pub)",
+            file=sys.stderr,
+        )
+
+
+def _print_cycle(args: argparse.Namespace, doc: dict[str, Any], verb: str) -> None:
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return
+    meters = ", ".join(doc["meters"]) if doc["meters"] else "the default plan: every meter no"
+    if not doc["meters"]:
+        meters += " plan of an overlapping cycle lists"
+    print(
+        f"{verb} plan {doc['plan']!r} for the cycle {doc['first_period']}..{doc['last_period']}"
+        f" ({doc['periods']} days) at ledger index {doc['ledger_index']}: {doc['currency']},"
+        f" fixed charge {doc['fixed_charge']} per cycle, {len(doc['intervals'])} intervals of"
+        f" {doc['interval_minutes']} min"
+    )
+    print(f"  meters: {meters}")
+    for row in doc["intervals"]:
+        print(
+            f"  {row['start']}  import {row['import_price_per_kwh']}/kWh"
+            f"  export credit {row['export_credit_per_kwh']}/kWh"
+        )
+    for i, tier in enumerate(doc["tiers"], start=1):
+        print(
+            f"  tier {i} ({doc['tier_kind']}): from {tier['from_kwh']} kWh of the cycle's import,"
+            f" {tier['price_per_kwh']}/kWh on top"
+        )
+    if doc["demand_charge_per_kw"] != "0.000000":
+        print(
+            f"  demand charge: {doc['demand_charge_per_kw']} per kW of the cycle's highest"
+            " interval import"
+        )
+    _print_receipt(doc)
+
+
 def _print(args: argparse.Namespace, doc: dict[str, Any], verb: str) -> None:
     if args.json:
         print(json.dumps(doc, indent=2))
@@ -237,22 +386,18 @@ def _print(args: argparse.Namespace, doc: dict[str, Any], verb: str) -> None:
             f"  {row['start']}  import {row['import_price_per_kwh']}/kWh"
             f"  export credit {row['export_credit_per_kwh']}/kWh"
         )
-    if doc["receipt"] == "verified":
-        print("receipt verified under the pinned log key")
-    else:
-        print(
-            "receipt: inclusion proof checked, log signature NOT checked"
-            " (pass --log-key-file log.pub)",
-            file=sys.stderr,
-        )
+    _print_receipt(doc)
 
 
 def _publish(args: argparse.Namespace) -> int:
     from settlement import convert
+    from settlement.records import CycleTariff
     from zkgrid.settlement.v1 import tariffs_pb2, tariffs_pb2_grpc
 
     tariff = _tariff_from_file(args)  # checked before any connection
     log_key = _log_key(args)
+    if isinstance(tariff, CycleTariff):
+        return _publish_cycle(args, tariff, log_key)
     channel, metadata = _open(args, "utility")
     try:
         response = _call(
@@ -269,11 +414,61 @@ def _publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _publish_cycle(
+    args: argparse.Namespace, tariff: CycleTariff, log_key: CheckpointVerifier | None
+) -> int:
+    from zkgrid.settlement.v1 import tariffs_pb2, tariffs_pb2_grpc
+
+    channel, metadata = _open(args, "utility")
+    try:
+        response = _call(
+            tariffs_pb2_grpc.TariffServiceStub(channel).PublishCycleTariff,
+            tariffs_pb2.PublishCycleTariffRequest(cycle_tariff=tariff.encode()),
+            metadata,
+            args.timeout,
+            "PublishCycleTariff",
+        )
+    finally:
+        channel.close()
+    if bytes(response.tariff_hash) not in (b"", tariff.tariff_hash()):
+        raise _Refused("the service names another tariff hash than the published plan's")
+    receipt = _verified(response.receipt, tariff, log_key)
+    _print_cycle(args, _describe_cycle(tariff, response.receipt.ledger_index, receipt), "published")
+    return 0
+
+
+def _show_cycle(args: argparse.Namespace, log_key: CheckpointVerifier | None) -> int:
+    from ledger.errors import ReceiptError
+    from meter.client import checked_cycle_tariff
+    from zkgrid.settlement.v1 import tariffs_pb2, tariffs_pb2_grpc
+
+    channel, metadata = _open(args, "auditor")
+    try:
+        response = _call(
+            tariffs_pb2_grpc.TariffServiceStub(channel).GetCycleTariff,
+            tariffs_pb2.GetCycleTariffRequest(meter_id=args.meter, period=args.period),
+            metadata,
+            args.timeout,
+            "GetCycleTariff",
+        )
+    finally:
+        channel.close()
+    try:
+        tariff, checked = checked_cycle_tariff(response, args.meter, args.period, log_key)
+    except ReceiptError as exc:
+        raise _Refused(str(exc)) from None
+    receipt = "verified" if checked.signature_verified else "inclusion only"
+    _print_cycle(args, _describe_cycle(tariff, checked.ledger_index, receipt), "the")
+    return 0
+
+
 def _show(args: argparse.Namespace) -> int:
     from settlement import convert
     from zkgrid.settlement.v1 import tariffs_pb2, tariffs_pb2_grpc
 
     log_key = _log_key(args)
+    if args.meter is not None:
+        return _show_cycle(args, log_key)
     channel, metadata = _open(args, "auditor")
     try:
         response = _call(

@@ -4,9 +4,9 @@ Without its openings a meter can no longer prove a bill for a period whose readi
 submitted, and no one else holds them (that is the point). ``zkgrid meter backup``
 writes them to one private file; ``zkgrid meter restore`` brings them back.
 
-Format (version 1): one JSON document, UTF-8::
+Format (version 1, or 2 when the store holds cycle bills): one JSON document, UTF-8::
 
-    {"format": "zkgrid-openings-backup", "version": 1,
+    {"format": "zkgrid-openings-backup", "version": 1 | 2,
      "meter_id": "...", "public_key": "<33-byte hex>", "interval_minutes": 15,
      "created": "2026-11-22T08:00:00Z",
      "batches": [{"period", "sequence", "interval_minutes", "values": [int, ...],
@@ -15,7 +15,14 @@ Format (version 1): one JSON document, UTF-8::
                   "receipt": "<base64>"|null}, ...],
      "bills": [{"period", "bill": "<base64 record>", "total": int,
                 "receipt": "<base64>"|null}, ...],
+     "cycle_bills": [{"first_period", "last_period", "bill": "<base64 record>",
+                      "total": int, "receipt": "<base64>"|null}, ...],     (version 2 only)
      "digest": "sha256:<hex>"}
+
+Version 2 adds ``cycle_bills`` (the bills of billing cycles, records version 2). A backup
+is written as version 1 when the store holds no cycle bill, so a zkgrid that knows only
+version 1 restores it; one with cycle bills is version 2, which such a zkgrid refuses
+instead of dropping them. Both versions are read.
 
 ``digest`` is SHA-256 of the canonical JSON (sorted keys, no spaces, ASCII) of the
 document without ``digest``. The file is created with ``O_EXCL`` and mode 0600
@@ -27,7 +34,8 @@ A restore refuses (:class:`BackupError`, exit 1) a file that is not such a docum
 version it does not know, a digest that does not match, a backup of another meter
 (its id and public key against the home's), and any batch that is not this meter's
 (the batch's signature under the home's key) or whose openings do not open its
-commitments; then it merges (:meth:`meter.openings.OpeningStore.merge`): rows that
+commitments, and any bill (day or cycle) that is not this meter's or does not match its
+row; then it merges (:meth:`meter.openings.OpeningStore.merge`): rows that
 differ from the store's are refused unless ``force``.
 """
 
@@ -38,16 +46,22 @@ import binascii
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from meter.home import MeterHome
-from meter.openings import MergeResult, OpeningStoreError, StoredBatch, StoredBill
+from meter.openings import (
+    MergeResult,
+    OpeningStoreError,
+    StoredBatch,
+    StoredBill,
+    StoredCycleBill,
+)
 from meter.statement import openings_match_commitments
-from settlement.records import Bill, ReadingBatch, RecordFormatError
+from settlement.records import Bill, CycleBill, ReadingBatch, RecordFormatError
 from zkgrid._internal.files import read_private, write_new_private
 from zkgrid.errors import ZkgridError
 from zkp.group import ORDER
@@ -58,6 +72,7 @@ __all__ = [
     "VERSION",
     "BackupError",
     "BackupSummary",
+    "DecodedBackup",
     "decode_backup",
     "encode_backup",
     "restore_backup",
@@ -65,7 +80,10 @@ __all__ = [
 ]
 
 FORMAT = "zkgrid-openings-backup"
-VERSION = 1
+#: The version written with cycle bills; without any, :data:`VERSION_1` is written.
+VERSION = 2
+VERSION_1 = 1
+_VERSIONS = (VERSION_1, VERSION)
 #: Largest backup read (a year of 15-minute days is about 20 MB).
 MAX_BACKUP_BYTES = 1 << 30
 _MAX_READING = (1 << 32) - 1
@@ -82,6 +100,16 @@ class BackupSummary:
     batches: int
     bills: int
     digest: str
+    cycle_bills: int = 0
+
+
+class DecodedBackup(NamedTuple):
+    """A checked backup: its summary and its rows."""
+
+    summary: BackupSummary
+    batches: list[StoredBatch]
+    bills: list[StoredBill]
+    cycle_bills: list[StoredCycleBill]
 
 
 def _b64(data: bytes) -> str:
@@ -102,13 +130,14 @@ def encode_backup(
     batches: list[StoredBatch],
     bills: list[StoredBill],
     *,
+    cycle_bills: Sequence[StoredCycleBill] = (),
     created: datetime | None = None,
 ) -> bytes:
     """The backup document of ``home``'s rows (the format in the module docstring)."""
     when = (created or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     doc: dict[str, Any] = {
         "format": FORMAT,
-        "version": VERSION,
+        "version": VERSION if cycle_bills else VERSION_1,
         "meter_id": home.meter_id,
         "public_key": home.public_key.hex(),
         "interval_minutes": home.interval_minutes,
@@ -137,6 +166,17 @@ def encode_backup(
             for b in bills
         ],
     }
+    if cycle_bills:
+        doc["cycle_bills"] = [
+            {
+                "first_period": c.first_period,
+                "last_period": c.last_period,
+                "bill": _b64(c.bill),
+                "total": c.total,
+                "receipt": None if c.receipt is None else _b64(c.receipt),
+            }
+            for c in cycle_bills
+        ]
     doc["digest"] = _digest(doc)
     return (json.dumps(doc, indent=1, ensure_ascii=True) + "\n").encode("ascii")
 
@@ -251,9 +291,37 @@ def _bill(row: Any, home: MeterHome) -> StoredBill:
     )
 
 
-def decode_backup(
-    data: bytes, home: MeterHome
-) -> tuple[BackupSummary, list[StoredBatch], list[StoredBill]]:
+def _cycle_bill(row: Any, home: MeterHome) -> StoredCycleBill:
+    if not isinstance(row, dict):
+        raise BackupError("the backup is corrupted: a cycle bill is not an object")
+    first = _field(row, "first_period", str)
+    last = _field(row, "last_period", str)
+    cycle = f"{first}..{last}"
+    data = _blob(_field(row, "bill", str), f"the cycle bill of {cycle}")
+    total = _field(row, "total", int)
+    try:
+        bill = CycleBill.decode(data)
+    except RecordFormatError:
+        raise BackupError(
+            f"the backup is corrupted: the cycle bill of {cycle} does not decode"
+        ) from None
+    if (
+        bill.meter_id != home.meter_id
+        or (bill.first_period, bill.last_period) != (first, last)
+        or bill.total != total
+    ):
+        raise BackupError(f"the backup's cycle bill of {cycle} does not match its row")
+    receipt = row.get("receipt")
+    return StoredCycleBill(
+        first,
+        last,
+        data,
+        total,
+        None if receipt is None else _blob(receipt, f"the receipt of the cycle {cycle}"),
+    )
+
+
+def decode_backup(data: bytes, home: MeterHome) -> DecodedBackup:
     """Check a backup for ``home`` (module docstring) and return its rows."""
     try:
         doc = json.loads(data.decode("utf-8"))
@@ -262,10 +330,10 @@ def decode_backup(
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise BackupError("this file is not a zkgrid opening-store backup")
     version = doc.get("version")
-    if version != VERSION:
+    if isinstance(version, bool) or version not in _VERSIONS:
         raise BackupError(
-            f"backup format version {version!r} is not {VERSION}: restore it with the zkgrid"
-            " that made it"
+            f"backup format version {version!r} is not {VERSION_1} or {VERSION}: restore it"
+            " with the zkgrid that made it"
         )
     digest = _field(doc, "digest", str)
     if not hmac.compare_digest(digest, _digest(doc)):
@@ -279,13 +347,27 @@ def decode_backup(
         )
     batches = [_batch(row, home) for row in _field(doc, "batches", list)]
     bills = [_bill(row, home) for row in _field(doc, "bills", list)]
+    if version == VERSION_1:
+        if "cycle_bills" in doc:
+            raise BackupError("the backup is corrupted: version 1 holds no cycle bills")
+        cycle_bills: list[StoredCycleBill] = []
+    else:
+        cycle_bills = [_cycle_bill(row, home) for row in _field(doc, "cycle_bills", list)]
     periods = [b.period for b in batches]
     sequences = [b.sequence for b in batches]
     bill_periods = [b.period for b in bills]
-    if any(len(set(x)) != len(x) for x in (periods, sequences, bill_periods)):
-        raise BackupError("the backup is corrupted: a period or sequence appears twice")
-    summary = BackupSummary(meter_id, _field(doc, "created", str), len(batches), len(bills), digest)
-    return summary, batches, bills
+    cycles = [(c.first_period, c.last_period) for c in cycle_bills]
+    if any(len(set(x)) != len(x) for x in (periods, sequences, bill_periods, cycles)):
+        raise BackupError("the backup is corrupted: a period, sequence or cycle appears twice")
+    summary = BackupSummary(
+        meter_id,
+        _field(doc, "created", str),
+        len(batches),
+        len(bills),
+        digest,
+        len(cycle_bills),
+    )
+    return DecodedBackup(summary, batches, bills, cycle_bills)
 
 
 # --------------------------------------------------------------------------- the commands
@@ -296,9 +378,9 @@ def write_backup(home: MeterHome, path: Path) -> BackupSummary:
     (refused when it exists); the document is checked by decoding it before it is
     written."""
     with home.openings() as store:
-        batches, bills = store.snapshot()
-    data = encode_backup(home, batches, bills)
-    summary, _, _ = decode_backup(data, home)
+        batches, bills, cycle_bills = store.snapshot_all()
+    data = encode_backup(home, batches, bills, cycle_bills=cycle_bills)
+    summary = decode_backup(data, home).summary
     write_new_private(path, data)
     return summary
 
@@ -308,6 +390,9 @@ def restore_backup(
 ) -> tuple[BackupSummary, MergeResult]:
     """Check the backup at ``path`` for ``home`` and merge it into its opening store."""
     data = read_private(path, max_bytes=MAX_BACKUP_BYTES)
-    summary, batches, bills = decode_backup(data, home)
+    decoded = decode_backup(data, home)
     with home.openings() as store:
-        return summary, store.merge(batches, bills, force=force)
+        merged = store.merge(
+            decoded.batches, decoded.bills, cycle_bills=decoded.cycle_bills, force=force
+        )
+    return decoded.summary, merged

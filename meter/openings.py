@@ -9,7 +9,11 @@ another user (the checks are :mod:`zkgrid._internal.files`, re-exported here). I
   their blindings (never sent anywhere: only the commitments leave this package);
 * the encoded ``ReadingBatch`` submitted for it, its hash and sequence, whether
   the service accepted it and the receipt it returned;
-* the bill proven for it and its receipt.
+* the bill proven for it and its receipt;
+
+and, per billing cycle (``first_period..last_period``, record version 2), the cycle bill
+proven over the cycle's batches and its receipt (table ``cycle_bills``, added by schema
+version 2: an older store gains the empty table when it is opened, and reads as before).
 
 A batch is first stored ``pending`` (before it is sent) so that a crash between
 building and submitting resubmits the identical batch instead of building a
@@ -43,6 +47,7 @@ __all__ = [
     "OpeningStoreError",
     "StoredBatch",
     "StoredBill",
+    "StoredCycleBill",
     "check_private_dir",
     "check_private_file",
     "ensure_private_dir",
@@ -52,7 +57,8 @@ __all__ = [
 BatchStatus = Literal["pending", "accepted"]
 _BLINDING_BYTES = 32
 _VALUE = struct.Struct(">I")
-_SCHEMA_VERSION = "1"
+#: Version 2 adds the ``cycle_bills`` table (an older store is upgraded when opened).
+_SCHEMA_VERSION = "2"
 
 
 class OpeningStoreError(ZkgridError):
@@ -119,6 +125,23 @@ class StoredBill:
     receipt: bytes | None = field(default=None, repr=False)
 
 
+@dataclass(frozen=True)
+class StoredCycleBill:
+    """A billing cycle's bill (an encoded :class:`~settlement.records.CycleBill`) as kept
+    locally, with its receipt once the service accepted it."""
+
+    first_period: str
+    last_period: str
+    bill: bytes = field(repr=False)
+    total: int
+    receipt: bytes | None = field(default=None, repr=False)
+
+    @property
+    def cycle(self) -> str:
+        """``first..last``, as messages name the cycle."""
+        return f"{self.first_period}..{self.last_period}"
+
+
 def _same_openings(a: StoredBatch, b: StoredBatch) -> bool:
     """The same batch and openings (its status and receipt may differ)."""
     return (
@@ -145,6 +168,10 @@ class MergeResult:
     bills_unchanged: int = 0
     bills_replaced: int = 0
     bills_updated: int = 0
+    cycle_bills_added: int = 0
+    cycle_bills_unchanged: int = 0
+    cycle_bills_replaced: int = 0
+    cycle_bills_updated: int = 0
 
 
 _SCHEMA = """
@@ -166,7 +193,16 @@ CREATE TABLE IF NOT EXISTS bills (
     total INTEGER NOT NULL,
     receipt BLOB
 );
+CREATE TABLE IF NOT EXISTS cycle_bills (
+    first_period TEXT NOT NULL,
+    last_period TEXT NOT NULL,
+    bill BLOB NOT NULL,
+    total INTEGER NOT NULL,
+    receipt BLOB,
+    PRIMARY KEY (first_period, last_period)
+);
 """
+_CYCLE_COLUMNS = "first_period, last_period, bill, total, receipt"
 
 _BATCH_COLUMNS = (
     "period, sequence, interval_minutes, vals, blindings, batch, batch_hash, status, receipt"
@@ -190,7 +226,9 @@ class OpeningStore:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(_SCHEMA)
         self._conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            " WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
             (_SCHEMA_VERSION,),
         )
         for suffix in ("-journal", "-wal", "-shm"):
@@ -333,7 +371,13 @@ class OpeningStore:
     # --- backups ---------------------------------------------------------------------
 
     def snapshot(self) -> tuple[list[StoredBatch], list[StoredBill]]:
-        """Every batch and bill, read in one transaction (a consistent copy for a backup)."""
+        """Every batch and day bill, read in one transaction (see :meth:`snapshot_all`)."""
+        batches, bills, _cycle_bills = self.snapshot_all()
+        return batches, bills
+
+    def snapshot_all(self) -> tuple[list[StoredBatch], list[StoredBill], list[StoredCycleBill]]:
+        """Every batch, day bill and cycle bill, read in one transaction (a consistent copy
+        for a backup)."""
         self._conn.execute("BEGIN")
         try:
             batch_rows = self._conn.execute(
@@ -342,13 +386,23 @@ class OpeningStore:
             bill_rows = self._conn.execute(
                 "SELECT period, bill, total, receipt FROM bills ORDER BY period"
             ).fetchall()
+            cycle_rows = self._conn.execute(
+                f"SELECT {_CYCLE_COLUMNS} FROM cycle_bills"  # noqa: S608
+                " ORDER BY first_period, last_period"
+            ).fetchall()
         finally:
             self._conn.execute("COMMIT")
         bills = [StoredBill(r[0], bytes(r[1]), int(r[2]), _opt_bytes(r[3])) for r in bill_rows]
-        return [self._batch_from_row(r) for r in batch_rows], bills
+        cycles = [self._cycle_from_row(r) for r in cycle_rows]
+        return [self._batch_from_row(r) for r in batch_rows], bills, cycles
 
     def merge(
-        self, batches: Sequence[StoredBatch], bills: Sequence[StoredBill], *, force: bool = False
+        self,
+        batches: Sequence[StoredBatch],
+        bills: Sequence[StoredBill],
+        *,
+        cycle_bills: Sequence[StoredCycleBill] = (),
+        force: bool = False,
     ) -> MergeResult:
         """Bring rows from a backup into this store, in one transaction.
 
@@ -358,7 +412,8 @@ class OpeningStore:
         period at a sequence, another bill) is a conflict: without ``force`` nothing is
         changed and :class:`OpeningStoreError` names the periods; with ``force`` the
         backup's rows replace the conflicting local ones. Local rows the backup does
-        not hold are kept.
+        not hold are kept. Cycle bills merge like day bills, by their cycle; a replaced
+        batch takes the bills and cycle bills of its period with it.
         """
         counts = dict.fromkeys(MergeResult.__dataclass_fields__, 0)
         conflicts: list[str] = []
@@ -384,11 +439,19 @@ class OpeningStore:
                     if not force:
                         continue
                     # The replaced batches' bills go too: they name batches no longer here.
-                    conn.execute(
-                        "DELETE FROM bills WHERE period IN"
-                        " (SELECT period FROM batches WHERE period = ? OR sequence = ?)",
-                        (b.period, b.sequence),
-                    )
+                    replaced = [
+                        str(r[0])
+                        for r in conn.execute(
+                            "SELECT period FROM batches WHERE period = ? OR sequence = ?",
+                            (b.period, b.sequence),
+                        ).fetchall()
+                    ]
+                    for period in replaced:
+                        conn.execute("DELETE FROM bills WHERE period = ?", (period,))
+                        conn.execute(
+                            "DELETE FROM cycle_bills WHERE first_period <= ? AND last_period >= ?",
+                            (period, period),
+                        )
                     conn.execute(
                         "DELETE FROM batches WHERE period = ? OR sequence = ?",
                         (b.period, b.sequence),
@@ -435,6 +498,34 @@ class OpeningStore:
                     "INSERT INTO bills (period, bill, total, receipt) VALUES (?, ?, ?, ?)",
                     (bill.period, bill.bill, bill.total, bill.receipt),
                 )
+            for cycle in cycle_bills:
+                local_cycle = self.cycle_bill(cycle.first_period, cycle.last_period)
+                key = (cycle.first_period, cycle.last_period)
+                if local_cycle is not None and local_cycle.bill == cycle.bill:
+                    if local_cycle.receipt is None and cycle.receipt is not None:
+                        conn.execute(
+                            "UPDATE cycle_bills SET receipt = ?"
+                            " WHERE first_period = ? AND last_period = ?",
+                            (cycle.receipt, *key),
+                        )
+                        counts["cycle_bills_updated"] += 1
+                    else:
+                        counts["cycle_bills_unchanged"] += 1
+                    continue
+                if local_cycle is not None:
+                    conflicts.append(f"{cycle.cycle} (cycle bill)")
+                    if not force:
+                        continue
+                    conn.execute(
+                        "DELETE FROM cycle_bills WHERE first_period = ? AND last_period = ?", key
+                    )
+                    counts["cycle_bills_replaced"] += 1
+                else:
+                    counts["cycle_bills_added"] += 1
+                conn.execute(
+                    f"INSERT INTO cycle_bills ({_CYCLE_COLUMNS}) VALUES (?, ?, ?, ?, ?)",  # noqa: S608
+                    (*key, cycle.bill, cycle.total, cycle.receipt),
+                )
             if conflicts and not force:
                 raise OpeningStoreError(
                     f"the store already holds different openings for {', '.join(conflicts)};"
@@ -462,4 +553,50 @@ class OpeningStore:
                 "INSERT INTO bills (period, bill, total, receipt) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (period) DO UPDATE SET receipt = excluded.receipt",
                 (period, bill, total, receipt),
+            )
+
+    # --- cycle bills -----------------------------------------------------------------
+
+    @staticmethod
+    def _cycle_from_row(row: tuple[Any, ...]) -> StoredCycleBill:
+        first, last, bill, total, receipt = row
+        return StoredCycleBill(str(first), str(last), bytes(bill), int(total), _opt_bytes(receipt))
+
+    def cycle_bill(self, first_period: str, last_period: str) -> StoredCycleBill | None:
+        """The bill of the cycle ``first_period..last_period``, if one was proven here."""
+        row = self._conn.execute(
+            f"SELECT {_CYCLE_COLUMNS} FROM cycle_bills"  # noqa: S608
+            " WHERE first_period = ? AND last_period = ?",
+            (first_period, last_period),
+        ).fetchone()
+        return None if row is None else self._cycle_from_row(row)
+
+    def cycle_bills(self) -> list[StoredCycleBill]:
+        """Every cycle bill, by cycle."""
+        rows = self._conn.execute(
+            f"SELECT {_CYCLE_COLUMNS} FROM cycle_bills"  # noqa: S608
+            " ORDER BY first_period, last_period"
+        ).fetchall()
+        return [self._cycle_from_row(r) for r in rows]
+
+    def put_cycle_bill(
+        self, first_period: str, last_period: str, bill: bytes, total: int, receipt: bytes | None
+    ) -> None:
+        """Store a cycle bill (before submission, then again with its receipt); another bill
+        for the same cycle is refused."""
+        with self._tx() as conn:
+            existing = conn.execute(
+                "SELECT bill FROM cycle_bills WHERE first_period = ? AND last_period = ?",
+                (first_period, last_period),
+            ).fetchone()
+            if existing is not None and bytes(existing[0]) != bill:
+                raise OpeningStoreError(
+                    f"a different bill for the cycle {first_period}..{last_period} is already"
+                    " stored"
+                )
+            conn.execute(
+                f"INSERT INTO cycle_bills ({_CYCLE_COLUMNS}) VALUES (?, ?, ?, ?, ?)"  # noqa: S608
+                " ON CONFLICT (first_period, last_period) DO UPDATE SET"
+                " receipt = COALESCE(excluded.receipt, cycle_bills.receipt)",
+                (first_period, last_period, bill, total, receipt),
             )

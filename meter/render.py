@@ -6,6 +6,13 @@ of micro-currency (``*_micro``) and as exact decimal text; energy in Wh. The JSO
 documents carry ``"schema": "zkgrid.meter.readings/1"`` or
 ``"zkgrid.meter.statement/1"``; fields are only ever added to a schema version.
 
+A statement's bills of billing cycles (records version 2) are the document's
+``cycle_lines`` (added to ``zkgrid.meter.statement/1``; ``lines`` keeps a day's bills
+only), rows of the CSV whose ``period`` is the cycle ``first..last`` (the CSV with
+``--detail`` has the columns ``tier_charge_micro``, ``demand_charge_micro`` and
+``peak_import_wh`` at its end, empty for a day's bill) and a block of the text with
+the tiers and the demand.
+
 Readings are the prosumer's own: these functions write them to the owner's terminal
 or file, never to a log or the service.
 """
@@ -24,12 +31,15 @@ from meter.units import format_kwh, format_money, format_rate_per_kwh, micro_to_
 if TYPE_CHECKING:  # pragma: no cover
     from meter.client import VerifiedReceipt
     from meter.openings import StoredBatch
-    from meter.statement import Breakdown, DetailedStatement, DetailLine
-    from settlement.records import Tariff
+    from meter.statement import Breakdown, CycleDetailLine, DetailedStatement, DetailLine
+    from settlement.records import CycleBillBreakdown, CycleTariff, Tariff
 
 __all__ = [
     "READINGS_SCHEMA",
     "STATEMENT_SCHEMA",
+    "cycle_detail_text",
+    "cycle_tariff_summary",
+    "demand_kw_text",
     "detail_text",
     "interval_starts",
     "readings_csv",
@@ -188,12 +198,15 @@ def statement_document(statement: DetailedStatement, *, detail: bool) -> dict[st
     Every line has the period, currency, the ledger's bill total and its receipt; with
     ``detail`` also the local ``breakdown``, the ``tariff`` used and ``matches_ledger``,
     and the document lists the ``violations`` found (always a list, empty without
-    ``detail``)."""
+    ``detail``). ``cycle_lines`` are the bills of billing cycles: the cycle, the plan, the
+    total and the receipt; with ``detail`` the breakdown with its ``tiers`` and
+    ``demand``."""
     return {
         "schema": STATEMENT_SCHEMA,
         "meter_id": statement.meter_id,
         "detail": detail,
         "lines": [_line_json(line, detail) for line in statement.lines],
+        "cycle_lines": [_cycle_line_json(line, detail) for line in statement.cycle_lines],
         "totals": _totals_json(statement.totals()),
         "violations": [v.to_json() for v in statement.violations] if detail else [],
     }
@@ -219,12 +232,17 @@ _CSV_DETAIL = (
     "ledger_index",
     "receipt",
     "check",
+    "tier_charge_micro",
+    "demand_charge_micro",
+    "peak_import_wh",
 )
 
 
 def statement_csv(statement: DetailedStatement, *, detail: bool) -> str:
-    """One row per bill; with ``detail`` the breakdown in micro-units and the check (``ok``
-    or the violations' reasons, ``;``-separated)."""
+    """One row per bill (a day's, then the cycles', whose ``period`` is ``first..last``);
+    with ``detail`` the breakdown in micro-units and the check (``ok`` or the violations'
+    reasons, ``;``-separated); for a cycle ``energy_charge_micro`` is the time-of-use
+    charge, and the tiers' and the demand charge have their own columns."""
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(_CSV_DETAIL if detail else _CSV_PLAIN)
@@ -256,6 +274,33 @@ def statement_csv(statement: DetailedStatement, *, detail: bool) -> str:
                 bill.tariff_hash.hex(),
                 *status,
                 ";".join(str(v.reason) for v in line.violations) or "ok",
+                "",
+                "",
+                "",
+            )
+        )
+    for cycle in statement.cycle_lines:
+        total = (cycle.bill.total, micro_to_decimal_text(cycle.bill.total))
+        status = (cycle.receipt.ledger_index, receipt_status(cycle.receipt))
+        if not detail:
+            writer.writerow((cycle.cycle, cycle.currency, *total, *status))
+            continue
+        c = cycle.breakdown
+        writer.writerow(
+            (
+                cycle.cycle,
+                cycle.currency,
+                *(
+                    ("", "", "", "")
+                    if c is None
+                    else (c.fixed, c.time_of_use, c.export_credit, c.total)
+                ),
+                *total,
+                *(("", "") if c is None else (c.total_import, _export_wh(cycle))),
+                cycle.bill.tariff_hash.hex(),
+                *status,
+                ";".join(str(v.reason) for v in cycle.violations) or "ok",
+                *(("", "", "") if c is None else (c.tier_charge, c.demand_charge, c.demand_wh)),
             )
         )
     return out.getvalue()
@@ -321,7 +366,7 @@ def detail_text(line: DetailLine) -> list[str]:
 def statement_text(statement: DetailedStatement, *, detail: bool) -> str:
     """One line per bill (period, total, ledger index, receipt status); with ``detail`` the
     breakdown, the tariff and the check under each; the totals per currency."""
-    if not statement.lines:
+    if not statement.lines and not statement.cycle_lines:
         return f"{statement.meter_id}: no bills yet\n"
     lines: list[str] = []
     for line in statement.lines:
@@ -333,6 +378,177 @@ def statement_text(statement: DetailedStatement, *, detail: bool) -> str:
         )
         if detail:
             lines += detail_text(line)
+    for cycle in statement.cycle_lines:
+        plan = "" if cycle.tariff is None else f"  plan {cycle.tariff.plan}"
+        lines.append(
+            f"{cycle.cycle}  {format_money(cycle.bill.total, cycle.currency):>16}"
+            f"  ledger index {cycle.receipt.ledger_index}  {receipt_status(cycle.receipt)}{plan}"
+        )
+        if detail:
+            lines += cycle_detail_text(cycle)
     for currency, micro in sorted(statement.totals().items()):
         lines.append(f"total       {format_money(micro, currency):>16}")
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- billing cycles
+
+
+def demand_kw_text(demand_wh: int, interval_minutes: int) -> str:
+    """The highest interval import as average power over the interval, exactly, in kW
+    (``Wh * 60 / minutes / 1000``): ``800`` Wh in 15 minutes -> ``3.2 kW``."""
+    from decimal import Decimal
+
+    kw = Decimal(demand_wh * 60) / Decimal(interval_minutes * 1000)
+    text = format(kw.normalize(), "f") if kw else "0"
+    return f"{text} kW"
+
+
+def _per_kw(micro_per_kw: int, currency: str) -> str:
+    return f"{micro_to_decimal_text(micro_per_kw)} {currency}/kW"
+
+
+def cycle_tariff_summary(tariff: CycleTariff) -> str:
+    """``residential-tiered (default plan), EUR, 30 days x 24 x 60 min, 3 tiers
+    (inclining), fixed 9.00 EUR per cycle``."""
+    who = "default plan" if tariff.is_default else f"{len(tariff.meters)} meters"
+    parts = [
+        f"{tariff.plan} ({who}), {tariff.currency}, {len(tariff.periods)} days x"
+        f" {tariff.intervals} x {tariff.interval_minutes} min"
+    ]
+    if tariff.tiers:
+        parts.append(f"{len(tariff.tiers)} tiers ({tariff.tier_kind})")
+    if tariff.demand_charge:
+        parts.append(f"demand {_per_kw(tariff.demand_charge, tariff.currency)}")
+    parts.append(f"fixed {format_money(tariff.fixed_charge, tariff.currency)} per cycle")
+    return ", ".join(parts)
+
+
+def _export_wh(cycle: CycleDetailLine) -> int | str:
+    return "" if cycle.export_wh is None else cycle.export_wh
+
+
+def _tier_rows(parts: CycleBillBreakdown, tariff: CycleTariff) -> list[tuple[str, str, int]]:
+    rows = []
+    for i, ((start, price), wh, charge) in enumerate(
+        zip(tariff.tiers, parts.tier_wh, parts.tier_charges, strict=True)
+    ):
+        label = f"tier {i + 1} from {format_kwh(start)}"
+        rows.append((label, f"{format_kwh(wh)} x {format_rate_per_kwh(price, tariff.currency)}",
+                     charge))  # fmt: skip
+    return rows
+
+
+def cycle_detail_text(cycle: CycleDetailLine) -> list[str]:
+    """The breakdown of one cycle (indented): fixed charge, time-of-use energy, each tier
+    (kWh and charge), the demand (the highest interval import in kW and its charge), the
+    feed-in credit, the local total; the plan used and the check."""
+    out: list[str] = []
+    tariff = cycle.tariff
+    parts = cycle.breakdown
+    if tariff is None:
+        out.append("  no plan is published for this cycle")
+    if parts is not None and tariff is not None:
+        cur = tariff.currency
+        rows: list[tuple[str, str, int]] = [("fixed charge", "", parts.fixed)]
+        rows.append(("time-of-use energy", format_kwh(parts.total_import), parts.time_of_use))
+        rows += _tier_rows(parts, tariff)
+        if tariff.demand_charge:
+            peak = demand_kw_text(parts.demand_wh, tariff.interval_minutes)
+            rows.append(
+                ("demand (peak)", f"{peak} x {_per_kw(tariff.demand_charge, cur)}",
+                 parts.demand_charge)
+            )  # fmt: skip
+        export = "" if cycle.export_wh is None else format_kwh(cycle.export_wh)
+        rows.append(("feed-in credit", export, -parts.export_credit))
+        rows.append(("total (local)", "", parts.total))
+        label_w = max(len(r[0]) for r in rows)
+        what_w = max(len(r[1]) for r in rows)
+        money_w = max(len(format_money(r[2], cur)) for r in rows)
+        for label, what, micro in rows:
+            out.append(
+                f"  {label:<{label_w}}  {what:>{what_w}}  {format_money(micro, cur):>{money_w}}"
+            )
+    elif tariff is not None and cycle.violations:
+        out.append("  not recomputed: see the violation below")
+    if tariff is not None:
+        where = ""
+        if cycle.tariff_receipt is not None:
+            where = (
+                f"; ledger index {cycle.tariff_receipt.ledger_index},"
+                f" {receipt_status(cycle.tariff_receipt)}"
+            )
+        out.append(f"  plan: {cycle_tariff_summary(tariff)}")
+        out.append(f"        hash {tariff.tariff_hash().hex()}{where}")
+    if cycle.violations:
+        out += [f"  VIOLATION {v.reason}: {v.detail}" for v in cycle.violations]
+    else:
+        out.append("  check: the local breakdown matches the ledger's bill")
+    return out
+
+
+def _cycle_tariff_json(tariff: CycleTariff, receipt: VerifiedReceipt | None) -> dict[str, Any]:
+    return {
+        "plan": tariff.plan,
+        "meters": list(tariff.meters),
+        "first_period": tariff.first_period,
+        "last_period": tariff.last_period,
+        "currency": tariff.currency,
+        "interval_minutes": tariff.interval_minutes,
+        "tariff_hash": tariff.tariff_hash().hex(),
+        "fixed_charge": _money(tariff.fixed_charge),
+        "import_price_micro_per_wh": list(tariff.import_price),
+        "export_credit_micro_per_wh": list(tariff.export_credit),
+        "tiers": [{"start_wh": s, "price_micro_per_wh": p} for s, p in tariff.tiers],
+        "tier_kind": tariff.tier_kind,
+        "demand_charge_micro_per_kw": tariff.demand_charge,
+        "receipt": None if receipt is None else _receipt_json(receipt),
+    }
+
+
+def _cycle_breakdown_json(cycle: CycleDetailLine) -> dict[str, Any] | None:
+    parts, tariff = cycle.breakdown, cycle.tariff
+    if parts is None or tariff is None:
+        return None
+    return {
+        "fixed_charge": _money(parts.fixed),
+        "time_of_use_charge": _money(parts.time_of_use),
+        "import_wh": parts.total_import,
+        "export_wh": cycle.export_wh,
+        "tiers": [
+            {"start_wh": start, "price_micro_per_wh": price, "wh": wh, "charge": _money(charge)}
+            for (start, price), wh, charge in zip(
+                tariff.tiers, parts.tier_wh, parts.tier_charges, strict=True
+            )
+        ],
+        "tier_charge": _money(parts.tier_charge),
+        "demand": {
+            "peak_import_wh": parts.demand_wh,
+            "peak_kw": demand_kw_text(parts.demand_wh, tariff.interval_minutes).split()[0],
+            "charge_micro_per_kw": tariff.demand_charge,
+            "charge": _money(parts.demand_charge),
+        },
+        "feed_in_credit": _money(parts.export_credit),
+        "total": _money(parts.total),
+    }
+
+
+def _cycle_line_json(cycle: CycleDetailLine, detail: bool) -> dict[str, Any]:
+    bill = cycle.bill
+    doc: dict[str, Any] = {
+        "first_period": bill.first_period,
+        "last_period": bill.last_period,
+        "plan": None if cycle.tariff is None else cycle.tariff.plan,
+        "currency": cycle.currency,
+        "bill_total": _money(bill.total),
+        "receipt": _receipt_json(cycle.receipt),
+        "batch_hashes": [h.hex() for h in bill.batch_hashes],
+        "tariff_hash": bill.tariff_hash.hex(),
+    }
+    if detail:
+        doc["breakdown"] = _cycle_breakdown_json(cycle)
+        doc["tariff"] = (
+            None if cycle.tariff is None else _cycle_tariff_json(cycle.tariff, cycle.tariff_receipt)
+        )
+        doc["matches_ledger"] = not cycle.violations
+    return doc

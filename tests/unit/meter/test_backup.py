@@ -170,10 +170,10 @@ def test_an_unknown_version_is_refused(home: MeterHome, tmp_path: Path) -> None:
     write_backup(home, out)
 
     def future(doc: dict[str, Any]) -> None:
-        doc["version"] = 2
+        doc["version"] = 3
 
     _rewrite(out, future)
-    with pytest.raises(BackupError, match="version 2"):
+    with pytest.raises(BackupError, match="version 3"):
         restore_backup(home, out)
 
 
