@@ -926,14 +926,20 @@ def _backup(args: argparse.Namespace, out: TextIO) -> int:
             "path": str(args.out),
             "batches": summary.batches,
             "bills": summary.bills,
+            "cycle_bills": summary.cycle_bills,
             "digest": summary.digest,
         }
         out.write(json.dumps(doc, indent=2) + "\n")
     else:
+        counts = f"{summary.batches} batches and {summary.bills} bills"
+        if summary.cycle_bills:
+            counts = (
+                f"{summary.batches} batches, {summary.bills} bills and {summary.cycle_bills}"
+                " cycle bills"
+            )
         out.write(
-            f"{summary.meter_id}: {summary.batches} batches and {summary.bills} bills backed up"
-            f" to {args.out} (mode 0600, {summary.digest}); it holds your readings and"
-            " blindings: keep it private\n"
+            f"{summary.meter_id}: {counts} backed up to {args.out} (mode 0600,"
+            f" {summary.digest}); it holds your readings and blindings: keep it private\n"
         )
     return 0
 
@@ -960,7 +966,9 @@ def _restore(args: argparse.Namespace, out: TextIO) -> int:
             f" batches: {result.batches_added} added, {result.batches_unchanged} already"
             f" here, {result.batches_updated} updated, {result.batches_replaced} replaced;"
             f" bills: {result.bills_added} added, {result.bills_unchanged} already here,"
-            f" {result.bills_updated} updated, {result.bills_replaced} replaced\n"
+            f" {result.bills_updated} updated, {result.bills_replaced} replaced; cycle bills:"
+            f" {result.cycle_bills_added} added, {result.cycle_bills_unchanged} already here,"
+            f" {result.cycle_bills_updated} updated, {result.cycle_bills_replaced} replaced\n"
         )
     return 0
 

@@ -395,13 +395,24 @@ def statement_text(statement: DetailedStatement, *, detail: bool) -> str:
 
 
 def demand_kw_text(demand_wh: int, interval_minutes: int) -> str:
-    """The highest interval import as average power over the interval, exactly, in kW
-    (``Wh * 60 / minutes / 1000``): ``800`` Wh in 15 minutes -> ``3.2 kW``."""
-    from decimal import Decimal
+    """The highest interval import as average power over the interval in kW
+    (``Wh * 60 / minutes / 1000``), exactly: ``800`` Wh in 15 minutes -> ``3.2 kW``; a value
+    that is no finite decimal (intervals of 9 minutes) is shown to 0.001 kW, marked ``~``
+    (the demand charge itself is always exact: it is charged per Wh of the peak)."""
+    from fractions import Fraction
 
-    kw = Decimal(demand_wh * 60) / Decimal(interval_minutes * 1000)
-    text = format(kw.normalize(), "f") if kw else "0"
-    return f"{text} kW"
+    kw = Fraction(demand_wh * 60, interval_minutes * 1000)
+    micro = kw * 1_000_000
+    if micro.denominator == 1:
+        return f"{_decimal_kw(int(micro))} kW"
+    milli = round(kw * 1000)
+    return f"~{_decimal_kw(milli * 1000)} kW"
+
+
+def _decimal_kw(micro_kw: int) -> str:
+    whole, frac = divmod(micro_kw, 1_000_000)
+    digits = f"{frac:06d}".rstrip("0")
+    return f"{whole}.{digits}" if digits else str(whole)
 
 
 def _per_kw(micro_per_kw: int, currency: str) -> str:
@@ -411,7 +422,8 @@ def _per_kw(micro_per_kw: int, currency: str) -> str:
 def cycle_tariff_summary(tariff: CycleTariff) -> str:
     """``residential-tiered (default plan), EUR, 30 days x 24 x 60 min, 3 tiers
     (inclining), fixed 9.00 EUR per cycle``."""
-    who = "default plan" if tariff.is_default else f"{len(tariff.meters)} meters"
+    count = len(tariff.meters)
+    who = "default plan" if tariff.is_default else f"{count} meter{'' if count == 1 else 's'}"
     parts = [
         f"{tariff.plan} ({who}), {tariff.currency}, {len(tariff.periods)} days x"
         f" {tariff.intervals} x {tariff.interval_minutes} min"

@@ -6,6 +6,8 @@ Real batches (offline, T = 6 intervals), no service.
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import hashlib
 import io
 import json
@@ -291,3 +293,170 @@ def test_merge_refuses_another_day_at_a_sequence(tmp_path: Path) -> None:
         assert [b.period for b in store.batches()] == ["2026-11-21"]
         assert store.bill("2026-11-20") is None
         assert store.bill("2026-11-21") == StoredBill("2026-11-21", b"bill-21", 6, None)
+
+
+# --------------------------------------------------------------------------- cycle bills
+
+
+def _add_cycle_bill(home: MeterHome, *, receipt: bytes | None = b"cycle-receipt") -> bytes:
+    """A real cycle bill of the 1-day cycle DAYS[1] (a tiered plan), stored like the client
+    does (before submission, then with its receipt)."""
+    from settlement.records import CycleTariff, Tier
+
+    plan = CycleTariff(
+        plan="residential-tiered", meters=(), first_period=DAYS[1], last_period=DAYS[1],
+        interval_minutes=INTERVAL, currency="EUR", fixed_charge=300_000,
+        import_price=(0,) * 6, export_credit=(80,) * 6,
+        tiers=(Tier(0, 220), Tier(6_000, 280)), demand_charge=0,
+    )  # fmt: skip
+    client = MeterClient(home)
+    try:
+        bill = client.prove_cycle_bill(DAYS[1], DAYS[1], tariff=plan)
+        if receipt is not None:
+            client.store.put_cycle_bill(DAYS[1], DAYS[1], bill.encode(), bill.total, receipt)
+    finally:
+        client.close()
+    return bill.encode()
+
+
+def _all_rows(home: MeterHome) -> tuple[list[Any], list[Any], list[Any]]:
+    with home.openings() as store:
+        return store.snapshot_all()
+
+
+def test_cycle_bills_round_trip_in_a_version_2_backup(home: MeterHome, tmp_path: Path) -> None:
+    record = _add_cycle_bill(home)
+    before = _all_rows(home)
+    assert [c.bill for c in before[2]] == [record]
+    out = tmp_path / "b"
+    summary = write_backup(home, out)
+    assert (summary.batches, summary.bills, summary.cycle_bills) == (2, 1, 1)
+    doc = json.loads(out.read_text())
+    assert doc["version"] == 2
+    (row,) = doc["cycle_bills"]
+    assert (row["first_period"], row["last_period"]) == (DAYS[1], DAYS[1])
+    _wipe_store(home)
+    restored, result = restore_backup(home, out)
+    assert restored == summary
+    assert (result.batches_added, result.bills_added, result.cycle_bills_added) == (2, 1, 1)
+    assert _all_rows(home) == before
+    _, again = restore_backup(home, out)
+    assert (again.cycle_bills_added, again.cycle_bills_unchanged) == (0, 1)
+    assert _all_rows(home) == before
+
+
+def test_without_cycle_bills_a_backup_stays_version_1(home: MeterHome, tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    write_backup(home, out)
+    doc = json.loads(out.read_text())
+    assert doc["version"] == 1
+    assert "cycle_bills" not in doc  # a zkgrid that knows only version 1 restores it
+
+
+def test_a_receipt_restored_into_a_cycle_bill_without_one(home: MeterHome, tmp_path: Path) -> None:
+    _add_cycle_bill(home)
+    out = tmp_path / "b"
+    write_backup(home, out)
+    before = _all_rows(home)
+    (cycle,) = before[2]
+    _wipe_store(home)  # the store as it was after proving, before the receipt came back
+    with home.openings() as store:
+        store.merge(before[0], before[1], cycle_bills=[dataclasses.replace(cycle, receipt=None)])
+    _, result = restore_backup(home, out)
+    assert (result.cycle_bills_updated, result.cycle_bills_added) == (1, 0)
+    assert _all_rows(home) == before
+
+
+def test_another_cycle_bill_is_kept_unless_forced(home: MeterHome, tmp_path: Path) -> None:
+    _add_cycle_bill(home)
+    out = tmp_path / "b"
+    write_backup(home, out)
+    before = _all_rows(home)
+    (cycle,) = before[2]
+    with home.openings() as store:
+        store.merge([], [], cycle_bills=[dataclasses.replace(cycle, bill=b"other", total=1)],
+                    force=True)  # fmt: skip
+        local = store.snapshot_all()
+    with pytest.raises(OpeningStoreError, match=r"2026-11-22\.\.2026-11-22 \(cycle bill\)"):
+        restore_backup(home, out)
+    assert _all_rows(home) == local
+    _, result = restore_backup(home, out, force=True)
+    assert result.cycle_bills_replaced == 1
+    assert _all_rows(home) == before
+
+
+def test_a_forced_batch_takes_the_cycle_bills_of_its_period(tmp_path: Path) -> None:
+    from meter.openings import StoredBatch, StoredCycleBill, ensure_private_dir
+
+    def batch(period: str, value: int) -> StoredBatch:
+        return StoredBatch(period, 0, 720, (value, 2), (3, 4), b"batch-" + period.encode(),
+                           bytes(32), "accepted", b"r")  # fmt: skip
+
+    home = ensure_private_dir(tmp_path / "h")
+    with OpeningStore.in_home(home) as store:
+        cycles = [
+            StoredCycleBill("2026-11-20", "2026-11-22", b"c", 5, None),
+            StoredCycleBill("2026-11-22", "2026-11-23", b"d", 6, None),
+        ]
+        store.merge([batch("2026-11-21", 1)], [], cycle_bills=cycles)
+        store.merge([batch("2026-11-21", 9)], [], force=True)
+        assert [c.cycle for c in store.cycle_bills()] == ["2026-11-22..2026-11-23"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda d: d["cycle_bills"][0].update(total=d["cycle_bills"][0]["total"] + 1),
+         "does not match its row"),
+        (lambda d: d["cycle_bills"][0].update(first_period="2026-11-21"),
+         "does not match its row"),
+        (lambda d: d["cycle_bills"][0].update(bill="AAAA"), "does not decode"),
+        (lambda d: d["cycle_bills"].append(d["cycle_bills"][0]), "appears twice"),
+        (lambda d: d.pop("cycle_bills"), "'cycle_bills' is missing"),
+        (lambda d: d.update(version=1), "version 1 holds no cycle bills"),
+    ],
+)  # fmt: skip
+def test_a_forged_cycle_bill_row_is_refused(
+    home: MeterHome, tmp_path: Path, edit: Any, match: str
+) -> None:
+    _add_cycle_bill(home)
+    out = tmp_path / "b"
+    write_backup(home, out)
+    _rewrite(out, edit)
+    _wipe_store(home)
+    with pytest.raises(BackupError, match=match):
+        restore_backup(home, out)
+    assert _all_rows(home) == ([], [], [])
+
+
+def test_another_meters_cycle_bill_is_refused(home: MeterHome, tmp_path: Path) -> None:
+    from settlement.records import CycleBill
+
+    record = CycleBill.decode(_add_cycle_bill(home))
+    out = tmp_path / "b"
+    write_backup(home, out)
+    forged = dataclasses.replace(record, meter_id="meter-8").encode()
+
+    def other(doc: dict[str, Any]) -> None:
+        doc["cycle_bills"][0]["bill"] = base64.b64encode(forged).decode()
+
+    _rewrite(out, other)
+    with pytest.raises(BackupError, match="does not match its row"):
+        restore_backup(home, out)
+
+
+def test_the_backup_command_counts_cycle_bills(
+    home: MeterHome, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _add_cycle_bill(home)
+    buffer = io.StringIO()
+    out = tmp_path / "b.json"
+    assert meter_cli.main(["backup", "--home", str(home.path), "--out", str(out)],
+                          out=buffer) == 0  # fmt: skip
+    assert "2 batches, 1 bills and 1 cycle bills backed up" in buffer.getvalue()
+    _wipe_store(home)
+    buffer = io.StringIO()
+    assert meter_cli.main(["restore", "--home", str(home.path), "--from", str(out), "--json"],
+                          out=buffer) == 0  # fmt: skip
+    doc = json.loads(buffer.getvalue())
+    assert doc["cycle_bills_added"] == 1

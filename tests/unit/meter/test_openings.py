@@ -146,3 +146,56 @@ def test_home_key_is_private_and_never_overwritten(tmp_path: Path) -> None:
     with pytest.raises(InsecurePermissionsError):
         MeterHome.load(home.path)
     assert "PRIVATE" not in repr(home)
+
+
+def test_cycle_bills_keep_the_first_and_add_the_receipt(store: OpeningStore) -> None:
+    store.put_cycle_bill("2026-11-01", "2026-11-30", b"cycle", 12_936_000, None)
+    store.put_cycle_bill("2026-11-01", "2026-11-30", b"cycle", 12_936_000, b"receipt")
+    store.put_cycle_bill("2026-11-01", "2026-11-30", b"cycle", 12_936_000, None)  # kept
+    found = store.cycle_bill("2026-11-01", "2026-11-30")
+    assert found is not None
+    assert (found.cycle, found.total, found.receipt) == (
+        "2026-11-01..2026-11-30", 12_936_000, b"receipt",
+    )  # fmt: skip
+    assert store.cycle_bill("2026-11-01", "2026-11-29") is None
+    with pytest.raises(OpeningStoreError, match=r"different bill for the cycle 2026-11-01\.\."):
+        store.put_cycle_bill("2026-11-01", "2026-11-30", b"other", 5, None)
+    store.put_cycle_bill("2026-12-01", "2026-12-07", b"week", -1, None)
+    assert [c.cycle for c in store.cycle_bills()] == [
+        "2026-11-01..2026-11-30", "2026-12-01..2026-12-07",
+    ]  # fmt: skip
+    batches, bills, cycles = store.snapshot_all()
+    assert (batches, bills) == store.snapshot() == ([], [])
+    assert cycles == store.cycle_bills()
+    assert "b'cycle'" not in repr(found)  # the record bytes are not in the repr
+
+
+def test_a_store_of_schema_1_opens_reads_and_gains_cycle_bills(tmp_path: Path) -> None:
+    """A store written before cycle bills (schema 1: no cycle_bills table) is read as it
+    was, gains the table when opened, and says schema 2 from then on."""
+    import sqlite3
+
+    home = ensure_private_dir(tmp_path / "home")
+    path = home / OpeningStore.FILENAME
+    with OpeningStore(path) as store:
+        _add(store, "2026-11-21", 0)
+        store.mark_accepted("2026-11-21", b"r")
+        store.put_bill("2026-11-21", b"bill", 7, b"br")
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE cycle_bills")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with OpeningStore(path) as store:
+        batch = store.batch("2026-11-21")
+        assert batch is not None
+        assert (batch.status, batch.values) == ("accepted", (1, 2))
+        bill = store.bill("2026-11-21")
+        assert bill is not None
+        assert bill.total == 7
+        assert store.cycle_bills() == []
+        store.put_cycle_bill("2026-11-21", "2026-11-21", b"c", 7, None)
+    conn = sqlite3.connect(path)
+    (version,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    conn.close()
+    assert version == "2"
