@@ -64,8 +64,10 @@ def _cheat(cycle: Cycle, plan: CycleTariff, prover: Prover, total: int) -> None:
     imp_c, exp_c = _commitments(cycle)
     values = [v for values, _ in cycle.openings for v in values]
     blindings = [g for _, blindings in cycle.openings for g in blindings]
-    imports = [prover.commit(c, v, g) for c, v, g in zip(imp_c, values[0::2], blindings[0::2])]
-    exports = [prover.commit(c, v, g) for c, v, g in zip(exp_c, values[1::2], blindings[1::2])]
+    imp_open = zip(imp_c, values[0::2], blindings[0::2], strict=True)
+    exp_open = zip(exp_c, values[1::2], blindings[1::2], strict=True)
+    imports = [prover.commit(c, v, g) for c, v, g in imp_open]
+    exports = [prover.commit(c, v, g) for c, v, g in exp_open]
     build_cycle_bill(prover, plan, imports, exports, total)
     with pytest.raises(UnsatisfiedConstraintError) as refused:
         prover.check()
