@@ -332,8 +332,28 @@ class ConstraintSystem:
 
     # --- the statement -----------------------------------------------------------------
 
+    def validate(self) -> None:
+        """Raise :class:`~zkgrid.errors.InvalidArgumentError` when a constraint names a
+        variable this circuit does not have (a hand-made ``Variable`` out of range)."""
+        limits = (1, len(self._inputs), self._gates, self._gates, self._gates)
+        for number, row in enumerate(self._constraints):
+            for kind, index, coefficient in row:
+                if (
+                    not 0 <= kind < len(limits)
+                    or isinstance(index, bool)
+                    or not isinstance(index, int)
+                    or not 0 <= index < limits[kind]
+                    or isinstance(coefficient, bool)
+                    or not isinstance(coefficient, int)
+                ):
+                    raise InvalidArgumentError(
+                        f"constraint {number} names a variable the circuit does not have"
+                    )
+
     def digest(self) -> bytes:
-        """(C9) SHA-256 of the circuit: its shape and every constraint's terms, in order."""
+        """(C9) SHA-256 of the circuit: its shape and every constraint's terms, in order.
+        Validates the terms first (:meth:`validate`)."""
+        self.validate()
         h = hashlib.sha256(_CIRCUIT_DOMAIN)
         h.update(struct.pack(">QQQ", self._gates, len(self._inputs), len(self._constraints)))
         for row in self._constraints:
@@ -501,6 +521,7 @@ class Prover(ConstraintSystem):
     def check(self) -> None:
         """Raise :class:`UnsatisfiedConstraintError` naming the first constraint the values
         break (gates hold by construction)."""
+        self.validate()
         sources = (None, self._v, self._a_L, self._a_R, self._a_O)
         for number, row in enumerate(self._constraints):
             total = 0
