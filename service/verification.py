@@ -444,8 +444,9 @@ class MicroBatcher(Generic[_T]):
             took = self._process(jobs)
             if self._share < 1.0 and took > 0 and not stopping:
                 time.sleep(took * (1.0 - self._share) / self._share)
-        # Drain anything queued before close (submit refuses after the _STOPs are queued).
-        leftovers: list[_Job[_T]] = [] if carried is None else [carried]
+        # Drain anything queued before close (submit refuses after the _STOPs are queued; a
+        # job carried over is always checked first, so none is left here).
+        leftovers: list[_Job[_T]] = []
         while True:
             try:
                 job = self._queue.get_nowait()
