@@ -664,68 +664,74 @@ def _kwh(wh: int) -> str:
 def _tiers_text(r: ProsumerResult) -> str:
     if r.breakdown is None or r.plan is None or not r.plan.tiers:
         return "-"
-    return " + ".join(_kwh(wh) for wh in r.breakdown.tier_wh)
+    return "+".join(f"{wh / 1000:.1f}" for wh in r.breakdown.tier_wh)
 
 
 def _peak_text(r: ProsumerResult) -> str:
     if r.breakdown is None or r.plan is None or not r.plan.demand_charge:
         return "-"
-    kw = r.breakdown.demand_wh * 60 / r.plan.interval_minutes / 1000
-    charge = format_money(r.breakdown.demand_charge, "").strip()
-    return f"{kw:.1f} ({charge})"
+    return f"{r.breakdown.demand_wh * 60 / r.plan.interval_minutes / 1000:.1f}"
+
+
+#: The plans' short names in the table (the caption says what each is).
+_PLAN_LABELS = {"residential-tiered": "tiered", "business-demand": "demand"}
 
 
 def _plan_caption(result: DemoResult) -> str:
     plans = {r.plan.plan: r.plan for r in result.prosumers if r.plan is not None}
     out = []
-    for name, plan in sorted(plans.items()):
+    for name, plan in sorted(plans.items(), reverse=True):
+        label = _PLAN_LABELS.get(name, name)
         if plan.tiers:
             blocks = ", ".join(
                 f"{price / 1000:.2f} from {start / 1000:g} kWh" for start, price in plan.tiers
             )
-            out.append(f"{name}: default plan, {plan.tier_kind} blocks of the cycle's import"
-                       f" ({blocks})")  # fmt: skip
-        if plan.demand_charge:
             out.append(
-                f"{name}: {len(plan.meters)} meters, time of use and"
-                f" {plan.demand_charge / 1e6:.2f} {plan.currency}/kW of the cycle's highest"
-                " interval import"
+                f"{label}: {name}, the default plan: {plan.tier_kind} blocks of the cycle's"
+                f" import ({plan.currency}/kWh: {blocks})"
             )
-    return "; ".join(out)
+        if plan.demand_charge:
+            count = len(plan.meters)
+            out.append(
+                f"{label}: {name}, listing {count} meter{'' if count == 1 else 's'}: time of"
+                f" use and {plan.demand_charge / 1e6:.2f} {plan.currency} per kW of the cycle's"
+                " highest interval import"
+            )
+    return "\n".join(out)
 
 
 def _report_cycle(console: Console, result: DemoResult) -> None:
     homes = sum(1 for r in result.prosumers if not r.prosumer.is_business)
+    shops = len(result.prosumers) - homes
     table = Table(
         title=(
             f"Billing cycle {result.period}..{result.last_period} ({result.days} days):"
-            f" {homes} households, {len(result.prosumers) - homes} businesses"
+            f" {homes} households, {shops} business{'' if shops == 1 else 'es'}"
         ),
         caption=(
-            "* known only to that meter's own client, from its openings: the service saw"
-            " commitments, range proofs and each cycle bill's total, nothing else.\n"
+            "* known only to that meter's own client, from its openings (import/export, the"
+            " kWh in each tier, the highest interval import): the service saw commitments,"
+            " range proofs and each cycle bill's total, nothing else\n"
             + _plan_caption(result)
         ),
         box=box.SIMPLE_HEAD,
         pad_edge=False,
+        collapse_padding=True,
     )
     table.add_column("meter", no_wrap=True)
     table.add_column("plan", no_wrap=True)
-    table.add_column("PV", justify="right", no_wrap=True)
-    table.add_column("import kWh*", justify="right", no_wrap=True)
-    table.add_column("export kWh*", justify="right", no_wrap=True)
+    table.add_column("kWh in/out*", justify="right", no_wrap=True)
     table.add_column("tiers kWh*", justify="right", no_wrap=True)
-    table.add_column(f"peak kW* ({result.currency})", justify="right", no_wrap=True)
+    table.add_column("peak kW*", justify="right", no_wrap=True)
     table.add_column(f"bill {result.currency}", justify="right", no_wrap=True)
-    table.add_column("verified", justify="center", no_wrap=True)
+    table.add_column("audit", justify="center", no_wrap=True)
     for r in result.prosumers:
         total = r.total
+        plan = "-" if r.plan is None else _PLAN_LABELS.get(r.plan.plan, r.plan.plan)
         table.add_row(
             r.prosumer.name,
-            "-" if r.plan is None else r.plan.plan,
-            f"{r.prosumer.pv_kwp:.1f} kWp" if r.prosumer.has_pv else "-",
-            _kwh(r.import_wh),
-            _kwh(r.export_wh),
+            plan,
+            f"{_kwh(r.import_wh)}/{_kwh(r.export_wh)}",
             _tiers_text(r),
             _peak_text(r),
             format_money(total, "").strip() if total is not None else "-",
@@ -733,12 +739,11 @@ def _report_cycle(console: Console, result: DemoResult) -> None:
         )
     total = sum(r.total or 0 for r in result.prosumers)
     table.add_section()
+    imported = _kwh(sum(r.import_wh for r in result.prosumers))
+    exported = _kwh(sum(r.export_wh for r in result.prosumers))
     table.add_row(
-        "community", "", "",
-        _kwh(sum(r.import_wh for r in result.prosumers)),
-        _kwh(sum(r.export_wh for r in result.prosumers)),
-        "", "", format_money(total, "").strip(), "",
-    )  # fmt: skip
+        "community", "", f"{imported}/{exported}", "", "", format_money(total, "").strip(), ""
+    )
     console.print(table)
     _report_footer(console, result)
 

@@ -8,10 +8,10 @@ documents carry ``"schema": "zkgrid.meter.readings/1"`` or
 
 A statement's bills of billing cycles (records version 2) are the document's
 ``cycle_lines`` (added to ``zkgrid.meter.statement/1``; ``lines`` keeps a day's bills
-only), rows of the CSV whose ``period`` is the cycle ``first..last`` (the CSV with
-``--detail`` has the columns ``tier_charge_micro``, ``demand_charge_micro`` and
-``peak_import_wh`` at its end, empty for a day's bill) and a block of the text with
-the tiers and the demand.
+only), rows of the CSV whose ``period`` is the cycle ``first..last`` (with a cycle bill,
+the CSV with ``--detail`` has the columns ``tier_charge_micro``, ``demand_charge_micro``
+and ``peak_import_wh`` at its end, empty for a day's bill; without one it is as before)
+and a block of the text with the tiers and the demand.
 
 Readings are the prosumer's own: these functions write them to the owner's terminal
 or file, never to a log or the service.
@@ -232,20 +232,23 @@ _CSV_DETAIL = (
     "ledger_index",
     "receipt",
     "check",
-    "tier_charge_micro",
-    "demand_charge_micro",
-    "peak_import_wh",
 )
+#: The detail CSV's columns of a cycle's parts, after :data:`_CSV_DETAIL`, only when the
+#: statement has a cycle bill (so a statement of days reads exactly as before).
+_CSV_CYCLE = ("tier_charge_micro", "demand_charge_micro", "peak_import_wh")
 
 
 def statement_csv(statement: DetailedStatement, *, detail: bool) -> str:
     """One row per bill (a day's, then the cycles', whose ``period`` is ``first..last``);
     with ``detail`` the breakdown in micro-units and the check (``ok`` or the violations'
     reasons, ``;``-separated); for a cycle ``energy_charge_micro`` is the time-of-use
-    charge, and the tiers' and the demand charge have their own columns."""
+    charge, and the tiers' and the demand charge have their own columns (present when the
+    statement has a cycle bill, empty on a day's row)."""
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(_CSV_DETAIL if detail else _CSV_PLAIN)
+    cycles = bool(statement.cycle_lines)
+    extra: tuple[str, ...] = ("", "", "") if cycles else ()
+    writer.writerow((*_CSV_DETAIL, *(_CSV_CYCLE if cycles else ())) if detail else _CSV_PLAIN)
     for line in statement.lines:
         bill, receipt = line.billed()
         currency = "" if line.tariff is None else line.tariff.currency
@@ -274,9 +277,7 @@ def statement_csv(statement: DetailedStatement, *, detail: bool) -> str:
                 bill.tariff_hash.hex(),
                 *status,
                 ";".join(str(v.reason) for v in line.violations) or "ok",
-                "",
-                "",
-                "",
+                *extra,
             )
         )
     for cycle in statement.cycle_lines:

@@ -369,3 +369,14 @@ def test_a_plain_statement_line_of_a_cycle(client: MeterClient) -> None:
     assert "breakdown" not in doc["cycle_lines"][0]
     (row,) = csv.DictReader(io.StringIO(statement_csv(statement, detail=False)))
     assert (row["period"], row["bill_total"]) == (f"{FIRST}..{LAST}", "12.936")
+
+
+def test_the_csv_gains_the_cycle_columns_only_with_a_cycle(client: MeterClient) -> None:
+    empty = statement_csv(DetailedStatement(client.meter_id, (), ()), detail=True)
+    assert "tier_charge_micro" not in empty  # a statement of days reads as before
+    stored = _submit_days(client)
+    tariff = _tiered()
+    bill = client.prove_cycle_bill(FIRST, LAST, tariff=tariff)
+    with_cycle = DetailedStatement(client.meter_id, (), (_detail(client, tariff, bill, stored),))
+    header = statement_csv(with_cycle, detail=True).splitlines()[0].split(",")
+    assert header[-4:] == ["check", "tier_charge_micro", "demand_charge_micro", "peak_import_wh"]
