@@ -157,6 +157,12 @@ def test_the_readme_runs_as_written(
     assert "signature verified" in bill
     statement = next(v for k, v in by_command.items() if k.startswith("zkgrid meter statement"))
     assert "2026-11-21" in statement
+    # the 2-day cycle: 0.60 fixed + 13 kWh x 0.23 + 3.46 kWh x 0.28 - 11.652 kWh x 0.08
+    cycle = by_command["zkgrid meter bill --id meter-7 --from 2026-11-22 --to 2026-11-23"]
+    assert "2026-11-22..2026-11-23 (plan residential-tiered, 2 days): bill 3.62664 EUR" in cycle
+    assert "signature verified" in cycle
+    assert "3.46 kWh x 0.28 EUR/kWh" in statement
+    assert "check: the local breakdown matches the ledger's bill" in statement
     audits = [v for k, v in by_command.items() if k.startswith("zkgrid audit")]
     assert len(audits) == 2
     finality = next(v for k, v in by_command.items() if k.startswith("zkgrid witness finality"))
