@@ -81,3 +81,31 @@ def test_the_help_names_the_cycle_flags(capsys: pytest.CaptureFixture[str]) -> N
     for flag in ("--period", "--cycle", "--from", "--to", "--json"):
         assert flag in text
     assert "calendar month" in text
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_long_proof_shows_the_seconds_passing_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    with meter_cli._Ticker("proving the bill of 2026-11-01..2026-11-30"):
+        time.sleep(1.3)
+    text = terminal.getvalue()
+    assert text.startswith("proving the bill of 2026-11-01..2026-11-30...")
+    assert "\rproving the bill of 2026-11-01..2026-11-30... 1 s" in text
+    assert text.endswith("\n")
+
+
+def test_nothing_is_shown_off_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    pipe = io.StringIO()
+    monkeypatch.setattr("sys.stderr", pipe)
+    with meter_cli._Ticker("proving"):
+        pass
+    assert pipe.getvalue() == ""
