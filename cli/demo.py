@@ -724,7 +724,7 @@ def _report_cycle(console: Console, result: DemoResult) -> None:
     table.add_column("tiers kWh*", justify="right", no_wrap=True)
     table.add_column("peak kW*", justify="right", no_wrap=True)
     table.add_column(f"bill {result.currency}", justify="right", no_wrap=True)
-    table.add_column("audit", justify="center", no_wrap=True)
+    table.add_column("ok", justify="center", no_wrap=True)
     for r in result.prosumers:
         total = r.total
         plan = "-" if r.plan is None else _PLAN_LABELS.get(r.plan.plan, r.plan.plan)
