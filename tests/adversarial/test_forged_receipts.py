@@ -56,7 +56,7 @@ def test_the_statement_says_so_when_nothing_is_pinned(monkeypatch: pytest.Monkey
                                receipt=receipt)  # fmt: skip
 
     for pinned, expected in ((False, "log key not pinned"), (True, "verified")):
-        statement = SimpleNamespace(lines=[line(pinned)], total=1_000_000)
+        statement = SimpleNamespace(lines=[line(pinned)], total=1_000_000, cycle_lines=[])
         client = SimpleNamespace(
             meter_id="meter-7",
             statement=lambda _period, s=statement: s,
