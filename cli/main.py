@@ -7,7 +7,7 @@
     zkgrid demo ...      end-to-end demonstration               (cli.demo)
     zkgrid certs ...     development CA and certificates        (service.pki)
     zkgrid witness ...   witness keys, registration, finality   (witness.cli)
-    zkgrid tariff ...    publish and show a period's tariff     (cli.tariff)
+    zkgrid tariff ...    publish and show a tariff or a plan    (cli.tariff)
     zkgrid log key show  the verifier key clients pin           (service.logkey)
 
 Each subcommand module exposes ``main(argv) -> int`` and parses its own flags
@@ -34,7 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("verifier.cli", "audit the ledger against the pinned log key"),
     "ledger": ("service.export", "ledger tools: `ledger export` writes an audit archive"),
     "log": ("service.logkey", "the log's key: `log key show` prints the verifier key to pin"),
-    "tariff": ("cli.tariff", "publish a period's tariff from a CSV or JSON file; show it"),
+    "tariff": (
+        "cli.tariff",
+        "publish a day's tariff or a billing cycle's plan from a file; show them",
+    ),
     "witness": ("witness.cli", "witness keys, registration and checkpoint finality"),
 }
 

@@ -460,3 +460,26 @@ def test_the_backup_command_counts_cycle_bills(
                           out=buffer) == 0  # fmt: skip
     doc = json.loads(buffer.getvalue())
     assert doc["cycle_bills_added"] == 1
+
+
+@pytest.mark.parametrize("field", ["first_period", "last_period", "bill", "total", "receipt"])
+def test_any_value_in_a_cycle_bill_row_is_refused_or_read_never_crashes(
+    home: MeterHome, tmp_path: Path, field: str
+) -> None:
+    """Every JSON value in place of a field of a cycle bill row (the digest recomputed):
+    refused with a BackupError, never another exception."""
+    _add_cycle_bill(home)
+    out = tmp_path / "b"
+    write_backup(home, out)
+    original = out.read_text()
+    values: list[Any] = [None, True, 0, -1, 2**70, 1.5, "", "x", "AAAA", "2026-13-01", [], {},
+                         ["AAAA"], {"a": 1}]  # fmt: skip
+    for value in values:
+        out.write_text(original)
+        _rewrite(out, lambda d, v=value: d["cycle_bills"][0].__setitem__(field, v))
+        try:
+            decode_backup(out.read_bytes(), home)
+        except BackupError:
+            continue
+        assert field == "receipt"
+        assert value is None or isinstance(value, str)  # a receipt is opaque base64 or null
