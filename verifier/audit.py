@@ -36,14 +36,14 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from circuits.r1cs import R1CSProof, R1CSStatement, Verifier
+from circuits.r1cs import R1CSProof, R1CSStatement
 from ledger.checkpoint import Checkpoint, CheckpointVerifier, verify_checkpoint
 from ledger.cosignature import WitnessRegistration
 from ledger.entries import EntryKind, entry_leaf_hash
 from ledger.errors import CheckpointSignatureError, ConsistencyProofError, LedgerFormatError
 from ledger.merkle import EMPTY_ROOT, CompactRange, verify_consistency
 from settlement import rules
-from settlement.cycle_bills import build_cycle_bill
+from settlement.cycle_bills import statement_from_commitments
 from settlement.records import (
     RANGE_PROOF_BITS,
     Bill,
@@ -433,25 +433,6 @@ def _decode_cycle_commitments(
     return out
 
 
-def _cycle_statement(
-    tariff: CycleTariff,
-    imports: Sequence[Commitment],
-    exports: Sequence[Commitment],
-    total: int,
-    proof: R1CSProof,
-    context: bytes,
-) -> R1CSStatement:
-    """The statement :func:`settlement.cycle_bills.cycle_bill_statement` makes, from the
-    commitments the auditor keeps of its open batches (not their records): the same
-    inputs in the same order (every import of the cycle, then every export) and the same
-    constraints (:func:`settlement.cycle_bills.build_cycle_bill`)."""
-    verifier = Verifier()
-    imp = verifier.commit_many(imports)
-    exp = verifier.commit_many(exports)
-    build_cycle_bill(verifier, tariff, imp, exp, total)
-    return verifier.statement(proof, context)
-
-
 def verify_cycle_bills(chunk: _CycleChunk) -> list[_Finding]:
     """Verify the circuit proofs of a chunk of cycle bills (C6): one batch verification
     (C11) over the chunk, the bad ones named when it fails (B3'). Returns ``(entry index,
@@ -476,7 +457,7 @@ def verify_cycle_bills(chunk: _CycleChunk) -> list[_Finding]:
             findings.append((index, Reason.PROOF_MALFORMED, detail))
             continue
         try:
-            statement = _cycle_statement(
+            statement = statement_from_commitments(
                 tariffs[tariff_hash], commitments[0], commitments[1], total, proof, context
             )
         except InvalidArgumentError as exc:  # pragma: no cover - the rules keep the shape
