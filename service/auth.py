@@ -118,6 +118,14 @@ def _method(service: str, name: str) -> str:
     return f"/{PACKAGE}.{service}/{name}"
 
 
+def _cycle_bill_meter_id(request: Any) -> str:
+    """The meter id inside a SubmitCycleBill request's record bytes (decoded strictly: bytes
+    that are not a cycle bill raise ``RECORD_MALFORMED`` here, after the role check)."""
+    from settlement.convert import cycle_bill_from_bytes  # here: `zkgrid certs` imports auth
+
+    return cycle_bill_from_bytes(bytes(request.cycle_bill)).meter_id
+
+
 #: settlement-v1.md, "gRPC API": full method name -> who may call it.
 POLICY: Mapping[str, Rule] = {
     _method("MeterService", "RegisterMeter"): Rule(frozenset({Role.UTILITY})),
@@ -129,10 +137,13 @@ POLICY: Mapping[str, Rule] = {
     _method("ReadingService", "GetReceipt"): Rule(ANY_ROLE, lambda r: str(r.meter_id)),
     _method("TariffService", "PublishTariff"): Rule(frozenset({Role.UTILITY})),
     _method("TariffService", "GetTariff"): Rule(ANY_ROLE),
+    _method("TariffService", "PublishCycleTariff"): Rule(frozenset({Role.UTILITY})),
+    _method("TariffService", "GetCycleTariff"): Rule(ANY_ROLE, lambda r: str(r.meter_id)),
     _method("BillService", "SubmitBill"): Rule(
         frozenset({Role.METER}), lambda r: str(r.bill.meter_id)
     ),
     _method("BillService", "GetStatement"): Rule(ANY_ROLE, lambda r: str(r.meter_id)),
+    _method("BillService", "SubmitCycleBill"): Rule(frozenset({Role.METER}), _cycle_bill_meter_id),
     _method("LedgerService", "GetCheckpoint"): Rule(ANY_ROLE),
     _method("LedgerService", "StreamEntries"): Rule(frozenset({Role.AUDITOR, Role.UTILITY})),
     _method("LedgerService", "GetInclusionProof"): Rule(ANY_ROLE),

@@ -76,6 +76,7 @@ BUDGETED_METHODS = frozenset(
         "/zkgrid.settlement.v1.MeterService/RegisterMeter",
         "/zkgrid.settlement.v1.ReadingService/SubmitReadings",
         "/zkgrid.settlement.v1.BillService/SubmitBill",
+        "/zkgrid.settlement.v1.BillService/SubmitCycleBill",
         "/zkgrid.settlement.v1.WitnessService/RegisterWitness",
         "/zkgrid.settlement.v1.WitnessService/AddCosignature",
     }

@@ -20,6 +20,7 @@ from __future__ import annotations
 from settlement.errors import (
     BillExists,
     ChainBroken,
+    CycleIncomplete,
     DuplicatePeriod,
     IntervalsMismatch,
     MeterExists,
@@ -37,6 +38,7 @@ from zkgrid.errors import InvalidArgumentError, Reason, ZkgridError
 __all__ = [
     "BillExists",
     "ChainBroken",
+    "CycleIncomplete",
     "DeadlineExceeded",
     "DuplicatePeriod",
     "IntervalsMismatch",

@@ -41,7 +41,8 @@ ALREADY_EXISTS         ``METER_EXISTS``, ``TARIFF_EXISTS``,                the e
                        ``BILL_EXISTS``, ``WITNESS_EXISTS``,
                        ``DUPLICATE_PERIOD``, ``_BATCH``, ``_COSIGNATURE``
 FAILED_PRECONDITION    ``CHAIN_BROKEN``, ``METER_REVOKED``,                the error's
-                       ``PERIOD_NOT_ENDED``, ``PERIOD_CLOSED``
+                       ``PERIOD_NOT_ENDED``, ``PERIOD_CLOSED``,
+                       ``CYCLE_INCOMPLETE``
 UNAVAILABLE            ``STORE_UNAVAILABLE``, ``UNAVAILABLE``              generic
 DEADLINE_EXCEEDED      ``DEADLINE_EXCEEDED``                               generic
 RESOURCE_EXHAUSTED     ``FAILURE_BUDGET_EXHAUSTED``, ``OVERLOADED``         the error's

@@ -10,9 +10,10 @@ process-global one), fed from three places and read at scrape time from a fourth
   ``zkgrid_ledger_appends_total{kind}`` (entries this process appended: reading
   batches, bills, registrations, ...);
 * the proof verifier, through :class:`InstrumentedVerifier` (a
-  :class:`~service.verification.ProofVerifier` whose ``verify``/``verify_bill`` are
-  timed and whose micro-batchers' public ``batch_sizes`` record feeds a histogram):
-  ``zkgrid_verification_seconds{proof}`` (a caller's wait for its proof's verdict,
+  :class:`~service.verification.ProofVerifier` whose ``verify``/``verify_bill``/
+  ``verify_cycle_bill`` are timed and whose shared micro-batchers' public
+  ``batch_sizes`` record feeds a histogram; ``proof`` is ``range``, ``bill`` or
+  ``cycle_bill``): ``zkgrid_verification_seconds{proof}`` (a caller's wait for its proof's verdict,
   micro-batch wait included), ``zkgrid_verification_batch_size{proof}`` and
   ``zkgrid_verifier_restarts_total`` (worker pools started after the first: a worker
   process died);
@@ -190,7 +191,7 @@ class ServiceMetrics:
             "zkgrid_info", "always 1: the build and the ledger served", ["version", "origin",
             "backend"], registry=r,
         )  # fmt: skip
-        for proof in ("range", "bill"):
+        for proof in ("range", "bill", "cycle_bill"):
             self.verification.labels(proof=proof)
             self.batch_sizes.labels(proof=proof)
         ProcessCollector(registry=r)
@@ -251,8 +252,9 @@ class _ObservedSizes(deque[int]):
 
 class InstrumentedVerifier(ProofVerifier):
     """A :class:`~service.verification.ProofVerifier` that reports to ``metrics``: the time
-    each ``verify``/``verify_bill`` caller waits, the micro-batch sizes and the worker pool
-    restarts; and that tells the readiness check whether it can verify (:meth:`state`)."""
+    each ``verify``/``verify_bill``/``verify_cycle_bill`` caller waits, the micro-batch
+    sizes and the worker pool restarts; and that tells the readiness check whether it can
+    verify (:meth:`state`)."""
 
     def __init__(self, metrics: ServiceMetrics, *, processes: int = 0, **kwargs: Any) -> None:
         self._metrics = metrics
@@ -263,8 +265,12 @@ class InstrumentedVerifier(ProofVerifier):
         metrics.verifier_processes.set(processes)
         range_sizes = metrics.batch_sizes.labels(proof="range")
         bill_sizes = metrics.batch_sizes.labels(proof="bill")
+        cycle_sizes = metrics.batch_sizes.labels(proof="cycle_bill")
         self.range_proofs.batch_sizes = _ObservedSizes(self.range_proofs.batch_sizes, range_sizes)
         self.bill_proofs.batch_sizes = _ObservedSizes(self.bill_proofs.batch_sizes, bill_sizes)
+        self.cycle_bill_proofs.batch_sizes = _ObservedSizes(
+            self.cycle_bill_proofs.batch_sizes, cycle_sizes
+        )
 
     def _new_pool(self, processes: int) -> ProcessPoolExecutor | None:  # type: ignore[override]
         # ProofVerifier starts a pool here at construction and again after a worker died.
@@ -289,6 +295,14 @@ class InstrumentedVerifier(ProofVerifier):
             super().verify_bill(*args, **kwargs)
         finally:
             self._metrics.verification.labels(proof="bill").observe(time.monotonic() - started)
+
+    def verify_cycle_bill(self, *args: Any, **kwargs: Any) -> None:
+        started = time.monotonic()
+        try:
+            super().verify_cycle_bill(*args, **kwargs)
+        finally:
+            elapsed = time.monotonic() - started
+            self._metrics.verification.labels(proof="cycle_bill").observe(elapsed)
 
     @property
     def restarts(self) -> int:

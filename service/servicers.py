@@ -15,10 +15,11 @@ from ledger.checkpoint import SignedCheckpoint
 from ledger.cosignature import Cosignature, WitnessRegistration
 from service import codec
 from service.auth import Role, current_caller
-from service.settlement import Settlement
+from service.settlement import Settlement, StatementLine
 from service.storage import EntryNotFound, LedgerStore
 from service.witnesses import Witnesses
 from settlement import convert
+from settlement.records import CycleBill
 from zkgrid.errors import InvalidArgumentError
 from zkgrid.settlement.v1 import (
     bills_pb2,
@@ -237,6 +238,27 @@ class TariffServicer(tariffs_pb2_grpc.TariffServiceServicer):
             receipt=codec.receipt_to_proto(receipt),
         )
 
+    def PublishCycleTariff(
+        self, request: tariffs_pb2.PublishCycleTariffRequest, context: grpc.ServicerContext
+    ) -> tariffs_pb2.PublishTariffResponse:
+        tariff = convert.cycle_tariff_from_bytes(request.cycle_tariff)
+        receipt = self._settlement.publish_cycle_tariff(tariff)
+        return tariffs_pb2.PublishTariffResponse(
+            receipt=codec.receipt_to_proto(receipt), tariff_hash=tariff.tariff_hash()
+        )
+
+    def GetCycleTariff(
+        self, request: tariffs_pb2.GetCycleTariffRequest, context: grpc.ServicerContext
+    ) -> tariffs_pb2.GetCycleTariffResponse:
+        tariff, receipt = self._settlement.get_cycle_tariff(
+            request.meter_id, request.period, as_meter=_as_meter()
+        )
+        return tariffs_pb2.GetCycleTariffResponse(
+            cycle_tariff=convert.cycle_tariff_to_bytes(tariff),
+            tariff_hash=tariff.tariff_hash(),
+            receipt=codec.receipt_to_proto(receipt),
+        )
+
 
 class BillServicer(bills_pb2_grpc.BillServiceServicer):
     """BillService over the settlement domain."""
@@ -251,6 +273,13 @@ class BillServicer(bills_pb2_grpc.BillServiceServicer):
         receipt = self._settlement.submit_bill(bill, as_meter=_as_meter())
         return bills_pb2.SubmitBillResponse(receipt=codec.receipt_to_proto(receipt))
 
+    def SubmitCycleBill(
+        self, request: bills_pb2.SubmitCycleBillRequest, context: grpc.ServicerContext
+    ) -> bills_pb2.SubmitBillResponse:
+        bill = convert.cycle_bill_from_bytes(request.cycle_bill)
+        receipt = self._settlement.submit_cycle_bill(bill, as_meter=_as_meter())
+        return bills_pb2.SubmitBillResponse(receipt=codec.receipt_to_proto(receipt))
+
     def GetStatement(
         self, request: bills_pb2.GetStatementRequest, context: grpc.ServicerContext
     ) -> bills_pb2.GetStatementResponse:
@@ -259,16 +288,23 @@ class BillServicer(bills_pb2_grpc.BillServiceServicer):
         )
         return bills_pb2.GetStatementResponse(
             meter_id=statement.meter_id,
-            lines=[
-                bills_pb2.StatementLine(
-                    bill=convert.bill_to_proto(line.bill),
-                    receipt=codec.receipt_to_proto(line.receipt),
-                    currency=line.currency,
-                )
-                for line in statement.lines
-            ],
+            lines=[_statement_line(line) for line in statement.lines],
             total=statement.total,
         )
+
+
+def _statement_line(line: StatementLine) -> bills_pb2.StatementLine:
+    """A statement line: a day's bill in ``bill``, a cycle bill's bytes in ``cycle_bill``."""
+    receipt = codec.receipt_to_proto(line.receipt)
+    if isinstance(line.bill, CycleBill):
+        return bills_pb2.StatementLine(
+            cycle_bill=convert.cycle_bill_to_bytes(line.bill),
+            receipt=receipt,
+            currency=line.currency,
+        )
+    return bills_pb2.StatementLine(
+        bill=convert.bill_to_proto(line.bill), receipt=receipt, currency=line.currency
+    )
 
 
 def make_settlement(

@@ -19,7 +19,7 @@ the entries it refuses (written behind the service's back) as anomalies.
 
 1. *Outside the lock*, against the projection as it is: the state rules (so most
    bad requests fail fast) and then the cryptographic rules, the ECDSA signature
-   and the range or bill proof (verified in micro-batches by
+   and the range, bill or cycle bill proof (verified in micro-batches by
    :class:`service.verification.ProofVerifier`).
 2. *Under the ledger's write lock* (the ``precondition`` hook of
    :meth:`service.storage.LedgerStore.append_batch`): catch up on entries other
@@ -31,6 +31,14 @@ the entries it refuses (written behind the service's back) as anomalies.
 
 Nothing is appended when a request fails. Resubmitting the identical batch,
 bill or tariff returns the original receipt (idempotent).
+
+Records version 2 (settlement-v1.md, "Records version 2"): a cycle tariff is
+published like a day's tariff (:meth:`Settlement.publish_cycle_tariff`); a cycle
+bill (:meth:`Settlement.submit_cycle_bill`) passes the state rules (R4..R6,
+R18..R22), then its circuit proof is built against the ledger's batches of the
+cycle and the cycle tariff (:func:`settlement.cycle_bills.cycle_bill_statement`)
+and verified in the verifier's cycle bills' lane, and it is appended like a day's
+bill. A statement lists it once, as the bill of every period of its cycle.
 """
 
 from __future__ import annotations
@@ -46,12 +54,14 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection
 
+from circuits.r1cs import R1CSStatement
 from ledger.checkpoint import CheckpointVerifier, SignedCheckpoint
 from ledger.entries import Entry, EntryKind
 from ledger.inclusion import verify_entry_inclusion
 from service.errors import (
     BillExists,
     ChainBroken,
+    CycleIncomplete,
     DuplicatePeriod,
     IntervalsMismatch,
     InvalidRequest,
@@ -69,10 +79,13 @@ from service.errors import (
 from service.storage import LedgerStore, StoredEntry
 from service.verification import ProofVerifier, RangeJob, parse_commitments
 from settlement import rules
+from settlement.cycle_bills import cycle_bill_statement
 from settlement.periods import check_submission_window, validate_period
 from settlement.records import (
     RANGE_PROOF_BITS,
     Bill,
+    CycleBill,
+    CycleTariff,
     MeterRegistration,
     MeterRevocation,
     ReadingBatch,
@@ -167,13 +180,22 @@ class MeterInfo:
 
 @dataclass(frozen=True, slots=True)
 class StatementLine:
-    bill: Bill
+    """One bill of a statement: a day's :class:`Bill` or a :class:`CycleBill` (the bill of
+    every period of its cycle), the currency of its tariff and its receipt."""
+
+    bill: Bill | CycleBill
     currency: str
     receipt: Receipt
 
     @property
     def period(self) -> str:
-        return self.bill.period
+        """The bill's period (a cycle bill's first period)."""
+        return self.bill.period if isinstance(self.bill, Bill) else self.bill.first_period
+
+    @property
+    def periods(self) -> tuple[str, ...]:
+        """The periods the bill covers, in order."""
+        return (self.bill.period,) if isinstance(self.bill, Bill) else self.bill.periods
 
     @property
     def total(self) -> int:
@@ -182,7 +204,8 @@ class StatementLine:
 
 @dataclass(frozen=True, slots=True)
 class Statement:
-    """A meter's bills (one line per period, by period) and their sum (micro-currency)."""
+    """A meter's bills (one line per bill, by period: a cycle bill once, at its first
+    period) and their sum (micro-currency; meaningful when the lines share a currency)."""
 
     meter_id: str
     lines: tuple[StatementLine, ...]
@@ -205,6 +228,7 @@ _REFUSALS: dict[str, type[SettlementError]] = {
     rules.BILL_EXISTS: BillExists,
     rules.UNKNOWN_BATCH: UnknownBatch,
     rules.UNKNOWN_TARIFF: UnknownTariff,
+    rules.CYCLE_INCOMPLETE: CycleIncomplete,
 }
 
 
@@ -216,8 +240,13 @@ class _Projection:
     def __init__(self) -> None:
         self.applied = 0
         self.ledger = LedgerState()
-        #: (meter id, period) -> the bill (statements list them).
-        self.bills: dict[tuple[str, str], Bill] = {}
+        #: Ledger index -> the bill appended there, a day's or a cycle's (statements list
+        #: them; the meter's ``bills`` name the index of each period's bill).
+        self.bills: dict[int, Bill | CycleBill] = {}
+        #: Period -> the tariff hashes of the cycle tariffs whose cycle contains it.
+        self.cycle_tariffs_on: dict[str, list[bytes]] = {}
+        #: Meter id -> the tariff hashes of the cycle tariffs that list it.
+        self.plans_listing: dict[str, list[bytes]] = {}
         #: (index, reason) of each entry the rules refused, in log order.
         self.anomalies: list[tuple[int, str]] = []
 
@@ -236,8 +265,32 @@ class _Projection:
         refusal = rules.step(self.ledger, record, ref)
         if refusal is not None:
             self.anomalies.append((ref.index, refusal.reason))
-        elif isinstance(record, Bill):
-            self.bills[(record.meter_id, record.period)] = record
+        elif isinstance(record, Bill | CycleBill):
+            self.bills[ref.index] = record
+        elif isinstance(record, CycleTariff):
+            for period in record.periods:
+                self.cycle_tariffs_on.setdefault(period, []).append(ref.digest)
+            for meter_id in record.meters:
+                self.plans_listing.setdefault(meter_id, []).append(ref.digest)
+
+    def cycle_tariff_of(self, meter_id: str, period: str) -> tuple[CycleTariff, Ref] | None:
+        """The cycle tariff that applies to ``meter_id`` on ``period`` (R21): the plan
+        listing the meter whose cycle contains the period, else the default plan whose
+        cycle contains it, unless a plan of a cycle overlapping the default's lists the
+        meter (then none applies there). R17 leaves at most one candidate of each."""
+        default: tuple[CycleTariff, Ref] | None = None
+        for digest in self.cycle_tariffs_on.get(period, ()):
+            found = self.ledger.cycle_tariffs[digest]
+            if found[0].lists(meter_id):
+                return found
+            if found[0].is_default:
+                default = found
+        if default is None:
+            return None
+        for digest in self.plans_listing.get(meter_id, ()):
+            if self.ledger.cycle_tariffs[digest][0].overlaps(default[0]):
+                return None
+        return default
 
     def _advance(self, index: int) -> None:
         if index != self.applied:
@@ -771,6 +824,34 @@ class Settlement:
         tariff, ref = found
         return tariff, self._receipt(ref.index, ref.leaf_hash)
 
+    def publish_cycle_tariff(self, tariff: CycleTariff) -> Receipt:
+        """Append a tariff plan's cycle tariff (records version 2); the identical one returns
+        its original receipt, one overlapping a published plan of the same name, a listed
+        meter or the default plan is ``TARIFF_EXISTS`` (R16, R17)."""
+        self._record(tariff, CycleTariff, "cycle tariff")
+        payload = tariff.encode()
+        digest, original = self._checked(tariff, payload)
+        if original is not None:
+            return self._receipt(original.index, original.leaf_hash)
+        return self._append_checked(tariff, payload, digest)
+
+    def get_cycle_tariff(
+        self, meter_id: str, period: str, *, as_meter: str | None = None
+    ) -> tuple[CycleTariff, Receipt]:
+        """The cycle tariff that applies to ``meter_id`` on ``period`` (the plan listing the
+        meter, else the default plan: R21) and its receipt; ``UNKNOWN_TARIFF`` if none. The
+        meter need not be registered (a plan may list a meter before it is)."""
+        self._validate_id(meter_id)
+        self._validate_period(period)
+        self._acting_as(as_meter, meter_id)
+        self.catch_up()
+        with self._lock:
+            found = self._state.cycle_tariff_of(meter_id, period)
+        if found is None:
+            raise UnknownTariff(f"no cycle tariff applies to meter {meter_id!r} on {period}")
+        tariff, ref = found
+        return tariff, self._receipt(ref.index, ref.leaf_hash)
+
     # ------------------------------------------------------------------ bills
 
     def bill_claim(self, bill: Bill, batch: ReadingBatch, tariff: Tariff) -> LinearCombinationClaim:
@@ -822,10 +903,58 @@ class Settlement:
             bill, prepared.payload, prepared.digest, group_key=bill.meter_id
         )
 
+    # ------------------------------------------------------------------ cycle bills
+
+    def _prepare_cycle_bill(
+        self, bill: object, as_meter: str | None
+    ) -> _PreparedCycleBill | Receipt:
+        """A cycle bill's checks up to its proof: the record, the caller, the state rules
+        (R4..R6, R18..R22); the original receipt of an identical bill; the statement its
+        proof makes, over the ledger's batches of the cycle and the cycle tariff."""
+        if not isinstance(bill, CycleBill):
+            raise InvalidRequest("cycle bill must be a CycleBill")
+        self._acting_as(as_meter, bill.meter_id)
+        payload = bill.encode()
+        digest, original = self._checked(bill, payload)
+        if original is not None:
+            return self._receipt(original.index, original.leaf_hash)
+        with self._lock:  # the rules held: every batch and the tariff are in the projection
+            meter = self._meter(bill.meter_id)
+            indices = [meter.batches[period].index for period in bill.periods]
+            tariff = self._state.ledger.cycle_tariffs[bill.tariff_hash][0]
+        batches = [self._load_batch(index) for index in indices]
+        try:  # the circuit over the ledger's commitments, the tariff and the bill's total
+            statement = cycle_bill_statement(bill, tariff, batches)
+        except ProofFormatError as exc:
+            raise ProofMalformed(f"cycle bill proof: {exc}") from None
+        return _PreparedCycleBill(bill, payload, digest, statement)
+
+    def submit_cycle_bill(self, bill: CycleBill, *, as_meter: str | None = None) -> Receipt:
+        """Verify a cycle bill (records version 2) against the ledger's batches of its cycle
+        and its cycle tariff, and append it.
+
+        Refusals, in order: ``PERMISSION_DENIED`` (another meter's bill), the state rules
+        (``UNKNOWN_METER``, ``METER_REVOKED``, ``BILL_EXISTS``, ``CYCLE_INCOMPLETE``,
+        ``UNKNOWN_BATCH``, ``UNKNOWN_TARIFF``, ``INTERVALS_MISMATCH``), then the circuit
+        proof (``PROOF_MALFORMED``, ``PROOF_INVALID``). The identical bill returns its
+        original receipt.
+        """
+        prepared = self._prepare_cycle_bill(bill, as_meter)
+        if isinstance(prepared, Receipt):
+            return prepared
+        cycle_bill = prepared.bill
+        self._verifier.verify_cycle_bill(prepared.statement, caller=cycle_bill.meter_id)
+        return self._append_checked(
+            cycle_bill, prepared.payload, prepared.digest, group_key=cycle_bill.meter_id
+        )
+
+    # ------------------------------------------------------------------ statements
+
     def get_statement(
         self, meter_id: str, period: str | None = None, *, as_meter: str | None = None
     ) -> Statement:
-        """The meter's bills (all, or the one of ``period``) with receipts, by period."""
+        """The meter's bills with receipts, by period: all of them (a cycle bill once), or
+        the one of ``period`` (a cycle bill whose cycle contains it)."""
         self._validate_id(meter_id)
         if period is not None:
             self._validate_period(period)
@@ -833,16 +962,28 @@ class Settlement:
         self.catch_up()
         with self._lock:
             meter = self._meter(meter_id)
-            found = sorted(
-                (p, ref) for p, ref in meter.bills.items() if period is None or p == period
-            )
-            bills = [(self._state.bills[(meter_id, p)], ref) for p, ref in found]
-            currencies = {p: self._state.ledger.tariffs[p][0].currency for p, _ in found}
-        lines = tuple(
-            StatementLine(bill, currencies[bill.period], self._receipt(ref.index, ref.leaf_hash))
-            for bill, ref in bills
+            if period is None:
+                refs = list({ref.index: ref for ref in meter.bills.values()}.values())
+            else:
+                ref = meter.bills.get(period)
+                refs = [] if ref is None else [ref]
+            found = [(self._state.bills[ref.index], ref) for ref in refs]
+            billed = [(bill, self._currency(bill), ref) for bill, ref in found]
+        lines = sorted(
+            (
+                StatementLine(bill, currency, self._receipt(ref.index, ref.leaf_hash))
+                for bill, currency, ref in billed
+            ),
+            key=lambda line: line.period,
         )
-        return Statement(meter_id, lines, sum(line.total for line in lines))
+        return Statement(meter_id, tuple(lines), sum(line.total for line in lines))
+
+    def _currency(self, bill: Bill | CycleBill) -> str:
+        """(projection lock held) The currency of the bill's tariff."""
+        ledger = self._state.ledger
+        if isinstance(bill, Bill):
+            return ledger.tariffs[bill.period][0].currency
+        return ledger.cycle_tariffs[bill.tariff_hash][0].currency
 
     # ------------------------------------------------------------------ bulk
 
@@ -885,3 +1026,13 @@ class _PreparedBill:
     payload: bytes
     digest: bytes
     claim: LinearCombinationClaim
+
+
+@dataclass(frozen=True, slots=True)
+class _PreparedCycleBill:
+    """A cycle bill whose checks passed up to its proof: its bytes, digest and statement."""
+
+    bill: CycleBill
+    payload: bytes
+    digest: bytes
+    statement: R1CSStatement

@@ -4,10 +4,33 @@ Callers (gRPC worker threads) hand over one item each and block on a future.
 Background threads collect up to ``max_batch`` items, or whatever arrived
 within ``max_wait_s`` of the first one, and check them together: one weighted
 multi-scalar multiplication per batch (:meth:`zkp.rangeproof.RangeProof.verify_batch`,
-:meth:`zkp.sigma.LinearCombinationProof.verify_batch`). When a batch fails the
-bad items are found (``find_invalid`` of either proof type: one batch check, then
+:meth:`zkp.sigma.LinearCombinationProof.verify_batch`,
+:meth:`circuits.r1cs.R1CSStatement.verify_batch`). When a batch fails the
+bad items are found (``find_invalid`` of each proof type: one batch check, then
 bisection, :mod:`zkp.batch`) and only their
 futures fail, with :class:`~service.errors.ProofInvalid`; the others succeed.
+
+**Cycle bills' circuit proofs** (records version 2) have their own lanes, because they
+differ from the others in size by orders of magnitude: a 3-day bill of 60-minute
+intervals is a circuit of a few thousand gates (tens of milliseconds), a 31-day
+demand bill of 15-minute intervals about 100,000 (seconds), and a verifier's circuit
+holds its constraints in memory (about 170 bytes per gate; its prepared form, during
+the check, about 220 more). So
+
+* they never share a batch with range or bill proofs: a big circuit cannot hold up
+  the proofs of readings and day bills, which go on in their own lanes as before (the
+  lanes share the CPU, no queue; the circuit msm, like the others, runs natively with
+  the GIL released, and the Python part of a circuit check, transcript replay and
+  flattening, is about 5% of it);
+* their lane counts **gates, not proofs** (:class:`MicroBatcher` ``weight``:
+  :func:`cycle_bill_weight`, gates plus committed inputs): a batch holds up to
+  :data:`CYCLE_MAX_BATCH_WEIGHT` (two of the largest circuits, or a hundred 3-day
+  bills; a circuit larger than that is checked alone), so a small bill waits behind
+  at most one such batch, and the queue holds up to :data:`CYCLE_MAX_PENDING_WEIGHT`
+  (about 200 MB of circuits) before it sheds (``OVERLOADED``, with the expected wait
+  from the recent seconds per gate);
+* a caller has one proof in flight in the shared lanes and a suspect's go alone, one
+  at a time, a fifth of the time, as for every proof (:meth:`ProofVerifier._guarded`).
 
 **Range proofs** arrive as bytes (:class:`RangeJob`: the proof, the commitment
 encodings, the bit width, the context). With ``processes`` > 0 whole batches
@@ -40,6 +63,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Generic, NamedTuple, TypeVar
 
+from circuits.r1cs import R1CSStatement
 from service.deadlines import remaining_s
 from service.errors import (
     DeadlineExceeded,
@@ -58,13 +82,17 @@ from zkp.rangeproof import RangeProof, RangeProofStatement
 from zkp.sigma import LinearCombinationClaim, LinearCombinationProof
 
 __all__ = [
+    "CYCLE_MAX_BATCH_WEIGHT",
+    "CYCLE_MAX_PENDING_WEIGHT",
     "DEFAULT_MAX_BATCH",
     "DEFAULT_MAX_PENDING",
     "DEFAULT_MAX_WAIT_S",
+    "SUSPECT_CYCLE_MAX_PENDING_WEIGHT",
     "MicroBatcher",
     "ProofVerifier",
     "RangeJob",
     "check_range_jobs",
+    "cycle_bill_weight",
     "parse_commitments",
 ]
 
@@ -94,6 +122,16 @@ MAX_SUSPECTS = 10_000
 SUSPECT_SHARE = 0.2
 #: Suspects' proofs queued at most (beyond, a suspect's request is shed: ``OVERLOADED``).
 SUSPECT_MAX_PENDING = 64
+#: The cycle bills' lane counts weight (:func:`cycle_bill_weight`: gates plus committed
+#: inputs), not proofs. A batch holds at most this much (a heavier circuit alone): two of
+#: the largest circuits (2^17 gates), about a hundred 3-day bills of 60-minute intervals.
+CYCLE_MAX_BATCH_WEIGHT = 1 << 18
+#: Weight queued in the cycle bills' lane at most (beyond, a request is shed): about eight
+#: of the largest circuits, some 200 MB of constraints held while they wait.
+CYCLE_MAX_PENDING_WEIGHT = 1 << 20
+#: Weight queued in the suspects' cycle bill lane at most (one of the largest circuits).
+SUSPECT_CYCLE_MAX_PENDING_WEIGHT = 1 << 18
+
 
 class RangeJob(NamedTuple):
     """A range-proof statement as bytes, as it arrived (parsed where it is verified)."""
@@ -210,6 +248,8 @@ def _warm_up() -> None:
 class _Job(Generic[_T]):
     item: _T
     future: Future[None]
+    #: The item's weight (1 unless the batcher weighs its items).
+    units: int = 1
 
 
 _STOP = object()
@@ -232,6 +272,13 @@ class MicroBatcher(Generic[_T]):
     dropped unchecked. ``share`` < 1 caps the share of time this batcher's
     threads spend checking: after a batch that took ``t`` seconds, the thread
     rests ``t * (1 - share) / share``.
+
+    ``weight``: when given, items are counted by ``weight(item)`` (at least 1) instead
+    of one each: ``max_batch`` and ``max_pending`` bound the weight of a batch and of
+    the queue (an item heavier than ``max_batch`` is checked alone; one heavier than
+    ``max_pending`` is taken only into an empty queue), :attr:`pending` is the weight
+    queued and the expected wait is measured per unit of weight. For proofs whose cost
+    varies widely (circuits: weight = gates).
     """
 
     def __init__(
@@ -244,6 +291,7 @@ class MicroBatcher(Generic[_T]):
         threads: int = 1,
         max_pending: int = DEFAULT_MAX_PENDING,
         share: float = 1.0,
+        weight: Callable[[_T], int] | None = None,
     ) -> None:
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise InvalidRequest("max_batch must be a positive integer")
@@ -261,11 +309,13 @@ class MicroBatcher(Generic[_T]):
         self._max_wait_s = float(max_wait_s)
         self._max_pending = max_pending
         self._share = float(share)
+        self._weight = weight
         self._queue: queue.SimpleQueue[_Job[_T] | object] = queue.SimpleQueue()
         self._closed = False
         self._close_lock = threading.Lock()  # also guards the counters below
         self._pending = 0
-        #: Recent seconds of checking per item (an exponential average; 0 until measured).
+        #: Recent seconds of checking per item, or per unit of weight (an exponential
+        #: average; 0 until measured).
         self._per_item_s = 0.0
         #: Submissions shed (``OVERLOADED``) and items dropped because nobody waited.
         self.shed = 0
@@ -281,8 +331,13 @@ class MicroBatcher(Generic[_T]):
 
     @property
     def pending(self) -> int:
-        """Items queued and not yet taken for checking."""
+        """Items (or their weight) queued and not yet taken for checking."""
         return self._pending
+
+    def _units(self, item: _T) -> int:
+        if self._weight is None:
+            return 1
+        return max(1, int(self._weight(item)))
 
     def expected_wait_s(self) -> float:
         """How long a new item would wait, from the queue and the recent pace."""
@@ -301,21 +356,21 @@ class MicroBatcher(Generic[_T]):
         (:class:`Overloaded`) if the queue is full or its expected wait is longer.
         """
         future: Future[None] = Future()
+        units = self._units(item)
         with self._close_lock:
             if self._closed:
                 raise VerifierClosed(f"the {self._name} verifier is closed")
             wait = self._expected_wait_s()
-            if self._pending >= self._max_pending or (
-                deadline_s is not None and wait > deadline_s
-            ):
+            full = self._pending > 0 and self._pending + units > self._max_pending
+            if full or (deadline_s is not None and wait > deadline_s):
                 self.shed += 1
                 raise Overloaded(
                     f"the {self._name} verifier is overloaded ({self._pending} queued);"
                     f" retry in about {max(1, round(wait))} s",
                     max(1.0, wait),
                 )
-            self._pending += 1
-            self._queue.put(_Job(item, future))
+            self._pending += units
+            self._queue.put(_Job(item, future, units))
         return future
 
     def verify(self, item: _T, timeout: float | None = None) -> None:
@@ -349,10 +404,13 @@ class MicroBatcher(Generic[_T]):
 
     # ------------------------------------------------------------------ the threads
 
-    def _collect(self, first: _Job[_T]) -> tuple[list[_Job[_T]], bool]:
+    def _collect(self, first: _Job[_T]) -> tuple[list[_Job[_T]], _Job[_T] | None, bool]:
+        """A batch from ``first`` on: the jobs, the job taken that did not fit (the first of
+        this thread's next batch) and whether a stop was seen."""
         jobs = [first]
+        units = first.units
         deadline = time.monotonic() + self._max_wait_s
-        while len(jobs) < self._max_batch:
+        while units < self._max_batch:
             remaining = deadline - time.monotonic()
             try:
                 nxt = (
@@ -363,21 +421,31 @@ class MicroBatcher(Generic[_T]):
             except queue.Empty:
                 break
             if nxt is _STOP:
-                return jobs, True
-            jobs.append(nxt)  # type: ignore[arg-type]  # only jobs and _STOP are queued
-        return jobs, False
+                return jobs, None, True
+            job: _Job[_T] = nxt  # type: ignore[assignment]  # only jobs and _STOP are queued
+            if units + job.units > self._max_batch:
+                return jobs, job, False
+            jobs.append(job)
+            units += job.units
+        return jobs, None, False
 
     def _run(self) -> None:
         stopping = False
+        carried: _Job[_T] | None = None
         while not stopping:
-            first = self._queue.get()
-            if first is _STOP:
-                break
-            jobs, stopping = self._collect(first)  # type: ignore[arg-type]  # a _Job
+            if carried is None:
+                got = self._queue.get()
+                if got is _STOP:
+                    break
+                first: _Job[_T] = got  # type: ignore[assignment]  # a _Job
+            else:
+                first, carried = carried, None
+            jobs, carried, stopping = self._collect(first)
             took = self._process(jobs)
             if self._share < 1.0 and took > 0 and not stopping:
                 time.sleep(took * (1.0 - self._share) / self._share)
-        # Drain anything queued before close (submit refuses after the _STOPs are queued).
+        # Drain anything queued before close (submit refuses after the _STOPs are queued; a
+        # job carried over is always checked first, so none is left here).
         leftovers: list[_Job[_T]] = []
         while True:
             try:
@@ -386,14 +454,27 @@ class MicroBatcher(Generic[_T]):
                 break
             if job is not _STOP:
                 leftovers.append(job)  # type: ignore[arg-type]
-        for start in range(0, len(leftovers), self._max_batch):
-            self._process(leftovers[start : start + self._max_batch])
+        for batch in self._batches(leftovers):
+            self._process(batch)
+
+    def _batches(self, jobs: list[_Job[_T]]) -> list[list[_Job[_T]]]:
+        """``jobs`` in order, cut into batches of at most ``max_batch`` (one job at least)."""
+        out: list[list[_Job[_T]]] = []
+        units = 0
+        for job in jobs:
+            if out and units + job.units <= self._max_batch:
+                out[-1].append(job)
+                units += job.units
+            else:
+                out.append([job])
+                units = job.units
+        return out
 
     def _process(self, jobs: list[_Job[_T]]) -> float:
         """Check ``jobs`` (those still awaited); return the seconds it took."""
         live = [job for job in jobs if job.future.set_running_or_notify_cancel()]
         with self._close_lock:
-            self._pending -= len(jobs)
+            self._pending -= sum(job.units for job in jobs)
             self.dropped += len(jobs) - len(live)
         if not live:
             return 0.0
@@ -414,7 +495,7 @@ class MicroBatcher(Generic[_T]):
             return time.monotonic() - started
         took = time.monotonic() - started
         with self._close_lock:
-            per_item = took / len(live)
+            per_item = took / sum(job.units for job in live)
             self._per_item_s = (
                 per_item if self._per_item_s == 0 else 0.8 * self._per_item_s + 0.2 * per_item
             )
@@ -434,15 +515,34 @@ def _check_bills(items: Sequence[LinearCombinationClaim]) -> list[Outcome]:
     ]
 
 
+def _check_cycle_bills(items: Sequence[R1CSStatement]) -> list[Outcome]:
+    """One (C11) check; the bad circuit proofs named by (B3') or bisection when it fails
+    (a proof whose shape does not fit its circuit is named without a group operation)."""
+    bad = set(R1CSStatement.find_invalid(items))
+    return [
+        ProofInvalid("cycle bill proof does not verify") if i in bad else None
+        for i in range(len(items))
+    ]
+
+
+def cycle_bill_weight(statement: R1CSStatement) -> int:
+    """A circuit proof's weight in the cycle bills' lane: its multiplication gates plus its
+    committed inputs (what its check costs and its circuit holds, both about linear)."""
+    return statement.circuit.gates + statement.circuit.inputs
+
+
 class ProofVerifier:
-    """Micro-batched verification of range proofs (readings) and bill proofs.
+    """Micro-batched verification of range proofs (readings), bill proofs and cycle bill
+    proofs (circuits).
 
     Thread-safe. Use as a context manager or call :meth:`close`.
 
     ``processes`` > 0: range-proof batches are parsed and verified in that many
     ``spawn`` worker processes, one batch per process at a time; 0: on a thread
     of this process. Bill proofs (a few points each) are verified on a thread
-    here.
+    here, and so are cycle bill proofs, in their own lane weighed by gates (module
+    docstring): the request thread builds the circuit (it needs the ledger's batches
+    and tariff), and its msm runs natively with the GIL released.
     """
 
     def __init__(
@@ -486,6 +586,23 @@ class ProofVerifier:
             max_wait_s=0,
             max_pending=SUSPECT_MAX_PENDING,
             share=SUSPECT_SHARE,
+        )
+        self.cycle_bill_proofs: MicroBatcher[R1CSStatement] = MicroBatcher(
+            "cycle bill proof",
+            _check_cycle_bills,
+            max_batch=CYCLE_MAX_BATCH_WEIGHT,
+            max_wait_s=max_wait_s,
+            max_pending=CYCLE_MAX_PENDING_WEIGHT,
+            weight=cycle_bill_weight,
+        )
+        self.suspect_cycle_bill_proofs: MicroBatcher[R1CSStatement] = MicroBatcher(
+            "suspect's cycle bill proof",
+            _check_cycle_bills,
+            max_batch=1,
+            max_wait_s=0,
+            max_pending=SUSPECT_CYCLE_MAX_PENDING_WEIGHT,
+            share=SUSPECT_SHARE,
+            weight=cycle_bill_weight,
         )
         self._suspects: OrderedDict[str, float] = OrderedDict()  # caller -> last failure
         #: Proofs of each caller being verified now (bounded: see :meth:`_lane`).
@@ -562,13 +679,20 @@ class ProofVerifier:
                 else:
                     del self._in_flight[caller]
 
-    def lanes(self) -> tuple[MicroBatcher[RangeJob] | MicroBatcher[LinearCombinationClaim], ...]:
+    def lanes(
+        self,
+    ) -> tuple[
+        MicroBatcher[RangeJob] | MicroBatcher[LinearCombinationClaim] | MicroBatcher[R1CSStatement],
+        ...,
+    ]:
         """Every micro-batcher (for statistics and shutdown)."""
         return (
             self.range_proofs,
             self.bill_proofs,
+            self.cycle_bill_proofs,
             self.suspect_range_proofs,
             self.suspect_bill_proofs,
+            self.suspect_cycle_bill_proofs,
         )
 
     def _check_range_batch(self, jobs: Sequence[RangeJob]) -> list[Outcome]:
@@ -622,6 +746,20 @@ class ProofVerifier:
     ) -> None:
         """Verify one bill proof: batched with concurrent callers, or alone for a suspect."""
         self._guarded(caller, self.bill_proofs, self.suspect_bill_proofs, claim, timeout)
+
+    def verify_cycle_bill(
+        self,
+        statement: R1CSStatement,
+        timeout: float | None = None,
+        *,
+        caller: str | None = None,
+    ) -> None:
+        """Verify one cycle bill's circuit proof (its statement built by
+        :func:`settlement.cycle_bills.cycle_bill_statement`): batched by weight with
+        concurrent callers' in the cycle bills' lane, or alone for a suspect."""
+        self._guarded(
+            caller, self.cycle_bill_proofs, self.suspect_cycle_bill_proofs, statement, timeout
+        )
 
     def close(self) -> None:
         for lane in self.lanes():

@@ -10,13 +10,27 @@ Decoding builds the record dataclass, whose constructor validates every field
 and raises ``RecordFormatError`` (reason ``RECORD_MALFORMED`` → INVALID_ARGUMENT
 on the service); a missing sub-message decodes as its empty default and is
 refused the same way.
+
+Records version 2 (``CycleTariff``, ``CycleBill``) travel as their canonical bytes
+(``bytes cycle_tariff``, ``bytes cycle_bill``): decoded strictly, and a field that
+holds a record of another version (a day's ``Tariff`` or ``Bill``) is
+``RecordFormatError`` too.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from settlement.records import Bill, MeterRegistration, ReadingBatch, Tariff
+from settlement.records import (
+    CYCLE_RECORD_VERSION,
+    Bill,
+    CycleBill,
+    CycleTariff,
+    MeterRegistration,
+    ReadingBatch,
+    RecordFormatError,
+    Tariff,
+)
 from zkgrid.settlement.v1 import bills_pb2, meters_pb2, readings_pb2, tariffs_pb2, witness_pb2
 
 if TYPE_CHECKING:  # pragma: no cover - ledger.cosignature is imported where it is used
@@ -25,6 +39,10 @@ if TYPE_CHECKING:  # pragma: no cover - ledger.cosignature is imported where it 
 __all__ = [
     "bill_from_proto",
     "bill_to_proto",
+    "cycle_bill_from_bytes",
+    "cycle_bill_to_bytes",
+    "cycle_tariff_from_bytes",
+    "cycle_tariff_to_bytes",
     "reading_batch_from_proto",
     "reading_batch_to_proto",
     "registration_from_proto",
@@ -122,6 +140,38 @@ def bill_to_proto(rec: Bill) -> bills_pb2.Bill:
         total=rec.total,
         proof=rec.proof,
     )
+
+
+def _version_2(data: bytes, what: str) -> bytes:
+    """``data`` as bytes, if it starts with record version 2 (else RecordFormatError)."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise RecordFormatError(f"{what} must be bytes")
+    raw = bytes(data)
+    if not raw:
+        raise RecordFormatError(f"{what} is empty")
+    if raw[0] != CYCLE_RECORD_VERSION:
+        raise RecordFormatError(
+            f"{what} must be a record of version {CYCLE_RECORD_VERSION}; it has version {raw[0]}"
+        )
+    return raw
+
+
+def cycle_tariff_from_bytes(data: bytes) -> CycleTariff:
+    """A ``cycle_tariff`` field: a :class:`CycleTariff`'s canonical bytes, decoded strictly."""
+    return CycleTariff.decode(_version_2(data, "cycle_tariff"))
+
+
+def cycle_tariff_to_bytes(rec: CycleTariff) -> bytes:
+    return rec.encode()
+
+
+def cycle_bill_from_bytes(data: bytes) -> CycleBill:
+    """A ``cycle_bill`` field: a :class:`CycleBill`'s canonical bytes, decoded strictly."""
+    return CycleBill.decode(_version_2(data, "cycle_bill"))
+
+
+def cycle_bill_to_bytes(rec: CycleBill) -> bytes:
+    return rec.encode()
 
 
 def witness_from_proto(msg: witness_pb2.Witness) -> WitnessRegistration:

@@ -46,9 +46,11 @@ from service.server import build_server, server_info
 from service.settlement import Settlement
 from service.storage import open_store
 from settlement import convert
-from settlement.records import Bill, MeterRegistration, ReadingBatch, Tariff
+from settlement.cycle_bills import prove_cycle_bill
+from settlement.records import Bill, CycleTariff, MeterRegistration, ReadingBatch, Tariff
 from tests.property.fuzz_support import (
     METER_ID,
+    MINUTES,
     PERIOD,
     fuzz_bytes,
     fuzz_settings,
@@ -64,6 +66,8 @@ from zkgrid.settlement.v1 import (
     tariffs_pb2,
     witness_pb2,
 )
+from zkp.drbg import SeededScalars
+from zkp.rangeproof import RangeProof
 
 _FILES = (bills_pb2, ledger_pb2, meters_pb2, readings_pb2, tariffs_pb2, witness_pb2)
 _WIRE_VARINT, _WIRE_LEN, _WIRE_START_GROUP, _WIRE_END_GROUP = 0, 2, 3, 4
@@ -219,19 +223,41 @@ def _request(name: str, **fields: Any) -> Message:
     return _method(name).request_type(**fields)
 
 
+def _cycle_material(batch: ReadingBatch) -> tuple[CycleTariff, bytes]:
+    """A one-day cycle tariff (tiers, demand) of the fuzz meter's period and the meter's
+    real cycle bill of it (the batch's openings, as fuzz_support made them)."""
+    t = 1440 // MINUTES
+    cycle = CycleTariff(
+        plan="fuzz-plan", meters=(), first_period=PERIOD, last_period=PERIOD,
+        interval_minutes=MINUTES, currency="EUR", fixed_charge=5_000,
+        import_price=tuple(100 + 10 * i for i in range(t)), export_credit=(20,) * t,
+        tiers=((0, 50), (10_000, 80)), demand_charge=8_000,
+    )  # fmt: skip
+    values = [(1_000 + 37 * i) % 5_000 for i in range(2 * t)]  # as fuzz_support.records
+    bundle = RangeProof.prove(
+        values, 32, context=batch.proof_context(), rng=SeededScalars(b"fuzz/batch")
+    )
+    assert [c.to_bytes() for c in bundle.commitments] == list(batch.commitments)
+    bill = prove_cycle_bill(METER_ID, cycle, [batch], [(values, list(bundle.blindings))])
+    return cycle, bill.encode()
+
+
 def _populate(server: Server) -> None:
-    """A meter, a tariff, the meter's batch and a witness on the ledger, through the API;
-    and a valid request of every method (the bill is not submitted: its seed goes deep)."""
+    """A meter, a tariff, a cycle tariff, the meter's batch and a witness on the ledger,
+    through the API; and a valid request of every method (the bills are not submitted:
+    their seeds go deep)."""
     [registration] = [r for r in records() if isinstance(r, MeterRegistration)]
     [tariff] = [r for r in records() if isinstance(r, Tariff)]
     [batch] = [r for r in records() if isinstance(r, ReadingBatch)]
     [bill] = [r for r in records() if isinstance(r, Bill)]
+    cycle_tariff, cycle_bill = _cycle_material(batch)
     witness, _, _, _ = witness_material()
     seeds = {
         "RegisterMeter": _request(
             "RegisterMeter", registration=convert.registration_to_proto(registration)
         ),
         "PublishTariff": _request("PublishTariff", tariff=convert.tariff_to_proto(tariff)),
+        "PublishCycleTariff": _request("PublishCycleTariff", cycle_tariff=cycle_tariff.encode()),
         "SubmitReadings": _request("SubmitReadings", batch=convert.reading_batch_to_proto(batch)),
         "RegisterWitness": _request("RegisterWitness", registration=witness.encode()),
     }
@@ -253,6 +279,8 @@ def _populate(server: Server) -> None:
         "GetTariff": _request("GetTariff", period=PERIOD),
         "SubmitBill": _request("SubmitBill", bill=convert.bill_to_proto(bill)),
         "GetStatement": _request("GetStatement", meter_id=METER_ID, period=PERIOD),
+        "GetCycleTariff": _request("GetCycleTariff", meter_id=METER_ID, period=PERIOD),
+        "SubmitCycleBill": _request("SubmitCycleBill", cycle_bill=cycle_bill),
         "GetCheckpoint": _request("GetCheckpoint", tree_size=size),
         "StreamEntries": _request("StreamEntries", start_index=0, end_index=size),
         "GetInclusionProof": _request("GetInclusionProof", leaf_index=1, tree_size=size),

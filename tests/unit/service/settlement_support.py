@@ -1,5 +1,6 @@
 """Test support for the settlement domain: a simulated meter (it alone knows readings and
-blindings) and tariffs. Not a test module."""
+blindings), tariffs and cycle tariffs, and the meter's real proofs of day and cycle bills.
+Not a test module."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ from dataclasses import dataclass, field
 from ledger.checkpoint import CheckpointSigner
 from service.settlement import Settlement
 from service.storage import LedgerStore, open_store
+from settlement.cycle_bills import prove_cycle_bill
+from settlement.periods import cycle_periods
 from settlement.records import (
     ZERO_HASH,
     Bill,
+    CycleBill,
+    CycleTariff,
     MeterKey,
     MeterRegistration,
     ReadingBatch,
@@ -127,6 +132,21 @@ class SimMeter:
         values = self.openings[period].values
         return tariff.bill_total(values[0::2], values[1::2])
 
+    def cycle_bill(self, tariff: CycleTariff) -> CycleBill:
+        """The meter's proven bill of ``tariff``'s cycle (its batches and openings: real)."""
+        periods = tariff.periods
+        return prove_cycle_bill(
+            self.meter_id,
+            tariff,
+            [self.batches[p] for p in periods],
+            [(self.openings[p].values, self.openings[p].blindings) for p in periods],
+        )
+
+    def plaintext_cycle_bill(self, tariff: CycleTariff) -> int:
+        """The cycle's bill computed in plain integers from the readings."""
+        values = [self.openings[p].values for p in tariff.periods]
+        return tariff.bill_breakdown([v[0::2] for v in values], [v[1::2] for v in values]).total
+
 
 def make_tariff(period: str, interval_minutes: int = 240, seed: int = 1) -> Tariff:
     rng = random.Random(seed)
@@ -138,6 +158,39 @@ def make_tariff(period: str, interval_minutes: int = 240, seed: int = 1) -> Tari
         fixed_charge=rng.randrange(-50_000, 500_000),
         import_price=tuple(rng.randrange(100, 600) for _ in range(t)),
         export_credit=tuple(rng.randrange(0, 200) for _ in range(t)),
+    )
+
+
+def make_cycle_tariff(
+    first: str,
+    last: str,
+    interval_minutes: int = 240,
+    *,
+    plan: str = "tiered",
+    meters: tuple[str, ...] = (),
+    tiers: tuple[tuple[int, int], ...] = ((0, 100), (3_000, 150), (12_000, 300)),
+    demand_charge: int = 0,
+    currency: str = "EUR",
+    seed: int = 1,
+) -> CycleTariff:
+    """A cycle tariff over ``first..last``: time-of-use prices and credits, inclining tiers
+    on the cycle's import (Wh starts chosen so a few days of SimMeter readings reach the
+    top tier) and, given, a demand charge (micro-currency per kW)."""
+    rng = random.Random(seed)
+    t = 1440 // interval_minutes
+    cycle_periods(first, last)  # a valid cycle
+    return CycleTariff(
+        plan=plan,
+        meters=meters,
+        first_period=first,
+        last_period=last,
+        interval_minutes=interval_minutes,
+        currency=currency,
+        fixed_charge=rng.randrange(0, 2_000_000),
+        import_price=tuple(rng.randrange(50, 300) for _ in range(t)),
+        export_credit=tuple(rng.randrange(0, 100) for _ in range(t)),
+        tiers=tiers,
+        demand_charge=demand_charge,
     )
 
 

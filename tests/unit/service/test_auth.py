@@ -20,6 +20,7 @@ from service.auth import (
     caller_from_certificate,
     caller_from_metadata,
 )
+from settlement.records import CycleBill, RecordFormatError
 from zkgrid.settlement.v1 import (
     bills_pb2,
     ledger_pb2,
@@ -41,8 +42,11 @@ DOC_TABLE: dict[str, set[Role]] = {
     "ReadingService/GetReceipt": ANY,
     "TariffService/PublishTariff": {U},
     "TariffService/GetTariff": ANY,
+    "TariffService/PublishCycleTariff": {U},
+    "TariffService/GetCycleTariff": ANY,
     "BillService/SubmitBill": {M},
     "BillService/GetStatement": ANY,
+    "BillService/SubmitCycleBill": {M},
     "LedgerService/GetCheckpoint": ANY,
     "LedgerService/GetInclusionProof": ANY,
     "LedgerService/GetConsistencyProof": ANY,
@@ -57,6 +61,8 @@ OWN_ID_ONLY = {
     "ReadingService/GetReceipt",
     "BillService/SubmitBill",
     "BillService/GetStatement",
+    "BillService/SubmitCycleBill",
+    "TariffService/GetCycleTariff",
 }
 
 
@@ -196,6 +202,39 @@ def _batch(meter_id: str) -> readings_pb2.SubmitReadingsRequest:
     return readings_pb2.SubmitReadingsRequest(batch=readings_pb2.ReadingBatch(meter_id=meter_id))
 
 
+CYCLE_BILL = _full("BillService/SubmitCycleBill")
+CYCLE_TARIFF = _full("TariffService/GetCycleTariff")
+
+
+def _cycle_bill(meter_id: str) -> bills_pb2.SubmitCycleBillRequest:
+    """A SubmitCycleBill request: the meter id is inside the record's bytes (the proof is
+    not looked at by authorization)."""
+    bill = CycleBill(meter_id, "2025-01-01", "2025-01-02", (b"\1" * 32, b"\2" * 32),
+                     b"\3" * 32, 1_000, b"\4" * 64)  # fmt: skip
+    return bills_pb2.SubmitCycleBillRequest(cycle_bill=bill.encode())
+
+
+def test_a_meter_submits_and_reads_cycle_bills_and_tariffs_only_for_its_own_id() -> None:
+    auth = Authorizer(insecure=True)
+    assert auth.authorize(CYCLE_BILL, _cycle_bill("m1"), _md(M, "m1")) == Caller(M, "m1")
+    with pytest.raises(PermissionDeniedError, match="own meter id"):
+        auth.authorize(CYCLE_BILL, _cycle_bill("m2"), _md(M, "m1"))
+    # bytes that are no cycle bill: the role first, then RECORD_MALFORMED (never a pass)
+    with pytest.raises(PermissionDeniedError):
+        auth.authorize(CYCLE_BILL, bills_pb2.SubmitCycleBillRequest(cycle_bill=b"x"), _md(U, "u"))
+    for junk in (b"", b"\x01junk", _cycle_bill("m1").cycle_bill[:-1]):
+        request = bills_pb2.SubmitCycleBillRequest(cycle_bill=junk)
+        with pytest.raises(RecordFormatError):
+            auth.authorize(CYCLE_BILL, request, _md(M, "m1"))
+    mine = tariffs_pb2.GetCycleTariffRequest(meter_id="m1", period="2025-01-01")
+    other = tariffs_pb2.GetCycleTariffRequest(meter_id="m2", period="2025-01-01")
+    assert auth.authorize(CYCLE_TARIFF, mine, _md(M, "m1")) == Caller(M, "m1")
+    with pytest.raises(PermissionDeniedError):
+        auth.authorize(CYCLE_TARIFF, other, _md(M, "m1"))
+    assert auth.authorize(CYCLE_TARIFF, other, _md(A, "aud")) == Caller(A, "aud")
+    assert auth.authorize(CYCLE_TARIFF, other, _md(U, "grid")) == Caller(U, "grid")
+
+
 def test_meter_acts_only_on_its_own_id() -> None:
     auth = Authorizer(insecure=True)
     assert auth.authorize(SUBMIT, _batch("m1"), _md(M, "m1")) == Caller(M, "m1")
@@ -220,6 +259,8 @@ def test_every_method_and_role(short: str, role: Role) -> None:
     request: Any = _batch("m1") if short == "ReadingService/SubmitReadings" else None
     if short == "BillService/SubmitBill":
         request = bills_pb2.SubmitBillRequest(bill=bills_pb2.Bill(meter_id="m1"))
+    elif short == "BillService/SubmitCycleBill":
+        request = _cycle_bill("m1")
     elif short in OWN_ID_ONLY and request is None:
         request = readings_pb2.GetReceiptRequest(meter_id="m1")
     if role in DOC_TABLE[short]:

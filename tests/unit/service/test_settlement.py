@@ -31,6 +31,8 @@ from service.storage import LedgerStore, open_store
 from settlement.records import (
     ZERO_HASH,
     Bill,
+    CycleBill,
+    CycleTariff,
     MeterKey,
     MeterRegistration,
     ReadingBatch,
@@ -509,7 +511,7 @@ def test_the_api_carries_no_readings_or_blindings() -> None:
             continue
         params = set(inspect.signature(member).parameters)
         assert params <= allowed, (name, params - allowed)
-    for cls in (MeterRegistration, ReadingBatch, Tariff, Bill):
+    for cls in (MeterRegistration, ReadingBatch, Tariff, Bill, CycleTariff, CycleBill):
         fields = set(cls.__dataclass_fields__)
         assert not fields & {"values", "readings", "blindings", "imports", "exports", "openings"}
 

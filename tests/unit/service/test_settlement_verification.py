@@ -4,6 +4,7 @@ processes, clean shutdown."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import deque
@@ -11,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
+from circuits.r1cs import R1CSStatement
 from service.deadlines import call_deadline
 from service.errors import (
     DeadlineExceeded,
@@ -21,10 +23,20 @@ from service.errors import (
     VerifierClosed,
     VerifierFailed,
 )
-from service.verification import MicroBatcher, Outcome, ProofVerifier, RangeJob
+from service.verification import (
+    MicroBatcher,
+    Outcome,
+    ProofVerifier,
+    RangeJob,
+    cycle_bill_weight,
+)
+from settlement.cycle_bills import cycle_bill_statement
+from tests.unit.service.settlement_support import SimMeter, make_cycle_tariff
 from zkp.pedersen import commit
 from zkp.rangeproof import RangeProof
 from zkp.sigma import LinearCombinationClaim, LinearCombinationProof
+
+DAY = "2024-03-01"
 
 
 def _job(bundle_proof: bytes, commitments: Sequence[bytes], bits: int, ctx: bytes) -> RangeJob:
@@ -384,3 +396,165 @@ def test_one_caller_has_one_proof_in_the_shared_batches_and_one_alone_at_most() 
             gate.set()
             shared.close()
             alone.close()
+
+
+# ------------------------------------------------------------------ cycle bills (circuits)
+
+
+def _cycle_statements(count: int) -> tuple[list[R1CSStatement], list[bool]]:
+    """``count`` real one-day cycle bill statements of distinct meters (240-minute intervals,
+    tiers and a demand charge) and whether each should verify: every third claims a total
+    one above its proven bill."""
+    tariff = make_cycle_tariff(DAY, DAY, demand_charge=4_000_000)
+    statements, honest = [], []
+    for i in range(count):
+        meter = SimMeter(f"c{i}")
+        meter.batch(DAY)
+        bill = meter.cycle_bill(tariff)
+        good = i % 3 != 1
+        if not good:
+            bill = dataclasses.replace(bill, total=bill.total + 1)
+        statements.append(cycle_bill_statement(bill, tariff, [meter.batches[DAY]]))
+        honest.append(good)
+    return statements, honest
+
+
+def test_cycle_bill_proofs_are_batched_and_only_the_bad_ones_fail() -> None:
+    statements, honest = _cycle_statements(6)
+    with ProofVerifier(max_wait_s=0.05) as verifier:
+        futures = [verifier.cycle_bill_proofs.submit(s) for s in statements]
+        outcomes = [f.exception(timeout=60) for f in futures]
+        assert max(verifier.cycle_bill_proofs.batch_sizes) > 1
+        assert not verifier.bill_proofs.batch_sizes  # never in the day bills' lane
+    assert [o is None for o in outcomes] == honest
+    for outcome in outcomes:
+        if outcome is not None:
+            assert isinstance(outcome, ProofInvalid)
+            assert outcome.reason == "PROOF_INVALID"
+
+
+def test_a_cycle_bill_proof_is_weighed_by_its_circuit() -> None:
+    [statement], _ = _cycle_statements(1)
+    weight = cycle_bill_weight(statement)
+    assert weight == statement.circuit.gates + statement.circuit.inputs
+    assert weight > 32 * 6  # the demand charge's gadget: 32-bit gaps of 6 intervals
+
+
+def _gated(
+    gate: threading.Event, seen: list[list[int]]
+) -> Callable[[Sequence[int]], list[Outcome]]:
+    def check(items: Sequence[int]) -> list[Outcome]:
+        gate.wait(10)
+        seen.append(list(items))
+        return [None] * len(items)
+
+    return check
+
+
+def _until_taken(batcher: MicroBatcher[int]) -> None:
+    deadline = time.monotonic() + 10
+    while batcher.pending and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_a_weighted_batcher_bounds_its_batches_and_queue_by_weight() -> None:
+    gate = threading.Event()
+    seen: list[list[int]] = []
+    batcher: MicroBatcher[int] = MicroBatcher(
+        "weighted", _gated(gate, seen), max_batch=10, max_wait_s=0, max_pending=20,
+        weight=lambda item: item,
+    )  # fmt: skip
+    try:
+        busy = batcher.submit(1)
+        _until_taken(batcher)  # the thread took it and waits on the gate
+        queued = [batcher.submit(w) for w in (4, 5, 3)]
+        assert batcher.pending == 12  # weight, not items
+        with pytest.raises(Overloaded):
+            batcher.submit(9)  # 12 + 9 > 20
+        assert batcher.shed == 1
+        queued.append(batcher.submit(8))  # 20: just fits
+        gate.set()
+        for future in (busy, *queued):
+            assert future.result(10) is None
+        # 4 + 5 fit a batch of 10; 3 did not (carried to the next), nor did 8 after it
+        assert seen == [[1], [4, 5], [3], [8]]
+        assert list(batcher.batch_sizes) == [1, 2, 1, 1]
+        # heavier than a batch: checked alone; heavier than the queue: into an empty one only
+        assert batcher.submit(15).result(10) is None
+        assert batcher.submit(25).result(10) is None
+        assert seen[-2:] == [[15], [25]]
+        assert batcher.pending == 0
+    finally:
+        gate.set()
+        batcher.close()
+
+
+def test_the_expected_wait_of_a_weighted_queue_is_per_unit_of_weight() -> None:
+    gate = threading.Event()
+    seen: list[list[int]] = []
+    batcher: MicroBatcher[int] = MicroBatcher(
+        "weighted", _gated(gate, seen), max_batch=100, max_wait_s=0, weight=lambda item: item
+    )
+    try:
+        busy = batcher.submit(1)
+        _until_taken(batcher)
+        batcher._per_item_s = 0.1  # the recent pace: 0.1 s per unit of weight
+        batcher.submit(30)  # 3 s of work queued
+        assert batcher.expected_wait_s() == pytest.approx(3.0)
+        with pytest.raises(Overloaded) as info:
+            batcher.submit(1, deadline_s=2.0)
+        assert info.value.retry_after_s == pytest.approx(3.0)
+        gate.set()
+        busy.result(10)
+    finally:
+        gate.set()
+        batcher.close()
+
+
+def test_a_weighted_batcher_checks_what_is_queued_when_closed() -> None:
+    gate = threading.Event()
+    seen: list[list[int]] = []
+    batcher: MicroBatcher[int] = MicroBatcher(
+        "weighted", _gated(gate, seen), max_batch=5, max_wait_s=0, weight=lambda item: item
+    )
+    busy = batcher.submit(1)
+    _until_taken(batcher)
+    queued = [batcher.submit(w) for w in (3, 4, 2, 2)]
+    closer = threading.Thread(target=batcher.close)
+    closer.start()
+    gate.set()
+    closer.join(10)
+    for future in (busy, *queued):
+        assert future.result(0) is None
+    assert sorted(w for batch in seen for w in batch) == [1, 2, 2, 3, 4]
+    assert all(sum(batch) <= 5 for batch in seen)
+    with pytest.raises(VerifierClosed):
+        batcher.submit(1)
+
+
+def test_a_busy_cycle_bill_lane_holds_up_no_other_proof() -> None:
+    """Lanes share no queue: while the cycle bills' lane is busy with a (here: endless) big
+    circuit, day bills and range proofs are verified as before."""
+    gate = threading.Event()
+    seen: list[list[int]] = []
+    with ProofVerifier() as verifier:
+        verifier.cycle_bill_proofs.close()
+        blocked: MicroBatcher[int] = MicroBatcher("cycle", _gated(gate, seen), max_wait_s=0)
+        verifier.cycle_bill_proofs = blocked  # type: ignore[assignment]
+        try:
+            stuck = blocked.submit(1)
+            values, blindings = [3, 5], [11, 13]
+            commitments = [commit(v, r) for v, r in zip(values, blindings, strict=True)]
+            proof, total = LinearCombinationProof.prove(
+                [2, -1], commitments, values, blindings, constant=100, context=b"bill"
+            )
+            claim = LinearCombinationClaim(proof, [2, -1], commitments, total, 100, b"bill")
+            started = time.monotonic()
+            verifier.verify_bill(claim, 10, caller="day-biller")
+            (job, _), *_ = _jobs(1)
+            verifier.verify(job, 10, caller="reader")
+            assert time.monotonic() - started < 5
+            assert not stuck.done()
+        finally:
+            gate.set()
+            blocked.close()

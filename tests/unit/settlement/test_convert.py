@@ -6,7 +6,7 @@ import pytest
 
 from settlement import convert
 from settlement.records import RecordFormatError
-from tests.unit.service.settlement_support import SimMeter, make_tariff
+from tests.unit.service.settlement_support import SimMeter, make_cycle_tariff, make_tariff
 from zkgrid.settlement.v1 import bills_pb2, readings_pb2
 
 DAY = "2026-11-21"
@@ -24,6 +24,41 @@ def test_every_record_round_trips() -> None:
     assert convert.tariff_from_proto(convert.tariff_to_proto(tariff)) == tariff
     bill = meter.bill(DAY, tariff)
     assert convert.bill_from_proto(convert.bill_to_proto(bill)) == bill
+
+
+def test_cycle_records_travel_as_their_canonical_bytes() -> None:
+    meter = SimMeter("alice")
+    meter.batch(DAY)
+    tariff = make_cycle_tariff(DAY, DAY, demand_charge=4_000_000)
+    data = convert.cycle_tariff_to_bytes(tariff)
+    assert data == tariff.encode()
+    assert convert.cycle_tariff_from_bytes(data) == tariff
+    bill = meter.cycle_bill(tariff)
+    assert convert.cycle_bill_from_bytes(convert.cycle_bill_to_bytes(bill)) == bill
+
+
+def test_cycle_fields_refuse_what_is_not_a_version_2_record_of_their_kind() -> None:
+    meter = SimMeter("alice")
+    meter.batch(DAY)
+    day_tariff = make_tariff(DAY)
+    tariff = make_cycle_tariff(DAY, DAY)
+    bill = meter.cycle_bill(tariff)
+    bad = {
+        convert.cycle_tariff_from_bytes: [
+            b"", day_tariff.encode(), bill.encode(), tariff.encode()[:-1], tariff.encode() + b"\0",
+            b"\x03" + tariff.encode()[1:],
+        ],
+        convert.cycle_bill_from_bytes: [
+            b"", meter.bill(DAY, day_tariff).encode(), tariff.encode(), bill.encode()[:-1],
+            bill.encode() + b"\0",
+        ],
+    }  # fmt: skip
+    for decode, cases in bad.items():
+        for data in cases:
+            with pytest.raises(RecordFormatError):
+                decode(data)
+    with pytest.raises(RecordFormatError, match="version 2; it has version 1"):
+        convert.cycle_tariff_from_bytes(day_tariff.encode())
 
 
 def test_witness_round_trips_with_its_ledger_index() -> None:
