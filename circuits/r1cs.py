@@ -221,6 +221,7 @@ class ConstraintSystem:
         self._gates = 0
         self._inputs: list[Commitment] = []
         self._pending: int | None = None  # a gate whose right wire allocate() may still fill
+        self._frozen = False  # a Verifier's circuit is fixed once a statement is made of it
 
     # --- shape -------------------------------------------------------------------------
 
@@ -245,7 +246,12 @@ class ConstraintSystem:
 
     # --- building ----------------------------------------------------------------------
 
+    def _check_open(self) -> None:
+        if self._frozen:
+            raise InvalidArgumentError("the circuit is fixed: a statement was made of it")
+
     def _add_input(self, commitment: Commitment) -> Variable:
+        self._check_open()
         if not isinstance(commitment, Commitment):
             raise InvalidArgumentError("a committed input must be a zkp.pedersen.Commitment")
         if len(self._inputs) >= MAX_INPUTS:
@@ -254,6 +260,7 @@ class ConstraintSystem:
         return Variable(Kind.COMMITTED, len(self._inputs) - 1)
 
     def _new_gate(self, left: int | None, right: int | None) -> int:
+        self._check_open()
         if self._gates >= MAX_GATES:
             raise InvalidArgumentError(f"a circuit has at most {MAX_GATES} multiplication gates")
         self._gates += 1
@@ -305,6 +312,7 @@ class ConstraintSystem:
         """
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise InvalidArgumentError("bits: count must be a positive integer")
+        self._check_open()
         if self._gates + count > MAX_GATES:
             raise InvalidArgumentError(f"a circuit has at most {MAX_GATES} multiplication gates")
         first = self._gates
@@ -323,6 +331,7 @@ class ConstraintSystem:
 
     def constrain(self, lc: LinearLike) -> None:
         """The constraint ``lc = 0``."""
+        self._check_open()
         self._constraints.append(list(as_lc(lc).terms()))
 
     def value(self, lc: LinearLike) -> int | None:
@@ -729,6 +738,7 @@ class Verifier(ConstraintSystem):
 
     def commit_many(self, commitments: Sequence[Commitment]) -> list[Variable]:
         """:meth:`commit` for each of ``commitments``, in order."""
+        self._check_open()
         first = len(self._inputs)
         if first + len(commitments) > MAX_INPUTS:
             raise InvalidArgumentError(f"a circuit takes at most {MAX_INPUTS} committed inputs")
@@ -738,7 +748,9 @@ class Verifier(ConstraintSystem):
         return [Variable(Kind.COMMITTED, first + j) for j in range(len(commitments))]
 
     def statement(self, proof: R1CSProof, context: bytes = b"") -> R1CSStatement:
-        """This circuit with ``proof`` and ``context``, for :meth:`R1CSStatement.verify_batch`."""
+        """This circuit with ``proof`` and ``context``, for :meth:`R1CSStatement.verify_batch`.
+        The circuit is fixed from now on (adding to it raises InvalidArgumentError)."""
+        self._frozen = True
         return R1CSStatement(self, proof, context)
 
     def verify(self, proof: R1CSProof, context: bytes = b"") -> None:

@@ -59,6 +59,7 @@ __all__ = [
     "build_cycle_bill",
     "cycle_bill_statement",
     "prove_cycle_bill",
+    "statement_from_commitments",
     "tier_gap_bits",
     "tier_lines",
 ]
@@ -158,12 +159,28 @@ def cycle_bill_statement(
     the ones the bill names.
     """
     proof = R1CSProof.from_bytes(bill.proof)
-    commitments_imp, commitments_exp = _commitments(batches)
+    imports, exports = _commitments(batches)
+    return statement_from_commitments(
+        tariff, imports, exports, bill.total, proof, bill.proof_context()
+    )
+
+
+def statement_from_commitments(
+    tariff: CycleTariff,
+    imports: Sequence[Commitment],
+    exports: Sequence[Commitment],
+    total: int,
+    proof: R1CSProof,
+    context: bytes,
+) -> R1CSStatement:
+    """:func:`cycle_bill_statement` from the cycle's commitments (every import of the
+    cycle in order, then every export) rather than its batch records: for a verifier that
+    keeps commitments only (the auditor resuming from its saved state)."""
     verifier = Verifier()  # inputs: every import of the cycle, then every export (as the prover)
-    imports = verifier.commit_many(commitments_imp)
-    exports = verifier.commit_many(commitments_exp)
-    build_cycle_bill(verifier, tariff, imports, exports, bill.total)
-    return verifier.statement(proof, bill.proof_context())
+    build_cycle_bill(
+        verifier, tariff, verifier.commit_many(imports), verifier.commit_many(exports), total
+    )
+    return verifier.statement(proof, context)
 
 
 def prove_cycle_bill(

@@ -239,6 +239,22 @@ def _text(value: object, what: str, max_bytes: int) -> str:
     return utf8_bytes(value, what, max_bytes, RecordFormatError).decode("utf-8")
 
 
+def _check_prices(tariff: Tariff | CycleTariff, intervals: int) -> None:
+    """The currency, the fixed charge and one import price and export credit per interval
+    (0..:data:`MAX_RATE`) of a tariff of either version."""
+    if not isinstance(tariff.currency, str) or _CURRENCY.fullmatch(tariff.currency) is None:
+        raise RecordFormatError("currency must be an ISO 4217 code (three letters A-Z)")
+    _int(tariff.fixed_charge, "fixed_charge", -MAX_FIXED_CHARGE, MAX_FIXED_CHARGE)
+    for name in ("import_price", "export_credit"):
+        rates = getattr(tariff, name)
+        if not isinstance(rates, tuple):
+            raise RecordFormatError(f"{name} must be a tuple of integers")
+        if len(rates) != intervals:
+            raise RecordFormatError(f"{name} needs {intervals} rates, got {len(rates)}")
+        for t, rate in enumerate(rates):
+            _int(rate, f"{name}[{t}]", 0, MAX_RATE)
+
+
 # --------------------------------------------------------------------------- writer / reader
 
 
@@ -537,18 +553,7 @@ class Tariff(_RecordBase):
 
     def __post_init__(self) -> None:
         validate_period(self.period)
-        intervals = intervals_per_day(self.interval_minutes)
-        if not isinstance(self.currency, str) or _CURRENCY.fullmatch(self.currency) is None:
-            raise RecordFormatError("currency must be an ISO 4217 code (three letters A-Z)")
-        _int(self.fixed_charge, "fixed_charge", -MAX_FIXED_CHARGE, MAX_FIXED_CHARGE)
-        for name in ("import_price", "export_credit"):
-            rates = getattr(self, name)
-            if not isinstance(rates, tuple):
-                raise RecordFormatError(f"{name} must be a tuple of integers")
-            if len(rates) != intervals:
-                raise RecordFormatError(f"{name} needs {intervals} rates, got {len(rates)}")
-            for t, rate in enumerate(rates):
-                _int(rate, f"{name}[{t}]", 0, MAX_RATE)
+        _check_prices(self, intervals_per_day(self.interval_minutes))
 
     @property
     def intervals(self) -> int:
@@ -790,18 +795,7 @@ class CycleTariff(_RecordBase):
             raise RecordFormatError("plan must be 1..64 characters of [A-Za-z0-9._-]")
         self._check_meters()
         cycle_periods(self.first_period, self.last_period)
-        intervals = metered_intervals(self.interval_minutes)
-        if not isinstance(self.currency, str) or _CURRENCY.fullmatch(self.currency) is None:
-            raise RecordFormatError("currency must be an ISO 4217 code (three letters A-Z)")
-        _int(self.fixed_charge, "fixed_charge", -MAX_FIXED_CHARGE, MAX_FIXED_CHARGE)
-        for name in ("import_price", "export_credit"):
-            rates = getattr(self, name)
-            if not isinstance(rates, tuple):
-                raise RecordFormatError(f"{name} must be a tuple of integers")
-            if len(rates) != intervals:
-                raise RecordFormatError(f"{name} needs {intervals} rates, got {len(rates)}")
-            for t, rate in enumerate(rates):
-                _int(rate, f"{name}[{t}]", 0, MAX_RATE)
+        _check_prices(self, metered_intervals(self.interval_minutes))
         self._check_tiers()
         _int(self.demand_charge, "demand_charge", 0, MAX_DEMAND_CHARGE)
         multiple = _demand_multiple(self.interval_minutes)
@@ -815,7 +809,7 @@ class CycleTariff(_RecordBase):
         if high > _I64_MAX or low < _I64_MIN:
             raise RecordFormatError(
                 f"a bill of this tariff can leave the i64 range (readings up to 2^32 - 1 Wh in"
-                f" each of {len(self.periods)} x {intervals} intervals): lower its prices or"
+                f" each of {len(self.periods)} x {self.intervals} intervals): lower its prices or"
                 " charges, or shorten its cycle"
             )
 

@@ -4,8 +4,9 @@ Reads the ledger from an export archive or a running service and checks,
 against a pinned log key, the signed checkpoints, the recomputed Merkle tree,
 consistency with the auditor's previous view, and every settlement record:
 registrations, reading batches (signature, hash chain, range proofs), tariffs
-and bills (bill proofs). Imports :mod:`zkp`, :mod:`ledger` and the generated
-gRPC messages only, never the service. See docs/notes/audit.md.
+and bills (bill proofs), cycle tariffs and cycle bills (circuit proofs).
+Imports :mod:`zkp`, :mod:`circuits`, :mod:`ledger`, :mod:`settlement` and the
+generated gRPC messages only, never the service. See docs/notes/audit.md.
 """
 
 from __future__ import annotations

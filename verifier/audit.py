@@ -11,10 +11,11 @@ One pass over the entries (streamed from a :class:`verifier.sources.LedgerSource
   state rule is flagged with the first reason by precedence and *not* applied,
   exactly as the service would have refused it; then the cryptographic rules
   of the entries the state rules accept (C1, C2: each ECDSA signature);
-* collect the range proofs and bill proofs, then verify them in batches
-  (:meth:`zkp.rangeproof.RangeProof.verify_batch`,
-  :meth:`zkp.sigma.LinearCombinationProof.verify_batch`), bisecting a failing
-  batch to name the bad entries; large audits spread the batches over a
+* collect the range proofs, bill proofs and cycle bills' circuit proofs, then
+  verify them in batches (:meth:`zkp.rangeproof.RangeProof.find_invalid`,
+  :meth:`zkp.sigma.LinearCombinationProof.find_invalid`,
+  :meth:`circuits.r1cs.R1CSStatement.find_invalid`: one check per batch, the bad
+  entries named when it fails); large audits spread the batches over a
   ``spawn`` process pool (the scalar work is pure Python).
 
 With an :class:`verifier.state.AuditorState` from a previous clean audit the
@@ -35,15 +36,19 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from circuits.r1cs import R1CSProof, R1CSStatement
 from ledger.checkpoint import Checkpoint, CheckpointVerifier, verify_checkpoint
 from ledger.cosignature import WitnessRegistration
 from ledger.entries import EntryKind, entry_leaf_hash
 from ledger.errors import CheckpointSignatureError, ConsistencyProofError, LedgerFormatError
 from ledger.merkle import EMPTY_ROOT, CompactRange, verify_consistency
 from settlement import rules
+from settlement.cycle_bills import statement_from_commitments
 from settlement.records import (
     RANGE_PROOF_BITS,
     Bill,
+    CycleBill,
+    CycleTariff,
     MeterRegistration,
     MeterRevocation,
     ReadingBatch,
@@ -52,11 +57,13 @@ from settlement.records import (
     Tariff,
     bill_coefficients,
     reading_proof_context,
+    record_type,
 )
 from settlement.rules import LedgerState, Ref
-from verifier.state import AuditorState, OpenBatch
+from verifier.state import OLD_STATE_VERSIONS, STATE_VERSION, AuditorState, OpenBatch
 from zkgrid._internal.processes import die_with_parent
 from zkgrid.errors import (
+    InvalidArgumentError,
     ProofFormatError,
     Reason,
     ZkgridError,
@@ -78,13 +85,17 @@ __all__ = [
     "Violation",
 ]
 
-#: Below this many batches (a bill counts 1/8) the proofs are verified in this process
-#: (starting a spawn pool costs ~1.5 s).
+#: Below this many batches (a bill counts 1/8, a cycle bill one per period of its cycle)
+#: the proofs are verified in this process (starting a spawn pool costs ~1.5 s).
 POOL_THRESHOLD = 48
-#: Batches held before their proofs are verified (memory stays bounded on long logs).
+#: Batches held before their proofs are verified (memory stays bounded on long logs); a
+#: cycle bill counts one per period of its cycle.
 FLUSH_UNITS = 4096
-#: Batches per work unit handed to a pool worker.
+#: Batches per work unit handed to a pool worker (cycle bills: periods of their cycles).
 UNIT_CHUNK = 256
+#: The label of a cycle bill's cryptographic rule (its circuit proof), as C4 is a day's
+#: bill's (docs/notes/audit.md).
+CYCLE_BILL_RULE = "C6"
 
 
 class AuditError(ZkgridError):
@@ -177,8 +188,12 @@ class Figures:
     meters_revoked: int = 0
     meters_total: int = 0
     tariffs: int = 0
+    #: Of ``tariffs``, those of record version 2 (a billing cycle's).
+    cycle_tariffs: int = 0
     batches: int = 0
     bills: int = 0
+    #: Of ``bills``, those of record version 2 (a billing cycle's).
+    cycle_bills: int = 0
     witnesses: int = 0
     periods: set[str] = field(default_factory=set)
     bill_sums: dict[str, int] = field(default_factory=dict)
@@ -197,9 +212,11 @@ class Figures:
             "meters_total": self.meters_total,
             "periods": len(self.periods),
             "tariffs": self.tariffs,
+            "cycle_tariffs": self.cycle_tariffs,
             "batches": self.batches,
             "witnesses": self.witnesses,
             "bills": self.bills,
+            "cycle_bills": self.cycle_bills,
             "bill_sums_micro": dict(sorted(self.bill_sums.items())),
             "seconds": round(self.seconds, 3),
             "entries_per_second": round(self.entries_per_second, 1),
@@ -250,6 +267,16 @@ _BillJob = tuple[int, tuple[int, ...], int, int, bytes, bytes]
 #: (batch entry index, commitments, range job or None, bill jobs)
 _Unit = tuple[int, tuple[bytes, ...], "_RangeJob | None", list["_BillJob"]]
 _Finding = tuple[int, Reason, str]
+
+# A cycle bill is proven against the batches of every period of its cycle, so it does not
+# travel with one batch: it is a job of its own, carrying its batches' commitments (the
+# open batches' tuples, shared, not copied) and naming its tariff by hash.
+
+#: (entry index, tariff hash, total, context, proof bytes,
+#:  ((batch entry index, commitments), ...) one per period of the cycle, in order)
+_CycleJob = tuple[int, bytes, int, bytes, bytes, tuple[tuple[int, tuple[bytes, ...]], ...]]
+#: (tariff hash -> cycle tariff record bytes, for the jobs that follow; the jobs)
+_CycleChunk = tuple[dict[bytes, bytes], list[_CycleJob]]
 
 
 def _decode_commitments(units: Sequence[_Unit]) -> tuple[list[list[Commitment] | None], list[int]]:
@@ -352,6 +379,99 @@ def verify_units(units: Sequence[_Unit]) -> list[_Finding]:
     return findings
 
 
+def _cycle_weight(job: _CycleJob) -> int:
+    """A cycle bill's share of a flush or a chunk: the periods of its cycle (a cycle bill's
+    circuit grows with its intervals as a batch's range proof does with a day's)."""
+    return len(job[5])
+
+
+def _decode_cycle_commitments(
+    jobs: Sequence[_CycleJob],
+) -> list[tuple[list[Commitment], list[Commitment]] | int]:
+    """Per job, its imports and exports in cycle order (period by period, interval by
+    interval: the order :func:`settlement.cycle_bills.prove_cycle_bill` commits them in),
+    or the entry index of its first batch with a commitment that is not a point."""
+    batches = [batch for job in jobs for batch in job[5]]
+    flat = [c for _, commitments in batches for c in commitments]
+    points: list[list[Commitment] | None] = []
+    try:
+        decoded = decode_points(flat, "commitment")
+    except ProofFormatError:
+        for _, commitments in batches:
+            try:
+                one = decode_points(commitments, "commitment")
+            except ProofFormatError:
+                points.append(None)
+                continue
+            points.append([Commitment(p, e) for p, e in zip(one, commitments, strict=True)])
+    else:
+        cursor = 0
+        for _, commitments in batches:
+            n = len(commitments)
+            points.append(
+                [
+                    Commitment(p, e)
+                    for p, e in zip(decoded[cursor : cursor + n], commitments, strict=True)
+                ]
+            )
+            cursor += n
+    out: list[tuple[list[Commitment], list[Commitment]] | int] = []
+    cursor = 0
+    for job in jobs:
+        imports: list[Commitment] = []
+        exports: list[Commitment] = []
+        bad: int | None = None
+        for batch_index, _ in job[5]:
+            coms = points[cursor]
+            cursor += 1
+            if coms is None:
+                bad = batch_index if bad is None else bad
+                continue
+            imports += coms[0::2]
+            exports += coms[1::2]
+        out.append((imports, exports) if bad is None else bad)
+    return out
+
+
+def verify_cycle_bills(chunk: _CycleChunk) -> list[_Finding]:
+    """Verify the circuit proofs of a chunk of cycle bills (C6): one batch verification
+    (C11) over the chunk, the bad ones named when it fails (B3'). Returns ``(entry index,
+    reason, detail)`` per failure; top-level and pure so that a ``spawn`` pool worker can
+    run it."""
+    rule = CYCLE_BILL_RULE
+    encoded, jobs = chunk
+    tariffs = {digest: CycleTariff.decode(data) for digest, data in encoded.items()}
+    findings: list[_Finding] = []
+    statements: list[R1CSStatement] = []
+    statement_index: list[int] = []
+    for job, commitments in zip(jobs, _decode_cycle_commitments(jobs), strict=True):
+        index, tariff_hash, total, context, proof_bytes, _ = job
+        if isinstance(commitments, int):
+            detail = f"({rule}) a batch of its cycle (entry {commitments}) is malformed"
+            findings.append((index, Reason.PROOF_INVALID, detail))
+            continue
+        try:
+            proof = R1CSProof.from_bytes(proof_bytes)
+        except ProofFormatError:
+            detail = f"({rule}) the cycle bill proof cannot be parsed"
+            findings.append((index, Reason.PROOF_MALFORMED, detail))
+            continue
+        try:
+            statement = statement_from_commitments(
+                tariffs[tariff_hash], commitments[0], commitments[1], total, proof, context
+            )
+        except InvalidArgumentError as exc:  # pragma: no cover - the rules keep the shape
+            detail = f"({rule}) the cycle bill's circuit cannot be built: {exc}"
+            findings.append((index, Reason.PROOF_INVALID, detail))
+            continue
+        statements.append(statement)
+        statement_index.append(index)
+    for bad in R1CSStatement.find_invalid(statements):
+        detail = f"({rule}) the cycle bill proof does not verify against its batches and tariff"
+        findings.append((statement_index[bad], Reason.PROOF_INVALID, detail))
+    return findings
+
+
 # --------------------------------------------------------------------------- the engine
 
 
@@ -395,6 +515,9 @@ class Auditor:
         self._open: dict[bytes, OpenBatch] = {}
         self._units: list[_Pending] = []
         self._pending: dict[bytes, _Pending] = {}
+        # cycle bills queued for verification, and their weight (periods) towards a flush
+        self._cycle_jobs: list[_CycleJob] = []
+        self._cycle_weight = 0
         self._pool: ProcessPoolExecutor | None = None
         self._futures: list[tuple[Future[list[_Finding]], int]] = []
         self._findings: list[_Finding] = []
@@ -525,7 +648,7 @@ class Auditor:
         except ValueError:
             self._flag(item.index, "ENTRY_MALFORMED", f"(L12) unknown entry kind {item.kind}")
             return
-        self._count(kind)
+        self._count(kind, item.payload)
         decoded = rules.decode(kind, item.payload)  # R1, R2 (and C5 for a witness key)
         if isinstance(decoded, rules.Refusal):
             self._flag(item.index, decoded.reason, f"({decoded.rule}) {decoded.detail}")
@@ -540,18 +663,25 @@ class Auditor:
         rules.apply(self._ledger, decoded, Ref(item.index, digest, lh))
         self._applied(decoded, digest)
 
-    def _count(self, kind: EntryKind) -> None:
+    def _count(self, kind: EntryKind, payload: bytes) -> None:
+        """Entries seen, valid or not; a TARIFF or BILL entry is a cycle's by its record
+        version (the payload's first byte, as the rules decode it)."""
         if kind is EntryKind.READING_BATCH:
             self._figures.batches += 1
         elif kind is EntryKind.BILL:
             self._figures.bills += 1
+            if record_type(kind, payload) is CycleBill:
+                self._figures.cycle_bills += 1
         elif kind is EntryKind.TARIFF:
             self._figures.tariffs += 1
+            if record_type(kind, payload) is CycleTariff:
+                self._figures.cycle_tariffs += 1
 
     def _crypto(self, index: int, record: rules.LedgerRecord, digest: bytes) -> None:
         """The cryptographic rules of a record its state rules accept (settlement-v1.md,
-        "Rules": C1..C4; C5 was checked when a witness key was decoded). Signatures here;
-        range and bill proofs are queued and verified in batches."""
+        "Rules": C1..C4, and C6 for a cycle bill; C5 was checked when a witness key was
+        decoded). Signatures here; range, bill and cycle bill proofs are queued and
+        verified in batches."""
         if isinstance(record, MeterRegistration):
             try:
                 record.verify_pop()  # C1
@@ -569,10 +699,12 @@ class Auditor:
             pending = _Pending(index, record.commitments, (index, context, record.range_proof))
             self._units.append(pending)  # C3
             self._pending[digest] = pending
-            if len(self._units) >= self._options.flush_units:
+            if len(self._units) + self._cycle_weight >= self._options.flush_units:
                 self._flush(final=False)
         elif isinstance(record, Bill):
             self._bill_proof(index, record)  # C4
+        elif isinstance(record, CycleBill):
+            self._cycle_bill_proof(index, record)  # C6
 
     def _applied(self, record: rules.LedgerRecord, digest: bytes) -> None:
         """Book-keeping after the rules applied ``record``: figures, open batches."""
@@ -584,6 +716,8 @@ class Auditor:
             self._figures.witnesses += 1
         elif isinstance(record, Tariff):
             self._figures.periods.add(record.period)
+        elif isinstance(record, CycleTariff):
+            self._figures.periods.update(record.periods)
         elif isinstance(record, ReadingBatch):
             self._open[digest] = OpenBatch(
                 record.meter_id, record.period, record.interval_minutes, record.commitments
@@ -594,6 +728,13 @@ class Auditor:
                 self._figures.bill_sums.get(tariff.currency, 0) + record.total
             )
             del self._open[record.batch_hash]
+        elif isinstance(record, CycleBill):
+            currency = self._ledger.cycle_tariffs[record.tariff_hash][0].currency
+            self._figures.bill_sums[currency] = (
+                self._figures.bill_sums.get(currency, 0) + record.total
+            )
+            for batch_hash in record.batch_hashes:
+                del self._open[batch_hash]
 
     def _bill_proof(self, index: int, bill: Bill) -> None:
         """Queue the proof of a bill the state rules accept (R12, R13 hold: its batch is
@@ -615,6 +756,27 @@ class Auditor:
             self._pending[bill.batch_hash] = pending
         pending.bills.append(job)
 
+    def _cycle_bill_proof(self, index: int, bill: CycleBill) -> None:
+        """Queue the circuit proof of a cycle bill the state rules accept (R18..R22 hold:
+        the meter's batch of every period of the cycle is open and is the one the bill
+        names, and the tariff is a published cycle tariff of the bill's cycle)."""
+        batches = self._ledger.meters[bill.meter_id].batches
+        job: _CycleJob = (
+            index,
+            bill.tariff_hash,
+            bill.total,
+            bill.proof_context(),
+            bill.proof,
+            tuple(
+                (batches[period].index, self._open[batch_hash].commitments)
+                for period, batch_hash in zip(bill.periods, bill.batch_hashes, strict=True)
+            ),
+        )
+        self._cycle_jobs.append(job)
+        self._cycle_weight += _cycle_weight(job)
+        if len(self._units) + self._cycle_weight >= self._options.flush_units:
+            self._flush(final=False)
+
     # ------------------------------------------------------------------ proofs
 
     def _workers(self) -> int:
@@ -625,16 +787,25 @@ class Auditor:
         """Hand the collected units to the verifiers (a pool works while the replay goes on).
 
         A bill that arrives after its batch's unit was flushed gets a unit of its own,
-        built from the open batch's commitments.
+        built from the open batch's commitments. Cycle bills go in chunks of their own
+        (at most :data:`UNIT_CHUNK` periods of cycles each): a chunk's statements are
+        built, verified and dropped by the one worker that gets it.
         """
         units = [p.unit() for p in self._units if p.range_job is not None or p.bills]
+        cycle_jobs, cycle_weight = self._cycle_jobs, self._cycle_weight
         self._units = []
         self._pending = {}
-        if not units:
+        self._cycle_jobs = []
+        self._cycle_weight = 0
+        if not units and not cycle_jobs:
             return
         workers = self._workers()
         # A bill proof is ~1/8 of a range proof's work: bills alone rarely pay for a pool.
-        weight = sum(1 for u in units if u[2] is not None) + sum(len(u[3]) for u in units) / 8
+        weight = (
+            sum(1 for u in units if u[2] is not None)
+            + sum(len(u[3]) for u in units) / 8
+            + cycle_weight
+        )
         if self._pool is None and (
             workers <= 1 or (final and weight < self._options.pool_threshold)
         ):
@@ -642,6 +813,9 @@ class Auditor:
                 chunk = units[start : start + UNIT_CHUNK]
                 self._findings += verify_units(chunk)
                 self._done_inline += len(chunk)
+            for cycle_chunk in self._cycle_chunks(cycle_jobs, UNIT_CHUNK):
+                self._findings += verify_cycle_bills(cycle_chunk)
+                self._done_inline += len(cycle_chunk[1])
             return
         if self._pool is None:
             context = multiprocessing.get_context("spawn")  # zkp runs threads: never fork
@@ -656,6 +830,29 @@ class Auditor:
         for i in range(0, len(units), size):
             chunk = units[i : i + size]
             self._futures.append((self._pool.submit(verify_units, chunk), len(chunk)))
+        share = max(1, min(UNIT_CHUNK, -(-cycle_weight // workers)))
+        for cycle_chunk in self._cycle_chunks(cycle_jobs, share):
+            future = self._pool.submit(verify_cycle_bills, cycle_chunk)
+            self._futures.append((future, len(cycle_chunk[1])))
+
+    def _cycle_chunks(self, jobs: Sequence[_CycleJob], limit: int) -> Iterable[_CycleChunk]:
+        """``jobs`` in log order, in chunks of at most ``limit`` periods of cycles (a longer
+        cycle alone), each with the records of the cycle tariffs its bills name."""
+        chunk: list[_CycleJob] = []
+        weight = 0
+        for job in jobs:
+            if chunk and weight + _cycle_weight(job) > limit:
+                yield self._with_tariffs(chunk)
+                chunk, weight = [], 0
+            chunk.append(job)
+            weight += _cycle_weight(job)
+        if chunk:
+            yield self._with_tariffs(chunk)
+
+    def _with_tariffs(self, jobs: list[_CycleJob]) -> _CycleChunk:
+        tariffs = self._ledger.cycle_tariffs
+        named = dict.fromkeys(job[1] for job in jobs)
+        return {digest: tariffs[digest][0].encode() for digest in named}, jobs
 
     def _verify_proofs(self) -> None:
         try:
@@ -685,8 +882,9 @@ class Auditor:
         self._root_at_previous = cp.root
         if state.ledger is None:
             raise AuditError(
-                "the state file is of version 1, which cannot resume the rules: run one full"
-                " audit (without --since-last) to write version 2"
+                f"the state file is of version {state.version}, which cannot resume the rules"
+                f" ({OLD_STATE_VERSIONS[state.version]}): run one full audit (without"
+                f" --since-last) to write version {STATE_VERSION}"
             )
         self._ledger = state.ledger
         self._open = state.open_batches

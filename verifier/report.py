@@ -55,6 +55,11 @@ def _money(micro: int) -> str:
     return f"{sign}{whole:,}.{frac:06d}"
 
 
+def _of_cycles(count: int) -> str:
+    """`` (n of billing cycles)`` when some of the tariffs or bills are a cycle's."""
+    return f" ({count:,} of billing cycles)" if count else ""
+
+
 def render_human(result: AuditResult, console: Console) -> None:
     f = result.figures
     cp = result.checkpoint
@@ -73,9 +78,9 @@ def render_human(result: AuditResult, console: Console) -> None:
         f" {f.meters_revoked:,} revoked in this run)",
     )
     table.add_row("periods", f"{len(f.periods):,}")
-    table.add_row("tariffs", f"{f.tariffs:,}")
+    table.add_row("tariffs", f"{f.tariffs:,}" + _of_cycles(f.cycle_tariffs))
     table.add_row("reading batches", f"{f.batches:,}")
-    table.add_row("bills", f"{f.bills:,}")
+    table.add_row("bills", f"{f.bills:,}" + _of_cycles(f.cycle_bills))
     for currency, total in sorted(f.bill_sums.items()):
         table.add_row(f"sum of bills ({currency})", _money(total))
     table.add_row("time", f"{f.seconds:.2f} s ({f.entries_per_second:,.0f} entries/s)")

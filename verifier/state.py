@@ -6,7 +6,7 @@ One JSON file per log (default ``~/.zkgrid/auditor/<key name>+<key id>.json``), 
 a failed audit leaves the previous (good) view in place, so the next run is
 compared with what was last known to be right.
 
-Contents (``version`` 2):
+Contents (``version`` 3):
 
 * ``origin``, ``log_key``: the log this state belongs to (a state is refused
   for another log);
@@ -17,16 +17,20 @@ Contents (``version`` 2):
 * ``ledger``: the state of the settlement rules (:class:`settlement.rules.LedgerState`)
   after that checkpoint: per meter its registration record, its revocation, the
   hash chain (next sequence, last batch hash), and per period the index and hash
-  of its batch and of its bill; the tariff record of each period with its index;
-  the registered witnesses' names and keys;
+  of its batch and of its bill (a cycle bill under every period of its cycle); the
+  tariff record of each period with its index; the cycle tariff records (records
+  version 2) with their indices (``cycle_tariffs``: ``[[index, record], ...]`` in
+  log order, keyed again by their hashes when read); the registered witnesses'
+  names and keys;
 * ``open_batches``: batches without a bill yet, with their commitments (a later
-  bill's proof is verified against them); a billed batch is dropped.
+  bill's or cycle bill's proof is verified against them); a billed batch is dropped.
 
-Version 1 (before the rules were one state machine) kept days, not batch and
-bill hashes, so it cannot resume the rules: it is still read, for its
-checkpoint and frontier (a full audit still detects a rewritten history against
-it and then writes version 2), and ``--since-last`` refuses it until one full
-audit has run.
+Older versions cannot resume the rules: version 1 (before the rules were one
+state machine) kept days, not batch and bill hashes; version 2 did not keep the
+cycle tariffs, so after a log with cycle records it resumed without them (and no
+file says whether its log had any). Both are still read, for their checkpoint and
+frontier (a full audit still detects a rewritten history against them and then
+writes version 3), and ``--since-last`` refuses them until one full audit has run.
 """
 
 from __future__ import annotations
@@ -40,7 +44,13 @@ from pathlib import Path
 from typing import Any
 
 from settlement.periods import validate_period
-from settlement.records import MeterRegistration, MeterRevocation, RecordFormatError, Tariff
+from settlement.records import (
+    CycleTariff,
+    MeterRegistration,
+    MeterRevocation,
+    RecordFormatError,
+    Tariff,
+)
 from settlement.rules import LedgerState, MeterState, Ref
 from verifier.defaults import DEFAULT_STATE_PATH
 from zkgrid._internal.files import PrivateFileError, read_private, replace_private
@@ -48,6 +58,7 @@ from zkgrid.errors import Reason, ZkgridError
 
 __all__ = [
     "DEFAULT_STATE_PATH",
+    "OLD_STATE_VERSIONS",
     "STATE_VERSION",
     "AuditorState",
     "OpenBatch",
@@ -56,15 +67,20 @@ __all__ = [
     "save_state",
 ]
 
-STATE_VERSION = 2
-#: Versions still read (version 1: checkpoint and frontier only).
-_READABLE_VERSIONS = (1, 2)
+STATE_VERSION = 3
+#: Versions still read for their checkpoint and frontier only, with why they cannot
+#: resume the rules.
+OLD_STATE_VERSIONS = {
+    1: "it kept days, not the batch and bill hashes",
+    2: "it did not keep the cycle tariffs",
+}
 _FORMAT = "zkgrid-auditor-state"
 
 
 #: Largest state file read: the rules' state grows with meters and periods (about a
 #: hundred bytes per meter and period), so this is years of a large community.
 MAX_STATE_BYTES = 1 << 30
+
 
 class StateError(ZkgridError):
     """The state file cannot be read, parsed or written, or belongs to another log."""
@@ -179,8 +195,33 @@ def _ledger_to_json(ledger: LedgerState) -> dict[str, Any]:
         "tariffs": {
             p: [ref.index, _b64(t.encode())] for p, (t, ref) in sorted(ledger.tariffs.items())
         },
+        "cycle_tariffs": [
+            [ref.index, _b64(t.encode())]
+            for t, ref in sorted(ledger.cycle_tariffs.values(), key=lambda item: item[1].index)
+        ],
         "witnesses": {n: _b64(k) for n, k in sorted(ledger.witnesses.items())},
     }
+
+
+def _cycle_tariffs_from_json(raw: object) -> dict[bytes, tuple[CycleTariff, Ref]]:
+    """``[[index, base64 record], ...]`` -> tariff hash -> (tariff, ref)."""
+    if not isinstance(raw, list):
+        raise StateError("state file: cycle tariffs is not a list")
+    out: dict[bytes, tuple[CycleTariff, Ref]] = {}
+    for n, item in enumerate(raw):
+        what = f"cycle tariff {n}"
+        if not isinstance(item, list) or len(item) != 2:
+            raise StateError(f"state file: {what} is not [index, record]")
+        data = _record_bytes(item[1], what)
+        try:
+            tariff = CycleTariff.decode(data)
+        except RecordFormatError as exc:
+            raise StateError(f"state file: {what} is malformed: {exc}") from None
+        digest = hashlib.sha256(data).digest()
+        if digest in out:
+            raise StateError(f"state file: {what} is listed twice")
+        out[digest] = (tariff, Ref(_int(item[0], f"{what} index"), digest))
+    return out
 
 
 def _ledger_from_json(raw: object) -> LedgerState:
@@ -207,7 +248,12 @@ def _ledger_from_json(raw: object) -> LedgerState:
         _str(k, "witness name"): _unb64(v, f"witness {k}")
         for k, v in _dict(d.get("witnesses"), "witnesses").items()
     }
-    return LedgerState(meters=meters, tariffs=tariffs, witnesses=witnesses)
+    return LedgerState(
+        meters=meters,
+        tariffs=tariffs,
+        witnesses=witnesses,
+        cycle_tariffs=_cycle_tariffs_from_json(d.get("cycle_tariffs")),
+    )
 
 
 @dataclass
@@ -245,8 +291,9 @@ class OpenBatch:
 class AuditorState:
     """The auditor's view of one log after its last clean audit.
 
-    ``ledger`` is ``None`` for a version-1 file: it then serves as the last accepted
-    checkpoint only (``--since-last`` needs one full audit first).
+    ``ledger`` is ``None`` for a file of an older version (:data:`OLD_STATE_VERSIONS`,
+    named by ``version``): it then serves as the last accepted checkpoint only
+    (``--since-last`` needs one full audit first).
     """
 
     origin: str
@@ -255,10 +302,12 @@ class AuditorState:
     frontier: list[bytes]
     ledger: LedgerState | None = field(default_factory=LedgerState)
     open_batches: dict[bytes, OpenBatch] = field(default_factory=dict)
+    #: The version of the file it was read from (written: always :data:`STATE_VERSION`).
+    version: int = STATE_VERSION
 
     def to_json(self) -> dict[str, Any]:
         if self.ledger is None:
-            raise StateError("a version-1 state is only read, never written")
+            raise StateError(f"a version-{self.version} state is only read, never written")
         return {
             "format": _FORMAT,
             "version": STATE_VERSION,
@@ -276,7 +325,11 @@ class AuditorState:
         if d.get("format") != _FORMAT:
             raise StateError("not a zkgrid auditor state file")
         version = d.get("version")
-        if version not in _READABLE_VERSIONS:
+        if (
+            isinstance(version, bool)
+            or not isinstance(version, int)
+            or (version != STATE_VERSION and version not in OLD_STATE_VERSIONS)
+        ):
             raise StateError(f"unsupported auditor state version {version!r}")
         frontier_raw = d.get("frontier")
         if not isinstance(frontier_raw, list):
@@ -297,6 +350,7 @@ class AuditorState:
             frontier=frontier,
             ledger=ledger,
             open_batches=open_batches,
+            version=version,
         )
 
 

@@ -479,31 +479,10 @@ static PyObject *fill_bignums_from_ints(PyObject *Py_UNUSED(module), PyObject *a
     void **array = (void **)(uintptr_t)array_addr;
     Py_ssize_t count = PyList_GET_SIZE(values);
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *item = PyList_GET_ITEM(values, i);
-        if (!PyLong_Check(item)) {
-            PyErr_SetString(PyExc_TypeError, "scalars must be ints");
-            return NULL;
-        }
-        unsigned char le[32], be[32];
-#if PY_VERSION_HEX >= 0x030D0000
-        Py_ssize_t need = PyLong_AsNativeBytes(
-            item, le, 32,
-            Py_ASNATIVEBYTES_LITTLE_ENDIAN | Py_ASNATIVEBYTES_UNSIGNED_BUFFER |
-                Py_ASNATIVEBYTES_REJECT_NEGATIVE);
-        if (need < 0 || need > 32) {
-#else
-        if (_PyLong_AsByteArray((PyLongObject *)item, le, 32, 1, 0) < 0) {
-#endif
-            PyErr_SetString(PyExc_ValueError, "scalar is not in [0, q)");
-            return NULL;
-        }
         fe a;
-        load_le(&a, le);
-        if (!less_than_q(&a)) {
-            PyErr_SetString(PyExc_ValueError, "scalar is not in [0, q)");
-            return NULL;
-        }
-        for (int k = 0; k < 32; k++) be[k] = le[31 - k];
+        if (int_to_plain(PyList_GET_ITEM(values, i), &a) < 0) return NULL;
+        unsigned char be[32];
+        store_be(be, &a);
         if (array[i] == NULL || bin2bn(be, 32, array[i]) == NULL) return PyErr_NoMemory();
     }
     Py_RETURN_NONE;

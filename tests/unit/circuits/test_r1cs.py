@@ -34,7 +34,7 @@ from tests.unit.circuits.circuit_support import (
 from zkgrid.errors import InvalidArgumentError, ProofFormatError, VerificationError
 from zkp.drbg import SeededScalars
 from zkp.generators import BLOCK_PAIRS, PINNED_BLOCK_DIGESTS
-from zkp.group import POINT_BYTES, SCALAR_BYTES
+from zkp.group import POINT_BYTES, SCALAR_BYTES, random_scalar
 from zkp.pedersen import commit
 
 # --------------------------------------------------------------------------- completeness
@@ -629,3 +629,25 @@ def test_max_inputs(monkeypatch: pytest.MonkeyPatch, cls: type[ConstraintSystem]
     with pytest.raises(InvalidArgumentError, match="inputs"):
         add(inputs[3])
     assert cs.inputs == 3
+
+
+def test_a_verifiers_circuit_is_fixed_once_a_statement_is_made() -> None:
+    gamma = random_scalar()
+    V = commit(3, gamma)
+    prover = Prover()
+    px = prover.commit(V, 3, gamma)
+    prover.constrain(px - 3)
+    proof = prover.prove(b"fixed")
+    verifier = Verifier()
+    x = verifier.commit(V)
+    verifier.constrain(x - 3)
+    verifier.verify(proof, b"fixed")  # makes a statement: the circuit is fixed
+    for add in (
+        lambda: verifier.constrain(x - 4),
+        lambda: verifier.multiply(x, x),
+        lambda: verifier.commit(commit(1, gamma)),
+        lambda: verifier.bits(None, 4),
+    ):
+        with pytest.raises(InvalidArgumentError, match="fixed"):
+            add()
+    verifier.verify(proof, b"fixed")  # and it still verifies what it verified

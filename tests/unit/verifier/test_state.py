@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from settlement import rules
 from settlement.records import MeterRevocation
 from settlement.rules import LedgerState, MeterState, Ref
 from tests.unit.service.settlement_support import SimMeter, make_tariff
+from tests.unit.verifier.audit_support import cycle_tariff
 from verifier.state import (
     AuditorState,
     OpenBatch,
@@ -21,6 +23,8 @@ from verifier.state import (
 
 _SIM = SimMeter("m-1")
 _REG = _SIM.registration()  # signed once (ECDSA nonces are random)
+_HOME = cycle_tariff("2025-03-02", "2025-03-03")
+_SOLAR = cycle_tariff("2025-03-02", "2025-03-04", plan="solar", meters=("m-1",))
 
 
 def _state() -> AuditorState:
@@ -31,13 +35,17 @@ def _state() -> AuditorState:
         next_sequence=2,
         last_batch_hash=b"\x11" * 32,
         batches={"2025-03-01": Ref(2, b"\x12" * 32), "2025-03-02": Ref(4, b"\x11" * 32)},
-        bills={"2025-03-01": Ref(3, b"\x13" * 32)},
+        bills={"2025-03-01": Ref(3, b"\x13" * 32), "2025-03-02": Ref(5, b"\x14" * 32)},
     )
     tariff = make_tariff("2025-03-01")
     ledger = LedgerState(
         meters={"m-1": meter},
         tariffs={"2025-03-01": (tariff, Ref(1, tariff.tariff_hash()))},
         witnesses={"regulator": b"\x07" * 48},
+        cycle_tariffs={
+            t.tariff_hash(): (t, Ref(i, t.tariff_hash()))
+            for i, t in ((7, _SOLAR), (6, _HOME))  # not in log order: saved in log order
+        },
     )
     return AuditorState(
         origin="o",
@@ -64,6 +72,14 @@ def test_round_trip_and_mode(tmp_path: Path) -> None:
     assert meter.revocation == MeterRevocation("m-1", "replaced")
     assert meter.batches["2025-03-02"] == Ref(4, b"\x11" * 32)
     assert loaded.ledger.witness_key_registered(b"\x07" * 48)
+    expected = _state().ledger
+    assert expected is not None
+    assert loaded.ledger.cycle_tariffs == expected.cycle_tariffs
+    saved = [item[0] for item in loaded.to_json()["ledger"]["cycle_tariffs"]]
+    assert saved == [6, 7]
+    # the rules' indices are rebuilt: a plan overlapping a saved one is refused (R16, R17)
+    assert rules.check(loaded.ledger, cycle_tariff("2025-03-03", "2025-03-03")) is not None
+    assert rules.check(loaded.ledger, cycle_tariff("2025-03-05", "2025-03-05")) is None
     save_state(path, _state())  # atomic replace
     assert [p.name for p in path.parent.iterdir()] == ["state.json"]
 
@@ -114,9 +130,57 @@ def test_version_1_is_read_for_its_checkpoint_only(tmp_path: Path) -> None:
     assert (loaded.checkpoint, loaded.ledger) == ("cp", None)
     with pytest.raises(StateError, match="version-1"):
         save_state(path, loaded)
-    old["version"] = 3
-    path.write_text(json.dumps(old))
-    with pytest.raises(StateError, match="unsupported auditor state version"):
+    for version in (4, 0, True, "2", None):
+        old["version"] = version
+        path.write_text(json.dumps(old))
+        with pytest.raises(StateError, match="unsupported auditor state version"):
+            load_state(path)
+
+
+def test_version_2_is_read_for_its_checkpoint_only(tmp_path: Path) -> None:
+    """A version-2 file kept no cycle tariffs (whatever its log held): like version 1 it
+    names the last accepted checkpoint and cannot resume the rules."""
+    import json
+
+    path = tmp_path / "state.json"
+    data = _state().to_json()
+    del data["ledger"]["cycle_tariffs"]
+    data["version"] = 2
+    path.write_text(json.dumps(data))
+    os.chmod(path, 0o600)
+    loaded = load_state(path)
+    assert loaded is not None
+    assert (loaded.version, loaded.ledger, loaded.open_batches) == (2, None, {})
+    assert loaded.frontier == _state().frontier
+    with pytest.raises(StateError, match="version-2"):
+        save_state(path, loaded)
+
+
+@pytest.mark.parametrize(
+    ("cycle_tariffs", "message"),
+    [
+        ({}, "cycle tariffs is not a list"),
+        ([[1]], "cycle tariff 0 is not \\[index, record\\]"),
+        ([[1, "AAAA"]], "cycle tariff 0 is malformed"),
+        ([[-1, None]], "base64"),
+        ("twice", "listed twice"),
+        ("negative", "index is not a non-negative integer"),
+    ],
+)
+def test_refuses_broken_cycle_tariffs(tmp_path: Path, cycle_tariffs: object, message: str) -> None:
+    import json
+
+    data = _state().to_json()
+    entries = data["ledger"]["cycle_tariffs"]
+    if cycle_tariffs == "twice":
+        cycle_tariffs = [entries[0], [99, entries[0][1]]]
+    elif cycle_tariffs == "negative":
+        cycle_tariffs = [[-1, entries[0][1]]]
+    data["ledger"]["cycle_tariffs"] = cycle_tariffs
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(data))
+    os.chmod(path, 0o600)
+    with pytest.raises(StateError, match=message):
         load_state(path)
 
 
