@@ -25,12 +25,12 @@ import grpc
 import pytest
 
 from cli.community import time_of_use_tariff
-from cli.demo import embedded_service, publish_tariff, register_meter
+from cli.demo import embedded_service, publish_cycle_tariff, publish_tariff, register_meter
 from ledger.checkpoint import CheckpointSigner
 from meter.client import MeterClient, ServiceError
 from meter.readings import DayReadings
 from service.logs import ACCESS_LOGGER, LEDGER_LOGGER, TEXT_FORMAT, JsonFormatter
-from settlement.records import Bill
+from settlement.records import Bill, CycleTariff
 from zkgrid.settlement.v1 import ledger_pb2, ledger_pb2_grpc
 
 INTERVAL = 240
@@ -193,3 +193,89 @@ def test_no_reading_or_blinding_leaves_the_meter(
     assert len(recorder.blobs) > 30
     for blob in recorder.blobs:
         assert _leaks(blob, values, blindings) == []
+
+
+# --------------------------------------------------------------------------- cycle bills
+
+CYCLE = ("2026-11-21", "2026-11-22")
+
+
+def _cycle_plan() -> CycleTariff:
+    """A 2-day default plan with inclining tiers and a demand charge (240-minute intervals)."""
+    t = 1440 // INTERVAL
+    return CycleTariff(
+        plan="privacy-plan",
+        meters=(),
+        first_period=CYCLE[0],
+        last_period=CYCLE[1],
+        interval_minutes=INTERVAL,
+        currency="EUR",
+        fixed_charge=1_000_000,
+        import_price=(1,) * t,
+        export_credit=(1,) * t,
+        tiers=((0, 1), (5 * 10**9, 2)),
+        demand_charge=4_000,  # 1 micro-currency per Wh of the highest 4-hour import
+    )
+
+
+def test_no_cycle_quantity_leaves_the_meter(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cycle bill's circuit proof and its flow reveal no reading, no blinding, and none of
+    the quantities the prosumer's statement derives from them: the cycle's import, the Wh
+    in each tier, the demand (the highest interval import) or its charge."""
+    caplog.set_level(logging.DEBUG)
+    rng = random.Random(20261122)
+    signer = CheckpointSigner.generate("zkgrid.test/privacy-cycle")
+    recorder = _Recorder()
+    plan = _cycle_plan()
+    secrets_found: list[int] = []
+    values: list[int] = []
+    blindings: list[int] = []
+    proofs: list[bytes] = []
+    with embedded_service(
+        f"sqlite:///{tmp_path / 'ledger.db'}", signer=signer, failure_burst=2
+    ) as svc:
+        channel = grpc.intercept_channel(svc.channel, recorder)
+        publish_cycle_tariff(channel, plan, svc.log_key)
+        for i in range(2):
+            home = MeterClient.keygen(tmp_path / "meters" / f"c-{i}", f"c-{i}", INTERVAL)
+            client = MeterClient(home, channel, insecure=True, log_key=svc.log_key)
+            register_meter(channel, client.registration_request(), svc.log_key)
+            imports, exports = [], []
+            for period in CYCLE:
+                readings = _distinct_readings(rng, period)
+                client.submit(client.build_batch(readings))
+                stored = client.store.batch(period)
+                assert stored is not None
+                values += stored.values
+                blindings += stored.blindings
+                imports.append(list(stored.values[0::2]))
+                exports.append(list(stored.values[1::2]))
+            bill, _receipt = client.settle_cycle(*CYCLE)
+            proofs.append(bill.proof)
+            breakdown = plan.bill_breakdown(imports, exports)
+            assert bill.total == breakdown.total
+            derived = [breakdown.total_import, *breakdown.tier_wh, *breakdown.tier_charges,
+                       breakdown.demand_charge, breakdown.time_of_use, breakdown.export_credit]
+            secrets_found += [d for d in derived if d >= 10**6 and d != bill.total]
+            client.statement()
+            client.close()
+    assert len(secrets_found) >= 8  # the search is meaningful: large, distinct quantities
+
+    def leaks(haystack: bytes) -> list[str]:
+        found = _leaks(haystack, values, blindings)
+        found += [f"derived {d}" for d in secrets_found if _decimal_pattern(d).search(haystack)]
+        return found
+
+    own_store = (tmp_path / "meters" / "c-0" / "openings.db").read_bytes()
+    assert _leaks(own_store, values, blindings)  # positive control
+    for path in sorted(tmp_path.glob("ledger.db*")):
+        assert leaks(path.read_bytes()) == [], path.name
+    for formatter in (JsonFormatter(), logging.Formatter(TEXT_FORMAT)):
+        rendered = "\n".join(formatter.format(r) for r in caplog.records).encode()
+        assert b"SubmitCycleBill" in rendered
+        assert leaks(rendered) == []
+    assert any(proofs[0] in blob for blob in recorder.blobs)  # the bills crossed this channel
+    for blob in recorder.blobs:
+        assert leaks(blob) == []
