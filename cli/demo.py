@@ -286,6 +286,18 @@ def publish_cycle_tariff(
     return verify_receipt(response.receipt, EntryKind.TARIFF, tariff.encode(), log_key)
 
 
+def _ledger(workdir: Path, db_url: str | None, *, keep_keys: bool) -> tuple[str, CheckpointSigner]:
+    """The demo's database URL (SQLite in ``workdir`` by default) and a new log key; a kept
+    ledger comes with its log key, so it can be audited and served again."""
+    url = db_url if db_url is not None else f"sqlite:///{workdir / 'ledger.db'}"
+    signer = CheckpointSigner.generate(ORIGIN)
+    if keep_keys:
+        from service.logkey import save_log_key
+
+        save_log_key(workdir / LOG_KEY_FILE, signer)
+    return url, signer
+
+
 def run_demo(
     *,
     prosumers: int = 20,
@@ -313,17 +325,10 @@ def run_demo(
     console = console if console is not None else Console()
     timings: dict[str, float] = {}
     workers = workers if workers is not None else max(1, os.cpu_count() or 1)
-    db_path = workdir / "ledger.db"
-    url = db_url if db_url is not None else f"sqlite:///{db_path}"
+    url, signer = _ledger(workdir, db_url, keep_keys=keep_keys)
     t_start = time.perf_counter()
     results: list[ProsumerResult] = []
     clients: dict[str, MeterClient] = {}
-    signer = CheckpointSigner.generate(ORIGIN)
-    if keep_keys:
-        # A kept ledger comes with its log key, so it can be audited and served again.
-        from service.logkey import save_log_key
-
-        save_log_key(workdir / LOG_KEY_FILE, signer)
     with embedded_service(url, signer=signer) as service:
         timings["start service"] = time.perf_counter() - t_start
         channel = service.channel
@@ -401,7 +406,7 @@ def run_demo(
         currency=tariff.currency,
         prosumers=results,
         ledger_entries=entries,
-        ledger_bytes=_db_bytes(db_path) if db_url is None else 0,
+        ledger_bytes=_db_bytes(workdir / "ledger.db") if db_url is None else 0,
         checkpoint=checkpoint,
         timings=timings,
         workdir=workdir,
@@ -432,16 +437,10 @@ def _run_cycle_demo(
     console = console if console is not None else Console()
     timings: dict[str, float] = {}
     workers = workers if workers is not None else max(1, os.cpu_count() or 1)
-    db_path = workdir / "ledger.db"
-    url = db_url if db_url is not None else f"sqlite:///{db_path}"
+    url, signer = _ledger(workdir, db_url, keep_keys=keep_keys)
     t_start = time.perf_counter()
     results: list[ProsumerResult] = []
     clients: dict[str, MeterClient] = {}
-    signer = CheckpointSigner.generate(ORIGIN)
-    if keep_keys:
-        from service.logkey import save_log_key
-
-        save_log_key(workdir / LOG_KEY_FILE, signer)
     with embedded_service(url, signer=signer) as service:
         timings["start service"] = time.perf_counter() - t_start
         channel = service.channel
@@ -569,7 +568,7 @@ def _run_cycle_demo(
         currency=tiered.currency,
         prosumers=results,
         ledger_entries=entries,
-        ledger_bytes=_db_bytes(db_path) if db_url is None else 0,
+        ledger_bytes=_db_bytes(workdir / "ledger.db") if db_url is None else 0,
         checkpoint=checkpoint,
         timings=timings,
         workdir=workdir,

@@ -255,6 +255,17 @@ def _check_prices(tariff: Tariff | CycleTariff, intervals: int) -> None:
             _int(rate, f"{name}[{t}]", 0, MAX_RATE)
 
 
+def _write_prices(w: CanonicalWriter, tariff: Tariff | CycleTariff) -> None:
+    """``currency || i64 fixed_charge || u32 T || u64 import_price... || u32 T || u64
+    export_credit...``: the part both tariff versions encode alike."""
+    w.text(tariff.currency)
+    w.i64(tariff.fixed_charge)
+    for rates in (tariff.import_price, tariff.export_credit):
+        w.u32(len(rates))
+        for rate in rates:
+            w.u64(rate)
+
+
 # --------------------------------------------------------------------------- writer / reader
 
 
@@ -563,12 +574,7 @@ class Tariff(_RecordBase):
         w = CanonicalWriter(RECORD_VERSION)
         w.text(self.period)
         w.u16(self.interval_minutes)
-        w.text(self.currency)
-        w.i64(self.fixed_charge)
-        for rates in (self.import_price, self.export_credit):
-            w.u32(len(rates))
-            for rate in rates:
-                w.u64(rate)
+        _write_prices(w, self)
         return w.getvalue()
 
     def tariff_hash(self) -> bytes:
@@ -980,12 +986,7 @@ class CycleTariff(_RecordBase):
         w.text(self.first_period)
         w.text(self.last_period)
         w.u16(self.interval_minutes)
-        w.text(self.currency)
-        w.i64(self.fixed_charge)
-        for rates in (self.import_price, self.export_credit):
-            w.u32(len(rates))
-            for rate in rates:
-                w.u64(rate)
+        _write_prices(w, self)
         w.u32(len(self.tiers))
         for start, price in self.tiers:
             w.u64(start)
