@@ -243,10 +243,6 @@ class _Projection:
         #: Ledger index -> the bill appended there, a day's or a cycle's (statements list
         #: them; the meter's ``bills`` name the index of each period's bill).
         self.bills: dict[int, Bill | CycleBill] = {}
-        #: Period -> the tariff hashes of the cycle tariffs whose cycle contains it.
-        self.cycle_tariffs_on: dict[str, list[bytes]] = {}
-        #: Meter id -> the tariff hashes of the cycle tariffs that list it.
-        self.plans_listing: dict[str, list[bytes]] = {}
         #: (index, reason) of each entry the rules refused, in log order.
         self.anomalies: list[tuple[int, str]] = []
 
@@ -267,30 +263,6 @@ class _Projection:
             self.anomalies.append((ref.index, refusal.reason))
         elif isinstance(record, Bill | CycleBill):
             self.bills[ref.index] = record
-        elif isinstance(record, CycleTariff):
-            for period in record.periods:
-                self.cycle_tariffs_on.setdefault(period, []).append(ref.digest)
-            for meter_id in record.meters:
-                self.plans_listing.setdefault(meter_id, []).append(ref.digest)
-
-    def cycle_tariff_of(self, meter_id: str, period: str) -> tuple[CycleTariff, Ref] | None:
-        """The cycle tariff that applies to ``meter_id`` on ``period`` (R21): the plan
-        listing the meter whose cycle contains the period, else the default plan whose
-        cycle contains it, unless a plan of a cycle overlapping the default's lists the
-        meter (then none applies there). R17 leaves at most one candidate of each."""
-        default: tuple[CycleTariff, Ref] | None = None
-        for digest in self.cycle_tariffs_on.get(period, ()):
-            found = self.ledger.cycle_tariffs[digest]
-            if found[0].lists(meter_id):
-                return found
-            if found[0].is_default:
-                default = found
-        if default is None:
-            return None
-        for digest in self.plans_listing.get(meter_id, ()):
-            if self.ledger.cycle_tariffs[digest][0].overlaps(default[0]):
-                return None
-        return default
 
     def _advance(self, index: int) -> None:
         if index != self.applied:
@@ -846,7 +818,7 @@ class Settlement:
         self._acting_as(as_meter, meter_id)
         self.catch_up()
         with self._lock:
-            found = self._state.cycle_tariff_of(meter_id, period)
+            found = self._state.ledger.cycle_tariff_for(meter_id, period)
         if found is None:
             raise UnknownTariff(f"no cycle tariff applies to meter {meter_id!r} on {period}")
         tariff, ref = found

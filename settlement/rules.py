@@ -239,6 +239,24 @@ class LedgerState:
             return ref if ref is not None and ref.digest == d else None
         return None
 
+    def cycle_tariff_for(self, meter_id: str, period: str) -> tuple[CycleTariff, Ref] | None:
+        """(R21) The cycle tariff that applies to ``meter_id`` on ``period``: the plan listing
+        the meter whose cycle contains the period, else the default plan whose cycle contains
+        it unless a plan of a cycle overlapping the default's lists the meter (then none).
+        R16 and R17 leave at most one candidate of each kind."""
+        day = period_ordinal(period)
+        listed = _overlapping(self._meter_cycles.get(meter_id, []), day, day)
+        if listed is not None:
+            return self.cycle_tariffs[listed]
+        default = _overlapping(self._default_cycles, day, day)
+        if default is None:
+            return None
+        tariff, ref = self.cycle_tariffs[default]
+        first, last = period_ordinal(tariff.first_period), period_ordinal(tariff.last_period)
+        if _overlapping(self._meter_cycles.get(meter_id, []), first, last) is not None:
+            return None
+        return tariff, ref
+
     def witness_key_registered(self, public_key: bytes) -> bool:
         return public_key in self._witness_keys
 
