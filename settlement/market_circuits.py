@@ -14,8 +14,10 @@ trade order)::
     a = min(q, E - Σ_{j ∈ S(k)} d_j)        the seller's allocation          (D2)
     d = min(a, I - Σ_{j ∈ B(k)} d_j)        the delivered energy             (D3)
 
-each one ``minimum`` gadget with 32-bit ranges (34 multipliers, padded to 64: a proof of
-820 bytes), its output constrained to equal the committed ``A`` or ``D``. Both are
+each one ``minimum`` gadget with 32-bit ranges and a 32-bit range on its output (66
+multipliers, padded to 128: a proof of 886 bytes), the output constrained to equal the
+committed ``A`` or ``D``. The output's range makes each statement stand alone: a
+negative remainder (earlier "deliveries" above the reading) cannot verify. Both are
 exact (docs/notes/r1cs.md, "min / max of two"): a seller cannot allocate more than its
 remaining export or more than ``q``, a buyer cannot claim less (or more) than
 ``min(a, its remaining import)``. The induction that keeps every remainder a
@@ -36,7 +38,7 @@ import struct
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from circuits.gadgets import minimum, total
+from circuits.gadgets import minimum, range_check, total
 from circuits.r1cs import (
     ConstraintSystem,
     LinearCombination,
@@ -145,10 +147,12 @@ def build_allocation(
     allocation: Variable,
 ) -> None:
     """(D2) on ``cs``: ``allocation = min(quantity, export - Σ earlier)``, one
-    :func:`~circuits.gadgets.minimum` with :data:`MIN_BITS`-bit ranges (34 multipliers).
-    Exact, so ``a <= q`` and ``a <= E - Σ d_j`` (D6)."""
+    :func:`~circuits.gadgets.minimum` with :data:`MIN_BITS`-bit ranges, and ``allocation``
+    in ``[0, 2^32)`` (D11): 66 multipliers. Exact, so ``0 <= a <= q`` and
+    ``a <= E - Σ d_j`` (D6)."""
     remaining = export - total(earlier)
     cs.constrain(minimum(cs, _quantity(quantity), remaining, MIN_BITS) - allocation)
+    range_check(cs, allocation, MIN_BITS)
 
 
 def build_delivery(
@@ -159,10 +163,11 @@ def build_delivery(
     delivered: Variable,
 ) -> None:
     """(D3) on ``cs``: ``delivered = min(allocation, imported - Σ earlier)``, one
-    :func:`~circuits.gadgets.minimum` with :data:`MIN_BITS`-bit ranges (34 multipliers).
-    Exact: neither less nor more than the min (D6)."""
+    :func:`~circuits.gadgets.minimum` with :data:`MIN_BITS`-bit ranges, and ``delivered``
+    in ``[0, 2^32)`` (D11): 66 multipliers. Exact: neither less nor more than the min (D6)."""
     remaining: LinearCombination = imported - total(earlier)
     cs.constrain(minimum(cs, allocation, remaining, MIN_BITS) - delivered)
+    range_check(cs, delivered, MIN_BITS)
 
 
 # --------------------------------------------------------------------------- inputs

@@ -204,12 +204,11 @@ def test_the_min_gadgets_sign_is_no_choice_for_the_buyer() -> None:
 # --------------------------------------------------------------------------- the boundary
 
 
-def test_the_statement_relies_on_verified_earlier_deliveries() -> None:
-    """What the statement alone does not say (docs/notes/market.md, (D5)): over earlier
-    "deliveries" above the export, which no verified ledger holds (each D_j is proven
-    against what was left), the min is the negative remainder and the proof verifies.
-    The honest prover refuses such inputs; a verifier verifies every earlier step before
-    it uses its D_j (the service on arrival, the auditor in ledger order)."""
+def test_an_allocation_over_forged_earlier_deliveries_never_verifies() -> None:
+    """Each statement stands alone (docs/notes/market.md, (D11)): over earlier
+    "deliveries" above the export, which no verified ledger holds, the min is the
+    negative remainder, and the output's range refuses it: the prover's check names a
+    broken constraint and the forced proof does not verify."""
     export, earlier = committed(1000), [committed(800), committed(800)]
     prover = Prover()
     e = prover.commit(export[0], *export[1])
@@ -217,12 +216,15 @@ def test_the_statement_relies_on_verified_earlier_deliveries() -> None:
     alpha = random_scalar()
     negative = commit(-600, alpha)
     build_allocation(prover, e, d, 100, prover.commit(negative, -600, alpha))
-    proof = prover.prove(delivery_context(TRADE, ALLOCATION))
-    R1CSStatement.verify_batch(
-        [allocation_statement(TRADE, export[0], [c for c, _ in earlier], 100, negative,
-                              proof.to_bytes())]
-    )  # fmt: skip
-    # the forged earlier delivery is where it fails: D = 800 from an allocation of 0
+    with pytest.raises(UnsatisfiedConstraintError):
+        prover.check()
+    proof = prover._prove_unchecked(delivery_context(TRADE, ALLOCATION))
+    with pytest.raises(VerificationError):
+        R1CSStatement.verify_batch(
+            [allocation_statement(TRADE, export[0], [c for c, _ in earlier], 100, negative,
+                                  proof.to_bytes())]
+        )  # fmt: skip
+    # and the forged earlier delivery itself fails: D = 800 from an allocation of 0
     cheat_delivery(committed(0), committed(5000), [], 800)
 
 

@@ -127,8 +127,8 @@ def test_the_allocation_is_the_min_of_q_and_the_remaining_export(
     step, statement = allocate(trade(0), committed(export), many(earlier), quantity)
     assert opens(step, min(quantity, export - sum(earlier)))
     assert opens(step, allocation_of(export, earlier, quantity))
-    assert len(step.proof) == proof_size(34) == 820
-    assert statement.circuit.gates == 34
+    assert len(step.proof) == proof_size(66) == 886
+    assert statement.circuit.gates == 66
     R1CSStatement.verify_batch([statement])
 
 
@@ -326,7 +326,7 @@ def test_a_delivery_is_bound_to_its_trade_inputs_and_order(chain: dict[str, Any]
 
 
 def test_an_allocation_proof_is_no_delivery_proof(chain: dict[str, Any]) -> None:
-    """Both circuits have 34 gates; the step's name in the context keeps them apart."""
+    """Both circuits have 66 gates; the step's name in the context keeps them apart."""
     alloc = chain["alloc"]
     e, s = chain["export"][0], [c for c, _ in chain["s"]]
     # the same inputs in the delivery's positions: A <- E, I <- D_0, earlier <- D_1, D_2
