@@ -40,6 +40,7 @@ from google.protobuf.message import DecodeError
 from hypothesis import given
 from hypothesis import strategies as st
 
+from circuits.r1cs import R1CSProof
 from ledger.archive import (
     MAGIC,
     ArchiveCheckpoint,
@@ -80,9 +81,11 @@ from meter.readings import (
     parse_readings_csv,
 )
 from service.config import ConfigError, split_listen
+from settlement import sealed
 from settlement.records import (
     RECORD_TYPES,
     Bill,
+    CycleBill,
     ReadingBatch,
     decode_record,
 )
@@ -219,6 +222,42 @@ def test_range_proofs(data: bytes) -> None:
         assert isinstance(proof, RangeProof)
         assert proof.to_bytes() == data
     typed_or_accepted(RangeProof.many_from_bytes, [data, range_proof_seeds()[0]])
+
+
+@cache
+def circuit_seeds() -> tuple[bytes, ...]:
+    r1cs = json.loads((Path(__file__).parents[1] / "vectors" / "r1cs_v1.json").read_text())
+    bills = json.loads(
+        (Path(__file__).parents[1] / "vectors" / "cycle" / "bills.json").read_text()
+    )
+    proofs = [bytes.fromhex(v["proof_hex"]) for v in r1cs["vectors"]]
+    proofs += [CycleBill.decode(bytes.fromhex(v["bill"])).proof for v in bills["vectors"]]
+    return tuple(proofs)
+
+
+@fuzz_settings(100)
+@given(st.deferred(lambda: fuzz_bytes(circuit_seeds(), max_random=2048, max_mutations=3)))
+def test_circuit_proofs(data: bytes) -> None:
+    proof = typed_or_accepted(R1CSProof.from_bytes, data)
+    if proof is not None:
+        assert isinstance(proof, R1CSProof)
+        assert proof.to_bytes() == data
+
+
+@cache
+def sealed_seeds() -> tuple[bytes, ...]:
+    vectors = json.loads(
+        (Path(__file__).parents[1] / "vectors" / "market_delivery" / "sealed.json").read_text()
+    )
+    return tuple(bytes.fromhex(v["box"]) for v in vectors["vectors"])
+
+
+@fuzz_settings(100)
+@given(st.deferred(lambda: fuzz_bytes(sealed_seeds(), max_random=256, max_mutations=3)))
+def test_sealed_boxes(data: bytes) -> None:
+    box = typed_or_accepted(sealed.decode, data)
+    if box is not None:
+        assert box.encode() == data
 
 
 @pytest.mark.parametrize("name", ["opening", "equality", "bill"])
