@@ -27,6 +27,11 @@ def test_kind_values_are_fixed() -> None:
         "BILL": 5,
         "WITNESS_KEY": 6,
         "COSIGNATURE": 7,
+        "MARKET_ENROLMENT": 8,
+        "MARKET_DAY": 9,
+        "ORDER": 10,
+        "ORDER_CANCELLATION": 11,
+        "CLEARING": 12,
     }
 
 
