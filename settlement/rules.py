@@ -19,14 +19,14 @@ auditor's verdict is exactly what the service accepts.
 * :func:`apply` moves the state on; call it only when :func:`check` returned
   ``None`` (:func:`step` does both). A refused record changes nothing.
 
-The cryptographic rules (C1..C5: proofs of possession, batch signatures, range
-and bill proofs) are rules too, but :func:`check` does not evaluate them: they
-are expensive and need the proof machinery; the callers verify them *after* the
-state rules hold (the service refuses, the auditor flags). They do not change
-the state transition: a record whose state rules hold is applied by the
-projection and by the auditor alike (the projection trusts the service that
-appended it; an entry with a bad signature or proof written behind the
-service's back is the auditor's finding).
+The cryptographic rules (C1..C7: proofs of possession, batch signatures, range,
+bill and cycle bill proofs, the market records' signatures) are rules too, but
+:func:`check` does not evaluate them: they are expensive and need the proof
+machinery; the callers verify them *after* the state rules hold (the service
+refuses, the auditor flags). They do not change the state transition: a record
+whose state rules hold is applied by the projection and by the auditor alike
+(the projection trusts the service that appended it; an entry with a bad
+signature or proof written behind the service's back is the auditor's finding).
 
 Version 1 and version 2 tariffs do not interact (a period may have both). A
 cycle bill occupies every period of its cycle in the meter's bills, so a bill of
