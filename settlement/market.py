@@ -45,7 +45,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ledger.encoding import CanonicalReader, CanonicalWriter
 from ledger.entries import Entry, EntryKind
-from settlement.periods import RecordFormatError, period_ordinal, validate_period
+from settlement.periods import MINUTES_PER_DAY, RecordFormatError, period_ordinal, validate_period
 from settlement.records import (
     MAX_RATE,
     POINT_SIZE,
@@ -607,7 +607,7 @@ class Clearing(_MarketRecord):
         if not isinstance(self.intervals, tuple):
             raise RecordFormatError("intervals must be a tuple of IntervalResult")
         count = len(self.intervals)
-        if not 1 <= count <= MAX_INTERVALS or 1440 % count:
+        if not 1 <= count <= MAX_INTERVALS or MINUTES_PER_DAY % count:
             raise RecordFormatError(
                 f"a clearing has one result per interval of the day (T = 1440 / interval"
                 f" minutes, at most {MAX_INTERVALS}), not {count}"

@@ -396,7 +396,11 @@ def decode(
             name = EntryKind(kind).name
         except ValueError:
             name = str(kind)
-        return Refusal("R1", ENTRY_KIND_UNDEFINED, f"entry kind {name} carries no defined record")
+        if kind in DEFINED_KINDS:
+            detail = f"entry kind {name}: a record this judge does not decode (opt-in)"
+        else:
+            detail = f"entry kind {name} carries no defined record"
+        return Refusal("R1", ENTRY_KIND_UNDEFINED, detail)
     entry_kind = EntryKind(kind)
     if entry_kind in MARKET_KINDS:
         try:
