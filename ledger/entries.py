@@ -45,6 +45,12 @@ class EntryKind(IntEnum):
     BILL = 5
     WITNESS_KEY = 6
     COSIGNATURE = 7
+    # the neighbourhood market (docs/design/market-v1.md; settlement/market.py)
+    MARKET_ENROLMENT = 8
+    MARKET_DAY = 9
+    ORDER = 10
+    ORDER_CANCELLATION = 11
+    CLEARING = 12
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,20 +19,31 @@ from zkgrid.errors import ProofFormatError, Reason, VerificationError, ZkgridErr
 __all__ = [
     "BillExists",
     "ChainBroken",
+    "ClearingExists",
+    "ClearingMismatch",
     "CycleIncomplete",
     "DuplicatePeriod",
+    "EnrolmentExists",
+    "GateClosed",
+    "GateNotClosed",
     "IntervalsMismatch",
+    "MarketDayExists",
     "MeterExists",
     "MeterRevoked",
+    "NotEnrolled",
     "PeriodClosed",
     "PeriodNotEnded",
+    "PriceOutOfBounds",
     "ProofInvalid",
     "ProofMalformed",
     "RecordFormatError",
+    "SelfTrade",
     "SettlementError",
     "TariffExists",
     "UnknownBatch",
+    "UnknownMarketDay",
     "UnknownMeter",
+    "UnknownOrder",
     "UnknownTariff",
 ]
 
@@ -141,3 +152,77 @@ class CycleIncomplete(SettlementError):
     (the message names the first such period): the cycle is billed once it is complete."""
 
     reason = Reason.CYCLE_INCOMPLETE
+
+
+# --------------------------------------------------------------------------- the market
+# docs/design/market-v1.md; the rules M1..M9 (settlement-v1.md, "Rules"). The identical
+# market record again (R5: DUPLICATE_ENROLMENT, ..._MARKET_DAY, ..._ORDER, ..._CANCELLATION,
+# ..._CLEARING) has no class: it is answered with the original receipt.
+
+
+class NotEnrolled(SettlementError):
+    """An order of a meter that has not enrolled in the market (M1)."""
+
+    reason = Reason.NOT_ENROLLED
+
+
+class EnrolmentExists(SettlementError):
+    """A different enrolment for a meter that is enrolled (M6; one enrolment per meter)."""
+
+    reason = Reason.ENROLMENT_EXISTS
+
+
+class UnknownMarketDay(SettlementError):
+    """An order or a clearing for a period the utility has opened no market day for."""
+
+    reason = Reason.UNKNOWN_MARKET_DAY
+
+
+class MarketDayExists(SettlementError):
+    """A different market day for a period that has one (M7)."""
+
+    reason = Reason.MARKET_DAY_EXISTS
+
+
+class GateClosed(SettlementError):
+    """An order or a cancellation at or after its market day's gate closure, or for a
+    period already cleared (M2, M5)."""
+
+    reason = Reason.GATE_CLOSED
+
+
+class GateNotClosed(SettlementError):
+    """A clearing before its market day's gate closure (M8)."""
+
+    reason = Reason.GATE_NOT_CLOSED
+
+
+class PriceOutOfBounds(SettlementError):
+    """An order whose limit price lies outside ``[export credit, import price]`` of the
+    period's tariff for an interval it covers (M3; the message names the first)."""
+
+    reason = Reason.PRICE_OUT_OF_BOUNDS
+
+
+class SelfTrade(SettlementError):
+    """An order of a meter with a live order of the other side for a common interval (M4)."""
+
+    reason = Reason.SELF_TRADE
+
+
+class UnknownOrder(SettlementError):
+    """A cancellation that names no live order of its meter (M5)."""
+
+    reason = Reason.UNKNOWN_ORDER
+
+
+class ClearingMismatch(SettlementError):
+    """A clearing that differs from the recomputation from the ledger's live orders (M9)."""
+
+    reason = Reason.CLEARING_MISMATCH
+
+
+class ClearingExists(SettlementError):
+    """A different clearing for a period that is cleared (M8; one clearing per period)."""
+
+    reason = Reason.CLEARING_EXISTS

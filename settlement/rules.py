@@ -8,32 +8,49 @@ auditor's verdict is exactly what the service accepts.
 * :func:`decode` turns a raw entry (kind, payload) into a record, or a
   :class:`Refusal` (R1 ``ENTRY_KIND_UNDEFINED``, R2 ``RECORD_MALFORMED``; a
   witness key's strict decoding includes its proof of possession, C5).
-* :func:`check` evaluates the *state rules* R3..R22 of one record against a
-  :class:`LedgerState`, in the documented precedence, and returns the first
-  that fails as a :class:`Refusal`, or ``None``. R16..R22 judge the records of
-  version 2 (:class:`~settlement.records.CycleTariff`,
+* :func:`check` evaluates the *state rules* R3..R22 and M1..M9 of one record
+  against a :class:`LedgerState`, in the documented precedence, and returns the
+  first that fails as a :class:`Refusal`, or ``None``. R16..R22 judge the records
+  of version 2 (:class:`~settlement.records.CycleTariff`,
   :class:`~settlement.records.CycleBill`: a tariff plan and a bill over a billing
   cycle of several periods); they share R4..R6 with the bills of version 1.
+  M1..M9 judge the market's records (:mod:`settlement.market`,
+  docs/design/market-v1.md); they share R4..R6 too.
 * :func:`apply` moves the state on; call it only when :func:`check` returned
   ``None`` (:func:`step` does both). A refused record changes nothing.
 
-The cryptographic rules (C1..C5: proofs of possession, batch signatures, range
-and bill proofs) are rules too, but :func:`check` does not evaluate them: they
-are expensive and need the proof machinery; the callers verify them *after* the
-state rules hold (the service refuses, the auditor flags). They do not change
-the state transition: a record whose state rules hold is applied by the
-projection and by the auditor alike (the projection trusts the service that
-appended it; an entry with a bad signature or proof written behind the
-service's back is the auditor's finding).
+The cryptographic rules (C1..C7: proofs of possession, batch signatures, range,
+bill and cycle bill proofs, the market records' signatures) are rules too, but
+:func:`check` does not evaluate them: they are expensive and need the proof
+machinery; the callers verify them *after* the state rules hold (the service
+refuses, the auditor flags). They do not change the state transition: a record
+whose state rules hold is applied by the projection and by the auditor alike
+(the projection trusts the service that appended it; an entry with a bad
+signature or proof written behind the service's back is the auditor's finding).
 
 Version 1 and version 2 tariffs do not interact (a period may have both). A
 cycle bill occupies every period of its cycle in the meter's bills, so a bill of
 either version for one of them is ``BILL_EXISTS`` (R11, R18).
 
 Identical records (R5): the identical batch, tariff or bill again is
-``DUPLICATE_BATCH`` / ``DUPLICATE_TARIFF`` / ``DUPLICATE_BILL``. On a ledger it
-is a violation; the service answers it with the original entry's receipt
-(:data:`IDEMPOTENT`, :meth:`LedgerState.original`).
+``DUPLICATE_BATCH`` / ``DUPLICATE_TARIFF`` / ``DUPLICATE_BILL`` (and the market's
+``DUPLICATE_ENROLMENT``, ``..._MARKET_DAY``, ``..._ORDER``, ``..._CANCELLATION``,
+``..._CLEARING``). On a ledger it is a violation; the service answers it with the
+original entry's receipt (:data:`IDEMPOTENT`, :meth:`LedgerState.original`).
+
+**The market kinds are opt-in** (:data:`MARKET_KINDS`): :func:`decode` refuses them as
+R1 unless the caller passes ``kinds=DEFINED_KINDS``. A judge decodes only the kinds it
+judges in full, cryptographic rules included, and the market records' signatures (C7)
+are verified by no caller yet: until the service and the auditor do, a market entry on
+their ledger stays an undefined kind to them, flagged and not applied.
+
+**Time.** Gate closure (M2, M5, M8) needs the time an entry arrives, and the rules have no
+clock: :func:`check` and :func:`step` take it as ``time`` (seconds since the epoch), and
+refuse to judge an order, a cancellation or a clearing without it
+(:class:`~zkgrid.errors.InvalidArgumentError`). The service passes the time of the
+request (its clock, read again under the ledger's write lock), a judge of a ledger the
+time of the entry's checkpoint (the checkpoint signed by the transaction that appended
+it). The other records ignore it.
 
 Pure: no I/O, no clocks, no globals.
 """
@@ -45,6 +62,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, TypeAlias
 
 from ledger.entries import EntryKind
+from settlement.market import (
+    MARKET_KINDS,
+    Clearing,
+    MarketDay,
+    MarketEnrolment,
+    MarketRecord,
+    Order,
+    OrderCancellation,
+    clear,
+    decode_market_record,
+)
 from settlement.periods import period_ordinal
 from settlement.records import (
     ZERO_HASH,
@@ -59,7 +87,7 @@ from settlement.records import (
     Tariff,
     record_type,
 )
-from zkgrid.errors import Reason
+from zkgrid.errors import InvalidArgumentError, Reason
 
 if TYPE_CHECKING:  # the witness scheme (blspy) is imported only to decode a witness key
     from ledger.cosignature import WitnessRegistration
@@ -67,26 +95,47 @@ if TYPE_CHECKING:  # the witness scheme (blspy) is imported only to decode a wit
 __all__ = [
     "BILL_EXISTS",
     "CHAIN_BROKEN",
+    "CLEARING_EXISTS",
+    "CLEARING_MISMATCH",
     "CRYPTO_PRECEDENCE",
     "CYCLE_INCOMPLETE",
+    "DEFINED_KINDS",
     "DUPLICATE_BATCH",
     "DUPLICATE_BILL",
+    "DUPLICATE_CANCELLATION",
+    "DUPLICATE_CLEARING",
+    "DUPLICATE_ENROLMENT",
+    "DUPLICATE_MARKET_DAY",
+    "DUPLICATE_ORDER",
     "DUPLICATE_PERIOD",
     "DUPLICATE_TARIFF",
+    "ENROLMENT_EXISTS",
     "ENTRY_KIND_UNDEFINED",
+    "GATE_CLOSED",
+    "GATE_NOT_CLOSED",
     "IDEMPOTENT",
     "INTERVALS_MISMATCH",
+    "MARKET_DAY_EXISTS",
+    "MARKET_KINDS",
     "METER_EXISTS",
     "METER_REVOKED",
+    "NOT_ENROLLED",
+    "PRICE_OUT_OF_BOUNDS",
     "RECORD_MALFORMED",
+    "SELF_TRADE",
+    "SETTLEMENT_KINDS",
     "TARIFF_EXISTS",
     "UNKNOWN_BATCH",
+    "UNKNOWN_MARKET_DAY",
     "UNKNOWN_METER",
+    "UNKNOWN_ORDER",
     "UNKNOWN_TARIFF",
     "WITNESS_EXISTS",
     "LedgerRecord",
     "LedgerState",
+    "MarketState",
     "MeterState",
+    "OrderState",
     "Ref",
     "Refusal",
     "apply",
@@ -116,15 +165,44 @@ UNKNOWN_BATCH: Final = Reason.UNKNOWN_BATCH
 UNKNOWN_TARIFF: Final = Reason.UNKNOWN_TARIFF
 WITNESS_EXISTS: Final = Reason.WITNESS_EXISTS
 CYCLE_INCOMPLETE: Final = Reason.CYCLE_INCOMPLETE
+# the market (M1..M9)
+NOT_ENROLLED: Final = Reason.NOT_ENROLLED
+ENROLMENT_EXISTS: Final = Reason.ENROLMENT_EXISTS
+DUPLICATE_ENROLMENT: Final = Reason.DUPLICATE_ENROLMENT
+UNKNOWN_MARKET_DAY: Final = Reason.UNKNOWN_MARKET_DAY
+MARKET_DAY_EXISTS: Final = Reason.MARKET_DAY_EXISTS
+DUPLICATE_MARKET_DAY: Final = Reason.DUPLICATE_MARKET_DAY
+GATE_CLOSED: Final = Reason.GATE_CLOSED
+GATE_NOT_CLOSED: Final = Reason.GATE_NOT_CLOSED
+PRICE_OUT_OF_BOUNDS: Final = Reason.PRICE_OUT_OF_BOUNDS
+SELF_TRADE: Final = Reason.SELF_TRADE
+DUPLICATE_ORDER: Final = Reason.DUPLICATE_ORDER
+UNKNOWN_ORDER: Final = Reason.UNKNOWN_ORDER
+DUPLICATE_CANCELLATION: Final = Reason.DUPLICATE_CANCELLATION
+CLEARING_MISMATCH: Final = Reason.CLEARING_MISMATCH
+CLEARING_EXISTS: Final = Reason.CLEARING_EXISTS
+DUPLICATE_CLEARING: Final = Reason.DUPLICATE_CLEARING
 
 #: R5: the identical record again. The service answers these with the original receipt.
-IDEMPOTENT: Final = frozenset({DUPLICATE_BATCH, DUPLICATE_TARIFF, DUPLICATE_BILL})
+IDEMPOTENT: Final = frozenset(
+    {
+        DUPLICATE_BATCH,
+        DUPLICATE_TARIFF,
+        DUPLICATE_BILL,
+        DUPLICATE_ENROLMENT,
+        DUPLICATE_MARKET_DAY,
+        DUPLICATE_ORDER,
+        DUPLICATE_CANCELLATION,
+        DUPLICATE_CLEARING,
+    }
+)
 
 #: The order of the cryptographic rules' reasons (C1..C4), after every state rule.
 CRYPTO_PRECEDENCE: Final = (Reason.SIGNATURE_INVALID, Reason.PROOF_MALFORMED, Reason.PROOF_INVALID)
 
-#: The kinds that carry a record (R1); COSIGNATURE (7) has no payload defined.
-_DEFINED_KINDS: Final = frozenset(
+#: The settlement kinds that carry a record (R1): what :func:`decode` decodes by default.
+#: COSIGNATURE (7) has no payload defined.
+SETTLEMENT_KINDS: Final[frozenset[EntryKind]] = frozenset(
     {
         EntryKind.METER_REGISTRATION,
         EntryKind.METER_REVOCATION,
@@ -134,8 +212,11 @@ _DEFINED_KINDS: Final = frozenset(
         EntryKind.WITNESS_KEY,
     }
 )
+#: Every kind that carries a record: the settlement kinds and the market's
+#: (:data:`MARKET_KINDS`, 8..12; opt-in for :func:`decode`, module docstring).
+DEFINED_KINDS: Final[frozenset[EntryKind]] = SETTLEMENT_KINDS | MARKET_KINDS
 
-LedgerRecord: TypeAlias = "Record | WitnessRegistration"
+LedgerRecord: TypeAlias = "Record | MarketRecord | WitnessRegistration"
 
 #: A published cycle tariff in the indices of :class:`LedgerState`: its cycle as day
 #: ordinals (first, last) and its tariff hash.
@@ -188,6 +269,35 @@ class MeterState:
 
 
 @dataclass(slots=True)
+class OrderState:
+    """An order on the log: where it is, and the cancellation that withdrew it."""
+
+    order: Order
+    ref: Ref
+    cancelled: Ref | None = None
+
+
+@dataclass(slots=True)
+class MarketState:
+    """The market as the log knows it (docs/design/market-v1.md)."""
+
+    #: meter id -> its enrolment (M6)
+    enrolments: dict[str, tuple[MarketEnrolment, Ref]] = field(default_factory=dict)
+    #: period -> its market day (M7)
+    days: dict[str, tuple[MarketDay, Ref]] = field(default_factory=dict)
+    #: order hash -> every order applied, live or cancelled (R5, M5)
+    orders: dict[bytes, OrderState] = field(default_factory=dict)
+    #: period -> its orders not cancelled, by hash, in ledger order (the clearing's input)
+    open_orders: dict[str, dict[bytes, Order]] = field(default_factory=dict)
+    #: (meter id, period) -> the hashes of the meter's orders of the period not cancelled (M4)
+    meter_orders: dict[tuple[str, str], list[bytes]] = field(default_factory=dict)
+    #: cancellation digest -> where it is (R5)
+    cancellations: dict[bytes, Ref] = field(default_factory=dict)
+    #: period -> its clearing (M8)
+    clearings: dict[str, tuple[Clearing, Ref]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class LedgerState:
     """What the rules need to judge the next entry, built from the log in index order."""
 
@@ -198,6 +308,8 @@ class LedgerState:
     witnesses: dict[str, bytes] = field(default_factory=dict)
     #: tariff hash -> (a cycle tariff (record v2), where it is) (R16, R17, R21)
     cycle_tariffs: dict[bytes, tuple[CycleTariff, Ref]] = field(default_factory=dict)
+    #: the market's enrolments, market days, orders, cancellations and clearings (M1..M9)
+    market: MarketState = field(default_factory=MarketState)
     _witness_keys: set[bytes] = field(default_factory=set, init=False, repr=False)
     #: Indices of ``cycle_tariffs``: by plan, by listed meter, and the default plans.
     _plan_cycles: dict[str, list[_Cycle]] = field(default_factory=dict, init=False, repr=False)
@@ -237,7 +349,27 @@ class LedgerState:
             table = meter.batches if isinstance(record, ReadingBatch) else meter.bills
             ref = table.get(record.period)
             return ref if ref is not None and ref.digest == d else None
-        return None
+        market = self.market
+        slot: tuple[object, Ref] | None = None
+        if isinstance(record, MarketEnrolment):
+            slot = market.enrolments.get(record.meter_id)
+        elif isinstance(record, MarketDay):
+            slot = market.days.get(record.period)
+        elif isinstance(record, Clearing):
+            slot = market.clearings.get(record.period)
+        elif isinstance(record, Order):
+            placed = market.orders.get(d)
+            return None if placed is None else placed.ref
+        elif isinstance(record, OrderCancellation):
+            return market.cancellations.get(d)
+        return slot[1] if slot is not None and slot[1].digest == d else None
+
+    def live_orders(self, period: str) -> list[Order]:
+        """The live orders of ``period`` in ledger order: placed, not cancelled, and their
+        meter not revoked (a revocation withdraws the meter's orders of every period not
+        cleared yet). The input of :func:`settlement.market.clear`."""
+        orders = self.market.open_orders.get(period, {})
+        return [o for o in orders.values() if not self.meters[o.meter_id].revoked]
 
     def cycle_tariff_for(self, meter_id: str, period: str) -> tuple[CycleTariff, Ref] | None:
         """(R21) The cycle tariff that applies to ``meter_id`` on ``period``: the plan listing
@@ -269,15 +401,30 @@ def record_digest(record: LedgerRecord) -> bytes:
 # --------------------------------------------------------------------------- decoding
 
 
-def decode(kind: int, payload: bytes) -> LedgerRecord | Refusal:
-    """(R1, R2, C5) The record an entry carries, or why it carries none."""
-    if kind not in _DEFINED_KINDS:
+def decode(
+    kind: int, payload: bytes, kinds: frozenset[EntryKind] = SETTLEMENT_KINDS
+) -> LedgerRecord | Refusal:
+    """(R1, R2, C5) The record an entry carries, or why it carries none.
+
+    ``kinds``: the kinds the caller judges (R1 refuses the others); by default the
+    settlement kinds, :data:`DEFINED_KINDS` to judge the market too (module docstring).
+    """
+    if kind not in kinds or kind not in DEFINED_KINDS:
         try:
             name = EntryKind(kind).name
         except ValueError:
             name = str(kind)
-        return Refusal("R1", ENTRY_KIND_UNDEFINED, f"entry kind {name} carries no defined record")
+        if kind in DEFINED_KINDS:
+            detail = f"entry kind {name}: a record this judge does not decode (opt-in)"
+        else:
+            detail = f"entry kind {name} carries no defined record"
+        return Refusal("R1", ENTRY_KIND_UNDEFINED, detail)
     entry_kind = EntryKind(kind)
+    if entry_kind in MARKET_KINDS:
+        try:
+            return decode_market_record(entry_kind, payload)
+        except RecordFormatError as exc:
+            return Refusal("R2", RECORD_MALFORMED, f"{entry_kind.name}: {exc}")
     if entry_kind is EntryKind.WITNESS_KEY:
         from ledger.cosignature import WitnessError, WitnessRegistration
 
@@ -400,8 +547,7 @@ def _check_cycle_tariff(state: LedgerState, tariff: CycleTariff, digest: bytes) 
         return Refusal(
             "R16",
             TARIFF_EXISTS,
-            f"{plan} has a tariff for {_cycle_text(other)}, which overlaps"
-            f" {_cycle_text(tariff)}",
+            f"{plan} has a tariff for {_cycle_text(other)}, which overlaps {_cycle_text(tariff)}",
         )
     if tariff.is_default:
         clash = _overlapping(state._default_cycles, first, last)
@@ -496,12 +642,251 @@ def _check_cycle_bill(state: LedgerState, bill: CycleBill, digest: bytes) -> Ref
     return None
 
 
-def check(state: LedgerState, record: LedgerRecord, digest: bytes | None = None) -> Refusal | None:
-    """(R3..R22) The first state rule ``record`` breaks in ``state``, by precedence.
+# --------------------------------------------------------------------------- the market
+
+
+def _time(time: int | None, record: MarketRecord) -> int:
+    """The entry's time, which M2, M5 and M8 need (module docstring, "Time")."""
+    if isinstance(time, bool) or not isinstance(time, int):
+        raise InvalidArgumentError(
+            f"judging {type(record).__name__} needs the entry's time (seconds since the epoch)"
+        )
+    return time
+
+
+def _check_enrolment(
+    state: LedgerState, enrolment: MarketEnrolment, digest: bytes
+) -> Refusal | None:
+    meter = _meter(state, enrolment.meter_id)
+    if isinstance(meter, Refusal):
+        return meter
+    who = f"meter {enrolment.meter_id!r}"
+    existing = state.market.enrolments.get(enrolment.meter_id)
+    if existing is not None and existing[1].digest == digest:
+        return Refusal("R5", DUPLICATE_ENROLMENT, f"{who}: the same enrolment again")
+    refused = _revoked(meter)
+    if refused is not None:
+        return refused
+    if existing is not None:
+        return Refusal("M6", ENROLMENT_EXISTS, f"{who} is enrolled in the market")
+    return None
+
+
+def _check_market_day(state: LedgerState, day: MarketDay, digest: bytes) -> Refusal | None:
+    existing = state.market.days.get(day.period)
+    if existing is None:
+        return None
+    if existing[1].digest == digest:
+        return Refusal("R5", DUPLICATE_MARKET_DAY, f"the same market day for {day.period} again")
+    return Refusal("M7", MARKET_DAY_EXISTS, f"the market day of {day.period} is published")
+
+
+def _gate(state: LedgerState, day: MarketDay, time: int, rule: str, what: str) -> Refusal | None:
+    """M2, M5: before the market day's gate closure, and the period not cleared."""
+    if day.period in state.market.clearings:
+        return Refusal(rule, GATE_CLOSED, f"{what}: the market of {day.period} is cleared")
+    if time >= day.gate_closure:
+        return Refusal(
+            rule,
+            GATE_CLOSED,
+            f"{what}: the gate of {day.period} closed at {day.gate_closure} (seconds since the"
+            f" epoch); the entry's time is {time}",
+        )
+    return None
+
+
+def _check_order(state: LedgerState, order: Order, digest: bytes, time: int) -> Refusal | None:
+    meter = _meter(state, order.meter_id)
+    if isinstance(meter, Refusal):
+        return meter
+    who = f"meter {order.meter_id!r}"
+    market = state.market
+    if digest in market.orders:
+        return Refusal("R5", DUPLICATE_ORDER, f"{who}: the same order again")
+    refused = _revoked(meter)
+    if refused is not None:
+        return refused
+    # M1: enrolled, the market day, its intervals
+    if order.meter_id not in market.enrolments:
+        return Refusal("M1", NOT_ENROLLED, f"{who} is not enrolled in the market")
+    found = market.days.get(order.period)
+    if found is None:
+        return Refusal("M1", UNKNOWN_MARKET_DAY, f"no market day for {order.period}")
+    day = found[0]
+    interval = meter.registration.interval_minutes
+    if interval != day.interval_minutes:
+        return Refusal(
+            "M1",
+            INTERVALS_MISMATCH,
+            f"the market of {order.period} trades {day.interval_minutes}-minute intervals;"
+            f" {who} reports every {interval} minutes",
+        )
+    if order.last_interval >= day.intervals:
+        return Refusal(
+            "M1",
+            INTERVALS_MISMATCH,
+            f"the order ends at interval {order.last_interval}; the market day has"
+            f" {day.intervals} intervals",
+        )
+    # M2: gate closure
+    refused = _gate(state, day, time, "M2", "an order")
+    if refused is not None:
+        return refused
+    # M3: within the period's tariff, interval by interval
+    tariff_found = state.tariffs.get(order.period)
+    if tariff_found is None:
+        return Refusal("M3", UNKNOWN_TARIFF, f"no tariff for {order.period} to bound the price")
+    tariff = tariff_found[0]
+    if tariff.interval_minutes != day.interval_minutes:
+        return Refusal(
+            "M3",
+            INTERVALS_MISMATCH,
+            f"the tariff of {order.period} has {tariff.interval_minutes}-minute intervals;"
+            f" the market day has {day.interval_minutes}",
+        )
+    price = order.limit_price
+    for t in range(order.first_interval, order.last_interval + 1):
+        low, high = tariff.export_credit[t], tariff.import_price[t]
+        if not low <= price <= high:
+            return Refusal(
+                "M3",
+                PRICE_OUT_OF_BOUNDS,
+                f"limit price {price} is outside [{low}, {high}] (export credit, import price)"
+                f" of interval {t} of {order.period}",
+            )
+    # M4: no self-trade
+    for other_hash in market.meter_orders.get((order.meter_id, order.period), ()):
+        other = market.orders[other_hash].order
+        if other.side is not order.side and other.overlaps(order):
+            return Refusal(
+                "M4",
+                SELF_TRADE,
+                f"{who} has a live {other.side.name.lower()} for intervals"
+                f" {other.first_interval}..{other.last_interval} of {order.period}",
+            )
+    return None
+
+
+def _check_cancellation(
+    state: LedgerState, cancellation: OrderCancellation, digest: bytes, time: int
+) -> Refusal | None:
+    meter = _meter(state, cancellation.meter_id)
+    if isinstance(meter, Refusal):
+        return meter
+    who = f"meter {cancellation.meter_id!r}"
+    market = state.market
+    if digest in market.cancellations:
+        return Refusal("R5", DUPLICATE_CANCELLATION, f"{who}: the same cancellation again")
+    refused = _revoked(meter)
+    if refused is not None:
+        return refused
+    placed = market.orders.get(cancellation.order_hash)
+    if placed is None or placed.order.meter_id != cancellation.meter_id or placed.cancelled:
+        return Refusal("M5", UNKNOWN_ORDER, f"the cancellation names no live order of {who}")
+    day = market.days[placed.order.period][0]  # M1 held for the order
+    return _gate(state, day, time, "M5", "a cancellation")
+
+
+def _check_clearing(
+    state: LedgerState, clearing: Clearing, digest: bytes, time: int
+) -> Refusal | None:
+    period = clearing.period
+    market = state.market
+    existing = market.clearings.get(period)
+    if existing is not None and existing[1].digest == digest:
+        return Refusal("R5", DUPLICATE_CLEARING, f"the same clearing of {period} again")
+    found = market.days.get(period)
+    if found is None:
+        return Refusal("M8", UNKNOWN_MARKET_DAY, f"no market day for {period}")
+    day = found[0]
+    if existing is not None:
+        return Refusal("M8", CLEARING_EXISTS, f"the market of {period} is cleared")
+    if time < day.gate_closure:
+        return Refusal(
+            "M8",
+            GATE_NOT_CLOSED,
+            f"the gate of {period} closes at {day.gate_closure} (seconds since the epoch);"
+            f" the entry's time is {time}",
+        )
+    expected = clear(day, state.live_orders(period))
+    if clearing != expected:
+        return Refusal(
+            "M9", CLEARING_MISMATCH, f"the clearing of {period} {_difference(clearing, expected)}"
+        )
+    return None
+
+
+def _difference(got: Clearing, expected: Clearing) -> str:
+    """Where a clearing first differs from the recomputation (public facts only)."""
+    if got.orders_digest != expected.orders_digest:
+        return "names other orders than the live orders of the ledger"
+    if len(got.intervals) != len(expected.intervals):
+        return f"has {len(got.intervals)} intervals; the market day has {len(expected.intervals)}"
+    for t, (a, b) in enumerate(zip(got.intervals, expected.intervals, strict=True)):
+        if a.price != b.price:
+            return f"prices interval {t} at {a.price}; the recomputation at {b.price}"
+        if a.volume != b.volume:
+            return f"matches {a.volume} Wh in interval {t}; the recomputation {b.volume} Wh"
+        if a.trades != b.trades:
+            return f"has other trades in interval {t} than the recomputation"
+    return "differs from the recomputation"  # pragma: no cover - equal fields, equal records
+
+
+def _check_market(
+    state: LedgerState, record: MarketRecord, digest: bytes, time: int | None
+) -> Refusal | None:
+    if isinstance(record, MarketEnrolment):
+        return _check_enrolment(state, record, digest)
+    if isinstance(record, MarketDay):
+        return _check_market_day(state, record, digest)
+    if isinstance(record, Order):
+        return _check_order(state, record, digest, _time(time, record))
+    if isinstance(record, OrderCancellation):
+        return _check_cancellation(state, record, digest, _time(time, record))
+    return _check_clearing(state, record, digest, _time(time, record))
+
+
+def _apply_market(state: LedgerState, record: MarketRecord, ref: Ref) -> None:
+    market = state.market
+    if isinstance(record, MarketEnrolment):
+        market.enrolments[record.meter_id] = (record, ref)
+    elif isinstance(record, MarketDay):
+        market.days[record.period] = (record, ref)
+    elif isinstance(record, Order):
+        market.orders[ref.digest] = OrderState(record, ref)
+        market.open_orders.setdefault(record.period, {})[ref.digest] = record
+        market.meter_orders.setdefault((record.meter_id, record.period), []).append(ref.digest)
+    elif isinstance(record, OrderCancellation):
+        placed = market.orders[record.order_hash]
+        placed.cancelled = ref
+        order = placed.order
+        del market.open_orders[order.period][record.order_hash]
+        market.meter_orders[(order.meter_id, order.period)].remove(record.order_hash)
+        market.cancellations[ref.digest] = ref
+    else:
+        market.clearings[record.period] = (record, ref)
+
+
+_MARKET_TYPES = (MarketEnrolment, MarketDay, Order, OrderCancellation, Clearing)
+
+
+def check(
+    state: LedgerState,
+    record: LedgerRecord,
+    digest: bytes | None = None,
+    *,
+    time: int | None = None,
+) -> Refusal | None:
+    """(R3..R22, M1..M9) The first state rule ``record`` breaks in ``state``, by precedence.
 
     ``digest``: the record's :func:`record_digest` when the caller has it (saves a hash).
-    The cryptographic rules C1..C5 are not evaluated here.
+    ``time``: when the entry arrives, seconds since the epoch; required for an order, a
+    cancellation and a clearing (module docstring, "Time"). The cryptographic rules
+    C1..C7 are not evaluated here.
     """
+    if isinstance(record, _MARKET_TYPES):
+        d = record_digest(record) if digest is None else digest
+        return _check_market(state, record, d, time)
     if isinstance(record, MeterRegistration):
         if record.meter_id in state.meters:
             return Refusal("R3", METER_EXISTS, f"meter {record.meter_id!r} is already registered")
@@ -537,7 +922,9 @@ def check(state: LedgerState, record: LedgerRecord, digest: bytes | None = None)
 
 def apply(state: LedgerState, record: LedgerRecord, ref: Ref) -> None:
     """Apply ``record`` at ``ref``; only after :func:`check` returned ``None`` for it."""
-    if isinstance(record, MeterRegistration):
+    if isinstance(record, _MARKET_TYPES):
+        _apply_market(state, record, ref)
+    elif isinstance(record, MeterRegistration):
         state.meters[record.meter_id] = MeterState(record, ref)
     elif isinstance(record, MeterRevocation):
         state.meters[record.meter_id].revocation = record
@@ -562,9 +949,11 @@ def apply(state: LedgerState, record: LedgerRecord, ref: Ref) -> None:
         state._witness_keys.add(record.public_key)
 
 
-def step(state: LedgerState, record: LedgerRecord, ref: Ref) -> Refusal | None:
+def step(
+    state: LedgerState, record: LedgerRecord, ref: Ref, *, time: int | None = None
+) -> Refusal | None:
     """:func:`check`, then :func:`apply` when no rule is broken; the refusal otherwise."""
-    refusal = check(state, record, ref.digest)
+    refusal = check(state, record, ref.digest, time=time)
     if refusal is None:
         apply(state, record, ref)
     return refusal

@@ -113,6 +113,40 @@ class Reason(StrEnum):
     BILL_EXISTS = "BILL_EXISTS"
     #: A cycle bill (record v2) whose billing cycle has a period without the meter's batch.
     CYCLE_INCOMPLETE = "CYCLE_INCOMPLETE"
+    # -- the neighbourhood market (docs/design/market-v1.md; settlement-v1.md, M1..M9)
+    #: An order of a meter that has no market enrolment (M1).
+    NOT_ENROLLED = "NOT_ENROLLED"
+    #: A different enrolment for a meter that is enrolled (M6).
+    ENROLMENT_EXISTS = "ENROLMENT_EXISTS"
+    #: The identical enrolment again (R5): answered with the original receipt.
+    DUPLICATE_ENROLMENT = "DUPLICATE_ENROLMENT"
+    #: An order or a clearing for a period without a market day (M1, M8).
+    UNKNOWN_MARKET_DAY = "UNKNOWN_MARKET_DAY"
+    #: A different market day for a period that has one (M7).
+    MARKET_DAY_EXISTS = "MARKET_DAY_EXISTS"
+    #: The identical market day again (R5).
+    DUPLICATE_MARKET_DAY = "DUPLICATE_MARKET_DAY"
+    #: An order or a cancellation at or after its market day's gate closure, or for a
+    #: cleared period (M2, M5).
+    GATE_CLOSED = "GATE_CLOSED"
+    #: A clearing before its market day's gate closure (M8).
+    GATE_NOT_CLOSED = "GATE_NOT_CLOSED"
+    #: An order priced outside [export credit, import price] of an interval it covers (M3).
+    PRICE_OUT_OF_BOUNDS = "PRICE_OUT_OF_BOUNDS"
+    #: An order of a meter that has a live order of the other side for a common interval (M4).
+    SELF_TRADE = "SELF_TRADE"
+    #: The identical order again (R5).
+    DUPLICATE_ORDER = "DUPLICATE_ORDER"
+    #: A cancellation that names no live order of its meter (M5).
+    UNKNOWN_ORDER = "UNKNOWN_ORDER"
+    #: The identical cancellation again (R5).
+    DUPLICATE_CANCELLATION = "DUPLICATE_CANCELLATION"
+    #: A clearing that is not the recomputation from the ledger's live orders (M9).
+    CLEARING_MISMATCH = "CLEARING_MISMATCH"
+    #: A different clearing for a period that is cleared (M8).
+    CLEARING_EXISTS = "CLEARING_EXISTS"
+    #: The identical clearing again (R5).
+    DUPLICATE_CLEARING = "DUPLICATE_CLEARING"
     # -- the service (access, availability, storage, configuration)
     UNAUTHENTICATED = "UNAUTHENTICATED"
     PERMISSION_DENIED = "PERMISSION_DENIED"

@@ -27,6 +27,11 @@ def test_kind_values_are_fixed() -> None:
         "BILL": 5,
         "WITNESS_KEY": 6,
         "COSIGNATURE": 7,
+        "MARKET_ENROLMENT": 8,
+        "MARKET_DAY": 9,
+        "ORDER": 10,
+        "ORDER_CANCELLATION": 11,
+        "CLEARING": 12,
     }
 
 
@@ -70,7 +75,7 @@ GOOD = encode_entry(EntryKind.READING_BATCH, b"hello")
         (b"\x02" + GOOD[1:], "version 2"),
         (b"\xff" + GOOD[1:], "version 255"),
         (GOOD[:1] + b"\x00\x00" + GOOD[3:], "kind 0"),
-        (GOOD[:1] + b"\x00\x08" + GOOD[3:], "kind 8"),
+        (GOOD[:1] + b"\x00\x0d" + GOOD[3:], "kind 13"),
         (GOOD[:1] + b"\x01\x03" + GOOD[3:], "kind 259"),
         (GOOD[:-1], "truncated"),
         (GOOD[:3] + struct.pack(">I", 6) + b"hello", "truncated"),
@@ -106,7 +111,7 @@ def test_every_single_byte_mutation_of_the_header_is_rejected_or_changes_the_ent
             assert entry.encode() == mutated
 
 
-@pytest.mark.parametrize("kind", [0, 8, -1, True, "BILL", None])
+@pytest.mark.parametrize("kind", [0, 13, -1, True, "BILL", None])
 def test_encode_rejects_bad_kind(kind: object) -> None:
     with pytest.raises(LedgerArgumentError):
         encode_entry(kind, b"")  # type: ignore[arg-type]

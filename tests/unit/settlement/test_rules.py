@@ -22,6 +22,7 @@ from settlement.periods import (
     validate_period,
 )
 from settlement.rules import LedgerState, Ref
+from zkgrid.errors import Reason
 
 VECTORS = Path(__file__).parents[2] / "vectors" / "rules"
 #: Reasons of the cryptographic rules (C1..C5): not evaluated by ``check``.
@@ -33,13 +34,17 @@ def load_vectors() -> list[dict[str, Any]]:
 
 
 def test_the_vectors_cover_every_reason_of_the_state_machine() -> None:
-    # The rules of records v2 (R16..R22) have their vector beside the records' (not run
-    # through the service yet): tests/vectors/cycle/rules.json.
+    # The rules of records v2 (R16..R22) and of the market (M1..M9) have their vectors
+    # beside their records' (not run through the service yet): tests/vectors/cycle/rules.json
+    # and tests/vectors/market/rules.json.
     cycle = json.loads((VECTORS.parent / "cycle" / "rules.json").read_text())
-    given = {e["reason"] for v in [*load_vectors(), cycle] for e in v["entries"]}
+    market = json.loads((VECTORS.parent / "market" / "rules.json").read_text())
+    given = {e["reason"] for v in [*load_vectors(), cycle, market] for e in v["entries"]}
     state_reasons = {
-        getattr(rules, name) for name in rules.__all__ if name.isupper() and "_" in name
-    } - {rules.IDEMPOTENT, rules.CRYPTO_PRECEDENCE}
+        value
+        for name in rules.__all__
+        if name.isupper() and isinstance(value := getattr(rules, name), Reason)
+    }
     assert state_reasons <= given
     assert {"SIGNATURE_INVALID", "PROOF_MALFORMED", "PROOF_INVALID", "POP_INVALID"} <= given
     assert {"WITNESS_MALFORMED"} <= given
