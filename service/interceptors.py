@@ -36,13 +36,16 @@ gRPC status            reasons                                             messa
 UNAUTHENTICATED        ``UNAUTHENTICATED``                                 the error's
 PERMISSION_DENIED      ``PERMISSION_DENIED``                               the error's
 NOT_FOUND              ``NOT_FOUND``, ``UNKNOWN_METER``, ``_TARIFF``,      the error's
-                       ``_BATCH``, ``_WITNESS``, ``_CHECKPOINT``
+                       ``_BATCH``, ``_WITNESS``, ``_CHECKPOINT``,
+                       ``_MARKET_DAY``, ``_ORDER``
 ALREADY_EXISTS         ``METER_EXISTS``, ``TARIFF_EXISTS``,                the error's
                        ``BILL_EXISTS``, ``WITNESS_EXISTS``,
-                       ``DUPLICATE_PERIOD``, ``_BATCH``, ``_COSIGNATURE``
+                       ``DUPLICATE_PERIOD``, ``_BATCH``, ``_COSIGNATURE``,
+                       the market's ``*_EXISTS`` and ``DUPLICATE_*``
 FAILED_PRECONDITION    ``CHAIN_BROKEN``, ``METER_REVOKED``,                the error's
                        ``PERIOD_NOT_ENDED``, ``PERIOD_CLOSED``,
-                       ``CYCLE_INCOMPLETE``
+                       ``CYCLE_INCOMPLETE``, the market's ``NOT_ENROLLED``,
+                       ``GATE_CLOSED``, ``GATE_NOT_CLOSED``, ``SELF_TRADE``
 UNAVAILABLE            ``STORE_UNAVAILABLE``, ``UNAVAILABLE``              generic
 DEADLINE_EXCEEDED      ``DEADLINE_EXCEEDED``                               generic
 RESOURCE_EXHAUSTED     ``FAILURE_BUDGET_EXHAUSTED``, ``OVERLOADED``         the error's
@@ -157,6 +160,8 @@ STATUS_FOR_REASON: Mapping[Reason, grpc.StatusCode] = MappingProxyType(
         Reason.OVERLOADED: grpc.StatusCode.RESOURCE_EXHAUSTED,
         # INVALID_ARGUMENT: the request is wrong whatever the state; the reason tells which
         Reason.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.SEALED_BOX_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.OPENING_MISMATCH: grpc.StatusCode.INVALID_ARGUMENT,
         Reason.USAGE: grpc.StatusCode.INVALID_ARGUMENT,
         Reason.VALUE_OUT_OF_RANGE: grpc.StatusCode.INVALID_ARGUMENT,
         Reason.INTERVALS_MISMATCH: grpc.StatusCode.INVALID_ARGUMENT,

@@ -78,16 +78,14 @@ class SealedBoxInvalid(SettlementError, VerificationError):
     """A well-formed sealed box that does not decrypt under this key and associated data:
     another recipient, an edited byte or another trade or step."""
 
-    # PROOF_INVALID until a reason of its own exists (SEALED_BOX_INVALID).
-    reason = Reason.PROOF_INVALID
+    reason = Reason.SEALED_BOX_INVALID
 
 
 class OpeningMismatch(SettlementError, VerificationError):
     """A sealed opening that decrypts but does not open the commitment it was sent for: the
     counterparty refuses it and reports it (docs/design/market-v1.md, "Failure cases")."""
 
-    # PROOF_INVALID until a reason of its own exists (OPENING_MISMATCH).
-    reason = Reason.PROOF_INVALID
+    reason = Reason.OPENING_MISMATCH
 
 
 class Opening(NamedTuple):

@@ -147,6 +147,11 @@ class Reason(StrEnum):
     CLEARING_EXISTS = "CLEARING_EXISTS"
     #: The identical clearing again (R5).
     DUPLICATE_CLEARING = "DUPLICATE_CLEARING"
+    #: A sealed opening that does not decrypt under the recipient's key and the trade's
+    #: associated data (docs/notes/market.md (D9)).
+    SEALED_BOX_INVALID = "SEALED_BOX_INVALID"
+    #: A sealed opening that decrypts but does not open the commitment it came with (D10).
+    OPENING_MISMATCH = "OPENING_MISMATCH"
     # -- the service (access, availability, storage, configuration)
     UNAUTHENTICATED = "UNAUTHENTICATED"
     PERMISSION_DENIED = "PERMISSION_DENIED"

@@ -228,10 +228,13 @@ def test_the_errors_are_typed_and_distinct() -> None:
     assert issubclass(SealedFormatError, RecordFormatError)
     assert issubclass(SealedFormatError, ProofFormatError)
     assert SealedFormatError.reason is Reason.RECORD_MALFORMED
-    for cls in (SealedBoxInvalid, OpeningMismatch):
+    for cls, reason in (
+        (SealedBoxInvalid, Reason.SEALED_BOX_INVALID),
+        (OpeningMismatch, Reason.OPENING_MISMATCH),
+    ):
         assert issubclass(cls, VerificationError)
         assert not issubclass(cls, ProofFormatError)
-        assert cls.reason is Reason.PROOF_INVALID
+        assert cls.reason is reason
     assert not issubclass(OpeningMismatch, SealedBoxInvalid)
     assert not issubclass(SealedBoxInvalid, OpeningMismatch)
 

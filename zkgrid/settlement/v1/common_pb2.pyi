@@ -17,6 +17,11 @@ class EntryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENTRY_KIND_BILL: _ClassVar[EntryKind]
     ENTRY_KIND_WITNESS_KEY: _ClassVar[EntryKind]
     ENTRY_KIND_COSIGNATURE: _ClassVar[EntryKind]
+    ENTRY_KIND_MARKET_ENROLMENT: _ClassVar[EntryKind]
+    ENTRY_KIND_MARKET_DAY: _ClassVar[EntryKind]
+    ENTRY_KIND_ORDER: _ClassVar[EntryKind]
+    ENTRY_KIND_ORDER_CANCELLATION: _ClassVar[EntryKind]
+    ENTRY_KIND_CLEARING: _ClassVar[EntryKind]
 ENTRY_KIND_UNSPECIFIED: EntryKind
 ENTRY_KIND_METER_REGISTRATION: EntryKind
 ENTRY_KIND_METER_REVOCATION: EntryKind
@@ -25,6 +30,11 @@ ENTRY_KIND_TARIFF: EntryKind
 ENTRY_KIND_BILL: EntryKind
 ENTRY_KIND_WITNESS_KEY: EntryKind
 ENTRY_KIND_COSIGNATURE: EntryKind
+ENTRY_KIND_MARKET_ENROLMENT: EntryKind
+ENTRY_KIND_MARKET_DAY: EntryKind
+ENTRY_KIND_ORDER: EntryKind
+ENTRY_KIND_ORDER_CANCELLATION: EntryKind
+ENTRY_KIND_CLEARING: EntryKind
 
 class Receipt(_message.Message):
     __slots__ = ("ledger_index", "leaf_hash", "checkpoint", "tree_size", "inclusion_proof")
