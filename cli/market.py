@@ -278,6 +278,14 @@ def _time(text: str | None, flag: str) -> int | None:
     return int(moment.timestamp())
 
 
+def _span(first: int, last: int) -> str:
+    return f"interval {first}" if first == last else f"intervals {first}-{last}"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _utc(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -471,7 +479,7 @@ def _order(args: argparse.Namespace, out: TextIO) -> int:
     finally:
         market.client.close()
     doc = {**_order_doc(order), "receipt": _receipt(receipt)}
-    span = f"interval {first}" if first == last else f"intervals {first}-{last}"
+    span = _span(first, last)
     verb = "offered" if side is Side.OFFER else "bid for"
     line = (
         f"{order.meter_id} {verb} {doc['quantity_kwh']} kWh in {span} of {order.period} at"
@@ -548,9 +556,9 @@ def _orders_lines(period: str, placed: list[PlacedOrder]) -> list[str]:
     lines = [f"orders for {period}:"]
     for p in placed:
         doc = _order_doc(p.order)
-        span = f"{p.order.first_interval}-{p.order.last_interval}"
         lines.append(
-            f"  {doc['order_hash']}  {p.order.meter_id}  {doc['side']:<5}  intervals {span:<7}"
+            f"  {doc['order_hash']}  {p.order.meter_id}  {doc['side']:<5}"
+            f"  {_span(p.order.first_interval, p.order.last_interval):<15}"
             f"  {doc['quantity_kwh']} kWh at {doc['limit_price_per_kwh']}/kWh  {p.status}"
             f" (ledger index {p.ledger_index})"
         )
@@ -707,7 +715,8 @@ def _clear(args: argparse.Namespace, out: TextIO) -> int:
     }
     verb = "cleared" if appended else "already cleared"
     line = (
-        f"{verb} {clearing.period}: {trades} trades, {volume} Wh matched: {_receipt_text(receipt)}"
+        f"{verb} {clearing.period}: {_plural(trades, 'trade')}, {volume} Wh matched:"
+        f" {_receipt_text(receipt)}"
     )
     return _emit(args, out, doc, [line])
 
