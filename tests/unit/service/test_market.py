@@ -321,30 +321,68 @@ def test_a_clearing_that_keeps_going_stale_is_refused(
 # --------------------------------------------------------------------------- replay
 
 
-def test_a_restart_replays_every_market_entry_at_its_stored_time(
-    store: LedgerStore, clock: Clock
-) -> None:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def durable_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'replicas.db'}"
+    return str(request.getfixturevalue("pg_schema_url"))
+
+
+def test_a_restart_replays_every_market_entry_at_its_stored_time(durable_url: str) -> None:
     """The entries are stored with the time they were judged at: a new projection (a
-    restart, another replica) applies each order before and the clearing after the gate,
-    whatever its own clock says."""
-    with Settlement(store, clock=clock) as first:
-        market = Market(first)
-        s1, b1 = opened(market, "s1", "b1")
-        offer, bid = s1.offer(0, 5, 800, 100), b1.bid(2, 7, 600, 250)
-        market.submit_order(offer)
-        market.submit_order(bid)
-        late = s1.offer(6, 6, 100, 100)
-        market.submit_order(late)
-        market.cancel_order(s1.cancel(late))
-        clock.at(GATE + timedelta(minutes=5))
-        cleared = market.clear(PERIOD)
-        seen = market.list_orders(PERIOD)
-        entries = list(store.entries())
-    assert [e.created_at for e in entries][-1] == GATE + timedelta(minutes=5)
-    for moment in (GATE - timedelta(days=3), GATE + timedelta(days=300)):
-        with Settlement(store, clock=lambda m=moment: m) as again:  # type: ignore[misc]
-            assert again.anomaly_reasons == []
-            replayed = Market(again)
-            assert replayed.list_orders(PERIOD) == seen
-            assert replayed.result(PERIOD).clearing == cleared.clearing
-            assert replayed.trades(PERIOD, "b1").trades == market.trades(PERIOD, "b1").trades
+    restart) applies each order before and the clearing after the gate, whatever its own
+    clock says."""
+    clock = Clock()
+    with open_store(durable_url, SIGNER, ORIGIN) as store:
+        with Settlement(store, clock=clock) as first:
+            market = Market(first)
+            s1, b1 = opened(market, "s1", "b1")
+            offer, bid = s1.offer(0, 5, 800, 100), b1.bid(2, 7, 600, 250)
+            market.submit_order(offer)
+            market.submit_order(bid)
+            late = s1.offer(6, 6, 100, 100)
+            market.submit_order(late)
+            market.cancel_order(s1.cancel(late))
+            clock.at(GATE + timedelta(minutes=5))
+            cleared = market.clear(PERIOD)
+            seen = market.list_orders(PERIOD)
+            mine = market.trades(PERIOD, "b1").trades
+            entries = list(store.entries())
+        assert entries[-1].created_at == GATE + timedelta(minutes=5)
+        for moment in (GATE - timedelta(days=3), GATE + timedelta(days=300)):
+            with Settlement(store, clock=lambda m=moment: m) as again:  # type: ignore[misc]
+                assert again.anomaly_reasons == []
+                replayed = Market(again)
+                assert replayed.list_orders(PERIOD) == seen
+                assert replayed.result(PERIOD).clearing == cleared.clearing
+                assert replayed.trades(PERIOD, "b1").trades == mine
+
+
+def test_replicas_with_other_clocks_apply_what_the_other_accepted(durable_url: str) -> None:
+    """Two services on one database: one before the gate takes orders, one after it clears;
+    each catches up on the other's entries without an anomaly, and each judges its own
+    requests by its own clock."""
+    before, after = Clock(), Clock(GATE + timedelta(hours=1))
+    with (
+        open_store(durable_url, SIGNER, ORIGIN) as store_a,
+        open_store(durable_url, SIGNER, ORIGIN) as store_b,
+        Settlement(store_a, clock=before) as a,
+        Settlement(store_b, clock=after) as b,
+    ):
+        early, late = Market(a), Market(b)
+        alice, bob = opened(early, "alice", "bob")
+        orders = [alice.offer(3, 4, 500, 100), bob.bid(4, 4, 300, 200)]
+        for order in orders:
+            early.submit_order(order)
+        with pytest.raises(GateClosed):  # b's clock is past the gate
+            late.submit_order(alice.offer(5, 5, 100, 100))
+        assert [line.order for line in late.list_orders(PERIOD)] == orders  # caught up
+        cleared = late.clear(PERIOD)
+        assert cleared.clearing == clear(DAY, orders)
+        assert early.result(PERIOD).clearing == cleared.clearing  # a applied b's clearing
+        # cleared already: a answers with it, though its own clock is before the gate
+        assert early.clear(PERIOD) == Cleared(cleared.clearing, cleared.receipt, False)
+        with pytest.raises(GateClosed):  # cleared: closed for a too
+            early.submit_order(alice.offer(5, 5, 100, 100))
+        assert a.anomaly_reasons == []
+        assert b.anomaly_reasons == []
