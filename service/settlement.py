@@ -131,6 +131,7 @@ _log = logging.getLogger(__name__)
 
 __all__ = [
     "AppendableRecord",
+    "MarketIndex",
     "MeterInfo",
     "Receipt",
     "Settlement",
