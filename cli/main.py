@@ -8,6 +8,7 @@
     zkgrid certs ...     development CA and certificates        (service.pki)
     zkgrid witness ...   witness keys, registration, finality   (witness.cli)
     zkgrid tariff ...    publish and show a tariff or a plan    (cli.tariff)
+    zkgrid market ...    the neighbourhood market               (cli.market)
     zkgrid log key show  the verifier key clients pin           (service.logkey)
 
 Each subcommand module exposes ``main(argv) -> int`` and parses its own flags
@@ -37,6 +38,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tariff": (
         "cli.tariff",
         "publish a day's tariff or a billing cycle's plan from a file; show them",
+    ),
+    "market": (
+        "cli.market",
+        "the neighbourhood market: enrol, offer, bid, cancel, orders, results, trades, clear",
     ),
     "witness": ("witness.cli", "witness keys, registration and checkpoint finality"),
 }

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from meter.client import MeterClient, ServiceError, Statement, VerifiedReceipt
     from meter.errors import ReceiptError
     from meter.home import MeterHome
+    from meter.market import MarketClient
     from meter.openings import InsecurePermissionsError, OpeningStore
     from meter.readings import (
         DayReadings,
@@ -29,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
 _EXPORTS = {
     "DayReadings": "meter.readings",
     "InsecurePermissionsError": "meter.openings",
+    "MarketClient": "meter.market",
     "MeterClient": "meter.client",
     "MeterHome": "meter.home",
     "OpeningStore": "meter.openings",
@@ -44,6 +46,7 @@ _EXPORTS = {
 __all__ = [
     "DayReadings",
     "InsecurePermissionsError",
+    "MarketClient",
     "MeterClient",
     "MeterHome",
     "OpeningStore",

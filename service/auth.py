@@ -126,6 +126,28 @@ def _cycle_bill_meter_id(request: Any) -> str:
     return cycle_bill_from_bytes(bytes(request.cycle_bill)).meter_id
 
 
+def _enrolment_meter_id(request: Any) -> str:
+    """The meter id inside an Enrol request's record bytes, decoded strictly (bytes that are
+    not an enrolment raise ``RECORD_MALFORMED`` here, after the role check)."""
+    from settlement.convert import enrolment_from_bytes  # here: `zkgrid certs` imports auth
+
+    return enrolment_from_bytes(bytes(request.enrolment)).meter_id
+
+
+def _order_meter_id(request: Any) -> str:
+    """The meter id inside a SubmitOrder request's order bytes, decoded strictly."""
+    from settlement.convert import order_from_bytes
+
+    return order_from_bytes(bytes(request.order)).meter_id
+
+
+def _cancellation_meter_id(request: Any) -> str:
+    """The meter id inside a CancelOrder request's cancellation bytes, decoded strictly."""
+    from settlement.convert import cancellation_from_bytes
+
+    return cancellation_from_bytes(bytes(request.cancellation)).meter_id
+
+
 #: settlement-v1.md, "gRPC API": full method name -> who may call it.
 POLICY: Mapping[str, Rule] = {
     _method("MeterService", "RegisterMeter"): Rule(frozenset({Role.UTILITY})),
@@ -152,6 +174,15 @@ POLICY: Mapping[str, Rule] = {
     _method("WitnessService", "AddCosignature"): Rule(frozenset({Role.AUDITOR})),
     _method("WitnessService", "GetCosignedCheckpoint"): Rule(ANY_ROLE),
     _method("WitnessService", "ListWitnesses"): Rule(ANY_ROLE),
+    # the neighbourhood market (docs/design/market-v1.md); a meter's id is its CN
+    _method("MarketService", "Enrol"): Rule(frozenset({Role.METER}), _enrolment_meter_id),
+    _method("MarketService", "PublishMarketDay"): Rule(frozenset({Role.UTILITY})),
+    _method("MarketService", "SubmitOrder"): Rule(frozenset({Role.METER}), _order_meter_id),
+    _method("MarketService", "CancelOrder"): Rule(frozenset({Role.METER}), _cancellation_meter_id),
+    _method("MarketService", "ListOrders"): Rule(ANY_ROLE, lambda r: str(r.meter_id)),
+    _method("MarketService", "GetMarketResult"): Rule(ANY_ROLE),
+    _method("MarketService", "ListTrades"): Rule(ANY_ROLE, lambda r: str(r.meter_id)),
+    _method("MarketService", "Clear"): Rule(frozenset({Role.UTILITY})),
 }
 
 

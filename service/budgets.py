@@ -77,6 +77,9 @@ BUDGETED_METHODS = frozenset(
         "/zkgrid.settlement.v1.ReadingService/SubmitReadings",
         "/zkgrid.settlement.v1.BillService/SubmitBill",
         "/zkgrid.settlement.v1.BillService/SubmitCycleBill",
+        "/zkgrid.settlement.v1.MarketService/Enrol",
+        "/zkgrid.settlement.v1.MarketService/SubmitOrder",
+        "/zkgrid.settlement.v1.MarketService/CancelOrder",
         "/zkgrid.settlement.v1.WitnessService/RegisterWitness",
         "/zkgrid.settlement.v1.WitnessService/AddCosignature",
     }

@@ -15,10 +15,12 @@ from ledger.checkpoint import SignedCheckpoint
 from ledger.cosignature import Cosignature, WitnessRegistration
 from service import codec
 from service.auth import Role, current_caller
+from service.market import Market, OrderLine, OrderStatus, TradeLine
 from service.settlement import Settlement, StatementLine
 from service.storage import EntryNotFound, LedgerStore
 from service.witnesses import Witnesses
 from settlement import convert
+from settlement.market import Side
 from settlement.records import CycleBill
 from zkgrid.errors import InvalidArgumentError
 from zkgrid.settlement.v1 import (
@@ -26,6 +28,8 @@ from zkgrid.settlement.v1 import (
     bills_pb2_grpc,
     ledger_pb2,
     ledger_pb2_grpc,
+    market_pb2,
+    market_pb2_grpc,
     meters_pb2,
     meters_pb2_grpc,
     readings_pb2,
@@ -40,6 +44,7 @@ __all__ = [
     "MAX_INDEX",
     "BillServicer",
     "LedgerServicer",
+    "MarketServicer",
     "MeterServicer",
     "ReadingServicer",
     "TariffServicer",
@@ -307,6 +312,121 @@ def _statement_line(line: StatementLine) -> bills_pb2.StatementLine:
     )
 
 
+_ORDER_STATUS = {
+    OrderStatus.LIVE: market_pb2.ORDER_STATUS_LIVE,
+    OrderStatus.CANCELLED: market_pb2.ORDER_STATUS_CANCELLED,
+    OrderStatus.WITHDRAWN: market_pb2.ORDER_STATUS_WITHDRAWN,
+}
+_SIDE = {
+    None: market_pb2.SIDE_UNSPECIFIED,
+    Side.OFFER: market_pb2.SIDE_OFFER,
+    Side.BID: market_pb2.SIDE_BID,
+}
+
+
+def _market_order(line: OrderLine) -> market_pb2.MarketOrder:
+    return market_pb2.MarketOrder(
+        order=convert.order_to_bytes(line.order),
+        order_hash=line.order_hash,
+        ledger_index=line.index,
+        status=_ORDER_STATUS[line.status],
+        cancellation_index=line.cancellation_index or 0,
+    )
+
+
+def _market_trade(line: TradeLine) -> market_pb2.MarketTrade:
+    return market_pb2.MarketTrade(
+        interval=line.interval,
+        index=line.index,
+        side=_SIDE[line.side],
+        counterparty=line.counterparty or "",
+        seller=line.seller,
+        buyer=line.buyer,
+        quantity_wh=line.quantity,
+        price=line.price,
+    )
+
+
+class MarketServicer(market_pb2_grpc.MarketServiceServicer):
+    """MarketService over the market's domain (:mod:`service.market`)."""
+
+    def __init__(self, market: Market) -> None:
+        self._market = market
+
+    def Enrol(
+        self, request: market_pb2.EnrolRequest, context: grpc.ServicerContext
+    ) -> market_pb2.EnrolResponse:
+        enrolment = convert.enrolment_from_bytes(request.enrolment)
+        receipt = self._market.enrol(enrolment, as_meter=_as_meter())
+        return market_pb2.EnrolResponse(receipt=codec.receipt_to_proto(receipt))
+
+    def PublishMarketDay(
+        self, request: market_pb2.PublishMarketDayRequest, context: grpc.ServicerContext
+    ) -> market_pb2.PublishMarketDayResponse:
+        day = convert.market_day_from_bytes(request.market_day)
+        receipt = self._market.publish_market_day(day)
+        return market_pb2.PublishMarketDayResponse(receipt=codec.receipt_to_proto(receipt))
+
+    def SubmitOrder(
+        self, request: market_pb2.SubmitOrderRequest, context: grpc.ServicerContext
+    ) -> market_pb2.SubmitOrderResponse:
+        order = convert.order_from_bytes(request.order)
+        receipt = self._market.submit_order(order, as_meter=_as_meter())
+        return market_pb2.SubmitOrderResponse(
+            receipt=codec.receipt_to_proto(receipt), order_hash=order.order_hash()
+        )
+
+    def CancelOrder(
+        self, request: market_pb2.CancelOrderRequest, context: grpc.ServicerContext
+    ) -> market_pb2.CancelOrderResponse:
+        cancellation = convert.cancellation_from_bytes(request.cancellation)
+        receipt = self._market.cancel_order(cancellation, as_meter=_as_meter())
+        return market_pb2.CancelOrderResponse(receipt=codec.receipt_to_proto(receipt))
+
+    def ListOrders(
+        self, request: market_pb2.ListOrdersRequest, context: grpc.ServicerContext
+    ) -> market_pb2.ListOrdersResponse:
+        lines = self._market.list_orders(
+            request.period, request.meter_id or None, as_meter=_as_meter()
+        )
+        return market_pb2.ListOrdersResponse(orders=[_market_order(line) for line in lines])
+
+    def GetMarketResult(
+        self, request: market_pb2.GetMarketResultRequest, context: grpc.ServicerContext
+    ) -> market_pb2.GetMarketResultResponse:
+        result = self._market.result(request.period, as_meter=_as_meter())
+        return market_pb2.GetMarketResultResponse(
+            market_day=convert.market_day_to_bytes(result.day),
+            cleared=result.cleared,
+            intervals=[
+                market_pb2.IntervalResult(interval=t, price=price, volume=volume)
+                for t, (price, volume) in enumerate(result.intervals or ())
+            ],
+            clearing=b"" if result.clearing is None else convert.clearing_to_bytes(result.clearing),
+            receipt=None if result.receipt is None else codec.receipt_to_proto(result.receipt),
+        )
+
+    def ListTrades(
+        self, request: market_pb2.ListTradesRequest, context: grpc.ServicerContext
+    ) -> market_pb2.ListTradesResponse:
+        found = self._market.trades(request.period, request.meter_id or None, as_meter=_as_meter())
+        return market_pb2.ListTradesResponse(
+            cleared=found.cleared,
+            trades=[_market_trade(line) for line in found.trades],
+            clearing_hash=found.clearing_hash or b"",
+        )
+
+    def Clear(
+        self, request: market_pb2.ClearRequest, context: grpc.ServicerContext
+    ) -> market_pb2.ClearResponse:
+        cleared = self._market.clear(request.period)
+        return market_pb2.ClearResponse(
+            receipt=codec.receipt_to_proto(cleared.receipt),
+            clearing=convert.clearing_to_bytes(cleared.clearing),
+            appended=cleared.appended,
+        )
+
+
 def make_settlement(
     store: LedgerStore, verify_processes: int = 0, late_days: int | None = None
 ) -> Settlement:
@@ -315,11 +435,13 @@ def make_settlement(
 
 
 def add_domain_servicers(settlement: Settlement, server: grpc.Server) -> list[str]:
-    """Register the Meter, Reading, Tariff and Bill servicers; return their full names."""
+    """Register the Meter, Reading, Tariff, Bill and Market servicers; return their full
+    names."""
     meters_pb2_grpc.add_MeterServiceServicer_to_server(MeterServicer(settlement), server)
     readings_pb2_grpc.add_ReadingServiceServicer_to_server(ReadingServicer(settlement), server)
     tariffs_pb2_grpc.add_TariffServiceServicer_to_server(TariffServicer(settlement), server)
     bills_pb2_grpc.add_BillServiceServicer_to_server(BillServicer(settlement), server)
+    market_pb2_grpc.add_MarketServiceServicer_to_server(MarketServicer(Market(settlement)), server)
     return [
         str(module.DESCRIPTOR.services_by_name[name].full_name)
         for module, name in (
@@ -327,6 +449,7 @@ def add_domain_servicers(settlement: Settlement, server: grpc.Server) -> list[st
             (readings_pb2, "ReadingService"),
             (tariffs_pb2, "TariffService"),
             (bills_pb2, "BillService"),
+            (market_pb2, "MarketService"),
         )
     ]
 

@@ -32,6 +32,19 @@ the entries it refuses (written behind the service's back) as anomalies.
 Nothing is appended when a request fails. Resubmitting the identical batch,
 bill or tariff returns the original receipt (idempotent).
 
+The market (docs/design/market-v1.md) uses the same machinery from
+:mod:`service.market`: its records are judged by the same rules (the projection decodes
+every defined kind, the market's included: ``kinds=DEFINED_KINDS``), signed ones are
+verified (C7) between the two steps, and they are appended like the others.
+
+**Time.** The market's rules need the time an entry arrives (gate closure: M2, M5, M8).
+The service's clock (``clock``, injectable; the submission window reads it too) is read
+for the first step, and again under the write lock, once per append transaction: that
+time judges every record of the transaction, is stored as its entries' ``created_at``
+and is the time the projection applies them with. A projection replaying the log (at
+start-up, or catching up on another replica's entries) judges each entry at its stored
+``created_at``, so it applies exactly what the appender accepted.
+
 Records version 2 (settlement-v1.md, "Records version 2"): a cycle tariff is
 published like a day's tariff (:meth:`Settlement.publish_cycle_tariff`); a cycle
 bill (:meth:`Settlement.submit_cycle_bill`) passes the state rules (R4..R6,
@@ -49,8 +62,8 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection
 
@@ -80,6 +93,20 @@ from service.storage import LedgerStore, StoredEntry
 from service.verification import ProofVerifier, RangeJob, parse_commitments
 from settlement import rules
 from settlement.cycle_bills import cycle_bill_statement
+from settlement.errors import (
+    ClearingExists,
+    ClearingMismatch,
+    EnrolmentExists,
+    GateClosed,
+    GateNotClosed,
+    MarketDayExists,
+    NotEnrolled,
+    PriceOutOfBounds,
+    SelfTrade,
+    UnknownMarketDay,
+    UnknownOrder,
+)
+from settlement.market import Clearing, MarketRecord, Order
 from settlement.periods import check_submission_window, validate_period
 from settlement.records import (
     RANGE_PROOF_BITS,
@@ -103,12 +130,29 @@ from zkp.sigma import LinearCombinationClaim, LinearCombinationProof
 _log = logging.getLogger(__name__)
 
 __all__ = [
+    "AppendableRecord",
+    "MarketIndex",
     "MeterInfo",
     "Receipt",
     "Settlement",
     "Statement",
     "StatementLine",
+    "epoch_seconds",
 ]
+
+#: What the service appends: a settlement record or a market record.
+AppendableRecord = Record | MarketRecord
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
+
+
+def epoch_seconds(moment: datetime) -> int:
+    """Whole seconds since the epoch (floor) of an aware datetime: the time the rules take
+    (M2, M5, M8). A naive datetime is refused (``INVALID_ARGUMENT``): its zone is unknown."""
+    if not isinstance(moment, datetime) or moment.tzinfo is None:
+        raise InvalidRequest("the service's clock must give timezone-aware datetimes")
+    return (moment - _EPOCH) // _SECOND
 
 
 # --------------------------------------------------------------------------- results
@@ -229,7 +273,48 @@ _REFUSALS: dict[str, type[SettlementError]] = {
     rules.UNKNOWN_BATCH: UnknownBatch,
     rules.UNKNOWN_TARIFF: UnknownTariff,
     rules.CYCLE_INCOMPLETE: CycleIncomplete,
+    # the market (M1..M9)
+    rules.NOT_ENROLLED: NotEnrolled,
+    rules.ENROLMENT_EXISTS: EnrolmentExists,
+    rules.UNKNOWN_MARKET_DAY: UnknownMarketDay,
+    rules.MARKET_DAY_EXISTS: MarketDayExists,
+    rules.GATE_CLOSED: GateClosed,
+    rules.GATE_NOT_CLOSED: GateNotClosed,
+    rules.PRICE_OUT_OF_BOUNDS: PriceOutOfBounds,
+    rules.SELF_TRADE: SelfTrade,
+    rules.UNKNOWN_ORDER: UnknownOrder,
+    rules.CLEARING_MISMATCH: ClearingMismatch,
+    rules.CLEARING_EXISTS: ClearingExists,
 }
+
+
+@dataclass(slots=True)
+class MarketIndex:
+    """What the market's lists need beyond :class:`settlement.rules.MarketState` (kept by
+    the projection as it applies market records)."""
+
+    #: period -> the hashes of its orders, cancelled ones included, in ledger order
+    period_orders: dict[str, list[bytes]] = field(default_factory=dict)
+    #: meter id -> the ledger index of its revocation (a revocation before the clearing
+    #: withdraws the meter's orders of the period)
+    revoked_at: dict[str, int] = field(default_factory=dict)
+    #: (period, meter id) -> (interval, trade index) of each of the meter's trades in the
+    #: period's clearing, in the clearing's order
+    meter_trades: dict[tuple[str, str], list[tuple[int, int]]] = field(default_factory=dict)
+
+    def applied(self, record: rules.LedgerRecord, ref: Ref) -> None:
+        """Index ``record``, which the rules just applied at ``ref``."""
+        if isinstance(record, Order):
+            self.period_orders.setdefault(record.period, []).append(ref.digest)
+        elif isinstance(record, MeterRevocation):
+            self.revoked_at[record.meter_id] = ref.index
+        elif isinstance(record, Clearing):
+            for t, result in enumerate(record.intervals):
+                for k, trade in enumerate(result.trades):
+                    for meter_id in (trade.seller, trade.buyer):
+                        self.meter_trades.setdefault((record.period, meter_id), []).append(
+                            (t, k)
+                        )
 
 
 class _Projection:
@@ -245,24 +330,31 @@ class _Projection:
         self.bills: dict[int, Bill | CycleBill] = {}
         #: (index, reason) of each entry the rules refused, in log order.
         self.anomalies: list[tuple[int, str]] = []
+        #: The market's lists (orders by period, revocations, trades by meter).
+        self.market = MarketIndex()
 
-    def apply(self, index: int, kind: EntryKind, payload: bytes, lh: bytes) -> None:
-        """Apply a stored entry (catching up: decode it first)."""
-        decoded = rules.decode(kind, payload)
+    def apply(self, index: int, kind: EntryKind, payload: bytes, lh: bytes, time: int) -> None:
+        """Apply a stored entry (catching up: decode it first), judged at ``time`` (the
+        entry's stored time, seconds since the epoch: module docstring, "Time")."""
+        decoded = rules.decode(kind, payload, kinds=rules.DEFINED_KINDS)
         if isinstance(decoded, rules.Refusal):
             self._advance(index)
             self.anomalies.append((index, decoded.reason))
             return
-        self.apply_record(decoded, Ref(index, hashlib.sha256(payload).digest(), lh))
+        self.apply_record(decoded, Ref(index, hashlib.sha256(payload).digest(), lh), time)
 
-    def apply_record(self, record: rules.LedgerRecord, ref: Ref) -> None:
-        """Apply a record the caller holds as an object (the append path)."""
+    def apply_record(self, record: rules.LedgerRecord, ref: Ref, time: int) -> None:
+        """Apply a record the caller holds as an object (the append path), judged at
+        ``time`` (the time it was checked at under the write lock)."""
         self._advance(ref.index)
-        refusal = rules.step(self.ledger, record, ref)
+        refusal = rules.step(self.ledger, record, ref, time=time)
         if refusal is not None:
             self.anomalies.append((ref.index, refusal.reason))
-        elif isinstance(record, Bill | CycleBill):
+            return
+        if isinstance(record, Bill | CycleBill):
             self.bills[ref.index] = record
+        else:
+            self.market.applied(record, ref)
 
     def _advance(self, index: int) -> None:
         if index != self.applied:
@@ -289,9 +381,10 @@ _GroupOutcome = tuple[int, bytes, SignedCheckpoint] | _AlreadyRecorded | Excepti
 
 @dataclass(slots=True)
 class _PendingAppend:
-    record: Record
+    record: AppendableRecord
     payload: bytes
-    check: Callable[[], None]
+    #: The state rules, run under the write lock with the time read there (seconds).
+    check: Callable[[int], None]
     key: str
     future: Future[_GroupOutcome]
     #: SHA-256 of ``payload`` when the caller has it.
@@ -324,8 +417,8 @@ class _GroupCommitter:
 
     def append(
         self,
-        record: Record,
-        check: Callable[[], None],
+        record: AppendableRecord,
+        check: Callable[[int], None],
         key: str,
         payload: bytes | None = None,
         digest: bytes | None = None,
@@ -432,6 +525,7 @@ class Settlement:
         #: The submission window (settlement-v1.md): readings of a period are taken from its
         #: end until ``late_days`` days after it (``None``: no late limit), by ``clock``.
         self.late_days = late_days
+        #: The service's clock: the submission window and the market's gate closure.
         self._clock = clock
         self._store = store
         self._own_verifier = verifier is None
@@ -494,20 +588,31 @@ class Settlement:
             for e in entries:
                 if e.index < self._state.applied:
                     continue
-                self._state.apply(e.index, e.kind, e.payload, e.leaf_hash)
+                time = epoch_seconds(e.created_at)
+                self._state.apply(e.index, e.kind, e.payload, e.leaf_hash, time)
+
+    def now(self) -> datetime:
+        """The service's clock (an aware datetime; module docstring, "Time")."""
+        return self._clock()
+
+    def _now(self) -> tuple[datetime, int]:
+        """The clock, and its whole seconds since the epoch (what the rules take)."""
+        moment = self._clock()
+        return moment, epoch_seconds(moment)
 
     def _append(
         self,
-        record: Record,
+        record: AppendableRecord,
         payload: bytes,
         digest: bytes,
-        check: Callable[[], None],
+        check: Callable[[int], None],
         *,
         group_key: str | None = None,
     ) -> Receipt:
         """Append ``record`` (``payload`` its bytes, ``digest`` their SHA-256) if ``check``
-        (run under the write lock, after catching up and holding the projection lock)
-        passes; the original receipt if it is already there.
+        (run under the write lock, after catching up and holding the projection lock, with
+        the time read there) passes; the original receipt if it is already there. The entry
+        is stored with that time (``created_at``) and the projection applies it at it.
 
         With a ``group_key`` (the meter id of a reading batch or bill) the append goes
         through the group committer: records appended concurrently share one
@@ -519,41 +624,63 @@ class Settlement:
                 return self._receipt(outcome.ref.index, outcome.ref.leaf_hash)
             index, lh, signed = outcome
             return receipt_for(self._store, index, lh, signed)
+        return self._append_alone(record, payload, digest, check)[0]
+
+    def _append_alone(
+        self,
+        record: AppendableRecord,
+        payload: bytes,
+        digest: bytes,
+        check: Callable[[int], None],
+    ) -> tuple[Receipt, bool]:
+        """:meth:`_append` in a transaction of its own; whether it appended (``False``: the
+        identical record was there: its original receipt)."""
+        judged = _Judged()
 
         def precondition(conn: Connection, size: int) -> None:
             if self._state.applied < size:
                 self._apply_entries(self._store.entries_locked(conn, self._state.applied, size))
+            judged.read(self._clock)
             with self._lock:
-                check()
+                check(judged.seconds)
 
         try:
-            made = self._store.append(record.KIND, payload, precondition=precondition)
+            made = self._store.append(
+                record.KIND, payload, precondition=precondition, stamp=judged.stamp
+            )
         except _AlreadyRecorded as done:
-            return self._receipt(done.ref.index, done.ref.leaf_hash)
-        self._applied(record, Ref(made.index, digest, made.leaf_hash))
-        return receipt_for(self._store, made.index, made.leaf_hash, made.checkpoint)
+            return self._receipt(done.ref.index, done.ref.leaf_hash), False
+        self._applied(record, Ref(made.index, digest, made.leaf_hash), judged.seconds)
+        return receipt_for(self._store, made.index, made.leaf_hash, made.checkpoint), True
 
-    def _applied(self, record: Record, ref: Ref) -> None:
-        """Apply ``record``, just appended at ``ref``, to the projection (as the object)."""
+    def _applied(self, record: AppendableRecord, ref: Ref, time: int) -> None:
+        """Apply ``record``, just appended at ``ref`` and judged at ``time``, to the
+        projection (as the object)."""
         with self._lock:
             if self._state.applied == ref.index:
-                self._state.apply_record(record, ref)
+                self._state.apply_record(record, ref, time)
         if self._state.applied <= ref.index:  # pragma: no cover - another thread is mid-apply
             self.catch_up()
 
     def _group_precondition(
-        self, items: Sequence[_PendingAppend], live: list[int], failed: dict[int, Exception]
+        self,
+        items: Sequence[_PendingAppend],
+        live: list[int],
+        failed: dict[int, Exception],
+        judged: _Judged,
     ) -> Callable[[Connection, int], None]:
-        """Under the write lock: catch up, run every live item's check; any failure
-        (recorded in ``failed``) aborts the transaction."""
+        """Under the write lock: catch up, read the clock (``judged``), run every live
+        item's check at that time; any failure (recorded in ``failed``) aborts the
+        transaction."""
 
         def precondition(conn: Connection, size: int) -> None:
             if self._state.applied < size:
                 self._apply_entries(self._store.entries_locked(conn, self._state.applied, size))
+            judged.read(self._clock)
             with self._lock:
                 for i in live:
                     try:
-                        items[i].check()
+                        items[i].check(judged.seconds)
                     except (ZkgridError, _AlreadyRecorded) as exc:
                         failed[i] = exc
             if failed:
@@ -568,11 +695,13 @@ class Settlement:
         live = list(range(len(items)))
         while live:
             failed: dict[int, Exception] = {}
-            precondition = self._group_precondition(items, live, failed)
+            judged = _Judged()
+            precondition = self._group_precondition(items, live, failed, judged)
             try:
                 made = self._store.append_batch(
                     [(items[i].record.KIND, items[i].payload) for i in live],
                     precondition=precondition,
+                    stamp=judged.stamp,
                 )
             except _GroupRetry:
                 for i, exc in failed.items():
@@ -585,7 +714,7 @@ class Settlement:
             for i, index, lh in zip(live, made.indices, made.leaf_hashes, strict=True):
                 item = items[i]
                 digest = item.digest or hashlib.sha256(item.payload).digest()
-                self._applied(item.record, Ref(index, digest, lh))
+                self._applied(item.record, Ref(index, digest, lh), judged.seconds)
                 outcomes[i] = (index, lh, signed)
             break
         return [outcomes[i] for i in range(len(items))]  # every item has its outcome
@@ -595,10 +724,11 @@ class Settlement:
             lh = self._store.entry(index).leaf_hash
         return receipt_for(self._store, index, lh)
 
-    def _state_rules(self, record: Record, digest: bytes) -> None:
-        """The state rules of ``record`` (projection lock held): raises the typed error of
-        the first broken rule, or :class:`_AlreadyRecorded` for the identical record."""
-        refusal = rules.check(self._state.ledger, record, digest)
+    def _state_rules(self, record: AppendableRecord, digest: bytes, time: int) -> None:
+        """The state rules of ``record`` at ``time`` (projection lock held): raises the
+        typed error of the first broken rule, or :class:`_AlreadyRecorded` for the
+        identical record."""
+        refusal = rules.check(self._state.ledger, record, digest, time=time)
         if refusal is None:
             return
         if refusal.reason in rules.IDEMPOTENT:
@@ -626,27 +756,98 @@ class Settlement:
             raise UnknownMeter(f"meter {meter_id!r} is not registered")
         return meter
 
-    def _checked(self, record: Record, payload: bytes) -> tuple[bytes, Ref | None]:
+    def _checked(self, record: AppendableRecord, payload: bytes) -> tuple[bytes, Ref | None]:
         """Catch up, then the state rules outside the write lock (cheap, so bad requests
-        fail fast): the record's digest, and the original entry of an identical record."""
+        fail fast) at the clock's time: the record's digest, and the original entry of an
+        identical record."""
         digest = hashlib.sha256(payload).digest()
         self.catch_up()
+        _, time = self._now()
         try:
             with self._lock:
-                self._state_rules(record, digest)
+                self._state_rules(record, digest, time)
         except _AlreadyRecorded as done:
             return digest, done.ref
         return digest, None
 
     def _append_checked(
-        self, record: Record, payload: bytes, digest: bytes, *, group_key: str | None = None
+        self,
+        record: AppendableRecord,
+        payload: bytes,
+        digest: bytes,
+        *,
+        group_key: str | None = None,
     ) -> Receipt:
         """Append ``record``; its state rules run again under the write lock."""
 
-        def check() -> None:
-            self._state_rules(record, digest)
+        def check(time: int) -> None:
+            self._state_rules(record, digest, time)
 
         return self._append(record, payload, digest, check, group_key=group_key)
+
+    # ------------------------------------------------------------------ for service.market
+    # The market's domain (service/market.py) uses the machinery above through these.
+
+    def judge(self, record: AppendableRecord, payload: bytes) -> tuple[bytes, Receipt | None]:
+        """The first step of a request: catch up, then the state rules at the clock's time
+        (the typed error of the first broken rule). Returns the record's digest and, for
+        the identical record again (R5), the original entry's receipt."""
+        digest, original = self._checked(record, payload)
+        if original is None:
+            return digest, None
+        return digest, self._receipt(original.index, original.leaf_hash)
+
+    def append_judged(
+        self,
+        record: AppendableRecord,
+        payload: bytes,
+        digest: bytes,
+        *,
+        group_key: str | None = None,
+    ) -> Receipt:
+        """The second step: append ``record`` (its state rules again under the write lock,
+        at the clock's time there); the original receipt when the identical record got
+        there first. ``group_key``: a meter id, to append through the group committer."""
+        return self._append_checked(record, payload, digest, group_key=group_key)
+
+    def append_judged_once(
+        self, record: AppendableRecord, payload: bytes, digest: bytes
+    ) -> tuple[Receipt, bool]:
+        """:meth:`append_judged` in a transaction of its own, telling whether this call
+        appended the record (``False``: the identical record was already there)."""
+
+        def check(time: int) -> None:
+            self._state_rules(record, digest, time)
+
+        return self._append_alone(record, payload, digest, check)
+
+    def acting_as(self, as_meter: str | None, meter_id: str) -> None:
+        """``PERMISSION_DENIED`` unless the calling meter (if any) is ``meter_id``."""
+        self._acting_as(as_meter, meter_id)
+
+    def meter_public_key(self, meter_id: str) -> bytes:
+        """The registered signing key of ``meter_id`` (``UNKNOWN_METER``)."""
+        with self._lock:
+            return self._meter(meter_id).registration.public_key
+
+    def receipt_of(self, ref: Ref) -> Receipt:
+        """The receipt of the entry at ``ref``."""
+        return self._receipt(ref.index, ref.leaf_hash)
+
+    def read_projection(self) -> _ProjectionView:
+        """The projection under its lock, for reads (``with settlement.read_projection() as
+        (ledger, index): ...``); never hold it during I/O."""
+        return _ProjectionView(self._lock, self._state)
+
+    @staticmethod
+    def validate_id(meter_id: object) -> None:
+        """``INVALID_ARGUMENT`` unless ``meter_id`` is a meter id."""
+        Settlement._validate_id(meter_id)
+
+    @staticmethod
+    def validate_period(period: object) -> None:
+        """``INVALID_ARGUMENT`` unless ``period`` is a canonical ``YYYY-MM-DD`` day."""
+        Settlement._validate_period(period)
 
     # ------------------------------------------------------------------ meters
 
@@ -988,6 +1189,46 @@ class Settlement:
             except ZkgridError as exc:
                 results.append(exc)
         return results
+
+
+class _Judged:
+    """The time one append transaction is judged at: read under the write lock by its
+    precondition, then the entries' stored time (``stamp``) and the projection's."""
+
+    __slots__ = ("moment", "seconds")
+
+    def __init__(self) -> None:
+        self.moment: datetime | None = None
+        self.seconds = 0
+
+    def read(self, clock: Callable[[], datetime]) -> None:
+        moment = clock()
+        self.seconds = epoch_seconds(moment)
+        self.moment = moment.astimezone(UTC)
+
+    def stamp(self) -> datetime:
+        """The entries' ``created_at`` (the store calls it after the precondition)."""
+        if self.moment is None:  # pragma: no cover - the store runs the precondition first
+            raise InvalidRequest("an append stamped before its precondition ran")
+        return self.moment
+
+
+class _ProjectionView:
+    """:meth:`Settlement.read_projection`: the ledger state and the market's index, read
+    under the projection lock."""
+
+    __slots__ = ("_lock", "_state")
+
+    def __init__(self, lock: threading.Lock, state: _Projection) -> None:
+        self._lock = lock
+        self._state = state
+
+    def __enter__(self) -> tuple[LedgerState, MarketIndex]:
+        self._lock.acquire()
+        return self._state.ledger, self._state.market
+
+    def __exit__(self, *_exc: object) -> None:
+        self._lock.release()
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,12 +15,24 @@ Records version 2 (``CycleTariff``, ``CycleBill``) travel as their canonical byt
 (``bytes cycle_tariff``, ``bytes cycle_bill``): decoded strictly, and a field that
 holds a record of another version (a day's ``Tariff`` or ``Bill``) is
 ``RecordFormatError`` too.
+
+The market's records (:mod:`settlement.market`: enrolment, market day, order,
+cancellation, clearing) travel as their canonical bytes as well (``market.proto``):
+``*_from_bytes`` decodes one strictly (``RecordFormatError`` for bytes that are not a
+record of that kind, empty bytes included), ``*_to_bytes`` is its ``encode()``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from settlement.market import (
+    Clearing,
+    MarketDay,
+    MarketEnrolment,
+    Order,
+    OrderCancellation,
+)
 from settlement.records import (
     CYCLE_RECORD_VERSION,
     Bill,
@@ -39,10 +51,20 @@ if TYPE_CHECKING:  # pragma: no cover - ledger.cosignature is imported where it 
 __all__ = [
     "bill_from_proto",
     "bill_to_proto",
+    "cancellation_from_bytes",
+    "cancellation_to_bytes",
+    "clearing_from_bytes",
+    "clearing_to_bytes",
     "cycle_bill_from_bytes",
     "cycle_bill_to_bytes",
     "cycle_tariff_from_bytes",
     "cycle_tariff_to_bytes",
+    "enrolment_from_bytes",
+    "enrolment_to_bytes",
+    "market_day_from_bytes",
+    "market_day_to_bytes",
+    "order_from_bytes",
+    "order_to_bytes",
     "reading_batch_from_proto",
     "reading_batch_to_proto",
     "registration_from_proto",
@@ -190,3 +212,62 @@ def witness_to_proto(rec: WitnessRegistration, ledger_index: int) -> witness_pb2
         proof_of_possession=rec.proof_of_possession,
         ledger_index=ledger_index,
     )
+
+
+# --------------------------------------------------------------------------- the market
+
+
+def _record_bytes(data: object, what: str) -> bytes:
+    """A ``bytes`` field holding a record: its bytes (RecordFormatError when empty)."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise RecordFormatError(f"{what} must be bytes")
+    raw = bytes(data)
+    if not raw:
+        raise RecordFormatError(f"{what} is empty")
+    return raw
+
+
+def enrolment_from_bytes(data: bytes) -> MarketEnrolment:
+    """An ``enrolment`` field: a :class:`MarketEnrolment`'s canonical bytes, decoded strictly."""
+    return MarketEnrolment.decode(_record_bytes(data, "enrolment"))
+
+
+def enrolment_to_bytes(rec: MarketEnrolment) -> bytes:
+    return rec.encode()
+
+
+def market_day_from_bytes(data: bytes) -> MarketDay:
+    """A ``market_day`` field: a :class:`MarketDay`'s canonical bytes, decoded strictly."""
+    return MarketDay.decode(_record_bytes(data, "market_day"))
+
+
+def market_day_to_bytes(rec: MarketDay) -> bytes:
+    return rec.encode()
+
+
+def order_from_bytes(data: bytes) -> Order:
+    """An ``order`` field: an :class:`Order`'s canonical bytes, decoded strictly."""
+    return Order.decode(_record_bytes(data, "order"))
+
+
+def order_to_bytes(rec: Order) -> bytes:
+    return rec.encode()
+
+
+def cancellation_from_bytes(data: bytes) -> OrderCancellation:
+    """A ``cancellation`` field: an :class:`OrderCancellation`'s canonical bytes, decoded
+    strictly."""
+    return OrderCancellation.decode(_record_bytes(data, "cancellation"))
+
+
+def cancellation_to_bytes(rec: OrderCancellation) -> bytes:
+    return rec.encode()
+
+
+def clearing_from_bytes(data: bytes) -> Clearing:
+    """A ``clearing`` field: a :class:`Clearing`'s canonical bytes, decoded strictly."""
+    return Clearing.decode(_record_bytes(data, "clearing"))
+
+
+def clearing_to_bytes(rec: Clearing) -> bytes:
+    return rec.encode()

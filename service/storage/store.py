@@ -508,11 +508,16 @@ class LedgerStore:
     # ------------------------------------------------------------------ appends
 
     def append(
-        self, kind: EntryKind | int, payload: bytes, *, precondition: Precondition | None = None
+        self,
+        kind: EntryKind | int,
+        payload: bytes,
+        *,
+        precondition: Precondition | None = None,
+        stamp: Callable[[], datetime] | None = None,
     ) -> AppendedEntry:
         """Append one entry; once committed with its nodes and checkpoint, return its index,
         leaf hash and that checkpoint."""
-        made = self.append_batch([(kind, payload)], precondition=precondition)
+        made = self.append_batch([(kind, payload)], precondition=precondition, stamp=stamp)
         if made.checkpoint is None:  # pragma: no cover - one item always signs
             raise StoreIntegrityError("an append of one entry signed no checkpoint")
         return AppendedEntry(made.indices[0], made.leaf_hashes[0], made.checkpoint)
@@ -522,6 +527,7 @@ class LedgerStore:
         items: Iterable[tuple[EntryKind | int, bytes]],
         *,
         precondition: Precondition | None = None,
+        stamp: Callable[[], datetime] | None = None,
     ) -> Appended:
         """Append entries atomically (one transaction, one new checkpoint); return what it
         made (:class:`Appended`: indices, leaf hashes, the signed checkpoint).
@@ -535,6 +541,11 @@ class LedgerStore:
         :meth:`entries_locked`); raising aborts the transaction and nothing is
         stored. This is how the settlement service checks rules that depend on the
         log's state without two replicas accepting conflicting entries.
+
+        ``stamp()``, when given, is called under the write lock after the precondition and
+        gives the entries' stored time (``created_at``; an aware datetime, stored in UTC):
+        the settlement service passes the time it judged them at, which a replay of the log
+        judges them at again. Without it the entries are stamped with the wall clock.
         """
         leaves = [self._leaf(kind, payload) for kind, payload in items]
         if not leaves:
@@ -565,7 +576,7 @@ class LedgerStore:
                     f"the stored frontier of size {size} does not rebuild the last"
                     " checkpoint's root"
                 )
-            now = _now()
+            now = _now() if stamp is None else stamp().astimezone(UTC)
             entry_rows: list[dict[str, Any]] = []
             node_rows: list[dict[str, Any]] = []
             for offset, (kind, payload, lh) in enumerate(leaves):

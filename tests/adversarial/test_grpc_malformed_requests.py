@@ -47,9 +47,19 @@ from service.settlement import Settlement
 from service.storage import open_store
 from settlement import convert
 from settlement.cycle_bills import prove_cycle_bill
-from settlement.records import Bill, CycleTariff, MeterRegistration, ReadingBatch, Tariff
+from settlement.market import MarketDay, MarketEnrolment, Order, OrderCancellation, Side
+from settlement.records import (
+    Bill,
+    CycleTariff,
+    MeterKey,
+    MeterRegistration,
+    ReadingBatch,
+    Tariff,
+)
+from settlement.sealed import EncryptionKey
 from tests.property.fuzz_support import (
     METER_ID,
+    METER_SECRET,
     MINUTES,
     PERIOD,
     fuzz_bytes,
@@ -61,6 +71,7 @@ from witness.keys import WitnessKey, cosign
 from zkgrid.settlement.v1 import (
     bills_pb2,
     ledger_pb2,
+    market_pb2,
     meters_pb2,
     readings_pb2,
     tariffs_pb2,
@@ -69,7 +80,10 @@ from zkgrid.settlement.v1 import (
 from zkp.drbg import SeededScalars
 from zkp.rangeproof import RangeProof
 
-_FILES = (bills_pb2, ledger_pb2, meters_pb2, readings_pb2, tariffs_pb2, witness_pb2)
+_FILES = (bills_pb2, ledger_pb2, market_pb2, meters_pb2, readings_pb2, tariffs_pb2, witness_pb2)
+#: The market's periods: one whose gate is open by any real clock (orders are taken) and one
+#: whose gate closed long ago (it can be cleared).
+MARKET_PERIOD, CLOSED_PERIOD = "2099-01-02", "2020-01-02"
 _WIRE_VARINT, _WIRE_LEN, _WIRE_START_GROUP, _WIRE_END_GROUP = 0, 2, 3, 4
 
 
@@ -242,15 +256,32 @@ def _cycle_material(batch: ReadingBatch) -> tuple[CycleTariff, bytes]:
     return cycle, bill.encode()
 
 
+def _market_material() -> tuple[Tariff, MarketDay, MarketDay, MarketEnrolment, Order]:
+    """The fuzz meter's market: a tariff and a market day of a period whose gate is open, a
+    market day whose gate closed, the meter's enrolment and an order (real signatures)."""
+    key = MeterKey.from_private_value(METER_SECRET)
+    t = 1440 // MINUTES
+    tariff = Tariff(MARKET_PERIOD, MINUTES, "EUR", 0, (300,) * t, (50,) * t)
+    open_day = MarketDay.with_defaults(MARKET_PERIOD, MINUTES, 10)
+    closed_day = MarketDay.with_defaults(CLOSED_PERIOD, MINUTES, 10)
+    enrolment = MarketEnrolment.create(key, METER_ID, EncryptionKey.generate().public_key)
+    order = Order.create(
+        key, meter_id=METER_ID, period=MARKET_PERIOD, side=Side.OFFER, first_interval=0,
+        last_interval=1, quantity_wh=500, limit_price=100, nonce=1,
+    )  # fmt: skip
+    return tariff, open_day, closed_day, enrolment, order
+
+
 def _populate(server: Server) -> None:
-    """A meter, a tariff, a cycle tariff, the meter's batch and a witness on the ledger,
-    through the API; and a valid request of every method (the bills are not submitted:
-    their seeds go deep)."""
+    """A meter, a tariff, a cycle tariff, the meter's batch, a witness and the meter's
+    market (enrolment, two market days, an order) on the ledger, through the API; and a
+    valid request of every method (the bills are not submitted: their seeds go deep)."""
     [registration] = [r for r in records() if isinstance(r, MeterRegistration)]
     [tariff] = [r for r in records() if isinstance(r, Tariff)]
     [batch] = [r for r in records() if isinstance(r, ReadingBatch)]
     [bill] = [r for r in records() if isinstance(r, Bill)]
     cycle_tariff, cycle_bill = _cycle_material(batch)
+    market_tariff, open_day, closed_day, enrolment, order = _market_material()
     witness, _, _, _ = witness_material()
     seeds = {
         "RegisterMeter": _request(
@@ -261,7 +292,14 @@ def _populate(server: Server) -> None:
         "SubmitReadings": _request("SubmitReadings", batch=convert.reading_batch_to_proto(batch)),
         "RegisterWitness": _request("RegisterWitness", registration=witness.encode()),
     }
-    for name, request in seeds.items():
+    market_setup = [
+        ("PublishTariff", _request("PublishTariff", tariff=convert.tariff_to_proto(market_tariff))),
+        ("PublishMarketDay", _request("PublishMarketDay", market_day=closed_day.encode())),
+        ("PublishMarketDay", _request("PublishMarketDay", market_day=open_day.encode())),
+        ("Enrol", _request("Enrol", enrolment=enrolment.encode())),
+        ("SubmitOrder", _request("SubmitOrder", order=order.encode())),
+    ]
+    for name, request in [*seeds.items(), *market_setup]:
         code, err = server.call(_method(name), request.SerializeToString())
         assert code is grpc.StatusCode.OK, (name, err)
     checkpoint = ledger_pb2.GetCheckpointResponse.FromString(
@@ -293,6 +331,19 @@ def _populate(server: Server) -> None:
         ),
         "GetCosignedCheckpoint": _request("GetCosignedCheckpoint", tree_size=size),
         "ListWitnesses": _request("ListWitnesses", tree_size=size),
+        "Enrol": _request("Enrol", enrolment=enrolment.encode()),
+        "PublishMarketDay": _request("PublishMarketDay", market_day=open_day.encode()),
+        "SubmitOrder": _request("SubmitOrder", order=order.encode()),
+        "CancelOrder": _request(
+            "CancelOrder",
+            cancellation=OrderCancellation.create(
+                MeterKey.from_private_value(METER_SECRET), METER_ID, order.order_hash()
+            ).encode(),
+        ),
+        "ListOrders": _request("ListOrders", meter_id=METER_ID, period=MARKET_PERIOD),
+        "GetMarketResult": _request("GetMarketResult", period=MARKET_PERIOD),
+        "ListTrades": _request("ListTrades", meter_id=METER_ID, period=CLOSED_PERIOD),
+        "Clear": _request("Clear", period=CLOSED_PERIOD),
     }
     server.seeds.update({_method(name).path: request for name, request in seeds.items()})
 

@@ -20,10 +20,13 @@ from service.auth import (
     caller_from_certificate,
     caller_from_metadata,
 )
-from settlement.records import CycleBill, RecordFormatError
+from settlement.market import MarketEnrolment, Order, OrderCancellation, Side
+from settlement.records import CycleBill, MeterKey, RecordFormatError
+from settlement.sealed import EncryptionKey
 from zkgrid.settlement.v1 import (
     bills_pb2,
     ledger_pb2,
+    market_pb2,
     meters_pb2,
     readings_pb2,
     tariffs_pb2,
@@ -55,6 +58,14 @@ DOC_TABLE: dict[str, set[Role]] = {
     "WitnessService/AddCosignature": {A},
     "WitnessService/GetCosignedCheckpoint": ANY,
     "WitnessService/ListWitnesses": ANY,
+    "MarketService/Enrol": {M},
+    "MarketService/PublishMarketDay": {U},
+    "MarketService/SubmitOrder": {M},
+    "MarketService/CancelOrder": {M},
+    "MarketService/ListOrders": ANY,
+    "MarketService/GetMarketResult": ANY,
+    "MarketService/ListTrades": ANY,
+    "MarketService/Clear": {U},
 }
 OWN_ID_ONLY = {
     "ReadingService/SubmitReadings",
@@ -63,6 +74,11 @@ OWN_ID_ONLY = {
     "BillService/GetStatement",
     "BillService/SubmitCycleBill",
     "TariffService/GetCycleTariff",
+    "MarketService/Enrol",
+    "MarketService/SubmitOrder",
+    "MarketService/CancelOrder",
+    "MarketService/ListOrders",
+    "MarketService/ListTrades",
 }
 
 
@@ -73,7 +89,15 @@ def _full(short: str) -> str:
 def test_policy_is_the_doc_table_and_covers_every_method() -> None:
     methods = {
         f"{service.name}/{method.name}"
-        for module in (meters_pb2, readings_pb2, tariffs_pb2, bills_pb2, ledger_pb2, witness_pb2)
+        for module in (
+            meters_pb2,
+            readings_pb2,
+            tariffs_pb2,
+            bills_pb2,
+            ledger_pb2,
+            witness_pb2,
+            market_pb2,
+        )
         for service in module.DESCRIPTOR.services_by_name.values()
         for method in service.methods
     }
@@ -252,6 +276,56 @@ def test_meter_acts_only_on_its_own_id() -> None:
         auth.authorize(SUBMIT, _batch("m1"), _md(U, "m1"))
 
 
+_KEY = MeterKey.generate()
+
+
+def _market_request(short: str, meter_id: str) -> Any:
+    """A request of a MarketService method that names ``meter_id`` (inside its record's
+    bytes for the records a meter signs)."""
+    if short == "MarketService/Enrol":
+        enrolment = MarketEnrolment.create(_KEY, meter_id, EncryptionKey.generate().public_key)
+        return market_pb2.EnrolRequest(enrolment=enrolment.encode())
+    if short == "MarketService/SubmitOrder":
+        order = Order.create(
+            _KEY, meter_id=meter_id, period="2025-01-02", side=Side.OFFER, first_interval=0,
+            last_interval=3, quantity_wh=500, limit_price=120, nonce=7,
+        )  # fmt: skip
+        return market_pb2.SubmitOrderRequest(order=order.encode())
+    if short == "MarketService/CancelOrder":
+        cancellation = OrderCancellation.create(_KEY, meter_id, b"\7" * 32)
+        return market_pb2.CancelOrderRequest(cancellation=cancellation.encode())
+    if short == "MarketService/ListTrades":
+        return market_pb2.ListTradesRequest(meter_id=meter_id, period="2025-01-02")
+    return market_pb2.ListOrdersRequest(meter_id=meter_id, period="2025-01-02")
+
+
+MARKET_OWN = ("Enrol", "SubmitOrder", "CancelOrder", "ListOrders", "ListTrades")
+
+
+@pytest.mark.parametrize("name", MARKET_OWN)
+def test_a_meter_acts_in_the_market_only_for_its_own_id(name: str) -> None:
+    """The id inside a signed record's bytes (or the request's meter_id) is the meter's CN;
+    a meter never lists every meter's orders or trades (an empty meter_id)."""
+    auth = Authorizer(insecure=True)
+    method = _full(f"MarketService/{name}")
+    assert auth.authorize(method, _market_request(f"MarketService/{name}", "m1"), _md(M, "m1"))
+    with pytest.raises(PermissionDeniedError, match="own meter id"):
+        auth.authorize(method, _market_request(f"MarketService/{name}", "m2"), _md(M, "m1"))
+    if name in ("ListOrders", "ListTrades"):
+        everyone = _market_request(f"MarketService/{name}", "")
+        with pytest.raises(PermissionDeniedError):
+            auth.authorize(method, everyone, _md(M, "m1"))
+        for role in (U, A):
+            assert auth.authorize(method, everyone, _md(role, "x")) == Caller(role, "x")
+    else:  # bytes that are not the record: RECORD_MALFORMED after the role check
+        field = {"Enrol": "enrolment", "SubmitOrder": "order", "CancelOrder": "cancellation"}
+        request = type(_market_request(f"MarketService/{name}", "m1"))(**{field[name]: b"\x01x"})
+        with pytest.raises(RecordFormatError):
+            auth.authorize(method, request, _md(M, "m1"))
+        with pytest.raises(PermissionDeniedError):
+            auth.authorize(method, request, _md(U, "u"))
+
+
 @pytest.mark.parametrize("short", sorted(DOC_TABLE))
 @pytest.mark.parametrize("role", list(Role))
 def test_every_method_and_role(short: str, role: Role) -> None:
@@ -261,6 +335,8 @@ def test_every_method_and_role(short: str, role: Role) -> None:
         request = bills_pb2.SubmitBillRequest(bill=bills_pb2.Bill(meter_id="m1"))
     elif short == "BillService/SubmitCycleBill":
         request = _cycle_bill("m1")
+    elif short.startswith("MarketService/") and short in OWN_ID_ONLY:
+        request = _market_request(short, "m1")
     elif short in OWN_ID_ONLY and request is None:
         request = readings_pb2.GetReceiptRequest(meter_id="m1")
     if role in DOC_TABLE[short]:

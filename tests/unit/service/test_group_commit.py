@@ -35,7 +35,7 @@ def store() -> Iterator[LedgerStore]:
     s.close()
 
 
-def _pending(record: Any, key: str, check: Any = lambda: None) -> _PendingAppend:
+def _pending(record: Any, key: str, check: Any = lambda _time: None) -> _PendingAppend:
     return _PendingAppend(record, record.encode(), check, key, Future())
 
 
@@ -70,7 +70,7 @@ class _Rec:
 def _submit(committer: _GroupCommitter, key: str, results: dict[str, Any]) -> threading.Thread:
     def run() -> None:
         try:
-            results[key + str(len(results))] = committer.append(_Rec(key), lambda: None, key)  # type: ignore[arg-type]
+            results[key + str(len(results))] = committer.append(_Rec(key), lambda _time: None, key)  # type: ignore[arg-type]
         except Exception as exc:
             results[key + str(len(results))] = exc
 
@@ -109,12 +109,12 @@ def test_a_store_failure_fails_its_group_only() -> None:
     committer = _GroupCommitter(gate.commit)
     try:
         with pytest.raises(RuntimeError, match="store failed"):
-            committer.append(_Rec("x"), lambda: None, "boom")  # type: ignore[arg-type]
-        assert committer.append(_Rec("y"), lambda: None, "fine") == (0, b"h" * 32, SIGNED)  # type: ignore[arg-type]
+            committer.append(_Rec("x"), lambda _time: None, "boom")  # type: ignore[arg-type]
+        assert committer.append(_Rec("y"), lambda _time: None, "fine") == (0, b"h" * 32, SIGNED)  # type: ignore[arg-type]
     finally:
         committer.close()
     with pytest.raises(ServiceClosing):
-        committer.append(_Rec("z"), lambda: None, "late")  # type: ignore[arg-type]
+        committer.append(_Rec("z"), lambda _time: None, "late")  # type: ignore[arg-type]
     committer.close()  # idempotent
 
 
@@ -128,7 +128,7 @@ def test_a_group_appends_the_good_records_in_one_transaction(store: LedgerStore)
                  _pending(day1[2], "meter-2")]  # fmt: skip
 
         def rules(batch: ReadingBatch) -> Any:
-            return lambda: settlement._state_rules(batch, batch.batch_hash())
+            return lambda time: settlement._state_rules(batch, batch.batch_hash(), time)
 
         for item in items:
             item.check = rules(item.record)  # type: ignore[arg-type]
