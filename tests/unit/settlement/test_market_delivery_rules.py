@@ -10,6 +10,8 @@ import dataclasses
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from circuits.r1cs import Prover, R1CSStatement
 from ledger.entries import EntryKind
@@ -649,3 +651,38 @@ def test_a_default_is_no_meters_record() -> None:
     m.ok(MeterRevocation("s-1", "gone"))
     m.ok(m.default(0, 0, DeliveryStep.ALLOCATION), SELLER_DEADLINE)
     assert isinstance(m.steps[(0, 0)]["default"], DeliveryDefault)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    quantities=st.lists(st.integers(1, 1_500), min_size=4, max_size=4),
+    readings=st.lists(st.sampled_from([0, 1, 250, 700, 1_499, 3_000]), min_size=4, max_size=4),
+)
+def test_two_sellers_two_buyers_deliver_the_plain_rule(
+    quantities: list[int], readings: list[int]
+) -> None:
+    """Any quantities and readings (none, tiny, the whole order, more): the steps, proven
+    and verified in trade order, deliver exactly the plain rule."""
+    q1, q2, q3, q4 = quantities
+    e1, e2, i1, i2 = readings
+    m = market(
+        [
+            ("s-1", Side.OFFER, q1, 100),
+            ("s-2", Side.OFFER, q2, 110),
+            ("b-1", Side.BID, q3, 200),
+            ("b-2", Side.BID, q4, 190),
+        ],
+        {
+            "s-1": (ZERO, [e1, 0, 0, 0, 0, 0]),
+            "s-2": (ZERO, [e2, 0, 0, 0, 0, 0]),
+            "b-1": ([i1, 0, 0, 0, 0, 0], ZERO),
+            "b-2": ([i2, 0, 0, 0, 0, 0], ZERO),
+        },
+    )
+    trades = m.state.market.clearings[P][0].intervals[0].trades
+    assert sum(t.quantity for t in trades) == min(q1 + q2, q3 + q4)
+    m.settle(0)
+    expected = plain_deliveries(trades, {"s-1": e1, "s-2": e2}, {"b-1": i1, "b-2": i2})
+    assert [m.parties[t.seller].deliveries[(0, k)].value for k, t in enumerate(trades)] == expected
+    steps = [m.steps[(0, k)][s] for k in range(len(trades)) for s in ("allocation", "delivery")]
+    R1CSStatement.verify_batch([statement(m, s) for s in steps])
