@@ -51,6 +51,9 @@ class EntryKind(IntEnum):
     ORDER = 10
     ORDER_CANCELLATION = 11
     CLEARING = 12
+    DELIVERY_ALLOCATION = 13
+    DELIVERY = 14
+    DELIVERY_DEFAULT = 15
 
 
 @dataclass(frozen=True, slots=True)

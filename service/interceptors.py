@@ -37,7 +37,7 @@ UNAUTHENTICATED        ``UNAUTHENTICATED``                                 the e
 PERMISSION_DENIED      ``PERMISSION_DENIED``                               the error's
 NOT_FOUND              ``NOT_FOUND``, ``UNKNOWN_METER``, ``_TARIFF``,      the error's
                        ``_BATCH``, ``_WITNESS``, ``_CHECKPOINT``,
-                       ``_MARKET_DAY``, ``_ORDER``
+                       ``_MARKET_DAY``, ``_ORDER``, ``_TRADE``
 ALREADY_EXISTS         ``METER_EXISTS``, ``TARIFF_EXISTS``,                the error's
                        ``BILL_EXISTS``, ``WITNESS_EXISTS``,
                        ``DUPLICATE_PERIOD``, ``_BATCH``, ``_COSIGNATURE``,
@@ -45,7 +45,9 @@ ALREADY_EXISTS         ``METER_EXISTS``, ``TARIFF_EXISTS``,                the e
 FAILED_PRECONDITION    ``CHAIN_BROKEN``, ``METER_REVOKED``,                the error's
                        ``PERIOD_NOT_ENDED``, ``PERIOD_CLOSED``,
                        ``CYCLE_INCOMPLETE``, the market's ``NOT_ENROLLED``,
-                       ``GATE_CLOSED``, ``GATE_NOT_CLOSED``, ``SELF_TRADE``
+                       ``GATE_CLOSED``, ``GATE_NOT_CLOSED``, ``SELF_TRADE``,
+                       ``DEADLINE_PASSED``, ``DEADLINE_NOT_PASSED``,
+                       ``DELIVERY_NOT_READY``
 UNAVAILABLE            ``STORE_UNAVAILABLE``, ``UNAVAILABLE``              generic
 DEADLINE_EXCEEDED      ``DEADLINE_EXCEEDED``                               generic
 RESOURCE_EXHAUSTED     ``FAILURE_BUDGET_EXHAUSTED``, ``OVERLOADED``         the error's
@@ -122,6 +124,7 @@ STATUS_FOR_REASON: Mapping[Reason, grpc.StatusCode] = MappingProxyType(
         Reason.UNKNOWN_CHECKPOINT: grpc.StatusCode.NOT_FOUND,
         Reason.UNKNOWN_MARKET_DAY: grpc.StatusCode.NOT_FOUND,
         Reason.UNKNOWN_ORDER: grpc.StatusCode.NOT_FOUND,
+        Reason.UNKNOWN_TRADE: grpc.StatusCode.NOT_FOUND,
         # ALREADY_EXISTS: a different record holds the slot (the identical one is idempotent)
         Reason.METER_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
         Reason.TARIFF_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
@@ -135,11 +138,13 @@ STATUS_FOR_REASON: Mapping[Reason, grpc.StatusCode] = MappingProxyType(
         Reason.ENROLMENT_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
         Reason.MARKET_DAY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
         Reason.CLEARING_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
+        Reason.DELIVERY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
         Reason.DUPLICATE_ENROLMENT: grpc.StatusCode.ALREADY_EXISTS,
         Reason.DUPLICATE_MARKET_DAY: grpc.StatusCode.ALREADY_EXISTS,
         Reason.DUPLICATE_ORDER: grpc.StatusCode.ALREADY_EXISTS,
         Reason.DUPLICATE_CANCELLATION: grpc.StatusCode.ALREADY_EXISTS,
         Reason.DUPLICATE_CLEARING: grpc.StatusCode.ALREADY_EXISTS,
+        Reason.DUPLICATE_DELIVERY: grpc.StatusCode.ALREADY_EXISTS,
         # FAILED_PRECONDITION: the meter's state forbids it
         Reason.CHAIN_BROKEN: grpc.StatusCode.FAILED_PRECONDITION,
         Reason.METER_REVOKED: grpc.StatusCode.FAILED_PRECONDITION,
@@ -150,6 +155,9 @@ STATUS_FOR_REASON: Mapping[Reason, grpc.StatusCode] = MappingProxyType(
         Reason.GATE_CLOSED: grpc.StatusCode.FAILED_PRECONDITION,
         Reason.GATE_NOT_CLOSED: grpc.StatusCode.FAILED_PRECONDITION,
         Reason.SELF_TRADE: grpc.StatusCode.FAILED_PRECONDITION,
+        Reason.DEADLINE_PASSED: grpc.StatusCode.FAILED_PRECONDITION,
+        Reason.DEADLINE_NOT_PASSED: grpc.StatusCode.FAILED_PRECONDITION,
+        Reason.DELIVERY_NOT_READY: grpc.StatusCode.FAILED_PRECONDITION,
         # UNAVAILABLE: retry later (generic message)
         Reason.STORE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
         Reason.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,

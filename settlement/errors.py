@@ -22,6 +22,10 @@ __all__ = [
     "ClearingExists",
     "ClearingMismatch",
     "CycleIncomplete",
+    "DeadlineNotPassed",
+    "DeadlinePassed",
+    "DeliveryExists",
+    "DeliveryNotReady",
     "DuplicatePeriod",
     "EnrolmentExists",
     "GateClosed",
@@ -45,6 +49,7 @@ __all__ = [
     "UnknownMeter",
     "UnknownOrder",
     "UnknownTariff",
+    "UnknownTrade",
 ]
 
 
@@ -155,7 +160,7 @@ class CycleIncomplete(SettlementError):
 
 
 # --------------------------------------------------------------------------- the market
-# docs/design/market-v1.md; the rules M1..M9 (settlement-v1.md, "Rules"). The identical
+# docs/design/market-v1.md; the rules M1..M13 (settlement-v1.md, "Rules"). The identical
 # market record again (R5: DUPLICATE_ENROLMENT, ..._MARKET_DAY, ..._ORDER, ..._CANCELLATION,
 # ..._CLEARING) has no class: it is answered with the original receipt.
 
@@ -226,3 +231,41 @@ class ClearingExists(SettlementError):
     """A different clearing for a period that is cleared (M8; one clearing per period)."""
 
     reason = Reason.CLEARING_EXISTS
+
+
+# The delivery steps (M10..M13). The identical step or default again (R5,
+# DUPLICATE_DELIVERY) has no class: it is answered with the original receipt.
+
+
+class UnknownTrade(SettlementError):
+    """A delivery step or default that names no trade of the period's clearing, or a step
+    of a meter that is not the trade's party in that role (M10; as M5, another meter's
+    trade is not told apart from none)."""
+
+    reason = Reason.UNKNOWN_TRADE
+
+
+class DeliveryExists(SettlementError):
+    """A step or default for a trade whose step is made or which is defaulted (M11)."""
+
+    reason = Reason.DELIVERY_EXISTS
+
+
+class DeadlinePassed(SettlementError):
+    """A delivery step at or after its market day's deadline for that step (M12)."""
+
+    reason = Reason.DEADLINE_PASSED
+
+
+class DeadlineNotPassed(SettlementError):
+    """A default before the deadline of the step it says was missed (M12)."""
+
+    reason = Reason.DEADLINE_NOT_PASSED
+
+
+class DeliveryNotReady(SettlementError):
+    """A delivery step before its inputs are on the ledger (M13): the party's batch of the
+    period, the trade's allocation (the buyer's step), the deliveries of the party's
+    earlier trades of the interval. Retry once they are."""
+
+    reason = Reason.DELIVERY_NOT_READY

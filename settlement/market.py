@@ -1,12 +1,14 @@
 """The neighbourhood market's records and its clearing rule (docs/design/market-v1.md).
 
-Pure (stdlib and ``cryptography``), in the style of :mod:`settlement.records`: every
+Pure (stdlib, ``cryptography`` and :mod:`settlement.sealed`'s box format), in the style of
+:mod:`settlement.records`: every
 record is a frozen dataclass whose construction validates every field
 (:class:`~settlement.records.RecordFormatError`, reason ``RECORD_MALFORMED``), with a
 canonical ``encode()`` (:class:`ledger.encoding.CanonicalWriter`: record version 1 first,
 integers big-endian, strings and lists ``u32``-prefixed) and a strict ``decode()`` that
 accepts exactly those bytes. The records a meter signs (:class:`MarketEnrolment`,
-:class:`Order`, :class:`OrderCancellation`) carry an ECDSA P-256 signature (canonical
+:class:`Order`, :class:`OrderCancellation`, :class:`DeliveryAllocation`,
+:class:`Delivery`) carry an ECDSA P-256 signature (canonical
 DER, low-S) over their own domain string followed by the record cut before its trailing
 signature field (``signed_bytes()``), made by ``create()`` with a
 :class:`~settlement.records.MeterKey` and checked by ``verify_signature(public_key)``.
@@ -24,11 +26,18 @@ Order                  10    meter_id, period, side (u8), first_interval,
 OrderCancellation      11    meter_id, order_hash (32 B), signature
 Clearing               12    period, orders_digest (32 B), u32 T, T x (price u64,
                              volume u64, u32 n, n x (seller, buyer, quantity u32))
+DeliveryAllocation     13    meter_id, period, interval (u16), trade_index (u32),
+                             clearing_hash (32 B), commitment A (33 B), proof (blob),
+                             sealed_opening (102 B), signature
+Delivery               14    the same fields, with D and the opening sealed to the seller
+DeliveryDefault        15    period, interval (u16), trade_index (u32), clearing_hash
+                             (32 B), step (u8: 1 allocation, 2 delivery)
 =====================  ====  ===========================================================
 
 :func:`clear` is the clearing rule: a pure function of the market day and the live
-orders of its period in ledger order. The state rules over these records (M1..M9,
-and R4..R6 as for every meter's record) are :mod:`settlement.rules`.
+orders of its period in ledger order. A trade is named by its clearing, interval and
+index (:func:`trade_id`). The state rules over these records (M1..M13, and R4..R6 as
+for every meter's record) are :mod:`settlement.rules`.
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from ledger.encoding import CanonicalReader, CanonicalWriter
 from ledger.entries import Entry, EntryKind
 from settlement.periods import MINUTES_PER_DAY, RecordFormatError, period_ordinal, validate_period
 from settlement.records import (
+    MAX_CIRCUIT_PROOF_BYTES,
     MAX_RATE,
     POINT_SIZE,
     MeterKey,
@@ -54,10 +64,14 @@ from settlement.records import (
     validate_meter_id,
     verify_meter_signature,
 )
+from settlement.sealed import BOX_SIZE as SEALED_BOX_SIZE
+from settlement.sealed import decode as decode_sealed
 from zkgrid.errors import InvalidArgumentError
 
 __all__ = [
+    "ALLOCATION_DOMAIN",
     "CANCELLATION_DOMAIN",
+    "DELIVERY_STEP_DOMAIN",
     "MARKET_ENROLMENT_DOMAIN",
     "MARKET_KINDS",
     "MARKET_RECORD_TYPES",
@@ -67,7 +81,12 @@ __all__ = [
     "MAX_TRADES_PER_INTERVAL",
     "ORDERS_DIGEST_DOMAIN",
     "ORDER_DOMAIN",
+    "TRADE_DOMAIN",
     "Clearing",
+    "Delivery",
+    "DeliveryAllocation",
+    "DeliveryDefault",
+    "DeliveryStep",
     "IntervalResult",
     "MarketDay",
     "MarketEnrolment",
@@ -80,6 +99,7 @@ __all__ = [
     "decode_market_record",
     "orders_digest",
     "period_start",
+    "trade_id",
 ]
 
 MARKET_RECORD_VERSION = 1
@@ -103,6 +123,10 @@ ORDER_DOMAIN = b"zkgrid/market-order v1"
 CANCELLATION_DOMAIN = b"zkgrid/market-cancel v1"
 #: The domain of a clearing's ``orders_digest`` (:func:`orders_digest`).
 ORDERS_DIGEST_DOMAIN = b"zkgrid/market-orders v1"
+ALLOCATION_DOMAIN = b"zkgrid/market-allocation v1"
+DELIVERY_STEP_DOMAIN = b"zkgrid/market-delivery-step v1"
+#: The domain of a trade's id (:func:`trade_id`).
+TRADE_DOMAIN = b"zkgrid/market-trade v1"
 
 #: DER ECDSA P-256 signatures are 8..72 bytes (as settlement.records).
 _MIN_DER, _MAX_DER = 8, 72
@@ -820,9 +844,261 @@ def clear(market_day: MarketDay, orders: Sequence[Order]) -> Clearing:
     return Clearing(market_day.period, digest, results)
 
 
+# --------------------------------------------------------------------------- delivery
+
+
+class DeliveryStep(IntEnum):
+    """A trade's two delivery steps: the seller's allocation, then the buyer's delivery.
+    Encoded as one byte in a :class:`DeliveryDefault`; :attr:`context_name` is the name
+    the proofs' context binds (``settlement.market_circuits.ALLOCATION``, ``DELIVERY``)."""
+
+    ALLOCATION = 1
+    DELIVERY = 2
+
+    @property
+    def context_name(self) -> str:
+        return self.name.lower()
+
+
+def trade_id(clearing_digest: bytes, interval: int, index: int) -> bytes:
+    """A trade's identity: ``SHA-256("zkgrid/market-trade v1" || clearing hash (32 B) ||
+    u16 interval || u32 index)``, the 32-byte id the delivery proofs' context
+    (``settlement.market_circuits.delivery_context``) and the sealed openings bind."""
+    if not isinstance(clearing_digest, bytes) or len(clearing_digest) != HASH_SIZE:
+        raise InvalidArgumentError("a clearing hash is 32 bytes")
+    for value, what, high in (
+        (interval, "interval", MAX_INTERVALS - 1),
+        (index, "trade index", MAX_TRADES_PER_INTERVAL - 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
+            raise InvalidArgumentError(f"a trade's {what} is an integer in [0, {high}]")
+    return hashlib.sha256(
+        TRADE_DOMAIN + clearing_digest + struct.pack(">HI", interval, index)
+    ).digest()
+
+
+def _commitment(value: object, what: str) -> bytes:
+    """A canonical compressed P-256 point on the curve (a Pedersen commitment)."""
+    data = _bytes(value, what, size=POINT_SIZE)
+    if data[0] not in (2, 3):
+        raise RecordFormatError(f"{what} is not a compressed point encoding")
+    if int.from_bytes(data[1:], "big") >= _FIELD_PRIME:
+        raise RecordFormatError(f"{what}: x-coordinate is not below the field prime")
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), data)
+    except ValueError:
+        raise RecordFormatError(f"{what} is not a point on P-256") from None
+    return data
+
+
+def _trade_fields(record: _DeliveryStepRecord | DeliveryDefault) -> None:
+    validate_period(record.period)
+    _int(record.interval, "interval", 0, MAX_INTERVALS - 1)
+    _int(record.trade_index, "trade_index", 0, MAX_TRADES_PER_INTERVAL - 1)
+    _bytes(record.clearing_hash, "clearing_hash", size=HASH_SIZE)
+
+
+_S = TypeVar("_S", bound="_DeliveryStepRecord")
+
+
+@dataclass(frozen=True, slots=True)
+class _DeliveryStepRecord(_MarketRecord):
+    """The shape both delivery steps share: the party's meter, the trade (period, interval,
+    trade index, clearing hash), the step's output commitment, its circuit proof, the
+    output's opening sealed to the counterparty (:mod:`settlement.sealed`) and the party's
+    signature over its domain and the record cut before the signature."""
+
+    DOMAIN: ClassVar[bytes]
+    STEP: ClassVar[DeliveryStep]
+
+    meter_id: str
+    period: str
+    interval: int
+    trade_index: int
+    clearing_hash: bytes
+    commitment: bytes
+    proof: bytes
+    sealed_opening: bytes
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        validate_meter_id(self.meter_id)
+        _trade_fields(self)
+        _commitment(self.commitment, "commitment")
+        _bytes(self.proof, "circuit proof", max_size=MAX_CIRCUIT_PROOF_BYTES)
+        if not self.proof:
+            raise RecordFormatError("circuit proof is empty")
+        _bytes(self.sealed_opening, "sealed_opening", size=SEALED_BOX_SIZE)
+        decode_sealed(self.sealed_opening)  # SealedFormatError: version, ephemeral key
+        _signature(self.signature)
+
+    def trade_id(self) -> bytes:
+        """The trade's id (:func:`trade_id`)."""
+        return trade_id(self.clearing_hash, self.interval, self.trade_index)
+
+    def _unsigned(self) -> CanonicalWriter:
+        w = CanonicalWriter(MARKET_RECORD_VERSION)
+        w.text(self.meter_id)
+        w.text(self.period)
+        w.u16(self.interval)
+        w.u32(self.trade_index)
+        w.fixed(self.clearing_hash)
+        w.fixed(self.commitment)
+        w.blob(self.proof)
+        w.fixed(self.sealed_opening)
+        return w
+
+    def signed_bytes(self) -> bytes:
+        """The record's domain, then ``encode()`` without the trailing signature."""
+        return self.DOMAIN + self._unsigned().getvalue()
+
+    def encode(self) -> bytes:
+        w = self._unsigned()
+        w.blob(self.signature)
+        return w.getvalue()
+
+    def verify_signature(self, public_key: bytes) -> None:
+        """Raise :class:`~settlement.records.SignatureError` unless ``public_key`` signed it."""
+        verify_meter_signature(public_key, self.signed_bytes(), self.signature)
+
+    @classmethod
+    def create(
+        cls: type[_S],
+        key: MeterKey,
+        *,
+        meter_id: str,
+        period: str,
+        interval: int,
+        trade_index: int,
+        clearing_hash: bytes,
+        commitment: bytes,
+        proof: bytes,
+        sealed_opening: bytes,
+    ) -> _S:
+        """Build the step and sign it with the meter's ``key``."""
+        fields = (
+            meter_id,
+            period,
+            interval,
+            trade_index,
+            clearing_hash,
+            commitment,
+            proof,
+            sealed_opening,
+        )
+        unsigned = cls(*fields, _PLACEHOLDER_SIGNATURE)
+        return cls(*fields, key.sign(unsigned.signed_bytes()))
+
+    @classmethod
+    def decode(cls: type[_S], data: bytes) -> _S:
+        def parse(r: CanonicalReader) -> _S:
+            return cls(
+                meter_id=r.text("meter_id", _MAX_ID_BYTES),
+                period=r.text("period", _MAX_PERIOD_BYTES),
+                interval=r.u16("interval"),
+                trade_index=r.u32("trade_index"),
+                clearing_hash=r.fixed(HASH_SIZE, "clearing_hash"),
+                commitment=r.fixed(POINT_SIZE, "commitment"),
+                proof=r.blob("proof", MAX_CIRCUIT_PROOF_BYTES),
+                sealed_opening=r.fixed(SEALED_BOX_SIZE, "sealed_opening"),
+                signature=r.blob("signature", _MAX_DER),
+            )
+
+        return cls._decode_with(data, parse)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAllocation(_DeliveryStepRecord):
+    """The seller's step of a trade (docs/notes/market.md (D2)): ``commitment`` is
+    ``A = a*G + alpha*H`` with ``a = min(q, E - sum of the seller's earlier deliveries in
+    the interval)``, ``proof`` the allocation circuit's proof over the seller's committed
+    export ``E`` of the interval, those deliveries and the public ``q``, with the context
+    of the trade and the step; ``sealed_opening`` is ``(a, alpha)`` sealed to the buyer's
+    enrolment key under that context. Signed by the seller's meter key
+    (``"zkgrid/market-allocation v1"``)."""
+
+    KIND: ClassVar[EntryKind] = EntryKind.DELIVERY_ALLOCATION
+    DOMAIN: ClassVar[bytes] = ALLOCATION_DOMAIN
+    STEP: ClassVar[DeliveryStep] = DeliveryStep.ALLOCATION
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery(_DeliveryStepRecord):
+    """The buyer's step of a trade (docs/notes/market.md (D3)): ``commitment`` is
+    ``D = d*G + delta*H`` with ``d = min(a, I - sum of the buyer's earlier deliveries in
+    the interval)``, ``proof`` the delivery circuit's proof over the seller's ``A``, the
+    buyer's committed import ``I`` of the interval and those deliveries;
+    ``sealed_opening`` is ``(d, delta)`` sealed to the seller's enrolment key. Signed by
+    the buyer's meter key (``"zkgrid/market-delivery-step v1"``). ``D`` is the trade's
+    delivered energy: both parties' bills and the later steps of the interval use it."""
+
+    KIND: ClassVar[EntryKind] = EntryKind.DELIVERY
+    DOMAIN: ClassVar[bytes] = DELIVERY_STEP_DOMAIN
+    STEP: ClassVar[DeliveryStep] = DeliveryStep.DELIVERY
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryDefault(_MarketRecord):
+    """The utility settles a step missed at its deadline (by role, unsigned): the trade's
+    delivered energy is 0 (``D = O``, the identity). A defaulted allocation defaults the
+    whole trade (no delivery step follows); a defaulted delivery leaves the allocation on
+    the ledger but delivers nothing."""
+
+    KIND: ClassVar[EntryKind] = EntryKind.DELIVERY_DEFAULT
+
+    period: str
+    interval: int
+    trade_index: int
+    clearing_hash: bytes
+    step: DeliveryStep
+
+    def __post_init__(self) -> None:
+        _trade_fields(self)
+        if not isinstance(self.step, DeliveryStep):
+            raise RecordFormatError("step must be DeliveryStep.ALLOCATION or .DELIVERY")
+
+    def trade_id(self) -> bytes:
+        """The trade's id (:func:`trade_id`)."""
+        return trade_id(self.clearing_hash, self.interval, self.trade_index)
+
+    def encode(self) -> bytes:
+        w = CanonicalWriter(MARKET_RECORD_VERSION)
+        w.text(self.period)
+        w.u16(self.interval)
+        w.u32(self.trade_index)
+        w.fixed(self.clearing_hash)
+        w.fixed(bytes([self.step]))
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> DeliveryDefault:
+        def parse(r: CanonicalReader) -> DeliveryDefault:
+            period = r.text("period", _MAX_PERIOD_BYTES)
+            interval = r.u16("interval")
+            index = r.u32("trade_index")
+            clearing_hash = r.fixed(HASH_SIZE, "clearing_hash")
+            step_byte = r.fixed(1, "step")[0]
+            try:
+                step = DeliveryStep(step_byte)
+            except ValueError:
+                raise RecordFormatError(f"DeliveryDefault: unknown step {step_byte}") from None
+            return cls(period, interval, index, clearing_hash, step)
+
+        return cls._decode_with(data, parse)
+
+
 # --------------------------------------------------------------------------- dispatch
 
-MarketRecord = MarketEnrolment | MarketDay | Order | OrderCancellation | Clearing
+MarketRecord = (
+    MarketEnrolment
+    | MarketDay
+    | Order
+    | OrderCancellation
+    | Clearing
+    | DeliveryAllocation
+    | Delivery
+    | DeliveryDefault
+)
 
 #: The record type of each market entry kind (record version 1).
 MARKET_RECORD_TYPES: Mapping[EntryKind, type[MarketRecord]] = {
@@ -831,6 +1107,9 @@ MARKET_RECORD_TYPES: Mapping[EntryKind, type[MarketRecord]] = {
     EntryKind.ORDER: Order,
     EntryKind.ORDER_CANCELLATION: OrderCancellation,
     EntryKind.CLEARING: Clearing,
+    EntryKind.DELIVERY_ALLOCATION: DeliveryAllocation,
+    EntryKind.DELIVERY: Delivery,
+    EntryKind.DELIVERY_DEFAULT: DeliveryDefault,
 }
 
 #: The market's entry kinds.

@@ -8,19 +8,21 @@ auditor's verdict is exactly what the service accepts.
 * :func:`decode` turns a raw entry (kind, payload) into a record, or a
   :class:`Refusal` (R1 ``ENTRY_KIND_UNDEFINED``, R2 ``RECORD_MALFORMED``; a
   witness key's strict decoding includes its proof of possession, C5).
-* :func:`check` evaluates the *state rules* R3..R22 and M1..M9 of one record
+* :func:`check` evaluates the *state rules* R3..R22 and M1..M13 of one record
   against a :class:`LedgerState`, in the documented precedence, and returns the
   first that fails as a :class:`Refusal`, or ``None``. R16..R22 judge the records
   of version 2 (:class:`~settlement.records.CycleTariff`,
   :class:`~settlement.records.CycleBill`: a tariff plan and a bill over a billing
   cycle of several periods); they share R4..R6 with the bills of version 1.
   M1..M9 judge the market's records (:mod:`settlement.market`,
-  docs/design/market-v1.md); they share R4..R6 too.
+  docs/design/market-v1.md) and M10..M13 its delivery steps and defaults (below); they
+  share R4..R6 too.
 * :func:`apply` moves the state on; call it only when :func:`check` returned
   ``None`` (:func:`step` does both). A refused record changes nothing.
 
-The cryptographic rules (C1..C7: proofs of possession, batch signatures, range,
-bill and cycle bill proofs, the market records' signatures) are rules too, but
+The cryptographic rules (C1..C8: proofs of possession, batch signatures, range,
+bill and cycle bill proofs, the market records' signatures, the delivery steps'
+proofs) are rules too, but
 :func:`check` does not evaluate them: they are expensive and need the proof
 machinery; the callers verify them *after* the state rules hold (the service
 refuses, the auditor flags). They do not change the state transition: a record
@@ -35,28 +37,59 @@ either version for one of them is ``BILL_EXISTS`` (R11, R18).
 Identical records (R5): the identical batch, tariff or bill again is
 ``DUPLICATE_BATCH`` / ``DUPLICATE_TARIFF`` / ``DUPLICATE_BILL`` (and the market's
 ``DUPLICATE_ENROLMENT``, ``..._MARKET_DAY``, ``..._ORDER``, ``..._CANCELLATION``,
-``..._CLEARING``). On a ledger it is a violation; the service answers it with the
+``..._CLEARING``, ``..._DELIVERY``). On a ledger it is a violation; the service answers it with the
 original entry's receipt (:data:`IDEMPOTENT`, :meth:`LedgerState.original`).
 
 **The market kinds are opt-in** (:data:`MARKET_KINDS`): :func:`decode` refuses them as
 R1 unless the caller passes ``kinds=DEFINED_KINDS``. A judge decodes only the kinds it
 judges in full, cryptographic rules included, and the market records' signatures (C7)
-are verified by no caller yet: until the service and the auditor do, a market entry on
-their ledger stays an undefined kind to them, flagged and not applied.
+and the delivery proofs (C8) are verified by no caller yet: until the service and the
+auditor do, a market entry on their ledger stays an undefined kind to them, flagged and
+not applied.
 
-**Time.** Gate closure (M2, M5, M8) needs the time an entry arrives, and the rules have no
-clock: :func:`check` and :func:`step` take it as ``time`` (seconds since the epoch), and
-refuse to judge an order, a cancellation or a clearing without it
+**Time.** Gate closure (M2, M5, M8) and the delivery deadlines (M12) need the time an
+entry arrives, and the rules have no clock: :func:`check` and :func:`step` take it as
+``time`` (seconds since the epoch), and refuse to judge an order, a cancellation, a
+clearing, a delivery step or a default without it
 (:class:`~zkgrid.errors.InvalidArgumentError`). The service passes the time of the
 request (its clock, read again under the ledger's write lock), a judge of a ledger the
 time of the entry's checkpoint (the checkpoint signed by the transaction that appended
 it). The other records ignore it.
+
+**Delivery** (docs/design/market-v1.md, "Delivery and settlement over commitments").
+For trade ``k`` of interval ``t`` of a cleared period, the seller's
+:class:`~settlement.market.DeliveryAllocation` commits ``A``, the buyer's
+:class:`~settlement.market.Delivery` commits ``D`` (the delivered energy), and the
+utility's :class:`~settlement.market.DeliveryDefault` settles a step missed at its
+deadline with nothing delivered (a defaulted allocation defaults the whole trade). The
+state keeps per trade ``A``, ``D`` or the default (:class:`TradeState`), and per party and
+interval its trades in trade order, so each step finds the ``D_j`` of the party's earlier
+trades (:meth:`LedgerState.earlier_deliveries`). A step (after R4, R5
+``DUPLICATE_DELIVERY``, R6) and a default (after R5):
+
+* M10 names a trade of the period's clearing (the clearing hash, the interval, the
+  index), and a step's meter is its seller (allocation) or buyer (delivery)
+  (``UNKNOWN_TRADE``; as M5, another meter's trade is not told apart from none);
+* M11 the step is not made and the trade not defaulted; a default's step is missing
+  (``DELIVERY_EXISTS``);
+* M12 a step's time is before its deadline (the market day's ``seller_deadline`` for an
+  allocation, ``buyer_deadline`` for a delivery: ``DEADLINE_PASSED``), a default's at or
+  after the missed step's (``DEADLINE_NOT_PASSED``);
+* M13 the step's inputs are on the ledger: the trade's allocation (a delivery, and a
+  delivery's default), the party's batch of the period, every earlier trade of the
+  party in the interval delivered or defaulted (``DELIVERY_NOT_READY``).
+
+Refusals a retry can never lift (M10..M12) come before the one it can (M13). C8, the
+step's circuit proof, is verified by the callers over :func:`allocation_statement_for`
+and :func:`delivery_statement_for`; :func:`due_defaults` lists the defaults the utility
+may append.
 
 Pure: no I/O, no clocks, no globals.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, TypeAlias
@@ -65,11 +98,17 @@ from ledger.entries import EntryKind
 from settlement.market import (
     MARKET_KINDS,
     Clearing,
+    Delivery,
+    DeliveryAllocation,
+    DeliveryDefault,
+    DeliveryStep,
     MarketDay,
     MarketEnrolment,
     MarketRecord,
     Order,
     OrderCancellation,
+    Side,
+    Trade,
     clear,
     decode_market_record,
 )
@@ -90,6 +129,7 @@ from settlement.records import (
 from zkgrid.errors import InvalidArgumentError, Reason
 
 if TYPE_CHECKING:  # the witness scheme (blspy) is imported only to decode a witness key
+    from circuits.r1cs import R1CSStatement  # the proof system only for C8's statements
     from ledger.cosignature import WitnessRegistration
 
 __all__ = [
@@ -99,11 +139,16 @@ __all__ = [
     "CLEARING_MISMATCH",
     "CRYPTO_PRECEDENCE",
     "CYCLE_INCOMPLETE",
+    "DEADLINE_NOT_PASSED",
+    "DEADLINE_PASSED",
     "DEFINED_KINDS",
+    "DELIVERY_EXISTS",
+    "DELIVERY_NOT_READY",
     "DUPLICATE_BATCH",
     "DUPLICATE_BILL",
     "DUPLICATE_CANCELLATION",
     "DUPLICATE_CLEARING",
+    "DUPLICATE_DELIVERY",
     "DUPLICATE_ENROLMENT",
     "DUPLICATE_MARKET_DAY",
     "DUPLICATE_ORDER",
@@ -130,6 +175,7 @@ __all__ = [
     "UNKNOWN_METER",
     "UNKNOWN_ORDER",
     "UNKNOWN_TARIFF",
+    "UNKNOWN_TRADE",
     "WITNESS_EXISTS",
     "LedgerRecord",
     "LedgerState",
@@ -138,9 +184,13 @@ __all__ = [
     "OrderState",
     "Ref",
     "Refusal",
+    "TradeState",
+    "allocation_statement_for",
     "apply",
     "check",
     "decode",
+    "delivery_statement_for",
+    "due_defaults",
     "record_digest",
     "step",
 ]
@@ -182,6 +232,13 @@ DUPLICATE_CANCELLATION: Final = Reason.DUPLICATE_CANCELLATION
 CLEARING_MISMATCH: Final = Reason.CLEARING_MISMATCH
 CLEARING_EXISTS: Final = Reason.CLEARING_EXISTS
 DUPLICATE_CLEARING: Final = Reason.DUPLICATE_CLEARING
+# the delivery steps (M10..M13)
+UNKNOWN_TRADE: Final = Reason.UNKNOWN_TRADE
+DELIVERY_EXISTS: Final = Reason.DELIVERY_EXISTS
+DUPLICATE_DELIVERY: Final = Reason.DUPLICATE_DELIVERY
+DEADLINE_PASSED: Final = Reason.DEADLINE_PASSED
+DEADLINE_NOT_PASSED: Final = Reason.DEADLINE_NOT_PASSED
+DELIVERY_NOT_READY: Final = Reason.DELIVERY_NOT_READY
 
 #: R5: the identical record again. The service answers these with the original receipt.
 IDEMPOTENT: Final = frozenset(
@@ -194,6 +251,7 @@ IDEMPOTENT: Final = frozenset(
         DUPLICATE_ORDER,
         DUPLICATE_CANCELLATION,
         DUPLICATE_CLEARING,
+        DUPLICATE_DELIVERY,
     }
 )
 
@@ -213,7 +271,7 @@ SETTLEMENT_KINDS: Final[frozenset[EntryKind]] = frozenset(
     }
 )
 #: Every kind that carries a record: the settlement kinds and the market's
-#: (:data:`MARKET_KINDS`, 8..12; opt-in for :func:`decode`, module docstring).
+#: (:data:`MARKET_KINDS`, 8..15; opt-in for :func:`decode`, module docstring).
 DEFINED_KINDS: Final[frozenset[EntryKind]] = SETTLEMENT_KINDS | MARKET_KINDS
 
 LedgerRecord: TypeAlias = "Record | MarketRecord | WitnessRegistration"
@@ -278,6 +336,25 @@ class OrderState:
 
 
 @dataclass(slots=True)
+class TradeState:
+    """A trade's delivery steps as the log knows them (M10..M13): the seller's ``A`` and the
+    buyer's ``D`` (33-byte commitments) or the default, each with where it is. The trade's
+    delivered energy is ``D``, or 0 (the identity) once defaulted."""
+
+    allocation: bytes | None = None
+    allocated: Ref | None = None
+    delivery: bytes | None = None
+    delivered: Ref | None = None
+    default: DeliveryStep | None = None
+    defaulted: Ref | None = None
+
+    @property
+    def settled(self) -> bool:
+        """Whether the trade's delivered energy is fixed: a delivery, or a default (0)."""
+        return self.delivery is not None or self.default is not None
+
+
+@dataclass(slots=True)
 class MarketState:
     """The market as the log knows it (docs/design/market-v1.md)."""
 
@@ -295,6 +372,11 @@ class MarketState:
     cancellations: dict[bytes, Ref] = field(default_factory=dict)
     #: period -> its clearing (M8)
     clearings: dict[str, tuple[Clearing, Ref]] = field(default_factory=dict)
+    #: (period, interval, trade index) -> the trade's steps, once one is applied (M10..M13)
+    trades: dict[tuple[str, int, int], TradeState] = field(default_factory=dict)
+    #: (period, interval, meter id, side) -> the meter's trades of the interval in trade
+    #: order, as seller (``Side.OFFER``) or buyer (``Side.BID``); filled with the clearing
+    party_trades: dict[tuple[str, int, str, Side], list[int]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -308,7 +390,8 @@ class LedgerState:
     witnesses: dict[str, bytes] = field(default_factory=dict)
     #: tariff hash -> (a cycle tariff (record v2), where it is) (R16, R17, R21)
     cycle_tariffs: dict[bytes, tuple[CycleTariff, Ref]] = field(default_factory=dict)
-    #: the market's enrolments, market days, orders, cancellations and clearings (M1..M9)
+    #: the market's enrolments, market days, orders, cancellations, clearings (M1..M9)
+    #: and the trades' delivery steps (M10..M13)
     market: MarketState = field(default_factory=MarketState)
     _witness_keys: set[bytes] = field(default_factory=set, init=False, repr=False)
     #: Indices of ``cycle_tariffs``: by plan, by listed meter, and the default plans.
@@ -362,6 +445,9 @@ class LedgerState:
             return None if placed is None else placed.ref
         elif isinstance(record, OrderCancellation):
             return market.cancellations.get(d)
+        elif isinstance(record, DeliveryAllocation | Delivery | DeliveryDefault):
+            ref = _step_ref(market.trades.get(_trade_key(record)), record)
+            return ref if ref is not None and ref.digest == d else None
         return slot[1] if slot is not None and slot[1].digest == d else None
 
     def live_orders(self, period: str) -> list[Order]:
@@ -391,6 +477,52 @@ class LedgerState:
 
     def witness_key_registered(self, public_key: bytes) -> bool:
         return public_key in self._witness_keys
+
+    def trade(self, period: str, interval: int, index: int) -> Trade | None:
+        """Trade ``index`` of ``interval`` in the clearing of ``period``, or ``None``."""
+        found = self.market.clearings.get(period)
+        if found is None:
+            return None
+        intervals = found[0].intervals
+        if not 0 <= interval < len(intervals) or not 0 <= index < len(intervals[interval].trades):
+            return None
+        return intervals[interval].trades[index]
+
+    def earlier_trades(
+        self, period: str, interval: int, index: int, step: DeliveryStep
+    ) -> list[int]:
+        """The indices, in trade order, of the earlier trades of the interval (smaller index)
+        of the party that makes ``step`` of trade ``index``: the seller's sales for the
+        allocation (``S(k)``), the buyer's purchases for the delivery (``B(k)``)
+        (docs/notes/market.md). :class:`InvalidArgumentError` for a trade the clearing of
+        ``period`` does not have."""
+        trade = self.trade(period, interval, index)
+        if trade is None:
+            raise InvalidArgumentError(f"no trade {index} of interval {interval} of {period}")
+        if step is DeliveryStep.ALLOCATION:
+            own = self.market.party_trades[(period, interval, trade.seller, Side.OFFER)]
+        else:
+            own = self.market.party_trades[(period, interval, trade.buyer, Side.BID)]
+        return own[: bisect.bisect_left(own, index)]
+
+    def earlier_deliveries(
+        self, period: str, interval: int, index: int, step: DeliveryStep
+    ) -> list[bytes]:
+        """The ``D_j`` (33 bytes each) of :meth:`earlier_trades`, in trade order, defaulted
+        trades left out (their ``D_j`` is the identity: no input, docs/notes/market.md
+        (D4)): the earlier inputs of the step's statement. :class:`InvalidArgumentError`
+        when one of them is neither delivered nor defaulted (M13 has not held)."""
+        out: list[bytes] = []
+        for j in self.earlier_trades(period, interval, index, step):
+            state = self.market.trades.get((period, interval, j))
+            if state is None or not state.settled:
+                raise InvalidArgumentError(
+                    f"trade {j} of interval {interval} of {period} is neither delivered nor"
+                    " defaulted"
+                )
+            if state.delivery is not None:
+                out.append(state.delivery)
+        return out
 
 
 def record_digest(record: LedgerRecord) -> bytes:
@@ -646,7 +778,7 @@ def _check_cycle_bill(state: LedgerState, bill: CycleBill, digest: bytes) -> Ref
 
 
 def _time(time: int | None, record: MarketRecord) -> int:
-    """The entry's time, which M2, M5 and M8 need (module docstring, "Time")."""
+    """The entry's time, which M2, M5, M8 and M12 need (module docstring, "Time")."""
     if isinstance(time, bool) or not isinstance(time, int):
         raise InvalidArgumentError(
             f"judging {type(record).__name__} needs the entry's time (seconds since the epoch)"
@@ -832,6 +964,170 @@ def _difference(got: Clearing, expected: Clearing) -> str:
     return "differs from the recomputation"  # pragma: no cover - equal fields, equal records
 
 
+# --------------------------------------------------------------------------- delivery steps
+
+DeliveryRecord: TypeAlias = "DeliveryAllocation | Delivery | DeliveryDefault"
+
+
+def _trade_key(record: DeliveryRecord) -> tuple[str, int, int]:
+    return record.period, record.interval, record.trade_index
+
+
+def _step_ref(state: TradeState | None, record: DeliveryRecord) -> Ref | None:
+    """Where the step (or default) ``record`` would sit in the trade's state (R5)."""
+    if state is None:
+        return None
+    if isinstance(record, DeliveryAllocation):
+        return state.allocated
+    if isinstance(record, Delivery):
+        return state.delivered
+    return state.defaulted
+
+
+def _trade_text(record: DeliveryRecord) -> str:
+    return f"trade {record.trade_index} of interval {record.interval} of {record.period}"
+
+
+def _named_trade(state: LedgerState, record: DeliveryRecord) -> Trade | Refusal:
+    """M10: the trade the record names, in the clearing it names (the period's)."""
+    found = state.market.clearings.get(record.period)
+    trade = state.trade(record.period, record.interval, record.trade_index)
+    if found is None or found[1].digest != record.clearing_hash or trade is None:
+        return Refusal(
+            "M10",
+            UNKNOWN_TRADE,
+            f"{_trade_text(record)}: the period's clearing has no such trade",
+        )
+    return trade
+
+
+def _deadline(state: LedgerState, record: DeliveryRecord, step: DeliveryStep) -> int:
+    day = state.market.days[record.period][0]  # M8 held for the clearing
+    return day.seller_deadline if step is DeliveryStep.ALLOCATION else day.buyer_deadline
+
+
+def _check_step(
+    state: LedgerState, record: DeliveryAllocation | Delivery, digest: bytes, time: int
+) -> Refusal | None:
+    """R4, R5, R6, then M10..M13 for a delivery step (module docstring)."""
+    meter = _meter(state, record.meter_id)
+    if isinstance(meter, Refusal):
+        return meter
+    who = f"meter {record.meter_id!r}"
+    what = _trade_text(record)
+    step = record.STEP
+    trade_state = state.market.trades.get(_trade_key(record))
+    made = _step_ref(trade_state, record)
+    if made is not None and made.digest == digest:
+        return Refusal("R5", DUPLICATE_DELIVERY, f"{who}: the same {step.context_name} again")
+    refused = _revoked(meter)
+    if refused is not None:
+        return refused
+    # M10: the trade, and the meter is its party for this step
+    trade = _named_trade(state, record)
+    if isinstance(trade, Refusal):
+        return trade
+    seller = step is DeliveryStep.ALLOCATION
+    if (trade.seller if seller else trade.buyer) != record.meter_id:
+        # as M5: another meter's trade is not told apart from none (no party is named)
+        return Refusal(
+            "M10",
+            UNKNOWN_TRADE,
+            f"{what} is no trade of {who} as {'seller' if seller else 'buyer'}",
+        )
+    # M11: the step is not made, the trade not defaulted
+    if trade_state is not None:
+        if trade_state.default is not None:
+            return Refusal(
+                "M11",
+                DELIVERY_EXISTS,
+                f"{what} is defaulted (its {trade_state.default.context_name} was missed)",
+            )
+        if made is not None:
+            return Refusal("M11", DELIVERY_EXISTS, f"{what} has its {step.context_name}")
+    # M12: before the step's deadline
+    deadline = _deadline(state, record, step)
+    if time >= deadline:
+        return Refusal(
+            "M12",
+            DEADLINE_PASSED,
+            f"the {step.context_name} deadline of {record.period} was {deadline} (seconds since"
+            f" the epoch); the entry's time is {time}",
+        )
+    # M13: the step's inputs are on the ledger
+    if not seller and (trade_state is None or trade_state.allocation is None):
+        return Refusal("M13", DELIVERY_NOT_READY, f"{what} is not allocated yet")
+    if record.period not in meter.batches:
+        return Refusal("M13", DELIVERY_NOT_READY, f"{who} has no batch for {record.period}")
+    for j in state.earlier_trades(record.period, record.interval, record.trade_index, step):
+        earlier = state.market.trades.get((record.period, record.interval, j))
+        if earlier is None or not earlier.settled:
+            return Refusal(
+                "M13",
+                DELIVERY_NOT_READY,
+                f"{who}'s earlier trade {j} of interval {record.interval} is neither delivered"
+                " nor defaulted",
+            )
+    return None
+
+
+def _check_default(
+    state: LedgerState, default: DeliveryDefault, digest: bytes, time: int
+) -> Refusal | None:
+    """R5, then M10..M13 for a default (module docstring)."""
+    what = _trade_text(default)
+    step = default.step
+    trade_state = state.market.trades.get(_trade_key(default))
+    original = _step_ref(trade_state, default)
+    if original is not None and original.digest == digest:
+        return Refusal("R5", DUPLICATE_DELIVERY, f"the same default of {what} again")
+    trade = _named_trade(state, default)
+    if isinstance(trade, Refusal):
+        return trade
+    # M11: the step is missing, the trade not defaulted
+    if trade_state is not None:
+        if trade_state.default is not None:
+            return Refusal("M11", DELIVERY_EXISTS, f"{what} is defaulted")
+        made = trade_state.allocation if step is DeliveryStep.ALLOCATION else trade_state.delivery
+        if made is not None:
+            return Refusal("M11", DELIVERY_EXISTS, f"{what} has its {step.context_name}")
+    # M12: at or after the missed step's deadline
+    deadline = _deadline(state, default, step)
+    if time < deadline:
+        return Refusal(
+            "M12",
+            DEADLINE_NOT_PASSED,
+            f"the {step.context_name} deadline of {default.period} is {deadline} (seconds since"
+            f" the epoch); the entry's time is {time}",
+        )
+    # M13: a missed delivery follows an allocation (without one, the allocation was missed)
+    if step is DeliveryStep.DELIVERY and (trade_state is None or trade_state.allocation is None):
+        return Refusal(
+            "M13",
+            DELIVERY_NOT_READY,
+            f"{what} is not allocated: its allocation, not its delivery, was missed",
+        )
+    return None
+
+
+def _apply_step(market: MarketState, record: DeliveryRecord, ref: Ref) -> None:
+    trade_state = market.trades.setdefault(_trade_key(record), TradeState())
+    if isinstance(record, DeliveryAllocation):
+        trade_state.allocation, trade_state.allocated = record.commitment, ref
+    elif isinstance(record, Delivery):
+        trade_state.delivery, trade_state.delivered = record.commitment, ref
+    else:
+        trade_state.default, trade_state.defaulted = record.step, ref
+
+
+def _index_trades(market: MarketState, clearing: Clearing) -> None:
+    """Each party's trades per interval, in trade order (M13's earlier trades)."""
+    for t, result in enumerate(clearing.intervals):
+        for k, trade in enumerate(result.trades):
+            for party, side in ((trade.seller, Side.OFFER), (trade.buyer, Side.BID)):
+                market.party_trades.setdefault((clearing.period, t, party, side), []).append(k)
+
+
 def _check_market(
     state: LedgerState, record: MarketRecord, digest: bytes, time: int | None
 ) -> Refusal | None:
@@ -843,6 +1139,10 @@ def _check_market(
         return _check_order(state, record, digest, _time(time, record))
     if isinstance(record, OrderCancellation):
         return _check_cancellation(state, record, digest, _time(time, record))
+    if isinstance(record, DeliveryAllocation | Delivery):
+        return _check_step(state, record, digest, _time(time, record))
+    if isinstance(record, DeliveryDefault):
+        return _check_default(state, record, digest, _time(time, record))
     return _check_clearing(state, record, digest, _time(time, record))
 
 
@@ -863,11 +1163,23 @@ def _apply_market(state: LedgerState, record: MarketRecord, ref: Ref) -> None:
         del market.open_orders[order.period][record.order_hash]
         market.meter_orders[(order.meter_id, order.period)].remove(record.order_hash)
         market.cancellations[ref.digest] = ref
+    elif isinstance(record, DeliveryAllocation | Delivery | DeliveryDefault):
+        _apply_step(market, record, ref)
     else:
         market.clearings[record.period] = (record, ref)
+        _index_trades(market, record)
 
 
-_MARKET_TYPES = (MarketEnrolment, MarketDay, Order, OrderCancellation, Clearing)
+_MARKET_TYPES = (
+    MarketEnrolment,
+    MarketDay,
+    Order,
+    OrderCancellation,
+    Clearing,
+    DeliveryAllocation,
+    Delivery,
+    DeliveryDefault,
+)
 
 
 def check(
@@ -877,12 +1189,12 @@ def check(
     *,
     time: int | None = None,
 ) -> Refusal | None:
-    """(R3..R22, M1..M9) The first state rule ``record`` breaks in ``state``, by precedence.
+    """(R3..R22, M1..M13) The first state rule ``record`` breaks in ``state``, by precedence.
 
     ``digest``: the record's :func:`record_digest` when the caller has it (saves a hash).
     ``time``: when the entry arrives, seconds since the epoch; required for an order, a
-    cancellation and a clearing (module docstring, "Time"). The cryptographic rules
-    C1..C7 are not evaluated here.
+    cancellation, a clearing, a delivery step and a default (module docstring, "Time").
+    The cryptographic rules C1..C8 are not evaluated here.
     """
     if isinstance(record, _MARKET_TYPES):
         d = record_digest(record) if digest is None else digest
@@ -957,3 +1269,119 @@ def step(
     if refusal is None:
         apply(state, record, ref)
     return refusal
+
+
+# --------------------------------------------------------------------------- C8, defaults due
+
+
+def _step_inputs(
+    state: LedgerState, record: DeliveryAllocation | Delivery, batch: ReadingBatch
+) -> tuple[Trade, bytes, list[bytes]]:
+    """The trade, the party's batch commitment of the interval (the seller's export
+    ``2t + 1``, the buyer's import ``2t``) and the earlier ``D_j``, from the state."""
+    step = record.STEP
+    trade = state.trade(record.period, record.interval, record.trade_index)
+    found = state.market.clearings.get(record.period)
+    if trade is None or found is None or found[1].digest != record.clearing_hash:
+        raise InvalidArgumentError(f"{_trade_text(record)} is not a trade of the ledger")
+    party = trade.seller if step is DeliveryStep.ALLOCATION else trade.buyer
+    if party != record.meter_id:
+        raise InvalidArgumentError(f"{_trade_text(record)} is no trade of {record.meter_id!r}")
+    if not isinstance(batch, ReadingBatch):
+        raise InvalidArgumentError("the party's batch must be a ReadingBatch")
+    meter = state.meters.get(party)
+    ref = None if meter is None else meter.batches.get(record.period)
+    if ref is None or batch.meter_id != party or ref.digest != batch.batch_hash():
+        raise InvalidArgumentError(
+            f"the batch is not the ledger's batch of {party!r} for {record.period}"
+        )
+    position = 2 * record.interval + (1 if step is DeliveryStep.ALLOCATION else 0)
+    if position >= len(batch.commitments):
+        raise InvalidArgumentError(f"the batch has no interval {record.interval}")
+    earlier = state.earlier_deliveries(record.period, record.interval, record.trade_index, step)
+    return trade, batch.commitments[position], earlier
+
+
+def allocation_statement_for(
+    state: LedgerState, allocation: DeliveryAllocation, batch: ReadingBatch
+) -> R1CSStatement:
+    """(C8) The statement an allocation's proof must satisfy, from the ledger: the seller's
+    export ``E`` of the interval (commitment ``2t + 1`` of ``batch``, the ledger's batch of
+    the seller for the period), the ``D_j`` of the seller's earlier trades of the interval
+    in trade order (defaults left out), the trade's public quantity and the allocation's
+    ``A``, with the context of the trade and the step (docs/notes/market.md (D1), (D2),
+    (D4)). For :meth:`~circuits.r1cs.R1CSStatement.verify_batch` and ``find_invalid``.
+
+    Written once for the service and the auditor; call it where the state rules of the
+    allocation hold (before or after it is applied: neither changes its inputs).
+    :class:`InvalidArgumentError` when they do not (another trade, another batch, an
+    earlier trade not settled); :class:`~zkgrid.errors.ProofFormatError` for a proof or a
+    commitment that does not parse (``PROOF_MALFORMED``)."""
+    from settlement.market_circuits import allocation_statement
+
+    if not isinstance(allocation, DeliveryAllocation):
+        raise InvalidArgumentError("allocation_statement_for needs a DeliveryAllocation")
+    trade, export, earlier = _step_inputs(state, allocation, batch)
+    return allocation_statement(
+        allocation.trade_id(),
+        export,
+        earlier,
+        trade.quantity,
+        allocation.commitment,
+        allocation.proof,
+    )
+
+
+def delivery_statement_for(
+    state: LedgerState, delivery: Delivery, batch: ReadingBatch
+) -> R1CSStatement:
+    """(C8) The statement a delivery's proof must satisfy, from the ledger: the trade's
+    allocation ``A``, the buyer's import ``I`` of the interval (commitment ``2t`` of
+    ``batch``, the ledger's batch of the buyer for the period), the ``D_j`` of the buyer's
+    earlier trades of the interval in trade order (defaults left out) and the delivery's
+    ``D`` (docs/notes/market.md (D3), (D4)). As :func:`allocation_statement_for`; also
+    :class:`InvalidArgumentError` when the trade is not allocated."""
+    from settlement.market_circuits import delivery_statement
+
+    if not isinstance(delivery, Delivery):
+        raise InvalidArgumentError("delivery_statement_for needs a Delivery")
+    _trade, imported, earlier = _step_inputs(state, delivery, batch)
+    trade_state = state.market.trades.get(_trade_key(delivery))
+    if trade_state is None or trade_state.allocation is None:
+        raise InvalidArgumentError(f"{_trade_text(delivery)} is not allocated")
+    return delivery_statement(
+        delivery.trade_id(),
+        trade_state.allocation,
+        imported,
+        earlier,
+        delivery.commitment,
+        delivery.proof,
+    )
+
+
+def due_defaults(state: LedgerState, period: str, time: int) -> list[DeliveryDefault]:
+    """The defaults the utility may append for ``period`` at ``time`` (seconds since the
+    epoch), in trade order: for every trade neither delivered nor defaulted, its allocation
+    when it has none and ``time`` is at or after the seller's deadline, else its delivery
+    when ``time`` is at or after the buyer's deadline. Each passes :func:`check` at
+    ``time`` (the defaults of different trades do not interact). Empty for a period that
+    is not cleared. The service's default job and the auditor's completeness check."""
+    if isinstance(time, bool) or not isinstance(time, int):
+        raise InvalidArgumentError("due_defaults needs a time (seconds since the epoch)")
+    found = state.market.clearings.get(period)
+    if found is None:
+        return []
+    clearing, ref = found
+    day = state.market.days[period][0]
+    out: list[DeliveryDefault] = []
+    for t, result in enumerate(clearing.intervals):
+        for k in range(len(result.trades)):
+            trade_state = state.market.trades.get((period, t, k))
+            if trade_state is not None and trade_state.settled:
+                continue
+            if trade_state is None or trade_state.allocation is None:
+                if time >= day.seller_deadline:
+                    out.append(DeliveryDefault(period, t, k, ref.digest, DeliveryStep.ALLOCATION))
+            elif time >= day.buyer_deadline:
+                out.append(DeliveryDefault(period, t, k, ref.digest, DeliveryStep.DELIVERY))
+    return out

@@ -113,7 +113,7 @@ class Reason(StrEnum):
     BILL_EXISTS = "BILL_EXISTS"
     #: A cycle bill (record v2) whose billing cycle has a period without the meter's batch.
     CYCLE_INCOMPLETE = "CYCLE_INCOMPLETE"
-    # -- the neighbourhood market (docs/design/market-v1.md; settlement-v1.md, M1..M9)
+    # -- the neighbourhood market (docs/design/market-v1.md; settlement-v1.md, M1..M13)
     #: An order of a meter that has no market enrolment (M1).
     NOT_ENROLLED = "NOT_ENROLLED"
     #: A different enrolment for a meter that is enrolled (M6).
@@ -147,6 +147,20 @@ class Reason(StrEnum):
     CLEARING_EXISTS = "CLEARING_EXISTS"
     #: The identical clearing again (R5).
     DUPLICATE_CLEARING = "DUPLICATE_CLEARING"
+    #: A delivery step or default that names no trade of the period's clearing, or (a step)
+    #: no trade of its meter in that role: another meter's trade is not told apart (M10).
+    UNKNOWN_TRADE = "UNKNOWN_TRADE"
+    #: A delivery step or default for a step that is made, or a trade that is defaulted (M11).
+    DELIVERY_EXISTS = "DELIVERY_EXISTS"
+    #: The identical allocation, delivery or default again (R5).
+    DUPLICATE_DELIVERY = "DUPLICATE_DELIVERY"
+    #: A delivery step at or after its deadline (M12): the step is defaulted instead.
+    DEADLINE_PASSED = "DEADLINE_PASSED"
+    #: A default before the missed step's deadline (M12).
+    DEADLINE_NOT_PASSED = "DEADLINE_NOT_PASSED"
+    #: A delivery step before its inputs are on the ledger: the party's batch, the
+    #: allocation, the deliveries of the party's earlier trades of the interval (M13).
+    DELIVERY_NOT_READY = "DELIVERY_NOT_READY"
     #: A sealed opening that does not decrypt under the recipient's key and the trade's
     #: associated data (docs/notes/market.md (D9)).
     SEALED_BOX_INVALID = "SEALED_BOX_INVALID"

@@ -32,6 +32,9 @@ def test_kind_values_are_fixed() -> None:
         "ORDER": 10,
         "ORDER_CANCELLATION": 11,
         "CLEARING": 12,
+        "DELIVERY_ALLOCATION": 13,
+        "DELIVERY": 14,
+        "DELIVERY_DEFAULT": 15,
     }
 
 
@@ -75,7 +78,7 @@ GOOD = encode_entry(EntryKind.READING_BATCH, b"hello")
         (b"\x02" + GOOD[1:], "version 2"),
         (b"\xff" + GOOD[1:], "version 255"),
         (GOOD[:1] + b"\x00\x00" + GOOD[3:], "kind 0"),
-        (GOOD[:1] + b"\x00\x0d" + GOOD[3:], "kind 13"),
+        (GOOD[:1] + b"\x00\x10" + GOOD[3:], "kind 16"),
         (GOOD[:1] + b"\x01\x03" + GOOD[3:], "kind 259"),
         (GOOD[:-1], "truncated"),
         (GOOD[:3] + struct.pack(">I", 6) + b"hello", "truncated"),
@@ -111,7 +114,7 @@ def test_every_single_byte_mutation_of_the_header_is_rejected_or_changes_the_ent
             assert entry.encode() == mutated
 
 
-@pytest.mark.parametrize("kind", [0, 13, -1, True, "BILL", None])
+@pytest.mark.parametrize("kind", [0, 16, -1, True, "BILL", None])
 def test_encode_rejects_bad_kind(kind: object) -> None:
     with pytest.raises(LedgerArgumentError):
         encode_entry(kind, b"")  # type: ignore[arg-type]

@@ -130,8 +130,11 @@ def test_kinds() -> None:
         EntryKind.ORDER: "Order",
         EntryKind.ORDER_CANCELLATION: "OrderCancellation",
         EntryKind.CLEARING: "Clearing",
+        EntryKind.DELIVERY_ALLOCATION: "DeliveryAllocation",
+        EntryKind.DELIVERY: "Delivery",
+        EntryKind.DELIVERY_DEFAULT: "DeliveryDefault",
     }
-    assert [int(k) for k in sorted(MARKET_KINDS)] == [8, 9, 10, 11, 12]
+    assert [int(k) for k in sorted(MARKET_KINDS)] == [8, 9, 10, 11, 12, 13, 14, 15]
     with pytest.raises(RecordFormatError):
         decode_market_record(EntryKind.TARIFF, make_day().encode())
 

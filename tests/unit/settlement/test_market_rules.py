@@ -124,7 +124,7 @@ def test_the_market_kinds_are_opt_in(ledger: Ledger) -> None:
     assert (refusal.rule, refusal.reason) == ("R2", "RECORD_MALFORMED")
     assert refusal.detail.startswith("ORDER: ")
     # the kinds a caller names cannot define a kind: COSIGNATURE and unknown kinds stay R1
-    for raw_kind in (0, int(EntryKind.COSIGNATURE), 13, 0xFFFF):
+    for raw_kind in (0, int(EntryKind.COSIGNATURE), 16, 0xFFFF):
         refusal = rules.decode(raw_kind, b"", frozenset(EntryKind))
         assert isinstance(refusal, rules.Refusal)
         assert refusal.rule == "R1"

@@ -34,12 +34,15 @@ def load_vectors() -> list[dict[str, Any]]:
 
 
 def test_the_vectors_cover_every_reason_of_the_state_machine() -> None:
-    # The rules of records v2 (R16..R22) and of the market (M1..M9) have their vectors
-    # beside their records' (not run through the service yet): tests/vectors/cycle/rules.json
-    # and tests/vectors/market/rules.json.
+    # The rules of records v2 (R16..R22) and of the market (M1..M13) have their vectors
+    # beside their records' (not run through the service yet): tests/vectors/cycle/rules.json,
+    # tests/vectors/market/rules.json and delivery_rules.json.
     cycle = json.loads((VECTORS.parent / "cycle" / "rules.json").read_text())
     market = json.loads((VECTORS.parent / "market" / "rules.json").read_text())
-    given = {e["reason"] for v in [*load_vectors(), cycle, market] for e in v["entries"]}
+    delivery = json.loads((VECTORS.parent / "market" / "delivery_rules.json").read_text())
+    given = {
+        e["reason"] for v in [*load_vectors(), cycle, market, delivery] for e in v["entries"]
+    }
     state_reasons = {
         value
         for name in rules.__all__

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!zkgrid/settlement/v1/common.proto\x12\x14zkgrid.settlement.v1\"r\n\x07Receipt\x12\x14\n\x0cledger_index\x18\x01 \x01(\x04\x12\x11\n\tleaf_hash\x18\x02 \x01(\x0c\x12\x12\n\ncheckpoint\x18\x03 \x01(\t\x12\x11\n\ttree_size\x18\x04 \x01(\x04\x12\x17\n\x0finclusion_proof\x18\x05 \x03(\x0c*\xfb\x02\n\tEntryKind\x12\x1a\n\x16\x45NTRY_KIND_UNSPECIFIED\x10\x00\x12!\n\x1d\x45NTRY_KIND_METER_REGISTRATION\x10\x01\x12\x1f\n\x1b\x45NTRY_KIND_METER_REVOCATION\x10\x02\x12\x1c\n\x18\x45NTRY_KIND_READING_BATCH\x10\x03\x12\x15\n\x11\x45NTRY_KIND_TARIFF\x10\x04\x12\x13\n\x0f\x45NTRY_KIND_BILL\x10\x05\x12\x1a\n\x16\x45NTRY_KIND_WITNESS_KEY\x10\x06\x12\x1a\n\x16\x45NTRY_KIND_COSIGNATURE\x10\x07\x12\x1f\n\x1b\x45NTRY_KIND_MARKET_ENROLMENT\x10\x08\x12\x19\n\x15\x45NTRY_KIND_MARKET_DAY\x10\t\x12\x14\n\x10\x45NTRY_KIND_ORDER\x10\n\x12!\n\x1d\x45NTRY_KIND_ORDER_CANCELLATION\x10\x0b\x12\x17\n\x13\x45NTRY_KIND_CLEARING\x10\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!zkgrid/settlement/v1/common.proto\x12\x14zkgrid.settlement.v1\"r\n\x07Receipt\x12\x14\n\x0cledger_index\x18\x01 \x01(\x04\x12\x11\n\tleaf_hash\x18\x02 \x01(\x0c\x12\x12\n\ncheckpoint\x18\x03 \x01(\t\x12\x11\n\ttree_size\x18\x04 \x01(\x04\x12\x17\n\x0finclusion_proof\x18\x05 \x03(\x0c*\xd9\x03\n\tEntryKind\x12\x1a\n\x16\x45NTRY_KIND_UNSPECIFIED\x10\x00\x12!\n\x1d\x45NTRY_KIND_METER_REGISTRATION\x10\x01\x12\x1f\n\x1b\x45NTRY_KIND_METER_REVOCATION\x10\x02\x12\x1c\n\x18\x45NTRY_KIND_READING_BATCH\x10\x03\x12\x15\n\x11\x45NTRY_KIND_TARIFF\x10\x04\x12\x13\n\x0f\x45NTRY_KIND_BILL\x10\x05\x12\x1a\n\x16\x45NTRY_KIND_WITNESS_KEY\x10\x06\x12\x1a\n\x16\x45NTRY_KIND_COSIGNATURE\x10\x07\x12\x1f\n\x1b\x45NTRY_KIND_MARKET_ENROLMENT\x10\x08\x12\x19\n\x15\x45NTRY_KIND_MARKET_DAY\x10\t\x12\x14\n\x10\x45NTRY_KIND_ORDER\x10\n\x12!\n\x1d\x45NTRY_KIND_ORDER_CANCELLATION\x10\x0b\x12\x17\n\x13\x45NTRY_KIND_CLEARING\x10\x0c\x12\"\n\x1e\x45NTRY_KIND_DELIVERY_ALLOCATION\x10\r\x12\x17\n\x13\x45NTRY_KIND_DELIVERY\x10\x0e\x12\x1f\n\x1b\x45NTRY_KIND_DELIVERY_DEFAULT\x10\x0f\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,7 +32,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'zkgrid.settlement.v1.common
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ENTRYKIND']._serialized_start=176
-  _globals['_ENTRYKIND']._serialized_end=555
+  _globals['_ENTRYKIND']._serialized_end=649
   _globals['_RECEIPT']._serialized_start=59
   _globals['_RECEIPT']._serialized_end=173
 # @@protoc_insertion_point(module_scope)

@@ -22,6 +22,9 @@ class EntryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENTRY_KIND_ORDER: _ClassVar[EntryKind]
     ENTRY_KIND_ORDER_CANCELLATION: _ClassVar[EntryKind]
     ENTRY_KIND_CLEARING: _ClassVar[EntryKind]
+    ENTRY_KIND_DELIVERY_ALLOCATION: _ClassVar[EntryKind]
+    ENTRY_KIND_DELIVERY: _ClassVar[EntryKind]
+    ENTRY_KIND_DELIVERY_DEFAULT: _ClassVar[EntryKind]
 ENTRY_KIND_UNSPECIFIED: EntryKind
 ENTRY_KIND_METER_REGISTRATION: EntryKind
 ENTRY_KIND_METER_REVOCATION: EntryKind
@@ -35,6 +38,9 @@ ENTRY_KIND_MARKET_DAY: EntryKind
 ENTRY_KIND_ORDER: EntryKind
 ENTRY_KIND_ORDER_CANCELLATION: EntryKind
 ENTRY_KIND_CLEARING: EntryKind
+ENTRY_KIND_DELIVERY_ALLOCATION: EntryKind
+ENTRY_KIND_DELIVERY: EntryKind
+ENTRY_KIND_DELIVERY_DEFAULT: EntryKind
 
 class Receipt(_message.Message):
     __slots__ = ("ledger_index", "leaf_hash", "checkpoint", "tree_size", "inclusion_proof")
