@@ -191,6 +191,7 @@ __all__ = [
     "decode",
     "delivery_statement_for",
     "due_defaults",
+    "ledger_order_time",
     "record_digest",
     "step",
 ]
@@ -1357,6 +1358,39 @@ def delivery_statement_for(
         delivery.commitment,
         delivery.proof,
     )
+
+
+def ledger_order_time(state: LedgerState, record: LedgerRecord) -> int | None:
+    """The time at which ``record``'s time rules (M2, M5, M8, M12) hold when it is judged by
+    ledger order alone: for a judge without a signed time of the entry (market-v1.md,
+    "Time on the ledger"), an order or a cancellation counts as before its gate closure
+    (so only a cleared period closes it, M2), a clearing as at gate closure (M8), a step
+    as before its deadline and a default as at it (M12). ``None`` for the records that
+    need no time; an order of a period without a market day gets 0 (M1 refuses it
+    first)."""
+    if isinstance(record, Order | OrderCancellation | Clearing):
+        period: str | None
+        if isinstance(record, OrderCancellation):
+            found = state.market.orders.get(record.order_hash)
+            period = found.order.period if found is not None else None
+        else:
+            period = record.period
+        day_ref = state.market.days.get(period) if period is not None else None
+        if day_ref is None:
+            return 0
+        day = day_ref[0]
+        return day.gate_closure if isinstance(record, Clearing) else day.gate_closure - 1
+    if isinstance(record, DeliveryAllocation | Delivery | DeliveryDefault):
+        found_day = state.market.days.get(record.period)
+        if found_day is None:
+            return 0
+        day = found_day[0]
+        seller = isinstance(record, DeliveryAllocation) or (
+            isinstance(record, DeliveryDefault) and record.step is DeliveryStep.ALLOCATION
+        )
+        deadline = day.seller_deadline if seller else day.buyer_deadline
+        return deadline if isinstance(record, DeliveryDefault) else deadline - 1
+    return None
 
 
 def due_defaults(state: LedgerState, period: str, time: int) -> list[DeliveryDefault]:

@@ -23,7 +23,10 @@ Contents (``version`` 3):
   log order, keyed again by their hashes when read); the registered witnesses'
   names and keys;
 * ``open_batches``: batches without a bill yet, with their commitments (a later
-  bill's or cycle bill's proof is verified against them); a billed batch is dropped.
+  bill's or cycle bill's proof is verified against them); a billed batch is dropped;
+* ``market``: the market entries the rules applied (enrolments, market days, orders,
+  cancellations, clearings), ``[[index, kind, payload], ...]`` in log order, replayed
+  into the market's state on load (a file without it has none).
 
 Older versions cannot resume the rules: version 1 (before the rules were one
 state machine) kept days, not batch and bill hashes; version 2 did not keep the
@@ -43,6 +46,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ledger.entries import EntryKind
+from settlement import rules
+from settlement.market import MARKET_KINDS
 from settlement.periods import validate_period
 from settlement.records import (
     CycleTariff,
@@ -256,6 +262,36 @@ def _ledger_from_json(raw: object) -> LedgerState:
     )
 
 
+def _market_from_json(raw: object, ledger: LedgerState) -> list[tuple[int, int, bytes]]:
+    """``[[index, kind, base64 payload], ...]`` in log order, replayed into ``ledger``'s
+    market state (``rules.apply``: they were judged when first audited)."""
+    if not isinstance(raw, list):
+        raise StateError("state file: market is not a list")
+    out: list[tuple[int, int, bytes]] = []
+    previous = -1
+    for n, item in enumerate(raw):
+        what = f"market entry {n}"
+        if not isinstance(item, list) or len(item) != 3:
+            raise StateError(f"state file: {what} is not [index, kind, payload]")
+        index, kind = _int(item[0], f"{what} index"), _int(item[1], f"{what} kind")
+        payload = _record_bytes(item[2], what)
+        if index <= previous:
+            raise StateError(f"state file: {what} is out of log order")
+        previous = index
+        try:
+            record = rules.decode(EntryKind(kind), payload, kinds=MARKET_KINDS)
+        except ValueError:
+            raise StateError(f"state file: {what} has an unknown kind") from None
+        if isinstance(record, rules.Refusal):
+            raise StateError(f"state file: {what} is malformed: {record.detail}")
+        try:
+            rules.apply(ledger, record, Ref(index, hashlib.sha256(payload).digest()))
+        except (KeyError, ValueError) as exc:  # a state the rules never built
+            raise StateError(f"state file: {what} does not replay ({type(exc).__name__})") from None
+        out.append((index, kind, payload))
+    return out
+
+
 @dataclass
 class OpenBatch:
     """A batch that has no bill yet: what its bill will be verified against."""
@@ -302,6 +338,10 @@ class AuditorState:
     frontier: list[bytes]
     ledger: LedgerState | None = field(default_factory=LedgerState)
     open_batches: dict[bytes, OpenBatch] = field(default_factory=dict)
+    #: The market's entries the rules applied, ``(index, kind, payload)`` in log order: the
+    #: market's state is rebuilt from them on load (replayed with ``rules.apply`` after the
+    #: meters), so a resumed audit judges later market entries as a full one does.
+    market_entries: list[tuple[int, int, bytes]] = field(default_factory=list)
     #: The version of the file it was read from (written: always :data:`STATE_VERSION`).
     version: int = STATE_VERSION
 
@@ -317,6 +357,7 @@ class AuditorState:
             "frontier": [_b64(h) for h in self.frontier],
             "ledger": _ledger_to_json(self.ledger),
             "open_batches": {_b64(h): b.to_json() for h, b in self.open_batches.items()},
+            "market": [[i, k, _b64(p)] for i, k, p in self.market_entries],
         }
 
     @classmethod
@@ -339,10 +380,12 @@ class AuditorState:
             raise StateError("state file: a frontier hash is not 32 bytes")
         ledger: LedgerState | None = None
         open_batches: dict[bytes, OpenBatch] = {}
+        market_entries: list[tuple[int, int, bytes]] = []
         if version == STATE_VERSION:
             ledger = _ledger_from_json(d.get("ledger"))
             for k, v in _dict(d.get("open_batches"), "open batches").items():
                 open_batches[_hash(k, "open batch hash")] = OpenBatch.from_json(v)
+            market_entries = _market_from_json(d.get("market", []), ledger)
         return cls(
             origin=_str(d.get("origin"), "origin"),
             log_key=_str(d.get("log_key"), "log key"),
@@ -350,6 +393,7 @@ class AuditorState:
             frontier=frontier,
             ledger=ledger,
             open_batches=open_batches,
+            market_entries=market_entries,
             version=version,
         )
 

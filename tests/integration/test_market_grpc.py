@@ -11,6 +11,7 @@ list another meter's orders or trades."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from functools import partial
@@ -22,6 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ledger.checkpoint import CheckpointSigner
 from service.config import ServiceConfig
+from service.export import export_ledger
 from service.server import build_server, server_info
 from service.settlement import Receipt, Settlement
 from service.storage import open_store
@@ -31,6 +33,8 @@ from settlement.records import MeterKey
 from tests.integration.test_grpc_server import Running, refused
 from tests.unit.service.market_support import DAY, GATE, HOURLY, PERIOD, TARIFF, Clock, Trader
 from tests.unit.service.settlement_support import SimMeter
+from tests.unit.verifier.audit_support import set_payload
+from verifier.cli import main as audit_main
 from zkgrid.settlement.v1 import (
     common_pb2,
     market_pb2,
@@ -46,6 +50,7 @@ DENIED = CODE.PERMISSION_DENIED
 
 class Market(Running):
     clock: Clock
+    url: str
 
     @property
     def market(self) -> market_pb2_grpc.MarketServiceStub:
@@ -73,6 +78,7 @@ def served(
     channel = grpc.insecure_channel(target)
     run = Market(channel, store, settlement, ledger_signer, target)
     run.clock = clock
+    run.url = url
     try:
         yield run
     finally:
@@ -366,3 +372,97 @@ def test_market_refusals_before_the_market_opens(served: Market) -> None:
     )
     assert not trades.cleared
     assert not trades.trades
+
+
+def test_the_auditor_judges_the_market_as_the_service_does(
+    served: Market, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After enrolments, a market day, orders, a cancellation and a clearing, the standalone
+    auditor finds nothing (the order book judged by ledger order, C7 verified); its saved
+    state resumes with the market's state, so a later market entry is judged too."""
+    run = served
+    s1, b1 = people = [Trader(SimMeter(n, HOURLY)) for n in ("s1", "b1")]
+    open_market(run, people)
+    submit(run, s1.offer(9, 10, 2_000, 120))
+    withdrawn = s1.offer(11, 11, 500, 100)
+    submit(run, withdrawn)
+    run.market.CancelOrder(
+        market_pb2.CancelOrderRequest(cancellation=s1.cancel(withdrawn).encode()),
+        metadata=run.md("meter", "s1"),
+        timeout=30,
+    )
+    submit(run, b1.bid(9, 10, 1_500, 250))
+    run.clock.at(GATE + timedelta(minutes=1))
+    assert run.market.Clear(
+        market_pb2.ClearRequest(period=PERIOD), metadata=run.md("utility"), timeout=60
+    ).appended
+    log_key = run.signer.verifier().to_text()
+    state = tmp_path / "auditor.json"
+
+    def audit(archive: Path, *more: str) -> dict[str, object]:
+        capsys.readouterr()
+        code = audit_main(
+            ["--archive", str(archive), "--log-key", log_key, "--workers", "1", "--json",
+             "--state", str(state), *more]
+        )  # fmt: skip
+        report: dict[str, object] = json.loads(capsys.readouterr().out)
+        assert code == 0, report["violations"]
+        return report
+
+    first = tmp_path / "first.zkla"
+    export_ledger(run.url, first)
+    audit(first)
+    # a later market entry, judged from the saved state: the next day's market day
+    nxt = MarketDay.with_defaults("2024-06-03", HOURLY, 25)
+    run.market.PublishMarketDay(
+        market_pb2.PublishMarketDayRequest(market_day=nxt.encode()),
+        metadata=run.md("utility", "grid-co"),
+        timeout=30,
+    )
+    second = tmp_path / "second.zkla"
+    export_ledger(run.url, second)
+    report = audit(second, "--since-last")
+    assert report["violations"] == []
+
+
+def test_the_auditor_names_an_order_signed_by_another_key(
+    tmp_path: Path, ledger_signer: CheckpointSigner, ledger_origin: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """An operator who rewrites an order in its database, signed by a key that is not the
+    meter's, is named by the auditor: C7 at that entry (and the tree no longer matches)."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    clock = Clock()
+    store = open_store(url, ledger_signer, ledger_origin)
+    settlement = Settlement(store, clock=clock)
+    server = build_server(settlement, ServiceConfig(listen="127.0.0.1:0", insecure=True))
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{server_info(server).port}")
+    run = Market(channel, store, settlement, ledger_signer, "")
+    try:
+        b1 = Trader(SimMeter("b1", HOURLY))
+        open_market(run, [b1])
+        placed = b1.bid(9, 9, 700, 200)
+        index = submit(run, placed).receipt.ledger_index
+        forged = Order.create(
+            MeterKey.generate(), meter_id="b1", period=placed.period, side=placed.side,
+            first_interval=9, last_interval=9, quantity_wh=700, limit_price=200,
+            nonce=placed.nonce,
+        )  # fmt: skip
+        set_payload(url, index, forged.encode())
+        archive = tmp_path / "ledger.zkla"
+        export_ledger(url, archive)
+        capsys.readouterr()
+        code = audit_main(
+            ["--archive", str(archive), "--log-key", ledger_signer.verifier().to_text(),
+             "--workers", "1", "--json", "--no-state"]
+        )  # fmt: skip
+        report = json.loads(capsys.readouterr().out)
+        assert code == 1
+        at = {v["reason"] for v in report["violations"] if v["index"] == index}
+        assert "SIGNATURE_INVALID" in at
+    finally:
+        channel.close()
+        server.stop(None).wait()
+        settlement.close()
+        store.close()
