@@ -17,9 +17,10 @@ holds a record of another version (a day's ``Tariff`` or ``Bill``) is
 ``RecordFormatError`` too.
 
 The market's records (:mod:`settlement.market`: enrolment, market day, order,
-cancellation, clearing, the delivery steps and defaults) travel as their canonical bytes as well (``market.proto``):
-``*_from_bytes`` decodes one strictly (``RecordFormatError`` for bytes that are not a
-record of that kind, empty bytes included), ``*_to_bytes`` is its ``encode()``.
+cancellation, clearing, the delivery steps and defaults) travel as their canonical bytes
+as well (``market.proto``): ``*_from_bytes`` decodes one strictly (``RecordFormatError``
+for bytes that are not a record of that kind, empty bytes included), ``*_to_bytes`` is
+its ``encode()``.
 """
 
 from __future__ import annotations
