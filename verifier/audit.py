@@ -44,7 +44,19 @@ from ledger.errors import CheckpointSignatureError, ConsistencyProofError, Ledge
 from ledger.merkle import EMPTY_ROOT, CompactRange, verify_consistency
 from settlement import rules
 from settlement.cycle_bills import statement_from_commitments
-from settlement.market import MARKET_KINDS, MarketEnrolment, Order, OrderCancellation
+from settlement.market import (
+    MARKET_KINDS,
+    Clearing,
+    Delivery,
+    DeliveryAllocation,
+    DeliveryDefault,
+    DeliveryStep,
+    MarketEnrolment,
+    Order,
+    OrderCancellation,
+    Side,
+)
+from settlement.market_circuits import allocation_statement, delivery_statement
 from settlement.records import (
     RANGE_PROOF_BITS,
     Bill,
@@ -99,9 +111,14 @@ UNIT_CHUNK = 256
 CYCLE_BILL_RULE = "C6"
 
 
-#: The entry kinds the auditor judges: the settlement's and the market's order book (kinds
-#: 8..12, which the service takes); the delivery steps (13..15) are not taken by the
-#: service yet, and an entry of them is an undefined kind here too (R1).
+#: The label of the delivery steps' circuit proofs (market-v1.md, "Delivery records and
+#: rules").
+DELIVERY_RULE = "C8"
+#: Delivery steps' statements verified together (one batch check, bisection on failure).
+DELIVERY_CHUNK = 256
+
+#: The entry kinds the auditor judges: the settlement's and the market's, its order book
+#: (kinds 8..12) and its delivery steps and defaults (13..15), as the service takes them.
 _JUDGED_KINDS = rules.SETTLEMENT_KINDS | frozenset(
     {
         EntryKind.MARKET_ENROLMENT,
@@ -109,8 +126,22 @@ _JUDGED_KINDS = rules.SETTLEMENT_KINDS | frozenset(
         EntryKind.ORDER,
         EntryKind.ORDER_CANCELLATION,
         EntryKind.CLEARING,
+        EntryKind.DELIVERY_ALLOCATION,
+        EntryKind.DELIVERY,
+        EntryKind.DELIVERY_DEFAULT,
     }
 )
+
+
+def verify_delivery_steps(jobs: Sequence[tuple[int, str, R1CSStatement]]) -> list[_Finding]:
+    """(C8) The delivery steps' circuit proofs of ``jobs`` (index, what, statement): one
+    batch check, the bad ones named (``find_invalid``: bisection)."""
+    bad = R1CSStatement.find_invalid([job[2] for job in jobs])
+    return [
+        (jobs[i][0], Reason.PROOF_INVALID, f"({DELIVERY_RULE}) {jobs[i][1]}: proof does not verify")
+        for i in bad
+    ]
+
 
 class AuditError(ZkgridError):
     """The audit could not run (bad input, unreadable source, unusable state): exit 2."""
@@ -529,6 +560,15 @@ class Auditor:
         self._open: dict[bytes, OpenBatch] = {}
         #: The market entries applied, (index, kind, payload), for the saved state.
         self._market_entries: list[tuple[int, int, bytes]] = []
+        #: The commitments C8 needs: a batch of a market participant's period, kept (by
+        #: batch hash) until the meter's trades of the period are settled, whether or not
+        #: it is billed (a billed batch leaves ``_open``).
+        self._market_batches: dict[bytes, OpenBatch] = {}
+        #: (meter id, period) -> its trades of the period not settled yet (counted when
+        #: first needed, then kept down as steps settle them).
+        self._unsettled: dict[tuple[str, str], int] = {}
+        #: Delivery steps' statements waiting for their batch check (C8).
+        self._delivery_jobs: list[tuple[int, str, R1CSStatement]] = []
         self._units: list[_Pending] = []
         self._pending: dict[bytes, _Pending] = {}
         # cycle bills queued for verification, and their weight (periods) towards a flush
@@ -665,14 +705,14 @@ class Auditor:
             self._flag(item.index, "ENTRY_MALFORMED", f"(L12) unknown entry kind {item.kind}")
             return
         self._count(kind, item.payload)
-        # R1, R2 (and C5 for a witness key); the market's order book (kinds 8..12) is judged
-        # as the service judges it, its delivery steps (13..15) not yet (_JUDGED_KINDS)
+        # R1, R2 (and C5 for a witness key); the market (kinds 8..15) is judged as the
+        # service judges it (_JUDGED_KINDS)
         decoded = rules.decode(kind, item.payload, kinds=_JUDGED_KINDS)
         if isinstance(decoded, rules.Refusal):
             self._flag(item.index, decoded.reason, f"({decoded.rule}) {decoded.detail}")
             return
         digest = hashlib.sha256(item.payload).digest()
-        # R3..R22, M1..M9 by precedence; the market's time rules by ledger order
+        # R3..R22, M1..M13 by precedence; the market's time rules by ledger order
         # (market-v1.md, "Time on the ledger": no signed time of an entry yet)
         time = rules.ledger_order_time(self._ledger, decoded)
         refusal = rules.check(self._ledger, decoded, digest, time=time)
@@ -685,6 +725,7 @@ class Auditor:
         if kind in MARKET_KINDS:
             self._market_entries.append((item.index, kind.value, item.payload))
         self._applied(decoded, digest)
+        self._market_applied(decoded, digest)
 
     def _count(self, kind: EntryKind, payload: bytes) -> None:
         """Entries seen, valid or not; a TARIFF or BILL entry is a cycle's by its record
@@ -735,6 +776,137 @@ class Auditor:
             except (SignatureError, RecordFormatError) as exc:
                 what = type(record).__name__
                 self._flag(index, exc.reason, f"(C7) {what} of meter {record.meter_id!r}: {exc}")
+        elif isinstance(record, DeliveryAllocation | Delivery):
+            public_key = self._ledger.meters[record.meter_id].registration.public_key
+            what = f"{type(record).__name__} of meter {record.meter_id!r}"
+            try:
+                record.verify_signature(public_key)  # C7
+            except (SignatureError, RecordFormatError) as exc:
+                self._flag(index, exc.reason, f"(C7) {what}: {exc}")
+            self._delivery_proof(index, record, what)  # C8
+
+    def _delivery_proof(self, index: int, record: DeliveryAllocation | Delivery, what: str) -> None:
+        """(C8) Queue the statement of a step whose state rules hold, built from the state
+        as :func:`settlement.rules.allocation_statement_for` and ``delivery_statement_for``
+        build it (the same inputs, from the batch commitments this auditor kept: it keeps
+        commitments, not batch records)."""
+        ledger = self._ledger
+        step = record.STEP
+        trade = ledger.trade(record.period, record.interval, record.trade_index)
+        if trade is None:  # pragma: no cover - M10 held
+            return
+        batch_hash = ledger.meters[record.meter_id].batches[record.period].digest  # M13 held
+        kept = self._market_batches.get(batch_hash) or self._open.get(batch_hash)
+        if kept is None:
+            raise AuditError(
+                f"entry {index}: the commitments of the batch of {record.meter_id!r} for"
+                f" {record.period} are not in the state file; run one full audit"
+            )
+        seller = step is DeliveryStep.ALLOCATION
+        position = 2 * record.interval + (1 if seller else 0)
+        if position >= len(kept.commitments):  # pragma: no cover - R10/M1 held
+            return
+        earlier = ledger.earlier_deliveries(
+            record.period, record.interval, record.trade_index, step
+        )
+        try:
+            if isinstance(record, DeliveryAllocation):
+                statement = allocation_statement(
+                    record.trade_id(), kept.commitments[position], earlier, trade.quantity,
+                    record.commitment, record.proof,
+                )  # fmt: skip
+            else:
+                allocation = ledger.market.trades[
+                    (record.period, record.interval, record.trade_index)
+                ].allocation
+                if allocation is None:  # pragma: no cover - M13 held
+                    return
+                statement = delivery_statement(
+                    record.trade_id(), allocation, kept.commitments[position], earlier,
+                    record.commitment, record.proof,
+                )  # fmt: skip
+        except ProofFormatError as exc:
+            self._flag(index, exc.reason, f"({DELIVERY_RULE}) {what}: {exc}")
+            return
+        self._delivery_jobs.append((index, what, statement))
+        if len(self._delivery_jobs) >= DELIVERY_CHUNK:
+            self._verify_delivery_jobs()
+
+    def _verify_delivery_jobs(self) -> None:
+        jobs, self._delivery_jobs = self._delivery_jobs, []
+        if jobs:
+            self._findings += verify_delivery_steps(jobs)
+
+    # --- which batch commitments C8 still needs
+
+    def _has_trades(self, meter_id: str, period: str) -> bool:
+        found = self._ledger.market.clearings.get(period)
+        if found is None:
+            return False
+        parties = self._ledger.market.party_trades
+        return any(
+            (period, t, meter_id, side) in parties
+            for t in range(len(found[0].intervals))
+            for side in (Side.OFFER, Side.BID)
+        )
+
+    def _unsettled_of(self, meter_id: str, period: str) -> int:
+        key = (meter_id, period)
+        count = self._unsettled.get(key)
+        if count is None:
+            market = self._ledger.market
+            found = market.clearings.get(period)
+            count = 0
+            if found is not None:
+                for t, result in enumerate(found[0].intervals):
+                    for k, trade in enumerate(result.trades):
+                        if meter_id in (trade.seller, trade.buyer):
+                            state = market.trades.get((period, t, k))
+                            count += state is None or not state.settled
+            self._unsettled[key] = count
+        return count
+
+    def _drop_settled(self, meter_id: str, period: str) -> None:
+        """Drop the kept commitments of the meter's batch of ``period`` once C8 needs them
+        no more (its trades of the period are all settled, or it has none)."""
+        meter = self._ledger.meters.get(meter_id)
+        ref = None if meter is None else meter.batches.get(period)
+        kept = ref is not None and ref.digest in self._market_batches
+        if ref is not None and kept and self._unsettled_of(meter_id, period) == 0:
+            del self._market_batches[ref.digest]
+            self._unsettled.pop((meter_id, period), None)
+
+    def _market_applied(self, record: rules.LedgerRecord, digest: bytes) -> None:
+        """Keep and drop the batch commitments C8 needs as records are applied."""
+        market = self._ledger.market
+        if isinstance(record, ReadingBatch):
+            period = record.period
+            if (
+                period in market.days
+                and record.meter_id in market.enrolments
+                and (period not in market.clearings or self._has_trades(record.meter_id, period))
+            ):
+                self._market_batches[digest] = OpenBatch(
+                    record.meter_id, period, record.interval_minutes, record.commitments
+                )
+        elif isinstance(record, Clearing):
+            for batch_hash, kept in list(self._market_batches.items()):
+                if kept.period == record.period and not self._has_trades(
+                    kept.meter_id, kept.period
+                ):
+                    del self._market_batches[batch_hash]
+        elif isinstance(record, DeliveryAllocation | Delivery | DeliveryDefault):
+            state = market.trades[(record.period, record.interval, record.trade_index)]
+            if isinstance(record, DeliveryAllocation) or not state.settled:
+                return
+            trade = self._ledger.trade(record.period, record.interval, record.trade_index)
+            if trade is None:  # pragma: no cover - M10 held
+                return
+            for party in (trade.seller, trade.buyer):
+                key = (party, record.period)
+                if key in self._unsettled:
+                    self._unsettled[key] -= 1
+                self._drop_settled(party, record.period)
 
     def _applied(self, record: rules.LedgerRecord, digest: bytes) -> None:
         """Book-keeping after the rules applied ``record``: figures, open batches."""
@@ -885,6 +1057,7 @@ class Auditor:
         return {digest: tariffs[digest][0].encode() for digest in named}, jobs
 
     def _verify_proofs(self) -> None:
+        self._verify_delivery_jobs()
         try:
             self._flush(final=True)
             total = self._done_inline + sum(n for _, n in self._futures)
@@ -919,6 +1092,7 @@ class Auditor:
         self._ledger = state.ledger
         self._open = state.open_batches
         self._market_entries = list(state.market_entries)
+        self._market_batches = dict(state.market_batches)
 
     def _check_state_head(self, head: Checkpoint) -> None:
         """The new head must extend the auditor's last accepted checkpoint."""
@@ -1016,6 +1190,7 @@ class Auditor:
                 ledger=self._ledger,
                 open_batches=self._open,
                 market_entries=self._market_entries,
+                market_batches=self._market_batches,
             )
         return AuditResult(
             source=self._source.description,

@@ -26,7 +26,11 @@ Contents (``version`` 3):
   bill's or cycle bill's proof is verified against them); a billed batch is dropped;
 * ``market``: the market entries the rules applied (enrolments, market days, orders,
   cancellations, clearings), ``[[index, kind, payload], ...]`` in log order, replayed
-  into the market's state on load (a file without it has none).
+  into the market's state on load (a file without it has none); the delivery steps and
+  defaults (kinds 13..15) among them;
+* ``market_batches``: the commitments of the batches the delivery steps' proofs (C8)
+  still need (a market participant's batch of a period whose trades of that meter are not
+  all settled), as ``open_batches`` (a file without it has none).
 
 Older versions cannot resume the rules: version 1 (before the rules were one
 state machine) kept days, not batch and bill hashes; version 2 did not keep the
@@ -342,6 +346,8 @@ class AuditorState:
     #: market's state is rebuilt from them on load (replayed with ``rules.apply`` after the
     #: meters), so a resumed audit judges later market entries as a full one does.
     market_entries: list[tuple[int, int, bytes]] = field(default_factory=list)
+    #: Batch hash -> the commitments C8 still needs (module docstring).
+    market_batches: dict[bytes, OpenBatch] = field(default_factory=dict)
     #: The version of the file it was read from (written: always :data:`STATE_VERSION`).
     version: int = STATE_VERSION
 
@@ -358,6 +364,7 @@ class AuditorState:
             "ledger": _ledger_to_json(self.ledger),
             "open_batches": {_b64(h): b.to_json() for h, b in self.open_batches.items()},
             "market": [[i, k, _b64(p)] for i, k, p in self.market_entries],
+            "market_batches": {_b64(h): b.to_json() for h, b in self.market_batches.items()},
         }
 
     @classmethod
@@ -381,11 +388,14 @@ class AuditorState:
         ledger: LedgerState | None = None
         open_batches: dict[bytes, OpenBatch] = {}
         market_entries: list[tuple[int, int, bytes]] = []
+        market_batches: dict[bytes, OpenBatch] = {}
         if version == STATE_VERSION:
             ledger = _ledger_from_json(d.get("ledger"))
             for k, v in _dict(d.get("open_batches"), "open batches").items():
                 open_batches[_hash(k, "open batch hash")] = OpenBatch.from_json(v)
             market_entries = _market_from_json(d.get("market", []), ledger)
+            for k, v in _dict(d.get("market_batches", {}), "market batches").items():
+                market_batches[_hash(k, "market batch hash")] = OpenBatch.from_json(v)
         return cls(
             origin=_str(d.get("origin"), "origin"),
             log_key=_str(d.get("log_key"), "log key"),
