@@ -175,6 +175,8 @@ class TradeSteps:
     delivery: Delivery | None = None
     delivery_index: int | None = None
     defaulted_step: DeliveryStep | None = None
+    #: The counterparty's enrolment encryption key (what the meter seals its step to).
+    counterparty_key: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,6 +356,11 @@ class Market:
                 )
                 for key, state in states.items()
             }
+            keys = {
+                line.counterparty: ledger.market.enrolments[line.counterparty][0].encryption_key
+                for line in found.trades
+                if line.counterparty is not None
+            }
         out = []
         for line in found.trades:
             allocated, delivered, default = refs[(line.interval, line.index)]
@@ -377,6 +384,7 @@ class Market:
                     delivery=delivery,
                     delivery_index=delivered,
                     defaulted_step=default,
+                    counterparty_key=keys.get(line.counterparty or "", b""),
                 )
             )
         return TradeMessages(True, tuple(out), found.clearing_hash)

@@ -383,6 +383,7 @@ def _trade_messages(steps: TradeSteps) -> market_pb2.TradeMessages:
         delivery_index=steps.delivery_index or 0,
         defaulted_step=_DELIVERY_STEP[steps.defaulted_step],
         trade_id=steps.trade_id,
+        counterparty_encryption_key=steps.counterparty_key,
     )
 
 

@@ -265,7 +265,7 @@ class GetMessagesRequest(_message.Message):
     def __init__(self, meter_id: _Optional[str] = ..., period: _Optional[str] = ...) -> None: ...
 
 class TradeMessages(_message.Message):
-    __slots__ = ("interval", "index", "side", "counterparty", "quantity_wh", "price", "status", "allocation", "allocation_index", "delivery", "delivery_index", "defaulted_step", "trade_id")
+    __slots__ = ("interval", "index", "side", "counterparty", "quantity_wh", "price", "status", "allocation", "allocation_index", "delivery", "delivery_index", "defaulted_step", "trade_id", "counterparty_encryption_key")
     INTERVAL_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     SIDE_FIELD_NUMBER: _ClassVar[int]
@@ -279,6 +279,7 @@ class TradeMessages(_message.Message):
     DELIVERY_INDEX_FIELD_NUMBER: _ClassVar[int]
     DEFAULTED_STEP_FIELD_NUMBER: _ClassVar[int]
     TRADE_ID_FIELD_NUMBER: _ClassVar[int]
+    COUNTERPARTY_ENCRYPTION_KEY_FIELD_NUMBER: _ClassVar[int]
     interval: int
     index: int
     side: Side
@@ -292,7 +293,8 @@ class TradeMessages(_message.Message):
     delivery_index: int
     defaulted_step: DeliveryStepKind
     trade_id: bytes
-    def __init__(self, interval: _Optional[int] = ..., index: _Optional[int] = ..., side: _Optional[_Union[Side, str]] = ..., counterparty: _Optional[str] = ..., quantity_wh: _Optional[int] = ..., price: _Optional[int] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., allocation: _Optional[bytes] = ..., allocation_index: _Optional[int] = ..., delivery: _Optional[bytes] = ..., delivery_index: _Optional[int] = ..., defaulted_step: _Optional[_Union[DeliveryStepKind, str]] = ..., trade_id: _Optional[bytes] = ...) -> None: ...
+    counterparty_encryption_key: bytes
+    def __init__(self, interval: _Optional[int] = ..., index: _Optional[int] = ..., side: _Optional[_Union[Side, str]] = ..., counterparty: _Optional[str] = ..., quantity_wh: _Optional[int] = ..., price: _Optional[int] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., allocation: _Optional[bytes] = ..., allocation_index: _Optional[int] = ..., delivery: _Optional[bytes] = ..., delivery_index: _Optional[int] = ..., defaulted_step: _Optional[_Union[DeliveryStepKind, str]] = ..., trade_id: _Optional[bytes] = ..., counterparty_encryption_key: _Optional[bytes] = ...) -> None: ...
 
 class GetMessagesResponse(_message.Message):
     __slots__ = ("cleared", "clearing_hash", "trades")
