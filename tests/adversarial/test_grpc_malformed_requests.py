@@ -27,7 +27,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import pytest
@@ -47,7 +47,15 @@ from service.settlement import Settlement
 from service.storage import open_store
 from settlement import convert
 from settlement.cycle_bills import prove_cycle_bill
-from settlement.market import MarketDay, MarketEnrolment, Order, OrderCancellation, Side
+from settlement.market import (
+    Delivery,
+    DeliveryAllocation,
+    MarketDay,
+    MarketEnrolment,
+    Order,
+    OrderCancellation,
+    Side,
+)
 from settlement.records import (
     Bill,
     CycleTariff,
@@ -56,7 +64,7 @@ from settlement.records import (
     ReadingBatch,
     Tariff,
 )
-from settlement.sealed import EncryptionKey
+from settlement.sealed import EncryptionKey, seal
 from tests.property.fuzz_support import (
     METER_ID,
     METER_SECRET,
@@ -78,8 +86,10 @@ from zkgrid.settlement.v1 import (
     witness_pb2,
 )
 from zkp.drbg import SeededScalars
+from zkp.pedersen import commit
 from zkp.rangeproof import RangeProof
 
+_Step = TypeVar("_Step", DeliveryAllocation, Delivery)
 _FILES = (bills_pb2, ledger_pb2, market_pb2, meters_pb2, readings_pb2, tariffs_pb2, witness_pb2)
 #: The market's periods: one whose gate is open by any real clock (orders are taken) and one
 #: whose gate closed long ago (it can be cleared).
@@ -272,6 +282,15 @@ def _market_material() -> tuple[Tariff, MarketDay, MarketDay, MarketEnrolment, O
     return tariff, open_day, closed_day, enrolment, order
 
 
+def _step(kind: type[_Step], enrolment: MarketEnrolment) -> _Step:
+    """A well-formed delivery step of the fuzz meter (of a trade no clearing has)."""
+    return kind.create(
+        MeterKey.from_private_value(METER_SECRET), meter_id=METER_ID, period=CLOSED_PERIOD,
+        interval=0, trade_index=0, clearing_hash=b"\7" * 32, commitment=commit(5, 7).to_bytes(),
+        proof=b"\1" * 64, sealed_opening=seal(5, 7, enrolment.encryption_key, b"ad"),
+    )  # fmt: skip
+
+
 def _populate(server: Server) -> None:
     """A meter, a tariff, a cycle tariff, the meter's batch, a witness and the meter's
     market (enrolment, two market days, an order) on the ledger, through the API; and a
@@ -344,6 +363,12 @@ def _populate(server: Server) -> None:
         "GetMarketResult": _request("GetMarketResult", period=MARKET_PERIOD),
         "ListTrades": _request("ListTrades", meter_id=METER_ID, period=CLOSED_PERIOD),
         "Clear": _request("Clear", period=CLOSED_PERIOD),
+        "SubmitAllocation": _request(
+            "SubmitAllocation", allocation=_step(DeliveryAllocation, enrolment).encode()
+        ),
+        "SubmitDelivery": _request("SubmitDelivery", delivery=_step(Delivery, enrolment).encode()),
+        "RecordDefaults": _request("RecordDefaults", period=CLOSED_PERIOD),
+        "GetMessages": _request("GetMessages", meter_id=METER_ID, period=CLOSED_PERIOD),
     }
     server.seeds.update({_method(name).path: request for name, request in seeds.items()})
 
@@ -442,9 +467,14 @@ def changed_requests(draw: st.DrawFn, seeds: dict[str, Message]) -> tuple[Method
 def _error_reason(err: grpc.RpcError) -> str:
     status = rpc_status.from_call(err)  # type: ignore[arg-type]
     assert status is not None, "no grpc-status-details-bin trailer (no ErrorInfo)"
-    [detail] = status.details
-    info = error_details_pb2.ErrorInfo()
-    assert detail.Unpack(info)
+    # one ErrorInfo; a refusal to retry later (OVERLOADED, a spent failure budget) carries
+    # a RetryInfo beside it
+    infos = []
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            infos.append(info)
+    [info] = infos
     assert info.domain == "zkgrid.settlement.v1"
     return str(info.reason)
 
