@@ -329,9 +329,7 @@ class Market:
             _log.info("defaults of %s: %d appended", period, len(out))
         return out
 
-    def messages(
-        self, period: str, meter_id: str, *, as_meter: str | None = None
-    ) -> TradeMessages:
+    def messages(self, period: str, meter_id: str, *, as_meter: str | None = None) -> TradeMessages:
         """The meter's trades of ``period`` with their delivery steps and status (a meter
         reads its own only): what its next step needs (the allocations sealed to it as
         buyer, the deliveries sealed to it as seller, the D_j of its earlier trades)."""

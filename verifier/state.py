@@ -404,6 +404,7 @@ class AuditorState:
             ledger=ledger,
             open_batches=open_batches,
             market_entries=market_entries,
+            market_batches=market_batches,
             version=version,
         )
 

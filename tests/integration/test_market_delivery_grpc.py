@@ -410,17 +410,38 @@ def test_a_market_day_is_delivered_through_the_service(
     assert code == 0, report["violations"]
 
 
-def test_a_buyer_proving_less_than_it_took_is_refused(served: Market) -> None:
+def test_a_buyer_proving_less_than_it_took_is_refused(
+    served: Market, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """b2 imported 300 Wh in interval 10 and was allocated 800: its delivery is 300; a
-    proof of 100 is PROOF_INVALID, nothing appended; the honest one is taken after."""
+    proof of 100 is PROOF_INVALID, nothing appended; the honest one is taken after. The
+    auditor, resuming from its state file between the two steps, checks the delivery's
+    proof against the commitments it kept (C8 after --since-last)."""
     run = served
     parties = _market_day(run)
     s2, b2 = parties["s2"], parties["b2"]
     send_allocation(run, allocation(run, s2, 10, 0))
+    state = tmp_path / "auditor.json"
+
+    def audit(name: str, *more: str) -> None:
+        archive = tmp_path / name
+        export_ledger(run.url, archive)
+        capsys.readouterr()
+        code = audit_main(
+            ["--archive", str(archive), "--log-key", run.signer.verifier().to_text(),
+             "--workers", "1", "--json", "--state", str(state), *more]
+        )  # fmt: skip
+        report = json.loads(capsys.readouterr().out)
+        assert code == 0, report["violations"]
+
+    audit("allocated.zkla")
     lie = delivery(run, b2, 10, 0, claimed=100)
     refused(run, CODE.INVALID_ARGUMENT, "PROOF_INVALID", lambda: send_delivery(run, lie))
     send_delivery(run, delivery(run, b2, 10, 0))
     assert b2.deliveries[(10, 0)].value == 300
+    audit("delivered.zkla", "--since-last")
+    kept = json.loads(state.read_text())["market_batches"]
+    assert {b["meter"] for b in kept.values()} == {"s1", "s2", "s3", "b1", "b2", "b3"}
 
 
 def test_the_auditor_names_a_rewritten_delivery(

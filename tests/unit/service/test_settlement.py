@@ -29,7 +29,16 @@ from service.errors import (
 from service.market import Market
 from service.settlement import Receipt, Settlement
 from service.storage import LedgerStore, open_store
-from settlement.market import Clearing, MarketDay, MarketEnrolment, Order, OrderCancellation
+from settlement.market import (
+    Clearing,
+    Delivery,
+    DeliveryAllocation,
+    DeliveryDefault,
+    MarketDay,
+    MarketEnrolment,
+    Order,
+    OrderCancellation,
+)
 from settlement.records import (
     ZERO_HASH,
     Bill,
@@ -519,6 +528,9 @@ def test_the_api_carries_no_readings_or_blindings() -> None:
         "day",
         "order",
         "cancellation",
+        # the delivery steps: records carrying commitments, proofs and sealed openings only
+        "allocation",
+        "delivery",
     }
     for domain in (Settlement, Market):
         for name, member in inspect.getmembers(domain, inspect.isfunction):
@@ -527,7 +539,10 @@ def test_the_api_carries_no_readings_or_blindings() -> None:
             params = set(inspect.signature(member).parameters)
             assert params <= allowed, (name, params - allowed)
     records = (MeterRegistration, ReadingBatch, Tariff, Bill, CycleTariff, CycleBill)
-    market = (MarketEnrolment, MarketDay, Order, OrderCancellation, Clearing)
+    market = (
+        MarketEnrolment, MarketDay, Order, OrderCancellation, Clearing, DeliveryAllocation,
+        Delivery, DeliveryDefault,
+    )  # fmt: skip
     for record in (*records, *market):
         fields = set(record.__dataclass_fields__)
         assert not fields & {"values", "readings", "blindings", "imports", "exports", "openings"}
