@@ -148,6 +148,20 @@ def _cancellation_meter_id(request: Any) -> str:
     return cancellation_from_bytes(bytes(request.cancellation)).meter_id
 
 
+def _allocation_meter_id(request: Any) -> str:
+    """The meter id inside a SubmitAllocation request's record bytes, decoded strictly."""
+    from settlement.convert import allocation_from_bytes
+
+    return allocation_from_bytes(bytes(request.allocation)).meter_id
+
+
+def _delivery_meter_id(request: Any) -> str:
+    """The meter id inside a SubmitDelivery request's record bytes, decoded strictly."""
+    from settlement.convert import delivery_from_bytes
+
+    return delivery_from_bytes(bytes(request.delivery)).meter_id
+
+
 #: settlement-v1.md, "gRPC API": full method name -> who may call it.
 POLICY: Mapping[str, Rule] = {
     _method("MeterService", "RegisterMeter"): Rule(frozenset({Role.UTILITY})),
@@ -183,6 +197,12 @@ POLICY: Mapping[str, Rule] = {
     _method("MarketService", "GetMarketResult"): Rule(ANY_ROLE),
     _method("MarketService", "ListTrades"): Rule(ANY_ROLE, lambda r: str(r.meter_id)),
     _method("MarketService", "Clear"): Rule(frozenset({Role.UTILITY})),
+    _method("MarketService", "SubmitAllocation"): Rule(
+        frozenset({Role.METER}), _allocation_meter_id
+    ),
+    _method("MarketService", "SubmitDelivery"): Rule(frozenset({Role.METER}), _delivery_meter_id),
+    _method("MarketService", "RecordDefaults"): Rule(frozenset({Role.UTILITY})),
+    _method("MarketService", "GetMessages"): Rule(ANY_ROLE, lambda r: str(r.meter_id)),
 }
 
 

@@ -80,6 +80,8 @@ BUDGETED_METHODS = frozenset(
         "/zkgrid.settlement.v1.MarketService/Enrol",
         "/zkgrid.settlement.v1.MarketService/SubmitOrder",
         "/zkgrid.settlement.v1.MarketService/CancelOrder",
+        "/zkgrid.settlement.v1.MarketService/SubmitAllocation",
+        "/zkgrid.settlement.v1.MarketService/SubmitDelivery",
         "/zkgrid.settlement.v1.WitnessService/RegisterWitness",
         "/zkgrid.settlement.v1.WitnessService/AddCosignature",
     }

@@ -33,35 +33,56 @@ the clearing record.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
+from typing import TypeVar
 
-from service.errors import InvalidRequest
+from service.errors import InvalidRequest, ProofMalformed
 from service.settlement import Receipt, Settlement, epoch_seconds
-from settlement.errors import ClearingMismatch, GateNotClosed, UnknownMarketDay, UnknownMeter
+from settlement import rules
+from settlement.errors import (
+    ClearingMismatch,
+    DeliveryExists,
+    GateNotClosed,
+    UnknownMarketDay,
+    UnknownMeter,
+)
 from settlement.market import (
     Clearing,
+    Delivery,
+    DeliveryAllocation,
+    DeliveryDefault,
+    DeliveryStep,
     MarketDay,
     MarketEnrolment,
     Order,
     OrderCancellation,
     Side,
     clear,
+    trade_id,
 )
 from settlement.rules import LedgerState
+from zkgrid.errors import ProofFormatError
 
 _log = logging.getLogger(__name__)
 
 __all__ = [
     "CLEAR_ATTEMPTS",
     "Cleared",
+    "DeliveryStatus",
     "Market",
     "MarketResult",
     "OrderLine",
     "OrderStatus",
+    "RecordedDefault",
     "TradeLine",
+    "TradeMessages",
+    "TradeSteps",
     "Trades",
 ]
+
+_Step = TypeVar("_Step", DeliveryAllocation, Delivery)
 
 #: How often :meth:`Market.clear` computes the clearing again when a revocation changed
 #: the live orders between its computation and the append.
@@ -129,6 +150,51 @@ class Trades:
     clearing_hash: bytes | None = None
 
 
+class DeliveryStatus:
+    """Where a trade's delivery stands (the API's ``DeliveryStatus``): the seller's
+    allocation is next (``PENDING``), the buyer's delivery (``ALLOCATED``), or it is
+    settled (``DELIVERED``, ``DEFAULTED``)."""
+
+    PENDING = "pending"
+    ALLOCATED = "allocated"
+    DELIVERED = "delivered"
+    DEFAULTED = "defaulted"
+
+
+@dataclass(frozen=True, slots=True)
+class TradeSteps:
+    """One trade of a meter with its delivery steps on the ledger: the trade (as
+    :class:`TradeLine`, with the meter's side), its id, its status, the allocation and the
+    delivery records with their ledger indices (once made), the step a default missed."""
+
+    trade: TradeLine
+    trade_id: bytes
+    status: str
+    allocation: DeliveryAllocation | None = None
+    allocation_index: int | None = None
+    delivery: Delivery | None = None
+    delivery_index: int | None = None
+    defaulted_step: DeliveryStep | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TradeMessages:
+    """A meter's trades of a period with their steps (``GetMessages``); empty before the
+    clearing."""
+
+    cleared: bool
+    trades: tuple[TradeSteps, ...]
+    clearing_hash: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedDefault:
+    """A default appended by :meth:`Market.record_defaults`, with its receipt."""
+
+    default: DeliveryDefault
+    receipt: Receipt
+
+
 @dataclass(frozen=True, slots=True)
 class Cleared:
     """A period's clearing, its receipt, and whether this call appended it."""
@@ -194,6 +260,130 @@ class Market:
         """Append a cancellation of a live order of the meter (R4, R5, R6, M5, then C7)."""
         _record(cancellation, OrderCancellation, "cancellation")
         return self._signed(cancellation, as_meter)
+
+    # ------------------------------------------------------------------ delivery steps
+
+    def _step(self, record: DeliveryAllocation | Delivery, as_meter: str | None) -> Receipt:
+        """A delivery step: caller, state rules (R4, R5 idempotent, R6, M10..M13 at the
+        clock's time), C7, C8 in the delivery steps' lane, append (the rules again under
+        the write lock)."""
+        s = self._settlement
+        s.acting_as(as_meter, record.meter_id)
+        payload = record.encode()
+        digest, original = s.judge(record, payload)
+        if original is not None:
+            return original
+        record.verify_signature(s.meter_public_key(record.meter_id))  # C7: SIGNATURE_INVALID
+        # C8: the statement over the ledger (the party's batch: M13 held, so it is there;
+        # nothing a later entry appends changes the statement's inputs)
+        batch = s.get_batch(record.meter_id, record.period)
+        with s.read_projection() as (ledger, _):
+            try:
+                if isinstance(record, DeliveryAllocation):
+                    statement = rules.allocation_statement_for(ledger, record, batch)
+                else:
+                    statement = rules.delivery_statement_for(ledger, record, batch)
+            except ProofFormatError as exc:
+                raise ProofMalformed(f"{record.STEP.context_name} proof: {exc}") from None
+        s.verifier.verify_delivery_step(statement, caller=record.meter_id)
+        return s.append_judged(record, payload, digest, group_key=record.meter_id)
+
+    def submit_allocation(
+        self, allocation: DeliveryAllocation, *, as_meter: str | None = None
+    ) -> Receipt:
+        """Append a seller's allocation (R4, R5, R6, M10..M13, then C7 and C8)."""
+        _record(allocation, DeliveryAllocation, "allocation")
+        return self._step(allocation, as_meter)
+
+    def submit_delivery(self, delivery: Delivery, *, as_meter: str | None = None) -> Receipt:
+        """Append a buyer's delivery (R4, R5, R6, M10..M13, then C7 and C8)."""
+        _record(delivery, Delivery, "delivery")
+        return self._step(delivery, as_meter)
+
+    def record_defaults(self, period: str) -> list[RecordedDefault]:
+        """Append every default due for ``period`` at the service's clock
+        (:func:`settlement.rules.due_defaults`), each in a transaction of its own where its
+        rules run again; a step that lands first (``DELIVERY_EXISTS``) is skipped. Returns
+        the defaults this call appended. ``UNKNOWN_MARKET_DAY`` without a market day."""
+        s = self._settlement
+        s.validate_period(period)
+        s.catch_up()
+        now = epoch_seconds(s.now())
+        with s.read_projection() as (ledger, _):
+            self._day(ledger, period)
+            due = rules.due_defaults(ledger, period, now)
+        out = []
+        for default in due:
+            payload = default.encode()
+            try:
+                receipt, appended = s.append_judged_once(
+                    default, payload, hashlib.sha256(payload).digest()
+                )
+            except DeliveryExists:
+                continue  # the step (or another default) got there first
+            if appended:
+                out.append(RecordedDefault(default, receipt))
+        if out:
+            _log.info("defaults of %s: %d appended", period, len(out))
+        return out
+
+    def messages(
+        self, period: str, meter_id: str, *, as_meter: str | None = None
+    ) -> TradeMessages:
+        """The meter's trades of ``period`` with their delivery steps and status (a meter
+        reads its own only): what its next step needs (the allocations sealed to it as
+        buyer, the deliveries sealed to it as seller, the D_j of its earlier trades)."""
+        if not meter_id:
+            raise InvalidRequest("GetMessages needs a meter id")
+        found = self.trades(period, meter_id, as_meter=as_meter)
+        if not found.cleared or found.clearing_hash is None:
+            return TradeMessages(False, ())
+        s = self._settlement
+        with s.read_projection() as (ledger, _):
+            states = {
+                (line.interval, line.index): ledger.market.trades.get(
+                    (period, line.interval, line.index)
+                )
+                for line in found.trades
+            }
+            refs = {
+                key: (
+                    None if state is None or state.allocated is None else state.allocated.index,
+                    None if state is None or state.delivered is None else state.delivered.index,
+                    None if state is None else state.default,
+                )
+                for key, state in states.items()
+            }
+        out = []
+        for line in found.trades:
+            allocated, delivered, default = refs[(line.interval, line.index)]
+            allocation = None if allocated is None else self._stored(allocated, DeliveryAllocation)
+            delivery = None if delivered is None else self._stored(delivered, Delivery)
+            if default is not None:
+                status = DeliveryStatus.DEFAULTED
+            elif delivery is not None:
+                status = DeliveryStatus.DELIVERED
+            elif allocation is not None:
+                status = DeliveryStatus.ALLOCATED
+            else:
+                status = DeliveryStatus.PENDING
+            out.append(
+                TradeSteps(
+                    trade=line,
+                    trade_id=trade_id(found.clearing_hash, line.interval, line.index),
+                    status=status,
+                    allocation=allocation,
+                    allocation_index=allocated,
+                    delivery=delivery,
+                    delivery_index=delivered,
+                    defaulted_step=default,
+                )
+            )
+        return TradeMessages(True, tuple(out), found.clearing_hash)
+
+    def _stored(self, index: int, cls: type[_Step]) -> _Step:
+        """The step record stored at ``index`` (the projection applied it there)."""
+        return cls.decode(self._settlement.store.entry(index).payload)
 
     # ------------------------------------------------------------------ reads
 

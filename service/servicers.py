@@ -15,12 +15,19 @@ from ledger.checkpoint import SignedCheckpoint
 from ledger.cosignature import Cosignature, WitnessRegistration
 from service import codec
 from service.auth import Role, current_caller
-from service.market import Market, OrderLine, OrderStatus, TradeLine
+from service.market import (
+    DeliveryStatus,
+    Market,
+    OrderLine,
+    OrderStatus,
+    TradeLine,
+    TradeSteps,
+)
 from service.settlement import Settlement, StatementLine
 from service.storage import EntryNotFound, LedgerStore
 from service.witnesses import Witnesses
 from settlement import convert
-from settlement.market import Side
+from settlement.market import DeliveryStep, Side
 from settlement.records import CycleBill
 from zkgrid.errors import InvalidArgumentError
 from zkgrid.settlement.v1 import (
@@ -347,6 +354,38 @@ def _market_trade(line: TradeLine) -> market_pb2.MarketTrade:
     )
 
 
+_DELIVERY_STATUS = {
+    DeliveryStatus.PENDING: market_pb2.DELIVERY_STATUS_PENDING,
+    DeliveryStatus.ALLOCATED: market_pb2.DELIVERY_STATUS_ALLOCATED,
+    DeliveryStatus.DELIVERED: market_pb2.DELIVERY_STATUS_DELIVERED,
+    DeliveryStatus.DEFAULTED: market_pb2.DELIVERY_STATUS_DEFAULTED,
+}
+_DELIVERY_STEP = {
+    None: market_pb2.DELIVERY_STEP_UNSPECIFIED,
+    DeliveryStep.ALLOCATION: market_pb2.DELIVERY_STEP_ALLOCATION,
+    DeliveryStep.DELIVERY: market_pb2.DELIVERY_STEP_DELIVERY,
+}
+
+
+def _trade_messages(steps: TradeSteps) -> market_pb2.TradeMessages:
+    line = steps.trade
+    return market_pb2.TradeMessages(
+        interval=line.interval,
+        index=line.index,
+        side=_SIDE[line.side],
+        counterparty=line.counterparty or "",
+        quantity_wh=line.quantity,
+        price=line.price,
+        status=_DELIVERY_STATUS[steps.status],
+        allocation=b"" if steps.allocation is None else steps.allocation.encode(),
+        allocation_index=steps.allocation_index or 0,
+        delivery=b"" if steps.delivery is None else steps.delivery.encode(),
+        delivery_index=steps.delivery_index or 0,
+        defaulted_step=_DELIVERY_STEP[steps.defaulted_step],
+        trade_id=steps.trade_id,
+    )
+
+
 class MarketServicer(market_pb2_grpc.MarketServiceServicer):
     """MarketService over the market's domain (:mod:`service.market`)."""
 
@@ -424,6 +463,44 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
             receipt=codec.receipt_to_proto(cleared.receipt),
             clearing=convert.clearing_to_bytes(cleared.clearing),
             appended=cleared.appended,
+        )
+
+    def SubmitAllocation(
+        self, request: market_pb2.SubmitAllocationRequest, context: grpc.ServicerContext
+    ) -> market_pb2.SubmitAllocationResponse:
+        allocation = convert.allocation_from_bytes(request.allocation)
+        receipt = self._market.submit_allocation(allocation, as_meter=_as_meter())
+        return market_pb2.SubmitAllocationResponse(receipt=codec.receipt_to_proto(receipt))
+
+    def SubmitDelivery(
+        self, request: market_pb2.SubmitDeliveryRequest, context: grpc.ServicerContext
+    ) -> market_pb2.SubmitDeliveryResponse:
+        delivery = convert.delivery_from_bytes(request.delivery)
+        receipt = self._market.submit_delivery(delivery, as_meter=_as_meter())
+        return market_pb2.SubmitDeliveryResponse(receipt=codec.receipt_to_proto(receipt))
+
+    def RecordDefaults(
+        self, request: market_pb2.RecordDefaultsRequest, context: grpc.ServicerContext
+    ) -> market_pb2.RecordDefaultsResponse:
+        recorded = self._market.record_defaults(request.period)
+        return market_pb2.RecordDefaultsResponse(
+            defaults=[
+                market_pb2.RecordedDefault(
+                    delivery_default=convert.delivery_default_to_bytes(item.default),
+                    receipt=codec.receipt_to_proto(item.receipt),
+                )
+                for item in recorded
+            ]
+        )
+
+    def GetMessages(
+        self, request: market_pb2.GetMessagesRequest, context: grpc.ServicerContext
+    ) -> market_pb2.GetMessagesResponse:
+        found = self._market.messages(request.period, request.meter_id, as_meter=_as_meter())
+        return market_pb2.GetMessagesResponse(
+            cleared=found.cleared,
+            clearing_hash=found.clearing_hash or b"",
+            trades=[_trade_messages(steps) for steps in found.trades],
         )
 
 

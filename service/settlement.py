@@ -96,6 +96,10 @@ from settlement.cycle_bills import cycle_bill_statement
 from settlement.errors import (
     ClearingExists,
     ClearingMismatch,
+    DeadlineNotPassed,
+    DeadlinePassed,
+    DeliveryExists,
+    DeliveryNotReady,
     EnrolmentExists,
     GateClosed,
     GateNotClosed,
@@ -105,6 +109,7 @@ from settlement.errors import (
     SelfTrade,
     UnknownMarketDay,
     UnknownOrder,
+    UnknownTrade,
 )
 from settlement.market import Clearing, MarketRecord, Order
 from settlement.periods import check_submission_window, validate_period
@@ -285,6 +290,12 @@ _REFUSALS: dict[str, type[SettlementError]] = {
     rules.UNKNOWN_ORDER: UnknownOrder,
     rules.CLEARING_MISMATCH: ClearingMismatch,
     rules.CLEARING_EXISTS: ClearingExists,
+    # the delivery steps (M10..M13)
+    rules.UNKNOWN_TRADE: UnknownTrade,
+    rules.DELIVERY_EXISTS: DeliveryExists,
+    rules.DEADLINE_PASSED: DeadlinePassed,
+    rules.DEADLINE_NOT_PASSED: DeadlineNotPassed,
+    rules.DELIVERY_NOT_READY: DeliveryNotReady,
 }
 
 

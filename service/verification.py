@@ -32,6 +32,10 @@ the check, about 220 more). So
 * a caller has one proof in flight in the shared lanes and a suspect's go alone, one
   at a time, a fifth of the time, as for every proof (:meth:`ProofVerifier._guarded`).
 
+**The market's delivery steps** (C8: an allocation's or a delivery's circuit proof, a
+``min`` gadget or two: tens of gates) have lanes of their own, built as the cycle bills'
+(weighed by gates, suspects alone): :meth:`ProofVerifier.verify_delivery_step`.
+
 **Range proofs** arrive as bytes (:class:`RangeJob`: the proof, the commitment
 encodings, the bit width, the context). With ``processes`` > 0 whole batches
 are parsed and verified in that many worker processes (``spawn``): point
@@ -525,6 +529,16 @@ def _check_cycle_bills(items: Sequence[R1CSStatement]) -> list[Outcome]:
     ]
 
 
+def _check_delivery_steps(items: Sequence[R1CSStatement]) -> list[Outcome]:
+    """One (C8) check of delivery steps' circuit proofs; the bad ones named as for cycle
+    bills."""
+    bad = set(R1CSStatement.find_invalid(items))
+    return [
+        ProofInvalid("delivery step proof does not verify") if i in bad else None
+        for i in range(len(items))
+    ]
+
+
 def cycle_bill_weight(statement: R1CSStatement) -> int:
     """A circuit proof's weight in the cycle bills' lane: its multiplication gates plus its
     committed inputs (what its check costs and its circuit holds, both about linear)."""
@@ -598,6 +612,25 @@ class ProofVerifier:
         self.suspect_cycle_bill_proofs: MicroBatcher[R1CSStatement] = MicroBatcher(
             "suspect's cycle bill proof",
             _check_cycle_bills,
+            max_batch=1,
+            max_wait_s=0,
+            max_pending=SUSPECT_CYCLE_MAX_PENDING_WEIGHT,
+            share=SUSPECT_SHARE,
+            weight=cycle_bill_weight,
+        )
+        # The market's delivery steps (C8): small circuits (a min gadget or two, tens of
+        # gates), weighed by gates like cycle bills, in their own lanes.
+        self.delivery_proofs: MicroBatcher[R1CSStatement] = MicroBatcher(
+            "delivery step proof",
+            _check_delivery_steps,
+            max_batch=CYCLE_MAX_BATCH_WEIGHT,
+            max_wait_s=max_wait_s,
+            max_pending=CYCLE_MAX_PENDING_WEIGHT,
+            weight=cycle_bill_weight,
+        )
+        self.suspect_delivery_proofs: MicroBatcher[R1CSStatement] = MicroBatcher(
+            "suspect's delivery step proof",
+            _check_delivery_steps,
             max_batch=1,
             max_wait_s=0,
             max_pending=SUSPECT_CYCLE_MAX_PENDING_WEIGHT,
@@ -690,9 +723,11 @@ class ProofVerifier:
             self.range_proofs,
             self.bill_proofs,
             self.cycle_bill_proofs,
+            self.delivery_proofs,
             self.suspect_range_proofs,
             self.suspect_bill_proofs,
             self.suspect_cycle_bill_proofs,
+            self.suspect_delivery_proofs,
         )
 
     def _check_range_batch(self, jobs: Sequence[RangeJob]) -> list[Outcome]:
@@ -759,6 +794,21 @@ class ProofVerifier:
         concurrent callers' in the cycle bills' lane, or alone for a suspect."""
         self._guarded(
             caller, self.cycle_bill_proofs, self.suspect_cycle_bill_proofs, statement, timeout
+        )
+
+    def verify_delivery_step(
+        self,
+        statement: R1CSStatement,
+        timeout: float | None = None,
+        *,
+        caller: str | None = None,
+    ) -> None:
+        """Verify one delivery step's circuit proof (C8; its statement built by
+        :func:`settlement.rules.allocation_statement_for` or ``delivery_statement_for``):
+        batched by weight with concurrent callers' in the delivery steps' lane, or alone
+        for a suspect."""
+        self._guarded(
+            caller, self.delivery_proofs, self.suspect_delivery_proofs, statement, timeout
         )
 
     def close(self) -> None:

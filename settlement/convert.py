@@ -17,9 +17,10 @@ holds a record of another version (a day's ``Tariff`` or ``Bill``) is
 ``RecordFormatError`` too.
 
 The market's records (:mod:`settlement.market`: enrolment, market day, order,
-cancellation, clearing) travel as their canonical bytes as well (``market.proto``):
-``*_from_bytes`` decodes one strictly (``RecordFormatError`` for bytes that are not a
-record of that kind, empty bytes included), ``*_to_bytes`` is its ``encode()``.
+cancellation, clearing, the delivery steps and defaults) travel as their canonical bytes
+as well (``market.proto``): ``*_from_bytes`` decodes one strictly (``RecordFormatError``
+for bytes that are not a record of that kind, empty bytes included), ``*_to_bytes`` is
+its ``encode()``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from typing import TYPE_CHECKING
 
 from settlement.market import (
     Clearing,
+    Delivery,
+    DeliveryAllocation,
+    DeliveryDefault,
     MarketDay,
     MarketEnrolment,
     Order,
@@ -49,6 +53,8 @@ if TYPE_CHECKING:  # pragma: no cover - ledger.cosignature is imported where it 
     from ledger.cosignature import WitnessRegistration
 
 __all__ = [
+    "allocation_from_bytes",
+    "allocation_to_bytes",
     "bill_from_proto",
     "bill_to_proto",
     "cancellation_from_bytes",
@@ -59,6 +65,10 @@ __all__ = [
     "cycle_bill_to_bytes",
     "cycle_tariff_from_bytes",
     "cycle_tariff_to_bytes",
+    "delivery_default_from_bytes",
+    "delivery_default_to_bytes",
+    "delivery_from_bytes",
+    "delivery_to_bytes",
     "enrolment_from_bytes",
     "enrolment_to_bytes",
     "market_day_from_bytes",
@@ -270,4 +280,33 @@ def clearing_from_bytes(data: bytes) -> Clearing:
 
 
 def clearing_to_bytes(rec: Clearing) -> bytes:
+    return rec.encode()
+
+
+def allocation_from_bytes(data: bytes) -> DeliveryAllocation:
+    """An ``allocation`` field: a :class:`DeliveryAllocation`'s canonical bytes, decoded
+    strictly."""
+    return DeliveryAllocation.decode(_record_bytes(data, "allocation"))
+
+
+def allocation_to_bytes(rec: DeliveryAllocation) -> bytes:
+    return rec.encode()
+
+
+def delivery_from_bytes(data: bytes) -> Delivery:
+    """A ``delivery`` field: a :class:`Delivery`'s canonical bytes, decoded strictly."""
+    return Delivery.decode(_record_bytes(data, "delivery"))
+
+
+def delivery_to_bytes(rec: Delivery) -> bytes:
+    return rec.encode()
+
+
+def delivery_default_from_bytes(data: bytes) -> DeliveryDefault:
+    """A ``delivery_default`` field: a :class:`DeliveryDefault`'s canonical bytes, decoded
+    strictly."""
+    return DeliveryDefault.decode(_record_bytes(data, "delivery_default"))
+
+
+def delivery_default_to_bytes(rec: DeliveryDefault) -> bytes:
     return rec.encode()

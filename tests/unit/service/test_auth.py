@@ -20,9 +20,16 @@ from service.auth import (
     caller_from_certificate,
     caller_from_metadata,
 )
-from settlement.market import MarketEnrolment, Order, OrderCancellation, Side
+from settlement.market import (
+    Delivery,
+    DeliveryAllocation,
+    MarketEnrolment,
+    Order,
+    OrderCancellation,
+    Side,
+)
 from settlement.records import CycleBill, MeterKey, RecordFormatError
-from settlement.sealed import EncryptionKey
+from settlement.sealed import EncryptionKey, seal
 from zkgrid.settlement.v1 import (
     bills_pb2,
     ledger_pb2,
@@ -32,6 +39,7 @@ from zkgrid.settlement.v1 import (
     tariffs_pb2,
     witness_pb2,
 )
+from zkp.pedersen import commit
 
 U, M, A = Role.UTILITY, Role.METER, Role.AUDITOR
 ANY = {U, M, A}
@@ -66,6 +74,10 @@ DOC_TABLE: dict[str, set[Role]] = {
     "MarketService/GetMarketResult": ANY,
     "MarketService/ListTrades": ANY,
     "MarketService/Clear": {U},
+    "MarketService/SubmitAllocation": {M},
+    "MarketService/SubmitDelivery": {M},
+    "MarketService/RecordDefaults": {U},
+    "MarketService/GetMessages": ANY,
 }
 OWN_ID_ONLY = {
     "ReadingService/SubmitReadings",
@@ -79,6 +91,9 @@ OWN_ID_ONLY = {
     "MarketService/CancelOrder",
     "MarketService/ListOrders",
     "MarketService/ListTrades",
+    "MarketService/SubmitAllocation",
+    "MarketService/SubmitDelivery",
+    "MarketService/GetMessages",
 }
 
 
@@ -296,10 +311,31 @@ def _market_request(short: str, meter_id: str) -> Any:
         return market_pb2.CancelOrderRequest(cancellation=cancellation.encode())
     if short == "MarketService/ListTrades":
         return market_pb2.ListTradesRequest(meter_id=meter_id, period="2025-01-02")
+    if short == "MarketService/GetMessages":
+        return market_pb2.GetMessagesRequest(meter_id=meter_id, period="2025-01-02")
+    if short in ("MarketService/SubmitAllocation", "MarketService/SubmitDelivery"):
+        kind = DeliveryAllocation if short.endswith("Allocation") else Delivery
+        step = kind.create(
+            _KEY, meter_id=meter_id, period="2025-01-02", interval=0, trade_index=0,
+            clearing_hash=b"\7" * 32, commitment=commit(5, 7).to_bytes(), proof=b"\1",
+            sealed_opening=seal(5, 7, EncryptionKey.generate().public_key, b"ad"),
+        )  # fmt: skip
+        if kind is DeliveryAllocation:
+            return market_pb2.SubmitAllocationRequest(allocation=step.encode())
+        return market_pb2.SubmitDeliveryRequest(delivery=step.encode())
     return market_pb2.ListOrdersRequest(meter_id=meter_id, period="2025-01-02")
 
 
-MARKET_OWN = ("Enrol", "SubmitOrder", "CancelOrder", "ListOrders", "ListTrades")
+MARKET_OWN = (
+    "Enrol",
+    "SubmitOrder",
+    "CancelOrder",
+    "ListOrders",
+    "ListTrades",
+    "SubmitAllocation",
+    "SubmitDelivery",
+    "GetMessages",
+)
 
 
 @pytest.mark.parametrize("name", MARKET_OWN)
@@ -311,6 +347,8 @@ def test_a_meter_acts_in_the_market_only_for_its_own_id(name: str) -> None:
     assert auth.authorize(method, _market_request(f"MarketService/{name}", "m1"), _md(M, "m1"))
     with pytest.raises(PermissionDeniedError, match="own meter id"):
         auth.authorize(method, _market_request(f"MarketService/{name}", "m2"), _md(M, "m1"))
+    if name == "GetMessages":
+        return
     if name in ("ListOrders", "ListTrades"):
         everyone = _market_request(f"MarketService/{name}", "")
         with pytest.raises(PermissionDeniedError):
@@ -318,7 +356,13 @@ def test_a_meter_acts_in_the_market_only_for_its_own_id(name: str) -> None:
         for role in (U, A):
             assert auth.authorize(method, everyone, _md(role, "x")) == Caller(role, "x")
     else:  # bytes that are not the record: RECORD_MALFORMED after the role check
-        field = {"Enrol": "enrolment", "SubmitOrder": "order", "CancelOrder": "cancellation"}
+        field = {
+            "Enrol": "enrolment",
+            "SubmitOrder": "order",
+            "CancelOrder": "cancellation",
+            "SubmitAllocation": "allocation",
+            "SubmitDelivery": "delivery",
+        }
         request = type(_market_request(f"MarketService/{name}", "m1"))(**{field[name]: b"\x01x"})
         with pytest.raises(RecordFormatError):
             auth.authorize(method, request, _md(M, "m1"))

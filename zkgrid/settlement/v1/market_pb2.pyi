@@ -20,6 +20,20 @@ class OrderStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ORDER_STATUS_LIVE: _ClassVar[OrderStatus]
     ORDER_STATUS_CANCELLED: _ClassVar[OrderStatus]
     ORDER_STATUS_WITHDRAWN: _ClassVar[OrderStatus]
+
+class DeliveryStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DELIVERY_STATUS_UNSPECIFIED: _ClassVar[DeliveryStatus]
+    DELIVERY_STATUS_PENDING: _ClassVar[DeliveryStatus]
+    DELIVERY_STATUS_ALLOCATED: _ClassVar[DeliveryStatus]
+    DELIVERY_STATUS_DELIVERED: _ClassVar[DeliveryStatus]
+    DELIVERY_STATUS_DEFAULTED: _ClassVar[DeliveryStatus]
+
+class DeliveryStepKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DELIVERY_STEP_UNSPECIFIED: _ClassVar[DeliveryStepKind]
+    DELIVERY_STEP_ALLOCATION: _ClassVar[DeliveryStepKind]
+    DELIVERY_STEP_DELIVERY: _ClassVar[DeliveryStepKind]
 SIDE_UNSPECIFIED: Side
 SIDE_OFFER: Side
 SIDE_BID: Side
@@ -27,6 +41,14 @@ ORDER_STATUS_UNSPECIFIED: OrderStatus
 ORDER_STATUS_LIVE: OrderStatus
 ORDER_STATUS_CANCELLED: OrderStatus
 ORDER_STATUS_WITHDRAWN: OrderStatus
+DELIVERY_STATUS_UNSPECIFIED: DeliveryStatus
+DELIVERY_STATUS_PENDING: DeliveryStatus
+DELIVERY_STATUS_ALLOCATED: DeliveryStatus
+DELIVERY_STATUS_DELIVERED: DeliveryStatus
+DELIVERY_STATUS_DEFAULTED: DeliveryStatus
+DELIVERY_STEP_UNSPECIFIED: DeliveryStepKind
+DELIVERY_STEP_ALLOCATION: DeliveryStepKind
+DELIVERY_STEP_DELIVERY: DeliveryStepKind
 
 class EnrolRequest(_message.Message):
     __slots__ = ("enrolment",)
@@ -189,3 +211,95 @@ class ClearResponse(_message.Message):
     clearing: bytes
     appended: bool
     def __init__(self, receipt: _Optional[_Union[_common_pb2.Receipt, _Mapping]] = ..., clearing: _Optional[bytes] = ..., appended: _Optional[bool] = ...) -> None: ...
+
+class SubmitAllocationRequest(_message.Message):
+    __slots__ = ("allocation",)
+    ALLOCATION_FIELD_NUMBER: _ClassVar[int]
+    allocation: bytes
+    def __init__(self, allocation: _Optional[bytes] = ...) -> None: ...
+
+class SubmitAllocationResponse(_message.Message):
+    __slots__ = ("receipt",)
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    receipt: _common_pb2.Receipt
+    def __init__(self, receipt: _Optional[_Union[_common_pb2.Receipt, _Mapping]] = ...) -> None: ...
+
+class SubmitDeliveryRequest(_message.Message):
+    __slots__ = ("delivery",)
+    DELIVERY_FIELD_NUMBER: _ClassVar[int]
+    delivery: bytes
+    def __init__(self, delivery: _Optional[bytes] = ...) -> None: ...
+
+class SubmitDeliveryResponse(_message.Message):
+    __slots__ = ("receipt",)
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    receipt: _common_pb2.Receipt
+    def __init__(self, receipt: _Optional[_Union[_common_pb2.Receipt, _Mapping]] = ...) -> None: ...
+
+class RecordDefaultsRequest(_message.Message):
+    __slots__ = ("period",)
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    period: str
+    def __init__(self, period: _Optional[str] = ...) -> None: ...
+
+class RecordedDefault(_message.Message):
+    __slots__ = ("delivery_default", "receipt")
+    DELIVERY_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    delivery_default: bytes
+    receipt: _common_pb2.Receipt
+    def __init__(self, delivery_default: _Optional[bytes] = ..., receipt: _Optional[_Union[_common_pb2.Receipt, _Mapping]] = ...) -> None: ...
+
+class RecordDefaultsResponse(_message.Message):
+    __slots__ = ("defaults",)
+    DEFAULTS_FIELD_NUMBER: _ClassVar[int]
+    defaults: _containers.RepeatedCompositeFieldContainer[RecordedDefault]
+    def __init__(self, defaults: _Optional[_Iterable[_Union[RecordedDefault, _Mapping]]] = ...) -> None: ...
+
+class GetMessagesRequest(_message.Message):
+    __slots__ = ("meter_id", "period")
+    METER_ID_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    meter_id: str
+    period: str
+    def __init__(self, meter_id: _Optional[str] = ..., period: _Optional[str] = ...) -> None: ...
+
+class TradeMessages(_message.Message):
+    __slots__ = ("interval", "index", "side", "counterparty", "quantity_wh", "price", "status", "allocation", "allocation_index", "delivery", "delivery_index", "defaulted_step", "trade_id")
+    INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    SIDE_FIELD_NUMBER: _ClassVar[int]
+    COUNTERPARTY_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_WH_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATION_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATION_INDEX_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_INDEX_FIELD_NUMBER: _ClassVar[int]
+    DEFAULTED_STEP_FIELD_NUMBER: _ClassVar[int]
+    TRADE_ID_FIELD_NUMBER: _ClassVar[int]
+    interval: int
+    index: int
+    side: Side
+    counterparty: str
+    quantity_wh: int
+    price: int
+    status: DeliveryStatus
+    allocation: bytes
+    allocation_index: int
+    delivery: bytes
+    delivery_index: int
+    defaulted_step: DeliveryStepKind
+    trade_id: bytes
+    def __init__(self, interval: _Optional[int] = ..., index: _Optional[int] = ..., side: _Optional[_Union[Side, str]] = ..., counterparty: _Optional[str] = ..., quantity_wh: _Optional[int] = ..., price: _Optional[int] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., allocation: _Optional[bytes] = ..., allocation_index: _Optional[int] = ..., delivery: _Optional[bytes] = ..., delivery_index: _Optional[int] = ..., defaulted_step: _Optional[_Union[DeliveryStepKind, str]] = ..., trade_id: _Optional[bytes] = ...) -> None: ...
+
+class GetMessagesResponse(_message.Message):
+    __slots__ = ("cleared", "clearing_hash", "trades")
+    CLEARED_FIELD_NUMBER: _ClassVar[int]
+    CLEARING_HASH_FIELD_NUMBER: _ClassVar[int]
+    TRADES_FIELD_NUMBER: _ClassVar[int]
+    cleared: bool
+    clearing_hash: bytes
+    trades: _containers.RepeatedCompositeFieldContainer[TradeMessages]
+    def __init__(self, cleared: _Optional[bool] = ..., clearing_hash: _Optional[bytes] = ..., trades: _Optional[_Iterable[_Union[TradeMessages, _Mapping]]] = ...) -> None: ...

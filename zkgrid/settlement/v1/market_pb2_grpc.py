@@ -27,7 +27,7 @@ if _version_not_supported:
 
 class MarketServiceStub:
     """The neighbourhood market (docs/design/market-v1.md): enrolment, market days, orders,
-    cancellations and the clearing. The records travel as their canonical bytes
+    cancellations, the clearing, and each trade's delivery steps and defaults. The records travel as their canonical bytes
     (settlement/market.py, record version 1 first), decoded strictly: bytes that are not a
     record of the field's kind are RECORD_MALFORMED. Quantities are Wh, prices
     micro-currency per Wh (the tariffs' unit), times seconds since the epoch (UTC).
@@ -81,11 +81,31 @@ class MarketServiceStub:
                 request_serializer=zkgrid_dot_settlement_dot_v1_dot_market__pb2.ClearRequest.SerializeToString,
                 response_deserializer=zkgrid_dot_settlement_dot_v1_dot_market__pb2.ClearResponse.FromString,
                 _registered_method=True)
+        self.SubmitAllocation = channel.unary_unary(
+                '/zkgrid.settlement.v1.MarketService/SubmitAllocation',
+                request_serializer=zkgrid_dot_settlement_dot_v1_dot_market__pb2.SubmitAllocationRequest.SerializeToString,
+                response_deserializer=zkgrid_dot_settlement_dot_v1_dot_market__pb2.SubmitAllocationResponse.FromString,
+                _registered_method=True)
+        self.SubmitDelivery = channel.unary_unary(
+                '/zkgrid.settlement.v1.MarketService/SubmitDelivery',
+                request_serializer=zkgrid_dot_settlement_dot_v1_dot_market__pb2.SubmitDeliveryRequest.SerializeToString,
+                response_deserializer=zkgrid_dot_settlement_dot_v1_dot_market__pb2.SubmitDeliveryResponse.FromString,
+                _registered_method=True)
+        self.RecordDefaults = channel.unary_unary(
+                '/zkgrid.settlement.v1.MarketService/RecordDefaults',
+                request_serializer=zkgrid_dot_settlement_dot_v1_dot_market__pb2.RecordDefaultsRequest.SerializeToString,
+                response_deserializer=zkgrid_dot_settlement_dot_v1_dot_market__pb2.RecordDefaultsResponse.FromString,
+                _registered_method=True)
+        self.GetMessages = channel.unary_unary(
+                '/zkgrid.settlement.v1.MarketService/GetMessages',
+                request_serializer=zkgrid_dot_settlement_dot_v1_dot_market__pb2.GetMessagesRequest.SerializeToString,
+                response_deserializer=zkgrid_dot_settlement_dot_v1_dot_market__pb2.GetMessagesResponse.FromString,
+                _registered_method=True)
 
 
 class MarketServiceServicer:
     """The neighbourhood market (docs/design/market-v1.md): enrolment, market days, orders,
-    cancellations and the clearing. The records travel as their canonical bytes
+    cancellations, the clearing, and each trade's delivery steps and defaults. The records travel as their canonical bytes
     (settlement/market.py, record version 1 first), decoded strictly: bytes that are not a
     record of the field's kind are RECORD_MALFORMED. Quantities are Wh, prices
     micro-currency per Wh (the tariffs' unit), times seconds since the epoch (UTC).
@@ -161,6 +181,52 @@ class MarketServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitAllocation(self, request, context):
+        """Appends a seller's delivery step of a trade, its DeliveryAllocation (role: meter, own
+        id: the record's meter_id). Refusals in the rules' order (M10..M13): UNKNOWN_METER,
+        METER_REVOKED, UNKNOWN_TRADE (no such trade of this meter as seller), DELIVERY_EXISTS
+        (allocated already, or defaulted), DEADLINE_PASSED (at or after seller_deadline by the
+        service's clock), DELIVERY_NOT_READY (the meter's batch of the period, or the delivery
+        of an earlier trade of its in the interval, is not on the ledger yet: retry later);
+        then SIGNATURE_INVALID (C7), then the allocation circuit's proof over the ledger
+        (C8): PROOF_MALFORMED, PROOF_INVALID. The identical record again returns its receipt.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitDelivery(self, request, context):
+        """Appends a buyer's delivery step of a trade, its Delivery (role: meter, own id).
+        Refusals as SubmitAllocation (DEADLINE_PASSED at or after buyer_deadline;
+        DELIVERY_NOT_READY also before the trade's allocation), the proof being the delivery
+        circuit's over the allocation, the buyer's import and its earlier deliveries.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordDefaults(self, request, context):
+        """Appends every default due for a period at the service's clock (role: utility): a
+        trade without an allocation at or after seller_deadline, one allocated but not
+        delivered at or after buyer_deadline (settlement.rules.due_defaults). Returns the
+        defaults appended by this call (none when nothing is due, or a period not cleared).
+        UNKNOWN_MARKET_DAY without a market day.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMessages(self, request, context):
+        """A meter's trades of a period with their delivery steps (role: meter, its own id only;
+        utility and auditor: any meter's): for each trade its state and the step records on
+        the ledger: the seller's DeliveryAllocation (its sealed opening is the buyer's) and
+        the buyer's Delivery (its sealed opening is the seller's). Empty, with cleared =
+        false, before the clearing. UNKNOWN_MARKET_DAY without a market day.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MarketServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -204,6 +270,26 @@ def add_MarketServiceServicer_to_server(servicer, server):
                     request_deserializer=zkgrid_dot_settlement_dot_v1_dot_market__pb2.ClearRequest.FromString,
                     response_serializer=zkgrid_dot_settlement_dot_v1_dot_market__pb2.ClearResponse.SerializeToString,
             ),
+            'SubmitAllocation': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitAllocation,
+                    request_deserializer=zkgrid_dot_settlement_dot_v1_dot_market__pb2.SubmitAllocationRequest.FromString,
+                    response_serializer=zkgrid_dot_settlement_dot_v1_dot_market__pb2.SubmitAllocationResponse.SerializeToString,
+            ),
+            'SubmitDelivery': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitDelivery,
+                    request_deserializer=zkgrid_dot_settlement_dot_v1_dot_market__pb2.SubmitDeliveryRequest.FromString,
+                    response_serializer=zkgrid_dot_settlement_dot_v1_dot_market__pb2.SubmitDeliveryResponse.SerializeToString,
+            ),
+            'RecordDefaults': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordDefaults,
+                    request_deserializer=zkgrid_dot_settlement_dot_v1_dot_market__pb2.RecordDefaultsRequest.FromString,
+                    response_serializer=zkgrid_dot_settlement_dot_v1_dot_market__pb2.RecordDefaultsResponse.SerializeToString,
+            ),
+            'GetMessages': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMessages,
+                    request_deserializer=zkgrid_dot_settlement_dot_v1_dot_market__pb2.GetMessagesRequest.FromString,
+                    response_serializer=zkgrid_dot_settlement_dot_v1_dot_market__pb2.GetMessagesResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'zkgrid.settlement.v1.MarketService', rpc_method_handlers)
@@ -214,7 +300,7 @@ def add_MarketServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class MarketService:
     """The neighbourhood market (docs/design/market-v1.md): enrolment, market days, orders,
-    cancellations and the clearing. The records travel as their canonical bytes
+    cancellations, the clearing, and each trade's delivery steps and defaults. The records travel as their canonical bytes
     (settlement/market.py, record version 1 first), decoded strictly: bytes that are not a
     record of the field's kind are RECORD_MALFORMED. Quantities are Wh, prices
     micro-currency per Wh (the tariffs' unit), times seconds since the epoch (UTC).
@@ -428,6 +514,114 @@ class MarketService:
             '/zkgrid.settlement.v1.MarketService/Clear',
             zkgrid_dot_settlement_dot_v1_dot_market__pb2.ClearRequest.SerializeToString,
             zkgrid_dot_settlement_dot_v1_dot_market__pb2.ClearResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitAllocation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zkgrid.settlement.v1.MarketService/SubmitAllocation',
+            zkgrid_dot_settlement_dot_v1_dot_market__pb2.SubmitAllocationRequest.SerializeToString,
+            zkgrid_dot_settlement_dot_v1_dot_market__pb2.SubmitAllocationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitDelivery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zkgrid.settlement.v1.MarketService/SubmitDelivery',
+            zkgrid_dot_settlement_dot_v1_dot_market__pb2.SubmitDeliveryRequest.SerializeToString,
+            zkgrid_dot_settlement_dot_v1_dot_market__pb2.SubmitDeliveryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordDefaults(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zkgrid.settlement.v1.MarketService/RecordDefaults',
+            zkgrid_dot_settlement_dot_v1_dot_market__pb2.RecordDefaultsRequest.SerializeToString,
+            zkgrid_dot_settlement_dot_v1_dot_market__pb2.RecordDefaultsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMessages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zkgrid.settlement.v1.MarketService/GetMessages',
+            zkgrid_dot_settlement_dot_v1_dot_market__pb2.GetMessagesRequest.SerializeToString,
+            zkgrid_dot_settlement_dot_v1_dot_market__pb2.GetMessagesResponse.FromString,
             options,
             channel_credentials,
             insecure,
