@@ -463,8 +463,8 @@ def decode_backup(data: bytes, home: MeterHome) -> DecodedBackup:
     version = doc.get("version")
     if isinstance(version, bool) or version not in _VERSIONS:
         raise BackupError(
-            f"backup format version {version!r} is not one of {', '.join(map(str, _VERSIONS))}: restore it"
-            " with the zkgrid that made it"
+            f"backup format version {version!r} is not one of"
+            f" {', '.join(map(str, _VERSIONS))}: restore it with the zkgrid that made it"
         )
     digest = _field(doc, "digest", str)
     if not hmac.compare_digest(digest, _digest(doc)):
