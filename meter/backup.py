@@ -4,9 +4,10 @@ Without its openings a meter can no longer prove a bill for a period whose readi
 submitted, and no one else holds them (that is the point). ``zkgrid meter backup``
 writes them to one private file; ``zkgrid meter restore`` brings them back.
 
-Format (version 1, or 2 when the store holds cycle bills): one JSON document, UTF-8::
+Format (version 1; 2 when the store holds cycle bills; 3 when it holds market trades' delivery
+steps): one JSON document, UTF-8::
 
-    {"format": "zkgrid-openings-backup", "version": 1 | 2,
+    {"format": "zkgrid-openings-backup", "version": 1 | 2 | 3,
      "meter_id": "...", "public_key": "<33-byte hex>", "interval_minutes": 15,
      "created": "2026-11-22T08:00:00Z",
      "batches": [{"period", "sequence", "interval_minutes", "values": [int, ...],
@@ -17,7 +18,19 @@ Format (version 1, or 2 when the store holds cycle bills): one JSON document, UT
                 "receipt": "<base64>"|null}, ...],
      "cycle_bills": [{"first_period", "last_period", "bill": "<base64 record>",
                       "total": int, "receipt": "<base64>"|null}, ...],     (version 2 only)
+     "trade_deliveries": [{"period", "interval", "trade_index", "clearing_hash": "<hex>",
+                           "side": "seller"|"buyer", "counterparty", "quantity_wh",
+                           "allocation": "<base64 record>"|null, "allocated": int|null,
+                           "allocation_blinding": "<hex>"|null,
+                           "delivery": "<base64 record>"|null, "delivered": int|null,
+                           "delivery_blinding": "<hex>"|null, "defaulted": 1|2|null}, ...],
+                                                                        (version 3 only)
      "digest": "sha256:<hex>"}
+
+Version 3 adds ``trade_deliveries`` (the market trades' delivery steps and the openings of
+their allocations and deliveries, meter/openings.py); it is written only when the store
+holds one (else version 2 or 1, as before). A restore checks that each record decodes,
+is the row's trade and its opening opens the record's commitment.
 
 Version 2 adds ``cycle_bills`` (the bills of billing cycles, records version 2). A backup
 is written as version 1 when the store holds no cycle bill, so a zkgrid that knows only
@@ -43,6 +56,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -59,12 +73,15 @@ from meter.openings import (
     StoredBatch,
     StoredBill,
     StoredCycleBill,
+    StoredTradeDelivery,
 )
 from meter.statement import openings_match_commitments
+from settlement.market import Delivery, DeliveryAllocation
 from settlement.records import Bill, CycleBill, ReadingBatch, RecordFormatError
 from zkgrid._internal.files import read_private, write_new_private
 from zkgrid.errors import ZkgridError
 from zkp.group import ORDER
+from zkp.pedersen import commit
 
 __all__ = [
     "FORMAT",
@@ -81,9 +98,10 @@ __all__ = [
 
 FORMAT = "zkgrid-openings-backup"
 #: The version written with cycle bills; without any, :data:`VERSION_1` is written.
-VERSION = 2
+VERSION = 3
 VERSION_1 = 1
-_VERSIONS = (VERSION_1, VERSION)
+VERSION_2 = 2
+_VERSIONS = (VERSION_1, VERSION_2, VERSION)
 #: Largest backup read (a year of 15-minute days is about 20 MB).
 MAX_BACKUP_BYTES = 1 << 30
 _MAX_READING = (1 << 32) - 1
@@ -101,6 +119,7 @@ class BackupSummary:
     bills: int
     digest: str
     cycle_bills: int = 0
+    trade_deliveries: int = 0
 
 
 class DecodedBackup(NamedTuple):
@@ -110,6 +129,7 @@ class DecodedBackup(NamedTuple):
     batches: list[StoredBatch]
     bills: list[StoredBill]
     cycle_bills: list[StoredCycleBill]
+    trade_deliveries: list[StoredTradeDelivery] = []  # noqa: RUF012 - NamedTuple default
 
 
 def _b64(data: bytes) -> str:
@@ -131,13 +151,14 @@ def encode_backup(
     bills: list[StoredBill],
     *,
     cycle_bills: Sequence[StoredCycleBill] = (),
+    trade_deliveries: Sequence[StoredTradeDelivery] = (),
     created: datetime | None = None,
 ) -> bytes:
     """The backup document of ``home``'s rows (the format in the module docstring)."""
     when = (created or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     doc: dict[str, Any] = {
         "format": FORMAT,
-        "version": VERSION if cycle_bills else VERSION_1,
+        "version": VERSION if trade_deliveries else VERSION_2 if cycle_bills else VERSION_1,
         "meter_id": home.meter_id,
         "public_key": home.public_key.hex(),
         "interval_minutes": home.interval_minutes,
@@ -166,7 +187,7 @@ def encode_backup(
             for b in bills
         ],
     }
-    if cycle_bills:
+    if cycle_bills or trade_deliveries:
         doc["cycle_bills"] = [
             {
                 "first_period": c.first_period,
@@ -177,8 +198,32 @@ def encode_backup(
             }
             for c in cycle_bills
         ]
+    if trade_deliveries:
+        doc["trade_deliveries"] = [_delivery_doc(d) for d in trade_deliveries]
     doc["digest"] = _digest(doc)
     return (json.dumps(doc, indent=1, ensure_ascii=True) + "\n").encode("ascii")
+
+
+def _delivery_doc(d: StoredTradeDelivery) -> dict[str, Any]:
+    def blinding(value: int | None) -> str | None:
+        return None if value is None else value.to_bytes(32, "big").hex()
+
+    return {
+        "period": d.period,
+        "interval": d.interval,
+        "trade_index": d.trade_index,
+        "clearing_hash": d.clearing_hash.hex(),
+        "side": d.side,
+        "counterparty": d.counterparty,
+        "quantity_wh": d.quantity_wh,
+        "allocation": None if d.allocation is None else _b64(d.allocation),
+        "allocated": d.allocated,
+        "allocation_blinding": blinding(d.allocation_blinding),
+        "delivery": None if d.delivery is None else _b64(d.delivery),
+        "delivered": d.delivered,
+        "delivery_blinding": blinding(d.delivery_blinding),
+        "defaulted": d.defaulted,
+    }
 
 
 # --------------------------------------------------------------------------- decoding
@@ -321,6 +366,92 @@ def _cycle_bill(row: Any, home: MeterHome) -> StoredCycleBill:
     )
 
 
+def _opt_int(row: Mapping[str, Any], name: str, what: str, hi: int) -> int | None:
+    value = row.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= hi:
+        raise BackupError(f"the backup is corrupted: {name} of {what} is out of range")
+    return value
+
+
+def _trade_delivery(row: Any, home: MeterHome) -> StoredTradeDelivery:
+    if not isinstance(row, dict):
+        raise BackupError("the backup is corrupted: a trade delivery is not an object")
+    period = _field(row, "period", str)
+    interval = _field(row, "interval", int)
+    index = _field(row, "trade_index", int)
+    what = f"the trade {period} interval {interval} #{index}"
+    side = _field(row, "side", str)
+    if side not in ("seller", "buyer"):
+        raise BackupError(f"the backup is corrupted: {what} has no side")
+    blindings = []
+    for name in ("allocation_blinding", "delivery_blinding"):
+        raw = row.get(name)
+        scalar = None if raw is None else int.from_bytes(_hex(raw, f"{name} of {what}", 32), "big")
+        if scalar is not None and scalar >= ORDER:
+            raise BackupError(f"the backup is corrupted: {name} of {what} is out of range")
+        blindings.append(scalar)
+    records = [
+        None if row.get(name) is None else _blob(row[name], f"the {name} of {what}")
+        for name in ("allocation", "delivery")
+    ]
+    stored = StoredTradeDelivery(
+        period=period,
+        interval=interval,
+        trade_index=index,
+        clearing_hash=_hex(_field(row, "clearing_hash", str), f"the clearing hash of {what}", 32),
+        side="seller" if side == "seller" else "buyer",
+        counterparty=_field(row, "counterparty", str),
+        quantity_wh=_field(row, "quantity_wh", int),
+        allocation=records[0],
+        allocated=_opt_int(row, "allocated", what, _MAX_READING),
+        allocation_blinding=blindings[0],
+        delivery=records[1],
+        delivered=_opt_int(row, "delivered", what, _MAX_READING),
+        delivery_blinding=blindings[1],
+        defaulted=_opt_int(row, "defaulted", what, 2),
+    )
+    _check_trade_delivery(stored, home, what)
+    return stored
+
+
+def _check_trade_delivery(d: StoredTradeDelivery, home: MeterHome, what: str) -> None:
+    """Each record is the row's trade, made by the right party, and its opening (when
+    held) opens the record's commitment (D10)."""
+    steps: tuple[tuple[Any, bytes | None, int | None, int | None, str], ...] = (
+        (DeliveryAllocation, d.allocation, d.allocated, d.allocation_blinding, "seller"),
+        (Delivery, d.delivery, d.delivered, d.delivery_blinding, "buyer"),
+    )
+    for record_type, data, value, blinding, maker in steps:
+        if (value is None) != (blinding is None):
+            raise BackupError(f"the backup is corrupted: half an opening of {what}")
+        if data is None:
+            if value is not None:
+                raise BackupError(f"the backup's {what} holds an opening without its record")
+            continue
+        try:
+            record = record_type.decode(data)
+        except RecordFormatError:
+            raise BackupError(
+                f"the backup is corrupted: a record of {what} does not decode"
+            ) from None
+        party = home.meter_id if d.side == maker else d.counterparty
+        if (record.period, record.interval, record.trade_index, record.clearing_hash) != (
+            d.period,
+            d.interval,
+            d.trade_index,
+            d.clearing_hash,
+        ) or record.meter_id != party:
+            raise BackupError(f"the backup's records of {what} do not match its row")
+        if (
+            value is not None
+            and blinding is not None
+            and commit(value, blinding).to_bytes() != record.commitment
+        ):
+            raise BackupError(f"the backup's openings of {what} do not open its records")
+
+
 def decode_backup(data: bytes, home: MeterHome) -> DecodedBackup:
     """Check a backup for ``home`` (module docstring) and return its rows."""
     try:
@@ -332,8 +463,8 @@ def decode_backup(data: bytes, home: MeterHome) -> DecodedBackup:
     version = doc.get("version")
     if isinstance(version, bool) or version not in _VERSIONS:
         raise BackupError(
-            f"backup format version {version!r} is not {VERSION_1} or {VERSION}: restore it"
-            " with the zkgrid that made it"
+            f"backup format version {version!r} is not one of"
+            f" {', '.join(map(str, _VERSIONS))}: restore it with the zkgrid that made it"
         )
     digest = _field(doc, "digest", str)
     if not hmac.compare_digest(digest, _digest(doc)):
@@ -353,11 +484,18 @@ def decode_backup(data: bytes, home: MeterHome) -> DecodedBackup:
         cycle_bills: list[StoredCycleBill] = []
     else:
         cycle_bills = [_cycle_bill(row, home) for row in _field(doc, "cycle_bills", list)]
+    if version == VERSION:
+        deliveries = [_trade_delivery(row, home) for row in _field(doc, "trade_deliveries", list)]
+    elif "trade_deliveries" in doc:
+        raise BackupError(f"the backup is corrupted: version {version} holds no trade deliveries")
+    else:
+        deliveries = []
+    keys = [d.key for d in deliveries]
     periods = [b.period for b in batches]
     sequences = [b.sequence for b in batches]
     bill_periods = [b.period for b in bills]
     cycles = [(c.first_period, c.last_period) for c in cycle_bills]
-    if any(len(set(x)) != len(x) for x in (periods, sequences, bill_periods, cycles)):
+    if any(len(set(x)) != len(x) for x in (periods, sequences, bill_periods, cycles, keys)):
         raise BackupError("the backup is corrupted: a period, sequence or cycle appears twice")
     summary = BackupSummary(
         meter_id,
@@ -366,8 +504,9 @@ def decode_backup(data: bytes, home: MeterHome) -> DecodedBackup:
         len(bills),
         digest,
         len(cycle_bills),
+        len(deliveries),
     )
-    return DecodedBackup(summary, batches, bills, cycle_bills)
+    return DecodedBackup(summary, batches, bills, cycle_bills, deliveries)
 
 
 # --------------------------------------------------------------------------- the commands
@@ -379,7 +518,8 @@ def write_backup(home: MeterHome, path: Path) -> BackupSummary:
     written."""
     with home.openings() as store:
         batches, bills, cycle_bills = store.snapshot_all()
-    data = encode_backup(home, batches, bills, cycle_bills=cycle_bills)
+        deliveries = store.trade_deliveries()
+    data = encode_backup(home, batches, bills, cycle_bills=cycle_bills, trade_deliveries=deliveries)
     summary = decode_backup(data, home).summary
     write_new_private(path, data)
     return summary
@@ -395,4 +535,12 @@ def restore_backup(
         merged = store.merge(
             decoded.batches, decoded.bills, cycle_bills=decoded.cycle_bills, force=force
         )
+        if decoded.trade_deliveries:
+            steps = store.merge_trade_deliveries(decoded.trade_deliveries)
+            merged = dataclasses.replace(
+                merged,
+                deliveries_added=steps.deliveries_added,
+                deliveries_unchanged=steps.deliveries_unchanged,
+                deliveries_updated=steps.deliveries_updated,
+            )
     return decoded.summary, merged

@@ -155,9 +155,7 @@ def _parser() -> _Parser:
     p.add_argument("--submit", action="store_true", help="submit it to the service (utility role)")
     p.add_argument("--json", action="store_true", help="with --submit: the outcome as JSON")
     group = p.add_mutually_exclusive_group()
-    group.add_argument(
-        "--request", type=Path, help="with --submit: a request file ('-' for stdin)"
-    )
+    group.add_argument("--request", type=Path, help="with --submit: a request file ('-' for stdin)")
     group.add_argument(
         "--requests",
         type=Path,
@@ -192,9 +190,7 @@ def _parser() -> _Parser:
     p.add_argument("--csv", type=Path, required=True, help="the local-time readings file")
     p.add_argument("--tz", required=True, help="IANA time zone of the file, e.g. Europe/Berlin")
     p.add_argument("--out-dir", type=Path, required=True, help="where the UTC-day files go")
-    p.add_argument(
-        "--interval-minutes", type=int, default=15, help="the readings' interval (15)"
-    )
+    p.add_argument("--interval-minutes", type=int, default=15, help="the readings' interval (15)")
     p.add_argument("--units", choices=("wh", "kwh"), help="the values' unit (default: header)")
     p.add_argument("--force", action="store_true", help="replace existing day files")
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
@@ -627,9 +623,7 @@ def _submit(args: argparse.Namespace, out: TextIO) -> int:
 
     with _client(args) as client:
         try:
-            readings = read_readings_csv(
-                args.csv, client.home.interval_minutes, units=args.units
-            )
+            readings = read_readings_csv(args.csv, client.home.interval_minutes, units=args.units)
         except ReadingsFormatError as exc:
             # The readings are the prosumer's own: showing the offending field on their own
             # terminal is fine; it never goes to the service or into a log.
@@ -742,8 +736,7 @@ def _cycle_bill(args: argparse.Namespace, out: TextIO, first: str, last: str) ->
             if tariff.demand_charge:
                 parts.append("a demand charge")
             with _Ticker(
-                f"proving the bill of {first}..{last} under plan {tariff.plan}"
-                f" ({', '.join(parts)})"
+                f"proving the bill of {first}..{last} under plan {tariff.plan} ({', '.join(parts)})"
             ):
                 started = time.monotonic()
                 bill = client.prove_cycle_bill(first, last, tariff=tariff)

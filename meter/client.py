@@ -783,9 +783,7 @@ class MeterClient:
             )
         return tariff
 
-    def cycle_openings(
-        self, tariff: CycleTariff
-    ) -> tuple[list[ReadingBatch], list[StoredBatch]]:
+    def cycle_openings(self, tariff: CycleTariff) -> tuple[list[ReadingBatch], list[StoredBatch]]:
         """The accepted batch of every period of ``tariff``'s cycle and its openings, from the
         local opening store: :class:`CycleIncompleteError` names the first period without
         one and what to do."""

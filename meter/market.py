@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 
@@ -42,12 +42,15 @@ from settlement import convert
 from settlement.market import (
     HASH_SIZE,
     Clearing,
+    Delivery,
+    DeliveryAllocation,
     MarketDay,
     MarketEnrolment,
     Order,
     OrderCancellation,
     Side,
 )
+from settlement.market import trade_id as market_trade_id
 from settlement.sealed import EncryptionKey
 from zkgrid._internal.files import read_private, write_new_private
 from zkgrid.errors import InvalidArgumentError
@@ -56,6 +59,7 @@ from zkgrid.settlement.v1 import market_pb2, market_pb2_grpc
 __all__ = [
     "ENROLMENT_FILE",
     "MARKET_KEY_FILE",
+    "DeliveryReport",
     "MarketClient",
     "MarketResult",
     "PlacedOrder",
@@ -67,6 +71,7 @@ __all__ = [
     "list_trades",
     "market_result",
     "parse_order_hash",
+    "peer_enrolment",
     "publish_market_day",
 ]
 
@@ -79,6 +84,28 @@ _STATUS = {
     market_pb2.ORDER_STATUS_WITHDRAWN: "withdrawn",
 }
 _SIDES = {market_pb2.SIDE_OFFER: Side.OFFER, market_pb2.SIDE_BID: Side.BID}
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """What :meth:`MarketClient.deliver` did for a period: one outcome per trade of the
+    meter, in trade order (``meter.delivery.StepOutcome``)."""
+
+    period: str
+    cleared: bool
+    outcomes: tuple[Any, ...]
+
+    @property
+    def refused(self) -> bool:
+        return any(o.status == "refused" for o in self.outcomes)
+
+    @property
+    def done(self) -> bool:
+        """Every trade settled (delivered or defaulted)."""
+        return all(o.status == "settled" or (o.status == "made" and o.delivered_wh is not None)
+                   for o in self.outcomes)  # fmt: skip
+
+
 _R = TypeVar("_R")
 
 
@@ -506,6 +533,138 @@ class MarketClient:
             "ListTrades",
         )
         return _checked_trades(response, self.meter_id)
+
+    # --- delivery ---------------------------------------------------------------------
+
+    def messages(self, period: str) -> market_pb2.GetMessagesResponse:
+        """The meter's trades of ``period`` with their delivery steps (GetMessages)."""
+        return self._call(
+            "GetMessages",
+            market_pb2.GetMessagesRequest(meter_id=self.meter_id, period=period),
+            market_pb2.GetMessagesResponse,
+            "GetMessages",
+        )
+
+    def deliver(
+        self,
+        period: str,
+        *,
+        peer_keys: Mapping[str, bytes] | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> DeliveryReport:
+        """Make every delivery step of the meter's trades of ``period`` that is possible
+        now (``meter.delivery``): allocations as seller, deliveries as buyer, the
+        counterparties' openings opened and kept in the opening store. ``peer_keys``:
+        the counterparties' enrolment (encryption) keys by meter id: ``MarketService``
+        does not hand them out yet, so the caller supplies them (their enrolment records).
+        Steps not possible yet are ``waiting`` in the report, not errors."""
+        from meter.delivery import TradeRef, TradeSteps, run_steps
+
+        response = self.messages(period)
+        if not response.cleared:
+            if response.trades:
+                raise ReceiptError("trades of an uncleared market")
+            return DeliveryReport(period, False, ())
+        clearing_hash = bytes(response.clearing_hash)
+        if len(clearing_hash) != HASH_SIZE:
+            raise ReceiptError("the messages name no clearing")
+        keys = dict(peer_keys or {})
+        trades: list[TradeRef] = []
+        steps: dict[tuple[int, int], TradeSteps] = {}
+        for item in response.trades:
+            side = _SIDES.get(item.side)
+            if side is None:
+                raise ReceiptError("a trade's side is not the meter's")
+            if bytes(item.trade_id) and bytes(item.trade_id) != market_trade_id(
+                clearing_hash, item.interval, item.index
+            ):
+                raise ReceiptError("a trade's id is not its clearing's, interval's and index's")
+            ref = TradeRef(
+                item.interval, item.index, "seller" if side is Side.OFFER else "buyer",
+                item.counterparty, item.quantity_wh,
+            )  # fmt: skip
+            state, allocation, delivery = _trade_steps(item)
+            trades.append(ref)
+            steps[(item.interval, item.index)] = TradeSteps(
+                state, allocation, delivery, keys.get(item.counterparty)
+            )
+        store = self.client.store
+        outcomes = run_steps(
+            meter_id=self.meter_id,
+            key=self.home.key(),
+            market_key=encryption_key(self.home),
+            store=store,
+            period=period,
+            clearing_hash=clearing_hash,
+            trades=trades,
+            steps=steps,
+            batch=store.batch(period),
+            submitter=_Submitter(self),
+            progress=progress,
+        )
+        return DeliveryReport(period, True, tuple(outcomes))
+
+
+def _trade_steps(item: market_pb2.TradeMessages) -> Any:
+    from meter.delivery import TradeState
+
+    status = item.status
+    if status == market_pb2.DELIVERY_STATUS_PENDING:
+        state = TradeState.OPEN
+    elif status == market_pb2.DELIVERY_STATUS_ALLOCATED:
+        state = TradeState.ALLOCATED
+    elif status == market_pb2.DELIVERY_STATUS_DELIVERED:
+        state = TradeState.DELIVERED
+    elif status == market_pb2.DELIVERY_STATUS_DEFAULTED:
+        if item.defaulted_step == market_pb2.DELIVERY_STEP_ALLOCATION:
+            state = TradeState.ALLOCATION_DEFAULTED
+        elif item.defaulted_step == market_pb2.DELIVERY_STEP_DELIVERY:
+            state = TradeState.DELIVERY_DEFAULTED
+        else:
+            raise ReceiptError("a defaulted trade names no step")
+    else:
+        raise ReceiptError("the service listed a trade without a delivery status")
+    return state, bytes(item.allocation) or None, bytes(item.delivery) or None
+
+
+class _Submitter:
+    """Sends the steps through ``MarketService`` and verifies their receipts."""
+
+    def __init__(self, market: MarketClient) -> None:
+        self.market = market
+
+    def submit_allocation(self, record: DeliveryAllocation) -> None:
+        payload = record.encode()
+        response = self.market._call(
+            "SubmitAllocation",
+            market_pb2.SubmitAllocationRequest(allocation=payload),
+            market_pb2.SubmitAllocationResponse,
+            "SubmitAllocation",
+        )
+        _appended_receipt(
+            response.receipt, EntryKind.DELIVERY_ALLOCATION, payload,
+            self.market.client.log_key, "allocation", "market deliver",
+        )  # fmt: skip
+
+    def submit_delivery(self, record: Delivery) -> None:
+        payload = record.encode()
+        response = self.market._call(
+            "SubmitDelivery",
+            market_pb2.SubmitDeliveryRequest(delivery=payload),
+            market_pb2.SubmitDeliveryResponse,
+            "SubmitDelivery",
+        )
+        _appended_receipt(
+            response.receipt, EntryKind.DELIVERY, payload, self.market.client.log_key,
+            "delivery", "market deliver",
+        )  # fmt: skip
+
+
+def peer_enrolment(data: bytes) -> tuple[str, bytes]:
+    """A counterparty's enrolment record (its ``market.enrolment`` file): its meter id and
+    encryption key (``RECORD_MALFORMED`` for bytes that are not one)."""
+    enrolment = MarketEnrolment.decode(data)
+    return enrolment.meter_id, enrolment.encryption_key
 
 
 def parse_order_hash(text: str) -> bytes:

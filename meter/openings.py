@@ -13,7 +13,17 @@ another user (the checks are :mod:`zkgrid._internal.files`, re-exported here). I
 
 and, per billing cycle (``first_period..last_period``, record version 2), the cycle bill
 proven over the cycle's batches and its receipt (table ``cycle_bills``, added by schema
-version 2: an older store gains the empty table when it is opened, and reads as before).
+version 2: an older store gains the empty table when it is opened, and reads as before);
+
+and, per market trade of the meter (period, interval, trade index: table
+``trade_deliveries``, added by schema version 3, as version 2 added its table), the
+delivery steps it made or received (docs/design/market-v1.md, "Delivery and settlement
+over commitments"): the allocation record and its opening ``(a, alpha)`` (made here as
+seller, opened from the seller's sealed box as buyer), the delivery record and its
+opening ``(d, delta)`` (made here as buyer, opened from the buyer's box as seller), or
+the step defaulted. The delivered openings are what the meter's later trades of the
+interval and its bills are proven over; like the readings' blindings no one else holds
+them, so backups carry them.
 
 A batch is first stored ``pending`` (before it is sent) so that a crash between
 building and submitting resubmits the identical batch instead of building a
@@ -48,6 +58,7 @@ __all__ = [
     "StoredBatch",
     "StoredBill",
     "StoredCycleBill",
+    "StoredTradeDelivery",
     "check_private_dir",
     "check_private_file",
     "ensure_private_dir",
@@ -57,8 +68,9 @@ __all__ = [
 BatchStatus = Literal["pending", "accepted"]
 _BLINDING_BYTES = 32
 _VALUE = struct.Struct(">I")
-#: Version 2 adds the ``cycle_bills`` table (an older store is upgraded when opened).
-_SCHEMA_VERSION = "2"
+#: Version 2 adds the ``cycle_bills`` table, version 3 ``trade_deliveries`` (an older
+#: store is upgraded when opened).
+_SCHEMA_VERSION = "3"
 
 
 class OpeningStoreError(ZkgridError):
@@ -142,6 +154,114 @@ class StoredCycleBill:
         return f"{self.first_period}..{self.last_period}"
 
 
+@dataclass(frozen=True)
+class StoredTradeDelivery:
+    """What the meter holds of one of its trades' delivery steps (module docstring).
+
+    ``side`` is ``seller`` or ``buyer``; ``allocation``/``delivery`` the records' bytes
+    (:class:`~settlement.market.DeliveryAllocation`, :class:`~settlement.market.Delivery`)
+    once made or received; ``allocated``/``allocation_blinding`` the opening of the
+    allocation's commitment, ``delivered``/``delivery_blinding`` that of the delivery's;
+    ``defaulted`` the step the utility defaulted (1 allocation, 2 delivery): then nothing
+    was delivered. Openings are hidden from ``repr``."""
+
+    period: str
+    interval: int
+    trade_index: int
+    clearing_hash: bytes
+    side: Literal["seller", "buyer"]
+    counterparty: str
+    quantity_wh: int
+    allocation: bytes | None = field(default=None, repr=False)
+    allocated: int | None = field(default=None, repr=False)
+    allocation_blinding: int | None = field(default=None, repr=False)
+    delivery: bytes | None = field(default=None, repr=False)
+    delivered: int | None = field(default=None, repr=False)
+    delivery_blinding: int | None = field(default=None, repr=False)
+    defaulted: int | None = None
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return (self.period, self.interval, self.trade_index)
+
+    @property
+    def settled(self) -> bool:
+        """Delivered (its opening known here) or defaulted."""
+        return self.defaulted is not None or self.delivered is not None
+
+    @property
+    def delivered_wh(self) -> int | None:
+        """The trade's delivered energy when known here: ``d``, or 0 when defaulted."""
+        if self.defaulted is not None:
+            return 0
+        return self.delivered
+
+
+#: Columns of ``trade_deliveries`` in :class:`StoredTradeDelivery`'s field order.
+_DELIVERY_FIELDS = (
+    "period", "interval", "trade_index", "clearing_hash", "side", "counterparty",
+    "quantity_wh", "allocation", "allocated", "allocation_blinding", "delivery",
+    "delivered", "delivery_blinding", "defaulted",
+)  # fmt: skip
+_DELIVERY_COLUMNS = ", ".join(_DELIVERY_FIELDS)
+_DELIVERY_KEY = ("period", "interval", "trade_index")
+_DELIVERY_STEP_FIELDS = _DELIVERY_FIELDS[7:]
+
+
+def _delivery_to_row(d: StoredTradeDelivery) -> tuple[Any, ...]:
+    def blinding(value: int | None) -> bytes | None:
+        return None if value is None else value.to_bytes(_BLINDING_BYTES, "big")
+
+    return (
+        d.period, d.interval, d.trade_index, d.clearing_hash, d.side, d.counterparty,
+        d.quantity_wh, d.allocation, d.allocated, blinding(d.allocation_blinding), d.delivery,
+        d.delivered, blinding(d.delivery_blinding), d.defaulted,
+    )  # fmt: skip
+
+
+def _delivery_from_row(row: tuple[Any, ...]) -> StoredTradeDelivery:
+    def blinding(value: object) -> int | None:
+        raw = _opt_bytes(value)
+        return None if raw is None else int.from_bytes(raw, "big")
+
+    def opt_int(value: object) -> int | None:
+        return None if value is None else int(value)  # type: ignore[call-overload]
+
+    side = str(row[4])
+    if side not in ("seller", "buyer"):
+        raise OpeningStoreError("the opening store holds a trade of no side")
+    return StoredTradeDelivery(
+        period=str(row[0]),
+        interval=int(row[1]),
+        trade_index=int(row[2]),
+        clearing_hash=bytes(row[3]),
+        side="seller" if side == "seller" else "buyer",
+        counterparty=str(row[5]),
+        quantity_wh=int(row[6]),
+        allocation=_opt_bytes(row[7]),
+        allocated=opt_int(row[8]),
+        allocation_blinding=blinding(row[9]),
+        delivery=_opt_bytes(row[10]),
+        delivered=opt_int(row[11]),
+        delivery_blinding=blinding(row[12]),
+        defaulted=opt_int(row[13]),
+    )
+
+
+def _merged_delivery(
+    local: StoredTradeDelivery, new: StoredTradeDelivery
+) -> StoredTradeDelivery | None:
+    """``local`` completed with what ``new`` adds; ``None`` when they disagree on a field
+    both hold (another trade under the same key, another record or opening)."""
+    merged: dict[str, Any] = {}
+    for name in _DELIVERY_FIELDS:
+        a, b = getattr(local, name), getattr(new, name)
+        if a is not None and b is not None and a != b:
+            return None
+        merged[name] = a if a is not None else b
+    return StoredTradeDelivery(**merged)
+
+
 def _same_openings(a: StoredBatch, b: StoredBatch) -> bool:
     """The same batch and openings (its status and receipt may differ)."""
     return (
@@ -172,6 +292,9 @@ class MergeResult:
     cycle_bills_unchanged: int = 0
     cycle_bills_replaced: int = 0
     cycle_bills_updated: int = 0
+    deliveries_added: int = 0
+    deliveries_unchanged: int = 0
+    deliveries_updated: int = 0
 
 
 _SCHEMA = """
@@ -200,6 +323,23 @@ CREATE TABLE IF NOT EXISTS cycle_bills (
     total INTEGER NOT NULL,
     receipt BLOB,
     PRIMARY KEY (first_period, last_period)
+);
+CREATE TABLE IF NOT EXISTS trade_deliveries (
+    period TEXT NOT NULL,
+    interval INTEGER NOT NULL,
+    trade_index INTEGER NOT NULL,
+    clearing_hash BLOB NOT NULL,
+    side TEXT NOT NULL CHECK (side IN ('seller', 'buyer')),
+    counterparty TEXT NOT NULL,
+    quantity_wh INTEGER NOT NULL,
+    allocation BLOB,
+    allocated INTEGER,
+    allocation_blinding BLOB,
+    delivery BLOB,
+    delivered INTEGER,
+    delivery_blinding BLOB,
+    defaulted INTEGER,
+    PRIMARY KEY (period, interval, trade_index)
 );
 """
 _CYCLE_COLUMNS = "first_period, last_period, bill, total, receipt"
@@ -600,3 +740,80 @@ class OpeningStore:
                 " receipt = COALESCE(excluded.receipt, cycle_bills.receipt)",
                 (first_period, last_period, bill, total, receipt),
             )
+
+    # --- market trades' delivery steps -------------------------------------------------
+
+    def trade_delivery(
+        self, period: str, interval: int, trade_index: int
+    ) -> StoredTradeDelivery | None:
+        """What the store holds of the trade ``(period, interval, trade_index)``."""
+        row = self._conn.execute(
+            f"SELECT {_DELIVERY_COLUMNS} FROM trade_deliveries"  # noqa: S608
+            " WHERE period = ? AND interval = ? AND trade_index = ?",
+            (period, interval, trade_index),
+        ).fetchone()
+        return None if row is None else _delivery_from_row(row)
+
+    def trade_deliveries(self, period: str | None = None) -> list[StoredTradeDelivery]:
+        """The trades' delivery steps held here (of ``period``, or all), in trade order."""
+        where, args = ("WHERE period = ?", (period,)) if period is not None else ("", ())
+        rows = self._conn.execute(
+            f"SELECT {_DELIVERY_COLUMNS} FROM trade_deliveries {where}"  # noqa: S608
+            " ORDER BY period, interval, trade_index",
+            args,
+        ).fetchall()
+        return [_delivery_from_row(r) for r in rows]
+
+    def put_trade_delivery(self, delivery: StoredTradeDelivery) -> StoredTradeDelivery:
+        """Record (or complete) a trade's steps: fields the store lacks are filled in; a
+        field it holds with another value is refused (:class:`OpeningStoreError`: another
+        trade, record or opening for the same key). Returns the row as stored."""
+        with self._tx() as conn:
+            merged = self._put_delivery(conn, delivery)
+            if merged is None:
+                raise OpeningStoreError(
+                    f"the store holds other delivery steps for the trade {delivery.period}"
+                    f" interval {delivery.interval} #{delivery.trade_index}"
+                )
+        return merged
+
+    def _put_delivery(
+        self, conn: sqlite3.Connection, delivery: StoredTradeDelivery
+    ) -> StoredTradeDelivery | None:
+        local = self.trade_delivery(delivery.period, delivery.interval, delivery.trade_index)
+        merged = delivery if local is None else _merged_delivery(local, delivery)
+        if merged is None:
+            return None
+        conn.execute(
+            f"INSERT OR REPLACE INTO trade_deliveries ({_DELIVERY_COLUMNS})"  # noqa: S608
+            f" VALUES ({', '.join('?' * len(_DELIVERY_FIELDS))})",
+            _delivery_to_row(merged),
+        )
+        return merged
+
+    def merge_trade_deliveries(self, deliveries: Sequence[StoredTradeDelivery]) -> MergeResult:
+        """Bring trades' delivery steps from a backup, in one transaction: missing rows are
+        added, rows the backup completes are completed; a row that disagrees with the
+        store's (another record or opening) refuses the whole merge: an opening of a
+        commitment on the ledger has one value, so there is nothing to force."""
+        counts = {"deliveries_added": 0, "deliveries_unchanged": 0, "deliveries_updated": 0}
+        conflicts: list[str] = []
+        with self._tx() as conn:
+            for d in deliveries:
+                local = self.trade_delivery(d.period, d.interval, d.trade_index)
+                merged = self._put_delivery(conn, d)
+                if merged is None:
+                    conflicts.append(f"{d.period} interval {d.interval} #{d.trade_index}")
+                elif local is None:
+                    counts["deliveries_added"] += 1
+                elif merged == local:
+                    counts["deliveries_unchanged"] += 1
+                else:
+                    counts["deliveries_updated"] += 1
+            if conflicts:
+                raise OpeningStoreError(
+                    "the store holds other delivery steps for the trades "
+                    + ", ".join(conflicts)
+                    + "; nothing was restored"
+                )
+        return MergeResult(**counts)

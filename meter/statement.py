@@ -362,9 +362,7 @@ def plain_statement(client: MeterClient, period: str | None = None) -> DetailedS
 # --------------------------------------------------------------------------- billing cycles
 
 
-def cycle_breakdown(
-    tariff: CycleTariff, stored: Sequence[StoredBatch]
-) -> CycleBillBreakdown:
+def cycle_breakdown(tariff: CycleTariff, stored: Sequence[StoredBatch]) -> CycleBillBreakdown:
     """The bill of the cycle from the stored openings of its periods (in order), in parts:
     the settlement's rule, :meth:`CycleTariff.bill_breakdown`."""
     if len(stored) != len(tariff.periods):
@@ -459,9 +457,7 @@ def check_cycle_bill(
     ]
 
 
-def _cycle_tariff(
-    client: MeterClient, period: str
-) -> tuple[CycleTariff, VerifiedReceipt] | None:
+def _cycle_tariff(client: MeterClient, period: str) -> tuple[CycleTariff, VerifiedReceipt] | None:
     try:
         return client.cycle_tariff(period)
     except RemoteError as exc:

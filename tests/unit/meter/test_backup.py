@@ -172,10 +172,10 @@ def test_an_unknown_version_is_refused(home: MeterHome, tmp_path: Path) -> None:
     write_backup(home, out)
 
     def future(doc: dict[str, Any]) -> None:
-        doc["version"] = 3
+        doc["version"] = 4
 
     _rewrite(out, future)
-    with pytest.raises(BackupError, match="version 3"):
+    with pytest.raises(BackupError, match="version 4"):
         restore_backup(home, out)
 
 

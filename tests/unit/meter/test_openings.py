@@ -171,8 +171,9 @@ def test_cycle_bills_keep_the_first_and_add_the_receipt(store: OpeningStore) -> 
 
 
 def test_a_store_of_schema_1_opens_reads_and_gains_cycle_bills(tmp_path: Path) -> None:
-    """A store written before cycle bills (schema 1: no cycle_bills table) is read as it
-    was, gains the table when opened, and says schema 2 from then on."""
+    """A store written before cycle bills (schema 1: no cycle_bills table, no
+    trade_deliveries) is read as it was, gains the tables when opened, and says schema 3
+    from then on."""
     import sqlite3
 
     home = ensure_private_dir(tmp_path / "home")
@@ -183,6 +184,7 @@ def test_a_store_of_schema_1_opens_reads_and_gains_cycle_bills(tmp_path: Path) -
         store.put_bill("2026-11-21", b"bill", 7, b"br")
     conn = sqlite3.connect(path)
     conn.execute("DROP TABLE cycle_bills")
+    conn.execute("DROP TABLE trade_deliveries")
     conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
@@ -194,8 +196,9 @@ def test_a_store_of_schema_1_opens_reads_and_gains_cycle_bills(tmp_path: Path) -
         assert bill is not None
         assert bill.total == 7
         assert store.cycle_bills() == []
+        assert store.trade_deliveries() == []
         store.put_cycle_bill("2026-11-21", "2026-11-21", b"c", 7, None)
     conn = sqlite3.connect(path)
     (version,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     conn.close()
-    assert version == "2"
+    assert version == "3"
