@@ -14,6 +14,7 @@
     zkgrid market result   --period DAY [--as meter|utility|auditor]
     zkgrid market trades   --period DAY [--as meter|utility|auditor] [--meter METER]
     zkgrid market clear    --period DAY                                     (the utility)
+    zkgrid market deliver  --period DAY [--id METER | --home DIR]           (a meter)
 
 Every command takes the connection flags (``--target``, ``--ca``/``--cert``/``--key`` or
 ``--insecure``, ``--timeout``; defaults from ``ZKGRID_TARGET``, ``ZKGRID_CA``, ...) and
@@ -50,6 +51,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -209,6 +211,19 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_parser("result", help="each interval's price and volume (public)"), meter=False
     )
     _reader_flags(sub.add_parser("trades", help="the trades of a cleared period"), meter=True)
+    deliver = sub.add_parser(
+        "deliver",
+        help="make the meter's delivery steps of a cleared period (after its batch)",
+        description="Settle the meter's trades of a period against its committed readings:"
+        " as seller, prove and send its allocation (the opening sealed to the buyer); as"
+        " buyer, open the seller's allocation, prove and send the delivered energy (sealed"
+        " to the seller). Steps whose inputs are not on the ledger yet (the meter's batch,"
+        " the counterparty's step, an earlier trade of the interval) wait; run it again"
+        " later. Exit 0 when nothing was refused, 1 when a step was refused.",
+    )
+    _period(deliver)
+    _home_flags(deliver)
+    _connection(deliver)
     clear = sub.add_parser(
         "clear",
         help="clear a period after its gate closure (utility role)",
@@ -721,6 +736,47 @@ def _clear(args: argparse.Namespace, out: TextIO) -> int:
     return _emit(args, out, doc, [line])
 
 
+def _deliver(args: argparse.Namespace, out: TextIO) -> int:
+    market = _meter(args)
+    err = sys.stderr
+    started = time.monotonic()
+
+    def progress(line: str) -> None:
+        if err.isatty() and time.monotonic() - started > 2:
+            err.write(f"{PROG}: {line}\n")
+
+    try:
+        report = market.deliver(args.period, progress=progress)
+    finally:
+        market.client.close()
+    outcomes = [
+        {
+            "interval": o.trade.interval,
+            "index": o.trade.index,
+            "role": o.trade.side,
+            "counterparty": o.trade.counterparty,
+            "status": o.status,
+            "detail": o.detail,
+            "delivered_wh": o.delivered_wh,
+            **({"reason": o.reason} if o.reason else {}),
+        }
+        for o in report.outcomes
+    ]
+    doc = {"period": report.period, "cleared": report.cleared, "trades": outcomes}
+    if not report.cleared:
+        lines = [f"{report.period}: the market is not cleared yet: nothing to deliver"]
+    else:
+        lines = [
+            f"interval {o['interval']} trade {o['index']} ({o['role']}, with"
+            f" {o['counterparty']}): {o['status']}"
+            + (f", {o['delivered_wh']} Wh delivered" if o["delivered_wh"] is not None else "")
+            + (f": {o['detail']}" if o["detail"] else "")
+            for o in outcomes
+        ] or [f"{report.period}: the meter has no trades"]
+    status = _emit(args, out, doc, lines)
+    return EXIT_REFUSED if report.refused else status
+
+
 _COMMANDS = {
     "enrol": _enrol,
     "offer": _order,
@@ -730,6 +786,7 @@ _COMMANDS = {
     "result": _result,
     "trades": _trades,
     "clear": _clear,
+    "deliver": _deliver,
 }
 
 

@@ -554,10 +554,11 @@ class MarketClient:
     ) -> DeliveryReport:
         """Make every delivery step of the meter's trades of ``period`` that is possible
         now (``meter.delivery``): allocations as seller, deliveries as buyer, the
-        counterparties' openings opened and kept in the opening store. ``peer_keys``:
-        the counterparties' enrolment (encryption) keys by meter id: ``MarketService``
-        does not hand them out yet, so the caller supplies them (their enrolment records).
-        Steps not possible yet are ``waiting`` in the report, not errors."""
+        counterparties' openings opened and kept in the opening store. Each counterparty's
+        enrolment (encryption) key comes with the messages (``counterparty_encryption_key``);
+        ``peer_keys`` (by meter id) takes precedence, for a meter that holds its
+        counterparties' enrolment records itself. Steps not possible yet are ``waiting`` in
+        the report, not errors."""
         from meter.delivery import TradeRef, TradeSteps, run_steps
 
         response = self.messages(period)
@@ -585,8 +586,9 @@ class MarketClient:
             )  # fmt: skip
             state, allocation, delivery = _trade_steps(item)
             trades.append(ref)
+            peer_key = keys.get(item.counterparty) or bytes(item.counterparty_encryption_key)
             steps[(item.interval, item.index)] = TradeSteps(
-                state, allocation, delivery, keys.get(item.counterparty)
+                state, allocation, delivery, peer_key or None
             )
         store = self.client.store
         outcomes = run_steps(

@@ -6,6 +6,8 @@ then holds, for each trade, the delivered quantity of the plain rule
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from cli.market import main as market_main
 from ledger.checkpoint import CheckpointSigner
 from meter.client import MeterClient
 from meter.home import MeterHome
@@ -59,7 +62,7 @@ def market(
     tmp_path: Path,
     ledger_signer: CheckpointSigner,
     ledger_origin: str,
-) -> Iterator[tuple[dict[str, MarketClient], Clock, grpc.Channel]]:
+) -> Iterator[tuple[dict[str, MarketClient], Clock, grpc.Channel, list[str]]]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'ledger.db'}"
     else:
@@ -97,7 +100,10 @@ def market(
             timeout=30,
         )
         publish_market_day(channel, DAY, metadata=UTILITY)
-        yield clients, clock, channel
+        log_key = tmp_path / "log.pub"
+        log_key.write_text(ledger_signer.verifier_key() + "\n")
+        cli_flags = ["--target", target, "--insecure", "--log-key-file", str(log_key)]
+        yield clients, clock, channel, cli_flags
     finally:
         for c in clients.values():
             c.client.close()
@@ -120,9 +126,9 @@ def plain_rule(trades: list[tuple[str, str, int]]) -> list[int]:
 
 
 def test_two_sellers_and_two_buyers_deliver_by_the_plain_rule(
-    market: tuple[dict[str, MarketClient], Clock, grpc.Channel],
+    market: tuple[dict[str, MarketClient], Clock, grpc.Channel, list[str]],
 ) -> None:
-    clients, clock, channel = market
+    clients, clock, channel, cli_flags = market
     for name, client in clients.items():
         client.enrol()
         side, wh, price = ORDERS[name]
@@ -142,13 +148,24 @@ def test_two_sellers_and_two_buyers_deliver_by_the_plain_rule(
     for name, client in clients.items():
         client.client.submit_readings(_readings(name))
 
-    for _ in range(2 * len(trades) + 1):
-        reports = [c.deliver(PERIOD, peer_keys=peers) for c in clients.values()]
+    for _ in range(2 * len(trades) + 1):  # the counterparties' keys now come with the messages
+        reports = [c.deliver(PERIOD) for c in clients.values()]
         assert not any(r.refused for r in reports), [r.outcomes for r in reports]
         if all(all(o.status == "settled" for o in r.outcomes) for r in reports):
             break
     else:
         pytest.fail("the delivery steps did not settle every trade")
+
+    # the command line: every trade of s1 settled, its delivered energy known (exit 0)
+    out = io.StringIO()
+    home = str(clients["s1"].home.path)
+    code = market_main(
+        ["deliver", "--period", PERIOD, "--home", home, *cli_flags, "--json"], out=out
+    )
+    assert code == 0
+    listed = json.loads(out.getvalue())["trades"]
+    assert listed
+    assert all(t["status"] == "settled" for t in listed)
 
     expected = plain_rule(trades)
     for name, client in clients.items():
