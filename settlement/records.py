@@ -52,6 +52,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from ledger.encoding import CanonicalReader, CanonicalWriter, utf8_bytes
 from ledger.entries import Entry, EntryKind
 from settlement.errors import SettlementError
+from settlement.fields import check_bytes as _bytes
+from settlement.fields import check_int as _int
 from settlement.periods import (
     MAX_CYCLE_PERIODS,
     MINUTES_PER_DAY,
@@ -199,24 +201,6 @@ class SignatureError(SettlementError, VerificationError):
 
 
 # --------------------------------------------------------------------------- field checks
-
-
-def _int(value: object, what: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise RecordFormatError(f"{what} must be an integer")
-    if not lo <= value <= hi:
-        raise RecordFormatError(f"{what} is outside [{lo}, {hi}]")
-    return value
-
-
-def _bytes(value: object, what: str, *, size: int | None = None, max_size: int = 0) -> bytes:
-    if not isinstance(value, bytes):
-        raise RecordFormatError(f"{what} must be bytes")
-    if size is not None and len(value) != size:
-        raise RecordFormatError(f"{what} must be {size} bytes, got {len(value)}")
-    if max_size and len(value) > max_size:
-        raise RecordFormatError(f"{what} is longer than {max_size} bytes")
-    return value
 
 
 def _point(value: object, what: str) -> bytes:
