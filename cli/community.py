@@ -40,6 +40,7 @@ __all__ = [
     "Prosumer",
     "day_readings",
     "demand_plan",
+    "forecast_readings",
     "make_businesses",
     "make_community",
     "tiered_plan",
@@ -203,6 +204,19 @@ def day_readings(
         imports.append(max(0, round(net_wh)))
         exports.append(max(0, round(-net_wh)))
     return DayReadings(period, interval_minutes, tuple(imports), tuple(exports))
+
+
+def forecast_readings(
+    prosumer: Prosumer, period: str, interval_minutes: int = 15, seed: int = 0
+) -> DayReadings:
+    """What the prosumer expects of ``period`` the day before (the market demo's orders): the
+    same model as :func:`day_readings`, another draw (another day's clouds, appliances), so
+    the metered day differs from the expected one as a forecast does."""
+    return day_readings(prosumer, period, interval_minutes, _FORECAST_SEED + seed)
+
+
+#: The forecast's draw (:func:`forecast_readings`): distinct from every ordinary seed's.
+_FORECAST_SEED = 1_000_003
 
 
 def _business_shape(hour: float, early: float) -> float:

@@ -40,14 +40,15 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import random
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -62,6 +63,7 @@ from cli.community import (
     Prosumer,
     day_readings,
     demand_plan,
+    forecast_readings,
     make_businesses,
     make_community,
     tiered_plan,
@@ -78,8 +80,10 @@ from meter.client import (
     submit_registration,
     verify_receipt,
 )
+from meter.market import MarketClient, clear_market, publish_market_day
 from meter.readings import DayReadings
 from settlement import convert
+from settlement.market import MarketDay, Side
 from settlement.periods import MAX_CYCLE_PERIODS, cycle_periods, parse_period
 from settlement.records import (
     RECORD_VERSIONS,
@@ -126,6 +130,29 @@ AUDITOR_METADATA = dev_metadata("auditor")
 DEFAULT_BUSINESSES = 2
 
 
+#: The part of its expected export (import) of each hour a household offers (bids for) in
+#: the market demo (``--market``).
+MARKET_SHARE = 0.5
+#: The incentive credit per Wh delivered locally that the demo's market day publishes
+#: (micro-currency per Wh; the credits themselves are not built yet).
+MARKET_CREDIT_RATE = 20
+
+
+@dataclass
+class MarketPart:
+    """A prosumer's market day as its own meter client knows it (``--market``): its orders
+    and trades, the delivered Wh sold and bought (its opening store), and its peer-to-peer
+    revenue (+) or payment (-): each trade's delivered Wh times its interval's clearing
+    price, in micro-currency."""
+
+    orders: int = 0
+    trades: int = 0
+    settled: int = 0
+    sold_wh: int = 0
+    bought_wh: int = 0
+    p2p: int = 0
+
+
 @dataclass
 class ProsumerResult:
     prosumer: Prosumer
@@ -140,6 +167,8 @@ class ProsumerResult:
     cycle_bill: CycleBill | None = None
     plan: CycleTariff | None = None
     breakdown: CycleBillBreakdown | None = None
+    #: A market demo: the prosumer's market day from its own client.
+    market: MarketPart | None = None
 
     @property
     def total(self) -> int | None:
@@ -160,6 +189,15 @@ class DemoResult:
     workdir: Path | None = None
     #: The billing cycle's last day (a cycle demo; ``period`` is its first), else ``None``.
     last_period: str | None = None
+    #: A market demo: the market day, and each interval's clearing price and volume.
+    market_day: MarketDay | None = None
+    clearing_prices: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def p2p_total(self) -> int:
+        """The community's peer-to-peer payments (a market demo): zero when every trade's
+        buyer and seller hold the same delivered Wh."""
+        return sum(r.market.p2p for r in self.prosumers if r.market is not None)
 
     @property
     def days(self) -> int:
@@ -167,6 +205,11 @@ class DemoResult:
 
     @property
     def ok(self) -> bool:
+        if self.market_day is not None:
+            return self.p2p_total == 0 and all(
+                p.market is not None and p.market.settled == p.market.trades
+                for p in self.prosumers
+            )
         return all(p.audited and p.bill_receipt is not None for p in self.prosumers)
 
 
@@ -220,8 +263,12 @@ def embedded_service(
     startup_check: Literal["full", "quick"] = "full",
     verify_processes: int = 0,
     failure_burst: int | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> Iterator[EmbeddedService]:
-    """Open the ledger at ``db_url``, serve it on an ephemeral loopback port, yield, stop."""
+    """Open the ledger at ``db_url``, serve it on an ephemeral loopback port, yield, stop.
+
+    ``clock``: the service's clock (the submission window, the market's gate closure and
+    deadlines); the wall clock by default."""
     from service.config import ServiceConfig
     from service.server import build_server, server_info
     from service.settlement import Settlement
@@ -233,7 +280,10 @@ def embedded_service(
     server: grpc.Server | None = None
     channel: grpc.Channel | None = None
     try:
-        settlement = Settlement(store, verify_processes=verify_processes)
+        if clock is not None:
+            settlement = Settlement(store, verify_processes=verify_processes, clock=clock)
+        else:
+            settlement = Settlement(store, verify_processes=verify_processes)
         config = ServiceConfig(db=db_url, listen="127.0.0.1:0", insecure=True, workers=workers)
         if failure_burst is not None:
             config = dataclasses.replace(config, failure_burst=failure_burst)
@@ -311,11 +361,21 @@ def run_demo(
     keep_keys: bool = False,
     days: int | None = None,
     businesses: int = DEFAULT_BUSINESSES,
+    market: bool = False,
 ) -> DemoResult:
     """Run the whole scenario in ``workdir``; returns what happened (raises on failure).
 
     ``days``: settle a billing cycle of that many days from ``period`` (with ``businesses``
-    on the demand-charge plan) instead of the day ``period``."""
+    on the demand-charge plan) instead of the day ``period``. ``market``: the community
+    trades the day ``period`` in the neighbourhood market instead (not with ``days``)."""
+    if market:
+        if days is not None:
+            raise ValueError("a market demo trades one day: not with days")
+        return _run_market_demo(
+            prosumers=prosumers, seed=seed, period=period, interval_minutes=interval_minutes,
+            workers=workers, workdir=workdir, console=console, db_url=db_url,
+            keep_keys=keep_keys,
+        )  # fmt: skip
     if days is not None:
         return _run_cycle_demo(
             prosumers=prosumers, seed=seed, first_period=period, days=days,
@@ -576,6 +636,199 @@ def _run_cycle_demo(
     )
 
 
+class _Clock:
+    """The embedded service's clock in a market demo: the day before (orders), then after
+    the day (readings, delivery steps)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _market_orders(
+    prosumer: Prosumer, expected: DayReadings, tariff: Tariff, seed: int
+) -> list[tuple[Side, int, int, int, int]]:
+    """A household's orders for the day, one per hour (``(side, first, last, Wh, price)``):
+    with PV it offers :data:`MARKET_SHARE` of the hour's lowest expected export per
+    interval, else it bids for that share of the hour's lowest expected import; its limit
+    price lies between the hour's highest feed-in credit and its lowest import price (a
+    seller asks for 20-40% of the way up, a buyer offers 60-90%)."""
+    rng = random.Random(f"zkgrid-market/{seed}/{prosumer.meter_id}")  # noqa: S311 - simulation
+    side = Side.OFFER if prosumer.has_pv else Side.BID
+    fraction = rng.uniform(0.2, 0.4) if side is Side.OFFER else rng.uniform(0.6, 0.9)
+    flow = expected.exports if side is Side.OFFER else expected.imports
+    block = max(1, 60 // expected.interval_minutes)
+    orders = []
+    for first in range(0, len(flow), block):
+        last = min(first + block, len(flow)) - 1
+        quantity = int(min(flow[first : last + 1]) * MARKET_SHARE)
+        low = max(tariff.export_credit[first : last + 1])
+        high = min(tariff.import_price[first : last + 1])
+        if quantity <= 0 or low > high:
+            continue
+        orders.append((side, first, last, quantity, low + round((high - low) * fraction)))
+    return orders
+
+
+def _run_market_demo(
+    *,
+    prosumers: int,
+    seed: int,
+    period: str,
+    interval_minutes: int,
+    workers: int | None,
+    workdir: Path,
+    console: Console | None,
+    db_url: str | None,
+    keep_keys: bool,
+) -> DemoResult:
+    """The community trades the day ``period`` (``zkgrid demo --market``): orders the day
+    before, the clearing at gate closure, the readings and every delivery step after it."""
+    console = console if console is not None else Console()
+    timings: dict[str, float] = {}
+    workers = workers if workers is not None else max(1, os.cpu_count() or 1)
+    url, signer = _ledger(workdir, db_url, keep_keys=keep_keys)
+    day = MarketDay.with_defaults(period, interval_minutes, MARKET_CREDIT_RATE)
+    clock = _Clock(datetime.fromtimestamp(day.gate_closure - 3600, UTC))
+    after_day = datetime.fromtimestamp(day.start + 86_400 + 3600, UTC)
+    t_start = time.perf_counter()
+    results: list[ProsumerResult] = []
+    clients: dict[str, MeterClient] = {}
+    markets: dict[str, MarketClient] = {}
+    parts: dict[str, MarketPart] = {}
+    with embedded_service(url, signer=signer, clock=clock) as service:
+        timings["start service"] = time.perf_counter() - t_start
+        channel = service.channel
+        log_key = service.log_key
+        console.print(
+            f"[bold]zkgrid demo --market[/]: settlement service on {service.target} (insecure"
+            f" loopback, dev only), {service.store.backend} ledger; the service's clock starts"
+            f" at {clock.now:%Y-%m-%d %H:%M} UTC, before the gate closure"
+        )
+        try:
+            community = make_community(prosumers, seed)
+            readings: dict[str, DayReadings] = {}
+            with _phase(timings, "keys + registration"), _progress(console) as progress:
+                task = progress.add_task("meters: keygen, register, enrol", total=len(community))
+                for p in community:
+                    home = MeterClient.keygen(
+                        workdir / "meters" / p.meter_id, p.meter_id, interval_minutes
+                    )
+                    client = MeterClient(home, channel, insecure=True, log_key=log_key)
+                    clients[p.meter_id] = client
+                    register_meter(channel, client.registration_request(), log_key)
+                    readings[p.meter_id] = r = day_readings(p, period, interval_minutes, seed)
+                    parts[p.meter_id] = MarketPart()
+                    results.append(
+                        ProsumerResult(
+                            p, r.total_import_wh, r.total_export_wh, market=parts[p.meter_id]
+                        )
+                    )
+                    progress.advance(task)
+
+            with _phase(timings, "tariff + market day"):
+                tariff = time_of_use_tariff(period, interval_minutes)
+                publish_tariff(channel, tariff, log_key)
+                publish_market_day(channel, day, metadata=UTILITY_METADATA, log_key=log_key)
+
+            with _phase(timings, "enrol + orders"), _progress(console) as progress:
+                task = progress.add_task("market: enrol + place orders", total=len(community))
+                for p in community:
+                    markets[p.meter_id] = mc = MarketClient(clients[p.meter_id])
+                    mc.enrol()
+                    expected = forecast_readings(p, period, interval_minutes, seed)
+                    for side, first, last, wh, price in _market_orders(p, expected, tariff, seed):
+                        mc.place(side, period, first, last, wh, price)
+                        parts[p.meter_id].orders += 1
+                    progress.advance(task)
+
+            with _phase(timings, "clear"):
+                clock.now = datetime.fromtimestamp(day.gate_closure, UTC)
+                clearing, _, _ = clear_market(
+                    channel, period, metadata=UTILITY_METADATA, log_key=log_key
+                )
+                prices = tuple((iv.price, iv.volume) for iv in clearing.intervals)
+
+            clock.now = after_day  # the day is over: readings, then the delivery steps
+            with _phase(timings, "prove + submit readings"), _progress(console) as progress:
+                proving = progress.add_task(
+                    f"readings: prove ({workers} processes)", total=len(community)
+                )
+                ctx = multiprocessing.get_context("spawn")
+                with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                    futures: dict[Future[bytes], str] = {
+                        pool.submit(build_batch_in_home, clients[m].home.path, readings[m]): m
+                        for m in readings
+                    }
+                    for fut in as_completed(futures):
+                        meter_id = futures[fut]
+                        clients[meter_id].submit(ReadingBatch.decode(fut.result()))
+                        progress.advance(proving)
+
+            # Sellers first: their allocations are what the buyers' steps wait for. A trade's
+            # step waits for the meter's earlier trades of its interval: a round per link of
+            # the longest chain; a round that changes nothing ends the steps.
+            order = sorted(community, key=lambda p: not p.has_pv)
+            with _phase(timings, "delivery steps"), _progress(console) as progress:
+                task = progress.add_task("market: delivery steps (rounds)", total=None)
+                settled = -1
+                while True:
+                    reports = [markets[p.meter_id].deliver(period) for p in order]
+                    outcomes = [o for r in reports for o in r.outcomes]
+                    refused = [o for o in outcomes if o.status == "refused"]
+                    if refused:
+                        raise RuntimeError(f"a delivery step was refused: {refused[0].detail}")
+                    progress.advance(task)
+                    now_settled = sum(o.status == "settled" for o in outcomes)
+                    if now_settled == len(outcomes):
+                        break
+                    if now_settled == settled and not any(o.status == "made" for o in outcomes):
+                        waiting = next(o for o in outcomes if o.status == "waiting")
+                        raise RuntimeError(f"the delivery steps are stuck: {waiting.detail}")
+                    settled = now_settled
+
+            for p in community:  # what each meter's own client knows
+                part = parts[p.meter_id]
+                own = markets[p.meter_id].trades(period)
+                trade_price = {(t.interval, t.index): t.price for t in own.trades}
+                part.trades = len(own.trades)
+                for row in clients[p.meter_id].store.trade_deliveries(period):
+                    delivered = row.delivered or 0
+                    part.settled += row.settled
+                    amount = delivered * trade_price[(row.interval, row.trade_index)]
+                    if row.side == "seller":
+                        part.sold_wh += delivered
+                        part.p2p += amount
+                    else:
+                        part.bought_wh += delivered
+                        part.p2p -= amount
+            checkpoint = service.store.latest_checkpoint().to_text()
+            entries = service.store.size()
+        finally:
+            for client in clients.values():
+                client.close()
+    timings["total"] = time.perf_counter() - t_start
+    result = DemoResult(
+        period=period,
+        currency=tariff.currency,
+        prosumers=results,
+        ledger_entries=entries,
+        ledger_bytes=_db_bytes(workdir / "ledger.db") if db_url is None else 0,
+        checkpoint=checkpoint,
+        timings=timings,
+        workdir=workdir,
+        market_day=day,
+        clearing_prices=prices,
+    )
+    if result.p2p_total != 0:
+        raise RuntimeError(
+            f"the community's peer-to-peer payments do not net to zero ({result.p2p_total})"
+        )
+    return result
+
+
 @dataclass
 class _Ledger:
     """The settlement records of the ledger, as an auditor streams them."""
@@ -755,7 +1008,80 @@ def _report_footer(console: Console, result: DemoResult) -> None:
     console.print(f"timings: {phases}  [bold]total {result.timings['total']:.1f}s[/]")
 
 
+def _money(micro: int) -> str:
+    return format_money(micro, "").strip()
+
+
+def _report_market(console: Console, result: DemoResult) -> None:
+    day = result.market_day
+    if day is None:  # pragma: no cover - only called for a market demo
+        return
+    traded = [(price, volume) for price, volume in result.clearing_prices if volume]
+    sellers = sum(1 for r in result.prosumers if r.prosumer.has_pv)
+    rate = f"{day.credit_rate * 1000 / 1e6:.3f}"
+    if traded:
+        low = min(price for price, _ in traded) * 1000 / 1e6
+        high = max(price for price, _ in traded) * 1000 / 1e6
+        prices = (
+            f"{len(traded)} of {len(result.clearing_prices)} intervals cleared, at"
+            f" {low:.3f}..{high:.3f} {result.currency}/kWh"
+        )
+    else:
+        prices = "no interval cleared"
+    table = Table(
+        title=(
+            f"Market of {result.period}: {sellers} PV households offer,"
+            f" {len(result.prosumers) - sellers} households bid; {prices}"
+        ),
+        caption=(
+            "* known only to that prosumer's own meter client (its readings and the openings"
+            " of its delivery steps): the service saw orders, the clearing and commitments."
+            " sold/bought: kWh delivered locally; p2p: delivered Wh x the interval's clearing"
+            " price (+ revenue, - payment, the community's total exact); ok: every trade"
+            " settled; the community's trades count once.\n"
+            f"credits: n/b, the incentive credits ({rate} {result.currency}/kWh delivered"
+            " locally, in the market day) and bills with peer-to-peer parts are not built yet"
+        ),
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("prosumer", no_wrap=True)
+    table.add_column("kWp", justify="right", no_wrap=True)
+    table.add_column("kWh in/out*", justify="right", no_wrap=True)
+    table.add_column("trades", justify="right", no_wrap=True)
+    table.add_column("sold/bought*", justify="right", no_wrap=True)
+    table.add_column(f"p2p {result.currency}*", justify="right", no_wrap=True)
+    table.add_column("credits", justify="right", no_wrap=True)
+    table.add_column("ok", justify="center", no_wrap=True)
+    parts = [(r, r.market) for r in result.prosumers if r.market is not None]
+    for r, m in parts:
+        table.add_row(
+            r.prosumer.name,
+            f"{r.prosumer.pv_kwp:.1f}" if r.prosumer.has_pv else "-",
+            f"{_kwh(r.import_wh)}/{_kwh(r.export_wh)}",
+            str(m.trades),
+            f"{_kwh(m.sold_wh)}/{_kwh(m.bought_wh)}",
+            f"{m.p2p / 1e6:+.2f}" if m.p2p else "0.00",
+            "n/b",
+            "[green]✓[/]" if m.settled == m.trades else "[red]✗[/]",
+        )
+    table.add_section()
+    table.add_row(
+        "community", "",
+        f"{_kwh(sum(r.import_wh for r, _ in parts))}/{_kwh(sum(r.export_wh for r, _ in parts))}",
+        str(sum(m.trades for _, m in parts) // 2),
+        f"{_kwh(sum(m.sold_wh for _, m in parts))}/{_kwh(sum(m.bought_wh for _, m in parts))}",
+        _money(result.p2p_total), "", "",
+    )  # fmt: skip
+    console.print(table)
+    _report_footer(console, result)
+
+
 def _report(console: Console, result: DemoResult) -> None:
+    if result.market_day is not None:
+        _report_market(console, result)
+        return
     if result.last_period is not None:
         _report_cycle(console, result)
         return
@@ -813,6 +1139,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         " for the households, a demand charge for the businesses) instead of one day",
     )
     parser.add_argument(
+        "--market",
+        action="store_true",
+        help="the community trades --period in the neighbourhood market instead: PV households"
+        " offer part of their expected export, the others bid; cleared at gate closure, then"
+        " every meter's readings and delivery steps; the table shows each meter's delivered"
+        " kWh sold and bought and its peer-to-peer payments (netting to zero)",
+    )
+    parser.add_argument(
         "--businesses",
         type=int,
         default=DEFAULT_BUSINESSES,
@@ -830,6 +1164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--days must be 1 to {MAX_CYCLE_PERIODS} (a billing cycle)")
     if args.businesses < 0:
         parser.error("--businesses must not be negative")
+    if args.market and args.days is not None:
+        parser.error("--market trades one day: not with --days")
     if args.days is None and args.businesses != DEFAULT_BUSINESSES:
         parser.error("--businesses goes with --days (a billing cycle)")
     logging.basicConfig(level=logging.WARNING)
@@ -843,7 +1179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 prosumers=args.prosumers, seed=args.seed, period=args.period,
                 interval_minutes=args.interval_minutes, workers=args.workers,
                 workdir=args.keep, console=console, keep_keys=True,
-                days=args.days, businesses=args.businesses,
+                days=args.days, businesses=args.businesses, market=args.market,
             )  # fmt: skip
         else:
             with tempfile.TemporaryDirectory(prefix="zkgrid-demo-") as tmp:
@@ -851,7 +1187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     prosumers=args.prosumers, seed=args.seed, period=args.period,
                     interval_minutes=args.interval_minutes, workers=args.workers,
                     workdir=Path(tmp), console=console,
-                    days=args.days, businesses=args.businesses,
+                    days=args.days, businesses=args.businesses, market=args.market,
                 )  # fmt: skip
     except KeyboardInterrupt:
         console.print("interrupted")
@@ -861,9 +1197,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     _report(console, result)
     if not result.ok:
-        console.print("[red]some bills did not verify[/]")
+        if result.market_day is not None:
+            console.print("[red]some trades did not settle[/]")
+        else:
+            console.print("[red]some bills did not verify[/]")
         return 1
-    if result.last_period is not None:
+    if result.market_day is not None:
+        console.print(
+            "[green]every order, the clearing, every batch and delivery step accepted; every"
+            " trade settled; the peer-to-peer payments net to zero[/]"
+        )
+    elif result.last_period is not None:
         console.print("[green]every batch, cycle bill and receipt verified[/]")
     else:
         console.print("[green]every batch, bill and receipt verified[/]")
