@@ -56,7 +56,14 @@ import grpc
 from rich import box
 from rich.console import Console
 from rich.panel import Panel
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from cli.community import (
@@ -348,6 +355,30 @@ def _ledger(workdir: Path, db_url: str | None, *, keep_keys: bool) -> tuple[str,
     return url, signer
 
 
+def _prove_and_submit_batches(
+    pool: ProcessPoolExecutor,
+    clients: dict[str, MeterClient],
+    readings: dict[str, DayReadings],
+    progress: Progress,
+    proving: TaskID,
+    submitting: TaskID | None = None,
+) -> dict[str, VerifiedReceipt]:
+    """Every meter's batch of ``readings`` proven on ``pool`` (in each meter's home), then
+    submitted by its client as it comes back, the receipt checked; receipts by meter id."""
+    futures: dict[Future[bytes], str] = {
+        pool.submit(build_batch_in_home, clients[m].home.path, readings[m]): m for m in readings
+    }
+    receipts: dict[str, VerifiedReceipt] = {}
+    for fut in as_completed(futures):
+        meter_id = futures[fut]
+        batch = ReadingBatch.decode(fut.result())
+        progress.advance(proving)
+        receipts[meter_id] = clients[meter_id].submit(batch)
+        if submitting is not None:
+            progress.advance(submitting)
+    return receipts
+
+
 def run_demo(
     *,
     prosumers: int = 20,
@@ -429,16 +460,11 @@ def run_demo(
                 )
                 ctx = multiprocessing.get_context("spawn")
                 with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                    futures: dict[Future[bytes], str] = {
-                        pool.submit(build_batch_in_home, clients[m].home.path, readings[m]): m
-                        for m in readings
-                    }
-                    for fut in as_completed(futures):
-                        meter_id = futures[fut]
-                        batch = ReadingBatch.decode(fut.result())
-                        progress.advance(proving)
-                        by_id[meter_id].batch_receipt = clients[meter_id].submit(batch)
-                        progress.advance(submitting)
+                    receipts = _prove_and_submit_batches(
+                        pool, clients, readings, progress, proving, submitting
+                    )
+                for meter_id, receipt in receipts.items():
+                    by_id[meter_id].batch_receipt = receipt
 
             with _phase(timings, "prove + settle bills"), _progress(console) as progress:
                 task = progress.add_task("bills: prove + settle", total=len(community))
@@ -554,18 +580,12 @@ def _run_cycle_demo(
                         "readings: submit + check receipt", total=len(community) * days
                     )
                     for d in range(days):  # a meter's next day extends its accepted chain
-                        futures: dict[Future[bytes], str] = {
-                            pool.submit(
-                                build_batch_in_home, clients[m].home.path, readings[m][d]
-                            ): m
-                            for m in readings
-                        }
-                        for fut in as_completed(futures):
-                            meter_id = futures[fut]
-                            batch = ReadingBatch.decode(fut.result())
-                            progress.advance(proving)
-                            by_id[meter_id].batch_receipt = clients[meter_id].submit(batch)
-                            progress.advance(submitting)
+                        day_readings_of = {m: readings[m][d] for m in readings}
+                        receipts = _prove_and_submit_batches(
+                            pool, clients, day_readings_of, progress, proving, submitting
+                        )
+                        for meter_id, receipt in receipts.items():
+                            by_id[meter_id].batch_receipt = receipt
 
                 with _phase(timings, "prove + settle cycle bills"), _progress(
                     console
@@ -758,14 +778,7 @@ def _run_market_demo(
                 )
                 ctx = multiprocessing.get_context("spawn")
                 with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                    futures: dict[Future[bytes], str] = {
-                        pool.submit(build_batch_in_home, clients[m].home.path, readings[m]): m
-                        for m in readings
-                    }
-                    for fut in as_completed(futures):
-                        meter_id = futures[fut]
-                        clients[meter_id].submit(ReadingBatch.decode(fut.result()))
-                        progress.advance(proving)
+                    _prove_and_submit_batches(pool, clients, readings, progress, proving)
 
             # Sellers first: their allocations are what the buyers' steps wait for. A trade's
             # step waits for the meter's earlier trades of its interval: a round per link of
