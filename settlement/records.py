@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import ClassVar, NamedTuple, TypeVar
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
@@ -54,6 +54,7 @@ from ledger.entries import Entry, EntryKind
 from settlement.errors import SettlementError
 from settlement.fields import check_bytes as _bytes
 from settlement.fields import check_int as _int
+from settlement.keys import P256PrivateKey
 from settlement.periods import (
     MAX_CYCLE_PERIODS,
     MINUTES_PER_DAY,
@@ -1261,35 +1262,11 @@ def verify_meter_signature(public_key33: bytes, message: bytes, der: bytes) -> N
         raise SignatureError("meter signature does not verify") from None
 
 
-class MeterKey:
+class MeterKey(P256PrivateKey):
     """A meter's ECDSA P-256 signing key (the private key never leaves the meter)."""
 
-    __slots__ = ("_key", "_public")
-
-    def __init__(self, private_key: ec.EllipticCurvePrivateKey) -> None:
-        if not isinstance(private_key, ec.EllipticCurvePrivateKey) or not isinstance(
-            private_key.curve, ec.SECP256R1
-        ):
-            raise InvalidArgumentError("a meter key must be an ECDSA P-256 private key")
-        self._key = private_key
-        self._public = private_key.public_key().public_bytes(
-            serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint
-        )
-
-    @classmethod
-    def generate(cls) -> MeterKey:
-        return cls(ec.generate_private_key(ec.SECP256R1()))
-
-    @classmethod
-    def from_pem(cls, data: bytes, password: bytes | None = None) -> MeterKey:
-        """Load a PKCS#8 or SEC1 PEM private key."""
-        try:
-            key = serialization.load_pem_private_key(data, password=password)
-        except (ValueError, TypeError):
-            raise InvalidArgumentError("cannot load the meter key PEM") from None
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise InvalidArgumentError("the PEM does not hold an ECDSA key")
-        return cls(key)
+    __slots__ = ()
+    WHAT: ClassVar[str] = "meter key"
 
     @classmethod
     def from_private_value(cls, value: int) -> MeterKey:
@@ -1298,22 +1275,6 @@ class MeterKey:
             raise InvalidArgumentError("private value must be in [1, n)")
         return cls(ec.derive_private_key(value, ec.SECP256R1()))
 
-    def to_pem(self, password: bytes | None = None) -> bytes:
-        """PKCS#8 PEM, encrypted when ``password`` is given."""
-        algorithm: serialization.KeySerializationEncryption = (
-            serialization.BestAvailableEncryption(password)
-            if password
-            else serialization.NoEncryption()
-        )
-        return self._key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, algorithm
-        )
-
-    @property
-    def public_key(self) -> bytes:
-        """33-byte compressed SEC1 public key."""
-        return self._public
-
     def sign(self, message: bytes) -> bytes:
         """DER ECDSA-SHA256 signature, normalised to low-S."""
         der = self._key.sign(message, ec.ECDSA(hashes.SHA256()))
@@ -1321,6 +1282,3 @@ class MeterKey:
         if s > _HALF_ORDER:
             s = _CURVE_ORDER - s
         return encode_dss_signature(r, s)
-
-    def __repr__(self) -> str:
-        return f"MeterKey(public_key={self._public.hex()})"

@@ -24,15 +24,16 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from settlement.errors import RecordFormatError, SettlementError
+from settlement.keys import P256PrivateKey
 from zkgrid.errors import InvalidArgumentError, Reason, VerificationError
 from zkp.group import ORDER, Scalar
 from zkp.pedersen import Commitment, commit
@@ -119,51 +120,12 @@ def validate_encryption_public_key(public_key33: object) -> bytes:
     return public_key33
 
 
-def _compressed(key: ec.EllipticCurvePublicKey) -> bytes:
-    return key.public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint
-    )
-
-
-class EncryptionKey:
+class EncryptionKey(P256PrivateKey):
     """A party's ECDH P-256 key for sealed openings (its enrolment's encryption key,
     distinct from the meter's signing key); the private key never leaves the party."""
 
-    __slots__ = ("_key", "_public")
-
-    def __init__(self, private_key: ec.EllipticCurvePrivateKey) -> None:
-        if not isinstance(private_key, ec.EllipticCurvePrivateKey) or not isinstance(
-            private_key.curve, ec.SECP256R1
-        ):
-            raise InvalidArgumentError("an encryption key must be a P-256 private key")
-        self._key = private_key
-        self._public = _compressed(private_key.public_key())
-
-    @classmethod
-    def generate(cls) -> EncryptionKey:
-        return cls(ec.generate_private_key(ec.SECP256R1()))
-
-    @classmethod
-    def from_pem(cls, data: bytes, password: bytes | None = None) -> EncryptionKey:
-        """Load a PKCS#8 or SEC1 PEM private key."""
-        try:
-            key = serialization.load_pem_private_key(data, password=password)
-        except (ValueError, TypeError):
-            raise InvalidArgumentError("cannot load the encryption key PEM") from None
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise InvalidArgumentError("the PEM does not hold an EC key")
-        return cls(key)
-
-    def to_pem(self, password: bytes | None = None) -> bytes:
-        """PKCS#8 PEM, encrypted when ``password`` is given."""
-        algorithm: serialization.KeySerializationEncryption = (
-            serialization.BestAvailableEncryption(password)
-            if password
-            else serialization.NoEncryption()
-        )
-        return self._key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, algorithm
-        )
+    __slots__ = ()
+    WHAT: ClassVar[str] = "encryption key"
 
     @classmethod
     def from_private_bytes(cls, data: bytes) -> EncryptionKey:
@@ -179,16 +141,8 @@ class EncryptionKey:
         """The secret scalar, 32 bytes big-endian (for the party's own key file)."""
         return self._key.private_numbers().private_value.to_bytes(_SCALAR, "big")
 
-    @property
-    def public_key(self) -> bytes:
-        """33-byte compressed SEC1 public key (what the enrolment publishes)."""
-        return self._public
-
     def _exchange(self, peer: ec.EllipticCurvePublicKey) -> bytes:
         return self._key.exchange(ec.ECDH(), peer)
-
-    def __repr__(self) -> str:
-        return f"EncryptionKey(public_key={self._public.hex()})"
 
 
 # --------------------------------------------------------------------------- the box
