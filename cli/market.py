@@ -68,9 +68,7 @@ from zkgrid._internal.cliargs import (
     check_pinned,
     parse_command_line,
 )
-from zkgrid._internal.files import PrivateFileError
-from zkgrid._internal.rpc import RemoteError
-from zkgrid.errors import InvalidArgumentError, ProofFormatError, ZkgridError
+from zkgrid.errors import ZkgridError
 
 if TYPE_CHECKING:  # pragma: no cover - imported where used: `--help` loads no grpc
     import grpc
@@ -790,29 +788,6 @@ _COMMANDS = {
 }
 
 
-def _report(exc: ZkgridError, err: TextIO) -> int:
-    """One line on stderr; the exit status (module docstring)."""
-    from ledger.errors import LedgerError
-    from meter.errors import ReceiptError
-
-    if isinstance(exc, RemoteError):
-        if exc.transient:
-            err.write(
-                f"{PROG}: could not reach the service ({exc}): check --target and that the"
-                " service is running, then try again\n"
-            )
-            return EXIT_BAD_INPUT
-        err.write(f"{PROG}: the service refused: {exc}\n")
-        return EXIT_REFUSED
-    if isinstance(exc, ReceiptError | LedgerError):
-        err.write(f"{PROG}: the service's answer does not verify: {exc}\n")
-        return EXIT_REFUSED
-    err.write(f"{PROG}: {exc.reason}: {exc}\n")
-    if isinstance(exc, InvalidArgumentError | ProofFormatError | PrivateFileError | UsageError):
-        return EXIT_BAD_INPUT
-    return EXIT_REFUSED
-
-
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
     """Run ``zkgrid market`` with ``argv``; return the exit status."""
     args = parse_command_line(_parser(), argv, PROG)
@@ -826,7 +801,9 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         print(f"{PROG}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except ZkgridError as exc:
-        return _report(exc, sys.stderr)
+        from meter.cli import report_error
+
+        return report_error(exc, sys.stderr, PROG)
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"{PROG}: {exc.strerror or exc}{where}", file=sys.stderr)

@@ -981,24 +981,26 @@ _COMMANDS = {
 }
 
 
-def _report(exc: ZkgridError, err: TextIO) -> int:
-    """One line on stderr for a typed error; the exit code (module docstring)."""
+def report_error(exc: ZkgridError, err: TextIO, prefix: str = "error") -> int:
+    """One line on stderr for a typed error, starting with ``prefix``; the exit code (module
+    docstring): 2 for an unreachable service or bad local input, 1 for a refusal or an
+    answer that does not verify. Shared by ``zkgrid meter`` and ``zkgrid market``."""
     from ledger.errors import LedgerError  # only on this path: argument errors stay fast
 
     if isinstance(exc, RemoteError):
         if exc.transient:
             err.write(
-                f"error: could not reach the service ({exc}): check --target and that the"
+                f"{prefix}: could not reach the service ({exc}): check --target and that the"
                 " service is running, then try again\n"
             )
             return EXIT_BAD_INPUT
-        err.write(f"error: the service refused: {exc}\n")
+        err.write(f"{prefix}: the service refused: {exc}\n")
         return EXIT_REFUSED
     if isinstance(exc, ReceiptError | LedgerError):
-        err.write(f"error: the service's answer does not verify: {exc}\n")
+        err.write(f"{prefix}: the service's answer does not verify: {exc}\n")
         return EXIT_REFUSED
-    err.write(f"error: {exc}\n")
-    if isinstance(exc, InvalidArgumentError | ProofFormatError | PrivateFileError):
+    err.write(f"{prefix}: {exc}\n")
+    if isinstance(exc, InvalidArgumentError | ProofFormatError | PrivateFileError | UsageError):
         return EXIT_BAD_INPUT
     return EXIT_REFUSED
 
@@ -1017,7 +1019,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         err.write(f"error: {exc}\n")
         return EXIT_BAD_INPUT
     except ZkgridError as exc:
-        return _report(exc, err)
+        return report_error(exc, err)
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         err.write(f"error: {exc.strerror or exc}{where}\n")
